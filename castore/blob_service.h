@@ -1,0 +1,148 @@
+/* blob_service.h - the blob service interface: content addressed by BLAKE3.
+ *
+ * A backend embeds `struct blob_service` as the first member of its own
+ * state and fills `ops`. Callers use the inline wrappers only.
+ *
+ * Readers are positional (pread-style), so one reader serves concurrent
+ * readers without a seek position; they are not required to be thread-safe
+ * unless the backend says so (local and memory readers are).
+ *
+ * A reader whose bytes are exactly one local file exposes it as `fd` (>= 0),
+ * so the FUSE layer can splice or pass it through to the kernel. */
+#ifndef STOREFS_BLOB_SERVICE_H
+#define STOREFS_BLOB_SERVICE_H
+
+#include "castore/digest.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct blob_reader;
+struct blob_writer;
+struct blob_service;
+
+struct blob_reader_ops {
+	/* Reads up to `len` bytes at `off` into `buf`; *n < len only at EOF. */
+	int (*pread)(struct blob_reader *r, void *buf, size_t len, uint64_t off, size_t *n);
+	void (*close)(struct blob_reader *r);
+};
+
+struct blob_reader {
+	const struct blob_reader_ops *ops;
+	uint64_t size; /* total length of the blob */
+	int fd;        /* the whole blob as a local file, or -1 */
+};
+
+struct blob_writer_ops {
+	int (*write)(struct blob_writer *w, const void *buf, size_t len);
+	/* Finishes the blob, stores it under its digest and frees the writer.
+	 * If `expect` is non-NULL and differs from the digest of the data,
+	 * nothing is stored and -EIO is returned. */
+	int (*commit)(struct blob_writer *w, const struct b3_digest *expect,
+		      struct b3_digest *out);
+	/* Discards everything written and frees the writer. */
+	void (*abort)(struct blob_writer *w);
+};
+
+struct blob_writer {
+	const struct blob_writer_ops *ops;
+};
+
+struct blob_service_ops {
+	/* 0 and the size if present, -ENOENT if absent. */
+	int (*stat)(struct blob_service *s, const struct b3_digest *d, uint64_t *size);
+	/* -ENOENT if absent. */
+	int (*open_read)(struct blob_service *s, const struct b3_digest *d,
+			 struct blob_reader **out);
+	int (*open_write)(struct blob_service *s, struct blob_writer **out);
+	/* Optional: makes every committed blob durable (NULL: always durable). */
+	int (*flush)(struct blob_service *s);
+	void (*free)(struct blob_service *s);
+};
+
+struct blob_service {
+	const struct blob_service_ops *ops;
+};
+
+static inline int blob_service_stat(struct blob_service *s, const struct b3_digest *d,
+				    uint64_t *size)
+{
+	return s->ops->stat(s, d, size);
+}
+
+/* *found tells whether the blob is present. */
+static inline int blob_service_has(struct blob_service *s, const struct b3_digest *d, bool *found)
+{
+	uint64_t size;
+	int rc = s->ops->stat(s, d, &size);
+
+	if (rc == -ENOENT) {
+		*found = false;
+		return 0;
+	}
+	if (rc == 0)
+		*found = true;
+	return rc;
+}
+
+static inline int blob_service_open_read(struct blob_service *s, const struct b3_digest *d,
+					 struct blob_reader **out)
+{
+	return s->ops->open_read(s, d, out);
+}
+
+static inline int blob_service_open_write(struct blob_service *s, struct blob_writer **out)
+{
+	return s->ops->open_write(s, out);
+}
+
+static inline int blob_service_flush(struct blob_service *s)
+{
+	return s->ops->flush ? s->ops->flush(s) : 0;
+}
+
+static inline void blob_service_free(struct blob_service *s)
+{
+	if (s)
+		s->ops->free(s);
+}
+
+static inline int blob_reader_pread(struct blob_reader *r, void *buf, size_t len, uint64_t off,
+				    size_t *n)
+{
+	return r->ops->pread(r, buf, len, off, n);
+}
+
+static inline void blob_reader_close(struct blob_reader *r)
+{
+	if (r)
+		r->ops->close(r);
+}
+
+static inline int blob_writer_write(struct blob_writer *w, const void *buf, size_t len)
+{
+	return w->ops->write(w, buf, len);
+}
+
+static inline int blob_writer_commit(struct blob_writer *w, const struct b3_digest *expect,
+				     struct b3_digest *out)
+{
+	return w->ops->commit(w, expect, out);
+}
+
+static inline void blob_writer_abort(struct blob_writer *w)
+{
+	if (w)
+		w->ops->abort(w);
+}
+
+/* Stores a whole buffer; convenience over open_write/write/commit. */
+int blob_service_put(struct blob_service *s, const void *buf, size_t len,
+		     struct b3_digest *out);
+
+/* Reads exactly `len` bytes at `off`; -EIO if the blob ends early. */
+int blob_reader_pread_full(struct blob_reader *r, void *buf, size_t len, uint64_t off);
+
+#endif

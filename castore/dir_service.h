@@ -1,0 +1,65 @@
+/* dir_service.h - the Directory service interface.
+ *
+ * Directories are addressed by the BLAKE3 of their canonical encoding. A
+ * backend returns only Directories it has validated and whose digest it has
+ * checked. Uploads of a closure go through a dir_putter (leaves to root,
+ * closure-validated) and reach the backend as one batch. */
+#ifndef STOREFS_DIR_SERVICE_H
+#define STOREFS_DIR_SERVICE_H
+
+#include "castore/directory.h"
+
+struct dir_service;
+
+struct dir_service_ops {
+	/* -ENOENT if absent. `*out` is owned by the caller. */
+	int (*get)(struct dir_service *s, const struct b3_digest *d, struct directory **out);
+	/* Stores `n` already-validated Directories with their digests in one
+	 * atomic step (all or none become visible). Leaves come first. */
+	int (*put_batch)(struct dir_service *s, struct directory *const *dirs,
+			 const struct b3_digest *digests, size_t n);
+	void (*free)(struct dir_service *s);
+};
+
+struct dir_service {
+	const struct dir_service_ops *ops;
+};
+
+static inline int dir_service_get(struct dir_service *s, const struct b3_digest *d,
+				  struct directory **out)
+{
+	return s->ops->get(s, d, out);
+}
+
+static inline void dir_service_free(struct dir_service *s)
+{
+	if (s)
+		s->ops->free(s);
+}
+
+/* Stores one Directory whose children are already stored (checked), returning
+ * its digest. */
+int dir_service_put(struct dir_service *s, const struct directory *d, struct b3_digest *out);
+
+/* Calls `cb` for `root` and every Directory below it, root first, breadth
+ * first, each digest once. A missing Directory is -EIO with a message naming
+ * it (-ENOENT only if the root itself is absent). Stops early and returns
+ * cb's value if it returns non-zero. */
+typedef int (*dir_visit_fn)(void *ctx, const struct b3_digest *digest,
+			    const struct directory *d);
+int dir_service_get_recursive(struct dir_service *s, const struct b3_digest *root,
+			      dir_visit_fn cb, void *ctx);
+
+/* put_multiple: validates a closure sent leaves to root: every Directory
+ * referenced must have been sent before, recorded sizes must match the
+ * formula, and at close there must be exactly one root. Nothing is stored
+ * before a successful close. Re-sending a Directory is tolerated. */
+struct dir_putter;
+int dir_putter_new(struct dir_service *s, enum dir_size_formula f, struct dir_putter **out);
+/* Takes ownership of `d` in every case. */
+int dir_putter_put(struct dir_putter *p, struct directory *d, struct b3_digest *digest_out);
+/* Stores the closure and returns the root digest; frees the putter. */
+int dir_putter_close(struct dir_putter *p, struct b3_digest *root_out);
+void dir_putter_free(struct dir_putter *p);
+
+#endif

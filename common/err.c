@@ -1,0 +1,54 @@
+/* err.c - thread-local error messages for the negative-errno convention. */
+#include "common/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local char err_msg[512];
+static _Thread_local int err_code;
+
+static int err_vset(int code, int saved_errno, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(err_msg, sizeof(err_msg), fmt, ap);
+
+	if (n < 0)
+		err_msg[0] = '\0';
+	if (saved_errno && n >= 0 && (size_t)n < sizeof(err_msg))
+		snprintf(err_msg + n, sizeof(err_msg) - (size_t)n, ": %s", strerror(saved_errno));
+	err_code = code;
+	return code;
+}
+
+int sf_err(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err_vset(code, 0, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int sf_err_errno(int code, int saved_errno, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err_vset(code, saved_errno, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+const char *sf_errmsg(int code)
+{
+	if (err_code == code && code != 0 && err_msg[0])
+		return err_msg;
+	return strerror(code < 0 ? -code : code);
+}
+
+void sf_err_clear(void)
+{
+	err_code = 0;
+	err_msg[0] = '\0';
+}

@@ -1,0 +1,27 @@
+/* store.h - a store: the three services storefs works with, bundled.
+ *
+ * The bundle is built by backends/ from a URL (backends/registry.h); the
+ * store layer and the CLI only see the interfaces. */
+#ifndef STOREFS_STORE_H
+#define STOREFS_STORE_H
+
+#include "castore/blob_service.h"
+#include "castore/dir_service.h"
+#include "store/pathinfo_service.h"
+
+struct store {
+	struct blob_service *blobs;
+	struct dir_service *dirs;
+	struct pathinfo_service *paths;
+	/* How this store computes DirectoryEntry.size (fixed per store). */
+	enum dir_size_formula size_formula;
+	/* Human-readable location, for messages. */
+	char *location;
+	/* Backend-private cleanup (locks, environments); may be NULL. */
+	void (*close)(struct store *st);
+};
+
+/* Frees the services, then calls st->close. NULL is a no-op. */
+void store_free(struct store *st);
+
+#endif

@@ -1,0 +1,14 @@
+/* commands.h - the storefs subcommands, one file each under cli/. Each
+ * takes argv with argv[0] = the subcommand name and returns the exit status:
+ * 0 success, 1 failure (one-line message on stderr), 2 usage error. */
+#ifndef STOREFS_COMMANDS_H
+#define STOREFS_COMMANDS_H
+
+int cmd_import(int argc, char **argv);
+int cmd_nar(int argc, char **argv);
+int cmd_path_info(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+
+#endif

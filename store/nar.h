@@ -9,8 +9,11 @@
 #include <openssl/evp.h>
 #include <stdint.h>
 
-/* NAR directories deeper than this are refused (root = depth 0), as modern
- * Nix does. */
+/* Nesting limits of modern Nix (nix.md §1.3-1.4): an object at depth
+ * NAR_MAX_DEPTH or more (root = depth 0, each directory entry one level
+ * deeper) is refused by both the renderer and the ingester, so the deepest
+ * allowed path has 63 components. Tags (keywords) longer than NAR_MAX_TAG
+ * bytes are refused by the ingester. */
 #define NAR_MAX_DEPTH 64
 #define NAR_MAX_TAG 32
 
@@ -22,10 +25,14 @@ struct nar_summary {
 	uint64_t size;
 };
 
-/* Renders the canonical NAR of `root` (its name is ignored), streaming with
- * constant memory (one Directory per level). `write` may be NULL to only
- * hash. A missing blob or Directory, or a blob whose length differs from
- * the node's size, is -EIO with a message naming it. */
+/* Renders the canonical NAR of `root` (its name is ignored), byte-identical
+ * to `nix-store --dump` of the same tree, streaming with constant memory (one
+ * Directory per level, one 128 KiB copy buffer). `write` may be NULL to only
+ * hash; only its negative returns count as failure and are passed up
+ * unchanged. `out` may be NULL. Errors: a missing blob or Directory, or a blob
+ * shorter or longer than the node's size, is -EIO with a message naming the
+ * digest; a tree nested NAR_MAX_DEPTH levels or more is -ELOOP. Bytes
+ * already written before a failure are not retracted. */
 int nar_render(struct blob_service *bs, struct dir_service *ds, const struct node *root,
 	       nar_write_fn write, void *ctx, struct nar_summary *out);
 

@@ -7,6 +7,8 @@
 
 int nar_writer_init(struct nar_writer *w, nar_write_fn write, void *ctx)
 {
+	int rc;
+
 	*w = (struct nar_writer){.write = write, .ctx = ctx};
 	w->sha = EVP_MD_CTX_new();
 	if (!w->sha)
@@ -15,11 +17,10 @@ int nar_writer_init(struct nar_writer *w, nar_write_fn write, void *ctx)
 		nar_writer_release(w);
 		return sf_err(-EIO, "cannot initialise SHA-256");
 	}
-	if (nar_writer_tag(w, "nix-archive-1") < 0) {
+	rc = nar_writer_tag(w, "nix-archive-1");
+	if (rc < 0)
 		nar_writer_release(w);
-		return -EIO;
-	}
-	return 0;
+	return rc;
 }
 
 void nar_writer_release(struct nar_writer *w)
@@ -30,12 +31,16 @@ void nar_writer_release(struct nar_writer *w)
 
 int nar_writer_raw(struct nar_writer *w, const void *buf, size_t len)
 {
+	int rc;
+
 	if (!len)
 		return 0;
 	if (EVP_DigestUpdate(w->sha, buf, len) != 1)
 		return sf_err(-EIO, "SHA-256 update failed");
 	w->size += len;
-	return w->write ? w->write(w->ctx, buf, len) : 0;
+	rc = w->write ? w->write(w->ctx, buf, len) : 0;
+	/* Only a negative return is a failure; a sink may return a count. */
+	return rc < 0 ? rc : 0;
 }
 
 static int write_u64(struct nar_writer *w, uint64_t v)

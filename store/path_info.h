@@ -24,15 +24,15 @@ enum ca_hash {
 };
 
 struct path_signature {
-	char *name;       /* key name, e.g. "cache.nixos.org-1" */
+	char *name;	  /* key name, e.g. "cache.nixos.org-1" */
 	uint8_t data[64]; /* ed25519 detached signature */
 };
 
 struct path_info {
 	struct store_path path; /* also the root node's name */
-	struct node root;       /* root.name points at `root_name` */
+	struct node root;	/* root.name points at `root_name` */
 	char root_name[STORE_PATH_MAX_BASENAME + 1];
-	uint8_t *root_target;   /* owned copy of a symlink root's target */
+	uint8_t *root_target; /* owned copy of a symlink root's target */
 
 	uint64_t nar_size;
 	uint8_t nar_sha256[32];
@@ -57,19 +57,26 @@ int path_info_new(struct path_info **out);
 void path_info_free(struct path_info *pi);
 
 /* Sets the root node, copying a symlink target; the node's name is set to
- * the store path basename. */
+ * the basename of pi->path, so set the path first. -EINVAL for a bad
+ * symlink target, -ENOMEM. */
 int path_info_set_root(struct path_info *pi, const struct node *root);
 
-/* Appends a reference / signature (copies). */
+/* Adds a reference (copied; -EINVAL for an invalid name), keeping `refs`
+ * sorted by basename; an equal reference already present is not added
+ * again. Adds a signature (copies the name). */
 int path_info_add_ref(struct path_info *pi, const struct store_path *ref);
 int path_info_add_sig(struct path_info *pi, const char *name, const uint8_t data[64]);
 
-/* Validation rules of castore.md §2.6 on the in-memory form. */
+/* Validation rules of castore.md §2.6 on the in-memory form, plus: the
+ * root node's name is the basename of `path`, signature names are not
+ * empty. Thread-safe (reads only). */
 int path_info_validate(const struct path_info *pi);
 
-/* Proto encoding (PathInfo message); `*out` malloc'd. */
+/* Proto encoding (PathInfo message), after path_info_validate();
+ * reference_names are derived from `refs`. `*out` malloc'd. */
 int path_info_encode(const struct path_info *pi, uint8_t **out, size_t *out_len);
-/* Decodes and validates; -EINVAL with a message on any violation. */
+/* Decodes and validates; -EINVAL with a message on any violation.
+ * References keep their order on the wire. */
 int path_info_decode(const uint8_t *buf, size_t len, struct path_info **out);
 
 #endif

@@ -1,0 +1,137 @@
+/* root_nodes_pathinfo.c - root_nodes over a PathInfo service. */
+#include "store/root_nodes_pathinfo.h"
+
+#include "common/err.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct watch_ctx {
+	struct watch_ctx *next;
+	root_nodes_watch_fn cb;
+	void *ctx;
+};
+
+struct rn_pathinfo {
+	struct root_nodes base;
+	struct pathinfo_service *ps;
+	pthread_mutex_t lock; /* protects watches */
+	struct watch_ctx *watches;
+};
+
+static int rn_lookup(struct root_nodes *r, const uint8_t *name, size_t len, struct node *out,
+		     uint8_t target_buf[CASTORE_MAX_TARGET_LEN])
+{
+	struct rn_pathinfo *s = (struct rn_pathinfo *)r;
+	struct store_path sp;
+	struct path_info *pi;
+	int rc;
+
+	if (store_path_parse_basename((const char *)name, len, &sp) < 0) {
+		sf_err_clear();
+		return -ENOENT;
+	}
+	rc = pathinfo_service_get(s->ps, sp.digest, &pi);
+	if (rc == -ENOENT)
+		return rc;
+	if (rc < 0)
+		return rc == -ENOMEM ? rc : -EIO;
+	if (strcmp(pi->path.name, sp.name) != 0) {
+		path_info_free(pi);
+		return -ENOENT;
+	}
+	*out = pi->root;
+	out->name = name, out->name_len = len;
+	if (pi->root.kind == NODE_SYMLINK) {
+		memcpy(target_buf, pi->root.target, pi->root.target_len);
+		out->target = target_buf;
+	}
+	path_info_free(pi);
+	return 0;
+}
+
+struct list_ctx {
+	root_nodes_list_fn cb;
+	void *ctx;
+};
+
+static int rn_list_one(void *ctx, const struct path_info *pi, uint64_t cursor)
+{
+	const struct list_ctx *lc = ctx;
+
+	return lc->cb(lc->ctx, &pi->root, cursor);
+}
+
+static int rn_list(struct root_nodes *r, uint64_t after, root_nodes_list_fn cb, void *ctx)
+{
+	struct rn_pathinfo *s = (struct rn_pathinfo *)r;
+	struct list_ctx lc = {cb, ctx};
+
+	return pathinfo_service_list(s->ps, after, rn_list_one, &lc);
+}
+
+static void rn_watch_one(void *ctx, const char *basename)
+{
+	const struct watch_ctx *w = ctx;
+
+	w->cb(w->ctx, (const uint8_t *)basename, strlen(basename));
+}
+
+static int rn_watch(struct root_nodes *r, root_nodes_watch_fn cb, void *ctx)
+{
+	struct rn_pathinfo *s = (struct rn_pathinfo *)r;
+	struct watch_ctx *w = calloc(1, sizeof(*w));
+	int rc;
+
+	if (!w)
+		return -ENOMEM;
+	w->cb = cb, w->ctx = ctx;
+	rc = pathinfo_service_watch(s->ps, rn_watch_one, w);
+	if (rc < 0) {
+		free(w);
+		return rc;
+	}
+	pthread_mutex_lock(&s->lock);
+	w->next = s->watches;
+	s->watches = w;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static void rn_free(struct root_nodes *r)
+{
+	struct rn_pathinfo *s = (struct rn_pathinfo *)r;
+
+	while (s->watches) {
+		struct watch_ctx *w = s->watches;
+
+		s->watches = w->next;
+		free(w);
+	}
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static const struct root_nodes_ops rn_pathinfo_ops = {
+    .lookup = rn_lookup,
+    .list = rn_list,
+    .watch = rn_watch,
+    .free = rn_free,
+};
+
+int root_nodes_pathinfo_new(struct pathinfo_service *ps, struct root_nodes **out)
+{
+	struct rn_pathinfo *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	if (pthread_mutex_init(&s->lock, NULL) != 0) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->base.ops = &rn_pathinfo_ops;
+	s->ps = ps;
+	*out = &s->base;
+	return 0;
+}

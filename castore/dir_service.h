@@ -58,7 +58,10 @@ struct dir_putter;
 int dir_putter_new(struct dir_service *s, enum dir_size_formula f, struct dir_putter **out);
 /* Takes ownership of `d` in every case. */
 int dir_putter_put(struct dir_putter *p, struct directory *d, struct b3_digest *digest_out);
-/* Stores the closure and returns the root digest; frees the putter. */
+/* Stores the closure (one put_batch, leaves first) and returns the root
+ * digest. -EINVAL if the closure is not exactly one rooted graph or an
+ * earlier put failed (that error is returned again). Frees the putter in
+ * every case. */
 int dir_putter_close(struct dir_putter *p, struct b3_digest *root_out);
 void dir_putter_free(struct dir_putter *p);
 

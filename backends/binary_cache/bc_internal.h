@@ -1,0 +1,65 @@
+/* bc_internal.h - the binary cache backend's building blocks, shared by its
+ * files and the unit tests: byte sources for file:// and http(s):// URLs
+ * and the decompressing reader that turns a cache's NAR file back into a
+ * NAR stream. Nothing here is thread-shared: each source and reader belongs
+ * to one thread at a time. */
+#ifndef STOREFS_BACKENDS_BC_INTERNAL_H
+#define STOREFS_BACKENDS_BC_INTERNAL_H
+
+#include "store/nar_ingest.h"
+#include "store/pathinfo_service.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest .narinfo accepted (real ones are well under 10 KiB). */
+#define BC_NARINFO_MAX (1024 * 1024)
+
+/* 0 if `url` is a URL the transport can fetch: "file:///abs/path",
+ * "http://host..." or "https://host...". -EINVAL with a message otherwise. */
+int bc_url_check(const char *url);
+
+/* Fetches the whole resource at `url` (at most `max` bytes) into a
+ * malloc'd, NUL-terminated buffer (caller frees). -ENOENT if it does not
+ * exist (a missing file, HTTP 404 or 403); -EIO with a message for any
+ * other failure, including a body over `max` bytes. */
+int bc_fetch_all(const char *url, size_t max, char **out, size_t *out_len);
+
+/* A streaming download. For http(s) a helper thread runs the transfer and
+ * hands the body over through a socket pair, so memory stays constant. */
+struct bc_source;
+
+int bc_source_open(const char *url, struct bc_source **out);
+/* A nar_read_fn over the source: *n = 0 only at the end of a complete,
+ * successful transfer. -ENOENT if the resource does not exist, -EIO with
+ * a message for a failed or cut transfer. */
+int bc_source_read(void *source, void *buf, size_t len, size_t *n);
+/* Bytes delivered so far. */
+uint64_t bc_source_bytes(const struct bc_source *s);
+/* Stops the transfer if it is still running and frees. NULL is a no-op. */
+void bc_source_close(struct bc_source *s);
+
+enum bc_compression { BC_COMP_NONE, BC_COMP_XZ, BC_COMP_ZSTD, BC_COMP_BZIP2 };
+
+/* Maps a narinfo Compression value: "none" and "" are none, "xz", "zstd",
+ * "bzip2" (also what a missing value means). -EINVAL for anything else. */
+int bc_compression_parse(const char *label, enum bc_compression *out);
+
+/* A reader that decompresses what `src` yields, with fixed-size buffers.
+ * Trailing bytes after the compressed data, corrupt data and truncation
+ * are -EIO with a message; `src`'s own errors are passed up unchanged. */
+struct bc_decomp;
+
+int bc_decomp_new(enum bc_compression c, nar_read_fn src, void *src_ctx, struct bc_decomp **out);
+/* A nar_read_fn; ctx is the struct bc_decomp. */
+int bc_decomp_read(void *decomp, void *buf, size_t len, size_t *n);
+void bc_decomp_free(struct bc_decomp *d);
+
+/* As binary_cache_pathinfo_new() (binary_cache.h), but `local_paths`
+ * stays the caller's on failure. */
+int bc_paths_create(const char *cache_url, const char *trusted_keys, unsigned flags,
+		    struct pathinfo_service *local_paths, struct blob_service *blobs,
+		    struct dir_service *dirs, enum dir_size_formula f,
+		    struct pathinfo_service **out);
+
+#endif

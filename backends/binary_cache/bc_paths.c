@@ -1,0 +1,468 @@
+/* bc_paths.c - the binary cache PathInfo service: local first, else fetch
+ * narinfo and NAR once per path, verify, ingest, register. */
+#include "backends/binary_cache/bc_internal.h"
+#include "backends/binary_cache/binary_cache.h"
+
+#include "common/err.h"
+#include "common/log.h"
+#include "store/narinfo.h"
+#include "store/signing.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A fetch in progress; waiters hold references. */
+struct inflight {
+	struct inflight *next;
+	uint8_t digest[STORE_PATH_DIGEST_LEN];
+	bool done;
+	int rc; /* the fetch's result once done */
+	unsigned refs;
+};
+
+struct bc_paths {
+	struct pathinfo_service base;
+	struct pathinfo_service *local; /* owned */
+	struct blob_service *bs;	/* borrowed */
+	struct dir_service *ds;		/* borrowed */
+	enum dir_size_formula f;
+	char *url; /* without trailing '/' */
+	struct nix_public_key *keys;
+	size_t n_keys;
+	unsigned flags;
+	pthread_mutex_t lock; /* protects inflight */
+	pthread_cond_t cond;
+	struct inflight *inflight;
+	atomic_uint_fast64_t narinfos, nars, added, failures;
+};
+
+/* What one fetch works with. */
+struct fetch {
+	struct bc_paths *s;
+	char hash[STORE_PATH_HASH_CHARS + 1];
+	char full[STORE_PATH_FULL_MAX]; /* once the narinfo names it */
+	struct narinfo *ni;
+	struct path_info *pi;
+};
+
+/* -EIO with "<formatted prefix>: <the message recorded for rc>"; the
+ * message is copied first because sf_err() reuses its buffer. */
+static int __attribute__((format(printf, 2, 3))) wrap_eio(int rc, const char *fmt, ...)
+{
+	char prefix[512], msg[512];
+	va_list ap;
+
+	snprintf(msg, sizeof(msg), "%s", sf_errmsg(rc));
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	return sf_err(-EIO, "%s: %s", prefix, msg);
+}
+
+/* --- checks on the narinfo --- */
+
+/* "a, b" of the signature key names (or "none") into buf. */
+static void sig_names(const struct narinfo *ni, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	snprintf(buf, len, "none");
+	for (size_t i = 0; i < ni->n_sigs && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+					 ni->sigs[i].name);
+}
+
+static void key_names(const struct bc_paths *s, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	snprintf(buf, len, "none");
+	for (size_t i = 0; i < s->n_keys && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+					 s->keys[i].name);
+}
+
+static int check_trust(struct fetch *fx)
+{
+	char sigs[512], keys[512];
+	size_t valid = 0;
+	int rc;
+
+	if (fx->s->flags & BINARY_CACHE_NO_CHECK_SIGS)
+		return 0;
+	rc = path_info_check_ca(fx->pi);
+	if (rc == 0)
+		return 0;
+	if (rc != -ENOENT && rc != -EINVAL)
+		return rc;
+	rc = signing_verify_path_info(fx->pi, fx->s->keys, fx->s->n_keys, &valid);
+	if (rc < 0)
+		return rc;
+	if (valid > 0)
+		return 0;
+	sig_names(fx->ni, sigs, sizeof(sigs));
+	key_names(fx->s, keys, sizeof(keys));
+	if (fx->ni->n_sigs == 0)
+		return sf_err(-EIO, "'%s' is unsigned and not content-addressed (trusted keys: %s)",
+			      fx->full, keys);
+	return sf_err(-EIO,
+		      "'%s' has no valid signature by a trusted key (signed by: %s; "
+		      "trusted keys: %s)",
+		      fx->full, sigs, keys);
+}
+
+/* A relative NAR URL must stay inside the cache: no "..", no leading '/',
+ * no query tricks on a file:// cache. */
+static int check_relative_url(const struct fetch *fx, const char *u)
+{
+	bool file = !strncmp(fx->s->url, "file://", 7);
+	const char *ok = file ? "._+-=/" : "._+-=/~%?&";
+
+	if (!*u || *u == '/')
+		return sf_err(-EIO, "narinfo of '%s' has a bad URL '%s'", fx->full, u);
+	for (const char *p = u; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || strchr(ok, *p)))
+			return sf_err(-EIO, "narinfo of '%s' has a bad URL '%s'", fx->full, u);
+	for (const char *p = u; (p = strstr(p, "..")); p += 2)
+		if ((p == u || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+			return sf_err(-EIO, "narinfo of '%s' has a URL '%s' leaving the cache",
+				      fx->full, u);
+	return 0;
+}
+
+/* The NAR's URL, malloc'd. */
+static int nar_url(const struct fetch *fx, char **out)
+{
+	const char *u = fx->ni->url;
+	int rc;
+
+	if (!strncmp(u, "http://", 7) || !strncmp(u, "https://", 8)) {
+		rc = bc_url_check(u);
+		if (rc < 0)
+			return sf_err(-EIO, "narinfo of '%s' has a bad URL '%s'", fx->full, u);
+		*out = strdup(u);
+	} else {
+		rc = check_relative_url(fx, u);
+		if (rc < 0)
+			return rc;
+		if (asprintf(out, "%s/%s", fx->s->url, u) < 0)
+			*out = NULL;
+	}
+	return *out ? 0 : -ENOMEM;
+}
+
+/* --- fetching one path --- */
+
+static int fetch_narinfo(struct fetch *fx, const uint8_t *digest)
+{
+	/* Only a valid placeholder: the real root comes from the NAR. */
+	static const struct node placeholder = {.kind = NODE_FILE};
+	char *url, *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (asprintf(&url, "%s/%s.narinfo", fx->s->url, fx->hash) < 0)
+		return -ENOMEM;
+	atomic_fetch_add(&fx->s->narinfos, 1);
+	log_debug("substituter: fetching '%s'", url);
+	rc = bc_fetch_all(url, BC_NARINFO_MAX, &text, &len);
+	if (rc == 0 && (rc = narinfo_parse(text, len, &fx->ni)) < 0)
+		rc = wrap_eio(rc, "narinfo '%s' is invalid", url);
+	free(url);
+	free(text);
+	if (rc < 0)
+		return rc;
+	if (memcmp(fx->ni->path.digest, digest, STORE_PATH_DIGEST_LEN) != 0) {
+		char other[STORE_PATH_FULL_MAX];
+
+		store_path_full(&fx->ni->path, other);
+		return sf_err(-EIO, "narinfo '%s.narinfo' describes '%s', another path", fx->hash,
+			      other);
+	}
+	store_path_full(&fx->ni->path, fx->full);
+	rc = narinfo_to_path_info(fx->ni, &placeholder, &fx->pi);
+	if (rc < 0)
+		return wrap_eio(rc, "narinfo of '%s' is invalid", fx->full);
+	return 0;
+}
+
+/* Streams the NAR through the decompressor into the local services. */
+static int fetch_nar(struct fetch *fx, struct node *root, uint8_t *target)
+{
+	struct nar_summary expect = {.size = fx->ni->nar_size};
+	struct bc_decomp *dc = NULL;
+	struct bc_source *src = NULL;
+	enum bc_compression comp;
+	char *url = NULL;
+	int rc;
+
+	memcpy(expect.sha256, fx->ni->nar_sha256, 32);
+	rc = bc_compression_parse(fx->ni->compression, &comp);
+	if (rc == 0)
+		rc = nar_url(fx, &url);
+	if (rc == 0) {
+		atomic_fetch_add(&fx->s->nars, 1);
+		log_info("substituter: fetching '%s' from '%s'", fx->full, url);
+		rc = bc_source_open(url, &src);
+	}
+	if (rc == 0)
+		rc = bc_decomp_new(comp, bc_source_read, src, &dc);
+	if (rc == 0)
+		rc = nar_ingest_expect(fx->s->bs, fx->s->ds, fx->s->f, bc_decomp_read, dc, &expect,
+				       root, target, NULL);
+	if (rc == -ENOENT)
+		rc = sf_err(-EIO, "NAR '%s' is missing from the cache", url);
+	bc_decomp_free(dc);
+	bc_source_close(src);
+	free(url);
+	return rc;
+}
+
+static int fetch_path(struct bc_paths *s, const uint8_t *digest, struct path_info **out)
+{
+	uint8_t target[CASTORE_MAX_TARGET_LEN];
+	struct fetch fx = {.s = s};
+	struct node root;
+	int rc;
+
+	store_path_hash_part(digest, fx.hash);
+	rc = fetch_narinfo(&fx, digest);
+	if (rc == 0)
+		rc = check_trust(&fx);
+	if (rc == 0)
+		rc = fetch_nar(&fx, &root, target);
+	if (rc == 0)
+		rc = path_info_set_root(fx.pi, &root);
+	if (rc == 0)
+		rc = path_info_validate(fx.pi);
+	if (rc == 0)
+		rc = blob_service_flush(s->bs);
+	if (rc == 0)
+		rc = pathinfo_service_put(s->local, fx.pi);
+	if (rc == 0) {
+		atomic_fetch_add(&s->added, 1);
+		*out = fx.pi;
+		fx.pi = NULL;
+	} else if (rc != -ENOENT) {
+		log_error("substituter: cannot substitute '%s' from '%s': %s",
+			  fx.full[0] ? fx.full : fx.hash, s->url, sf_errmsg(rc));
+	}
+	path_info_free(fx.pi);
+	narinfo_free(fx.ni);
+	return rc;
+}
+
+/* --- the in-flight table --- */
+
+static struct inflight *inflight_find(struct bc_paths *s, const uint8_t *digest)
+{
+	for (struct inflight *f = s->inflight; f; f = f->next)
+		if (!memcmp(f->digest, digest, STORE_PATH_DIGEST_LEN))
+			return f;
+	return NULL;
+}
+
+static void inflight_unlink(struct bc_paths *s, struct inflight *f)
+{
+	for (struct inflight **pp = &s->inflight; *pp; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			return;
+		}
+}
+
+static void inflight_put(struct inflight *f)
+{
+	if (--f->refs == 0)
+		free(f);
+}
+
+/* Waits for another thread's fetch; then the local store has the answer. */
+static int wait_for(struct bc_paths *s, struct inflight *f, const uint8_t *digest,
+		    struct path_info **out)
+{
+	int rc;
+
+	f->refs++;
+	while (!f->done)
+		pthread_cond_wait(&s->cond, &s->lock);
+	rc = f->rc;
+	inflight_put(f);
+	pthread_mutex_unlock(&s->lock);
+	if (rc == -ENOENT)
+		return rc;
+	if (rc < 0) {
+		char hash[STORE_PATH_HASH_CHARS + 1];
+
+		store_path_hash_part(digest, hash);
+		return sf_err(-EIO, "substituting '%s' failed in a concurrent request", hash);
+	}
+	return pathinfo_service_get(s->local, digest, out);
+}
+
+/* Runs the fetch as the one owner of its in-flight entry. */
+static int fetch_owned(struct bc_paths *s, struct inflight *f, const uint8_t *digest,
+		       struct path_info **out)
+{
+	int rc = pathinfo_service_get(s->local, digest, out);
+
+	/* Another fetch may have finished between our miss and our entry. */
+	if (rc == -ENOENT) {
+		rc = fetch_path(s, digest, out);
+		if (rc < 0 && rc != -ENOENT) {
+			atomic_fetch_add(&s->failures, 1);
+			if (rc != -ENOMEM && rc != -EIO) {
+				char hash[STORE_PATH_HASH_CHARS + 1];
+
+				store_path_hash_part(digest, hash);
+				rc = wrap_eio(rc, "cannot substitute '%s'", hash);
+			}
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	f->done = true;
+	f->rc = rc;
+	inflight_unlink(s, f);
+	inflight_put(f);
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int bc_get(struct pathinfo_service *ps, const uint8_t digest[STORE_PATH_DIGEST_LEN],
+		  struct path_info **out)
+{
+	struct bc_paths *s = (struct bc_paths *)ps;
+	struct inflight *f;
+	int rc = pathinfo_service_get(s->local, digest, out);
+
+	if (rc != -ENOENT)
+		return rc;
+	pthread_mutex_lock(&s->lock);
+	f = inflight_find(s, digest);
+	if (f)
+		return wait_for(s, f, digest, out);
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		pthread_mutex_unlock(&s->lock);
+		return -ENOMEM;
+	}
+	memcpy(f->digest, digest, STORE_PATH_DIGEST_LEN);
+	f->refs = 1;
+	f->next = s->inflight;
+	s->inflight = f;
+	pthread_mutex_unlock(&s->lock);
+	return fetch_owned(s, f, digest, out);
+}
+
+/* --- the rest of the interface --- */
+
+static int bc_put(struct pathinfo_service *ps, const struct path_info *pi)
+{
+	return pathinfo_service_put(((struct bc_paths *)ps)->local, pi);
+}
+
+static int bc_list(struct pathinfo_service *ps, uint64_t after, pathinfo_list_fn cb, void *ctx)
+{
+	return pathinfo_service_list(((struct bc_paths *)ps)->local, after, cb, ctx);
+}
+
+static int bc_watch(struct pathinfo_service *ps, pathinfo_watch_fn cb, void *ctx)
+{
+	return pathinfo_service_watch(((struct bc_paths *)ps)->local, cb, ctx);
+}
+
+static void bc_free(struct pathinfo_service *ps)
+{
+	struct bc_paths *s = (struct bc_paths *)ps;
+
+	pathinfo_service_free(s->local);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s->keys);
+	free(s->url);
+	free(s);
+}
+
+static const struct pathinfo_service_ops bc_paths_ops = {
+    .get = bc_get,
+    .put = bc_put,
+    .list = bc_list,
+    .watch = bc_watch,
+    .free = bc_free,
+};
+
+void binary_cache_stats(struct pathinfo_service *ps, struct binary_cache_stats *out)
+{
+	struct bc_paths *s = (struct bc_paths *)ps;
+
+	out->narinfo_fetches = atomic_load(&s->narinfos);
+	out->nar_fetches = atomic_load(&s->nars);
+	out->paths_added = atomic_load(&s->added);
+	out->failures = atomic_load(&s->failures);
+}
+
+static int bc_config(struct bc_paths *s, const char *cache_url, const char *trusted_keys)
+{
+	size_t len;
+	int rc = bc_url_check(cache_url);
+
+	if (rc < 0)
+		return rc;
+	s->url = strdup(cache_url);
+	if (!s->url)
+		return -ENOMEM;
+	len = strlen(s->url);
+	while (len > 8 && s->url[len - 1] == '/')
+		s->url[--len] = '\0';
+	if (trusted_keys && *trusted_keys)
+		return signing_public_keys_parse(trusted_keys, &s->keys, &s->n_keys);
+	return 0;
+}
+
+int bc_paths_create(const char *cache_url, const char *trusted_keys, unsigned flags,
+		    struct pathinfo_service *local_paths, struct blob_service *blobs,
+		    struct dir_service *dirs, enum dir_size_formula f,
+		    struct pathinfo_service **out)
+{
+	struct bc_paths *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	rc = bc_config(s, cache_url, trusted_keys);
+	if (rc == 0 && pthread_mutex_init(&s->lock, NULL) != 0)
+		rc = -ENOMEM;
+	if (rc == 0 && pthread_cond_init(&s->cond, NULL) != 0) {
+		pthread_mutex_destroy(&s->lock);
+		rc = -ENOMEM;
+	}
+	if (rc < 0) {
+		free(s->keys);
+		free(s->url);
+		free(s);
+		return rc;
+	}
+	s->base.ops = &bc_paths_ops;
+	s->local = local_paths, s->bs = blobs, s->ds = dirs, s->f = f, s->flags = flags;
+	*out = &s->base;
+	return 0;
+}
+
+int binary_cache_pathinfo_new(const char *cache_url, const char *trusted_keys, unsigned flags,
+			      struct pathinfo_service *local_paths, struct blob_service *blobs,
+			      struct dir_service *dirs, enum dir_size_formula f,
+			      struct pathinfo_service **out)
+{
+	int rc = bc_paths_create(cache_url, trusted_keys, flags, local_paths, blobs, dirs, f, out);
+
+	if (rc < 0)
+		pathinfo_service_free(local_paths);
+	return rc;
+}

@@ -1,0 +1,44 @@
+/* local.h - the embedded default store: one directory on a local
+ * filesystem, shared safely by many reader and writer processes.
+ *
+ *	<dir>/storefs-store	marker: "storefs local store 1", "dir-size spec|native"
+ *	<dir>/blobs/ab/cd/<hex>	blobs as plain read-only files (ab, cd: first
+ *				two digest bytes in hex), renamed in from tmp/
+ *	<dir>/tmp/		blob files being written, "<pid>.<n>.<random>"
+ *	<dir>/db/		LMDB: "directories", "pathinfo", "pathinfo_seq", "meta"
+ *	<dir>/import.lock	flock()ed by an import, holding its pid
+ *	<dir>/notify/		one datagram socket per watcher, "<pid>.<n>.sock"
+ *
+ * All services and blob readers are thread-safe. Blob readers expose the
+ * blob file as `fd`. Blob commits are not synced one by one; blob_service_
+ * flush() syncs the store's filesystem, and callers flush before they
+ * register metadata that refers to new blobs. LMDB commits are durable.
+ * Directory and PathInfo records are verified on every get: a damaged one
+ * is -EIO with a message naming it. */
+#ifndef STOREFS_BACKENDS_LOCAL_H
+#define STOREFS_BACKENDS_LOCAL_H
+
+#include "backends/registry.h"
+
+#include <stddef.h>
+
+#define LOCAL_STORE_MARKER "storefs-store"
+#define LOCAL_STORE_MAGIC  "storefs local store 1"
+
+/* Opens (with STORE_OPEN_CREATE also creates) the store in `dir`; `flags`
+ * are enum store_open_flags. Errors:
+ *	-ENOENT	`dir` is missing or empty and creating was not allowed
+ *	-EINVAL	`dir` is a non-empty directory without a valid marker (nothing
+ *		is written to it), or the marker is damaged or of another version
+ *	-EBUSY	STORE_OPEN_IMPORT without STORE_OPEN_WAIT and another import
+ *		holds the lock
+ *	-EIO, -ENOSPC, -EACCES, ...	filesystem or LMDB failures
+ * The same store may be opened several times in one process (the LMDB
+ * environment is shared); after fork() the child must open it anew. */
+int local_store_open(const char *dir, unsigned flags, struct store **out);
+
+/* The path of the file that holds (or would hold) blob `d` in the store at
+ * `dir`. -ENAMETOOLONG if it does not fit in `len` bytes. */
+int local_blob_path(const char *dir, const struct b3_digest *d, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,180 @@
+/* local_db.c - the LMDB environment of a local store: a per-process
+ * registry sharing one environment per store, transactions, error codes. */
+#include "backends/local/local_internal.h"
+
+#include "common/err.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A large sparse map: the file only grows as data is written. */
+#define LOCAL_MAP_SIZE ((size_t)1 << 40)
+/* MDB_NOTLS takes a reader slot per live read transaction; FUSE runs many
+ * threads and several processes may read at once. */
+#define LOCAL_MAX_READERS 1022
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct local_env *registry; /* protected by registry_lock */
+
+int local_mdb_err(int rc, const char *what)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case ENOMEM:
+		return -ENOMEM;
+	case MDB_MAP_FULL:
+	case ENOSPC:
+		return sf_err(-ENOSPC, "%s: %s", what, mdb_strerror(rc));
+	case EACCES:
+	case EROFS:
+		return sf_err(-rc, "%s: %s", what, mdb_strerror(rc));
+	default:
+		return sf_err(-EIO, "%s: %s", what, mdb_strerror(rc));
+	}
+}
+
+int local_txn_begin(struct local_env *e, bool write, MDB_txn **out)
+{
+	int rc = mdb_txn_begin(e->env, NULL, write ? 0 : MDB_RDONLY, out);
+
+	return rc ? local_mdb_err(rc, "cannot begin a store transaction") : 0;
+}
+
+/* Opens (or, when writable, creates) the named databases once per
+ * environment; committing keeps the handles for the environment's life. */
+static int env_open_dbis(struct local_env *e)
+{
+	unsigned flags = e->readonly ? 0 : MDB_CREATE;
+	MDB_txn *txn;
+	int rc = local_txn_begin(e, !e->readonly, &txn);
+
+	if (rc < 0)
+		return rc;
+	rc = mdb_dbi_open(txn, "directories", flags, &e->dirs);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "pathinfo", flags, &e->paths);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "pathinfo_seq", flags, &e->seq);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "meta", flags, &e->meta);
+	if (rc == 0)
+		return local_mdb_err(mdb_txn_commit(txn), "cannot open the store database");
+	mdb_txn_abort(txn);
+	if (rc == MDB_NOTFOUND)
+		return sf_err(-EIO, "store database is incomplete (read-only open)");
+	return local_mdb_err(rc, "cannot open the store database");
+}
+
+static int env_create(const char *dbdir, bool readonly, struct local_env *e)
+{
+	int rc = mdb_env_create(&e->env);
+	int dead;
+
+	if (rc)
+		return local_mdb_err(rc, "cannot create an lmdb environment");
+	rc = mdb_env_set_maxdbs(e->env, 8);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(e->env, LOCAL_MAP_SIZE);
+	if (rc == 0)
+		rc = mdb_env_set_maxreaders(e->env, LOCAL_MAX_READERS);
+	if (rc == 0)
+		rc = mdb_env_open(e->env, dbdir, MDB_NOTLS | (readonly ? MDB_RDONLY : 0), 0644);
+	if (rc) {
+		mdb_env_close(e->env);
+		return sf_err(rc == EACCES || rc == EROFS ? -rc : -EIO,
+			      "cannot open the store database '%s': %s", dbdir, mdb_strerror(rc));
+	}
+	/* Frees reader slots left behind by crashed processes. */
+	mdb_reader_check(e->env, &dead);
+	e->readonly = readonly;
+	rc = env_open_dbis(e);
+	if (rc < 0)
+		mdb_env_close(e->env);
+	return rc;
+}
+
+static struct local_env *registry_find(const struct stat *st, pid_t pid)
+{
+	for (struct local_env *e = registry; e; e = e->next)
+		if (e->dev == st->st_dev && e->ino == st->st_ino && e->pid == pid)
+			return e;
+	return NULL;
+}
+
+/* The environment's mode is fixed by whoever opens it first in the
+ * process; a read-only one cannot serve a writer. */
+static int env_share(struct local_env *e, bool readonly, const char *dbdir)
+{
+	if (e->readonly && !readonly)
+		return sf_err(-EBUSY, "store database '%s' is already open read-only here", dbdir);
+	e->refs++;
+	return 0;
+}
+
+int local_env_open(const char *dbdir, bool readonly, struct local_env **out)
+{
+	struct local_env *e;
+	struct stat st;
+	int rc;
+
+	if (stat(dbdir, &st) < 0)
+		return sf_err_errno(errno == ENOENT ? -ENOENT : -EIO, errno, "cannot open '%s'",
+				    dbdir);
+	pthread_mutex_lock(&registry_lock);
+	e = registry_find(&st, getpid());
+	if (e) {
+		rc = env_share(e, readonly, dbdir);
+	} else {
+		e = calloc(1, sizeof(*e));
+		rc = e ? env_create(dbdir, readonly, e) : -ENOMEM;
+		if (rc == 0) {
+			e->dev = st.st_dev, e->ino = st.st_ino, e->pid = getpid();
+			e->refs = 1;
+			e->next = registry;
+			registry = e;
+		} else {
+			free(e);
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+	if (rc == 0)
+		*out = e;
+	return rc;
+}
+
+void local_env_ref(struct local_env *e)
+{
+	pthread_mutex_lock(&registry_lock);
+	e->refs++;
+	pthread_mutex_unlock(&registry_lock);
+}
+
+void local_env_put(struct local_env *e)
+{
+	bool last;
+
+	if (!e)
+		return;
+	pthread_mutex_lock(&registry_lock);
+	last = --e->refs == 0;
+	if (last) {
+		for (struct local_env **p = &registry; *p; p = &(*p)->next) {
+			if (*p == e) {
+				*p = e->next;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+	if (last) {
+		/* An environment inherited through fork() belongs to the parent. */
+		if (e->pid == getpid())
+			mdb_env_close(e->env);
+		free(e);
+	}
+}

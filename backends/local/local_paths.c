@@ -1,0 +1,364 @@
+/* local_paths.c - PathInfos in LMDB with stable listing cursors, and
+ * watchers notified across processes. */
+#include "backends/local/local_internal.h"
+
+#include "common/err.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CURSOR_LEN 8
+#define LIST_BATCH 64
+static const char next_cursor_key[] = "next_cursor";
+
+struct local_paths {
+	struct pathinfo_service base;
+	struct local_env *env;
+	int rootfd;
+	char *root;
+	bool readonly;
+	pthread_mutex_t lock;
+	struct local_watcher **watchers; /* protected by lock */
+	size_t n_watchers;
+};
+
+static void be64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t be64_get(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int record_corrupt(const uint8_t digest[STORE_PATH_DIGEST_LEN], const char *why)
+{
+	char hash[STORE_PATH_HASH_CHARS + 1];
+
+	store_path_hash_part(digest, hash);
+	return sf_err(-EIO, "pathinfo record '%s' is corrupt: %s", hash, why);
+}
+
+/* Decodes a "pathinfo" record (cursor || PathInfo) and checks its key. */
+static int path_from_record(const uint8_t digest[STORE_PATH_DIGEST_LEN], const uint8_t *rec,
+			    size_t len, struct path_info **out)
+{
+	struct path_info *pi;
+	int rc;
+
+	if (len < CURSOR_LEN)
+		return record_corrupt(digest, "too short");
+	rc = path_info_decode(rec + CURSOR_LEN, len - CURSOR_LEN, &pi);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0)
+		return record_corrupt(digest, sf_errmsg(rc));
+	if (memcmp(pi->path.digest, digest, STORE_PATH_DIGEST_LEN) != 0) {
+		path_info_free(pi);
+		return record_corrupt(digest, "it holds another path");
+	}
+	*out = pi;
+	return 0;
+}
+
+static int local_paths_get(struct pathinfo_service *ps, const uint8_t digest[STORE_PATH_DIGEST_LEN],
+			   struct path_info **out)
+{
+	struct local_paths *s = (struct local_paths *)ps;
+	MDB_val key = {STORE_PATH_DIGEST_LEN, (void *)digest}, val;
+	MDB_txn *txn;
+	int rc = local_txn_begin(s->env, false, &txn);
+
+	if (rc < 0)
+		return rc;
+	rc = mdb_get(txn, s->env->paths, &key, &val);
+	if (rc == 0)
+		rc = path_from_record(digest, val.mv_data, val.mv_size, out);
+	else
+		rc = local_mdb_err(rc, "cannot read a pathinfo");
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+/* --- put --- */
+
+/* Allocates the next cursor and records it in "pathinfo_seq". */
+static int cursor_allocate(struct local_paths *s, MDB_txn *txn, MDB_val *path_key, uint64_t *cursor)
+{
+	MDB_val mkey = {sizeof(next_cursor_key) - 1, (void *)next_cursor_key}, mval, skey;
+	uint8_t next[CURSOR_LEN], cur[CURSOR_LEN];
+	int rc = mdb_get(txn, s->env->meta, &mkey, &mval);
+
+	if (rc && rc != MDB_NOTFOUND)
+		return local_mdb_err(rc, "cannot read the next cursor");
+	if (rc == 0 && mval.mv_size != CURSOR_LEN)
+		return sf_err(-EIO, "store meta record '%s' is corrupt", next_cursor_key);
+	*cursor = rc == 0 ? be64_get(mval.mv_data) : 1;
+	be64_put(cur, *cursor);
+	be64_put(next, *cursor + 1);
+	mval = (MDB_val){CURSOR_LEN, next};
+	skey = (MDB_val){CURSOR_LEN, cur};
+	rc = mdb_put(txn, s->env->meta, &mkey, &mval, 0);
+	if (rc == 0)
+		rc = mdb_put(txn, s->env->seq, &skey, path_key, 0);
+	return local_mdb_err(rc, "cannot allocate a pathinfo cursor");
+}
+
+/* An existing path keeps its cursor; a new one gets the next. */
+static int cursor_for(struct local_paths *s, MDB_txn *txn, MDB_val *key, uint64_t *cursor)
+{
+	MDB_val old;
+	int rc = mdb_get(txn, s->env->paths, key, &old);
+
+	if (rc == MDB_NOTFOUND)
+		return cursor_allocate(s, txn, key, cursor);
+	if (rc)
+		return local_mdb_err(rc, "cannot read a pathinfo");
+	if (old.mv_size < CURSOR_LEN)
+		return record_corrupt(key->mv_data, "too short");
+	*cursor = be64_get(old.mv_data);
+	return 0;
+}
+
+static int put_record(struct local_paths *s, MDB_txn *txn, const struct path_info *pi,
+		      const uint8_t *bytes, size_t len)
+{
+	MDB_val key = {STORE_PATH_DIGEST_LEN, (void *)pi->path.digest}, val;
+	uint64_t cursor = 0;
+	int rc = cursor_for(s, txn, &key, &cursor);
+
+	if (rc < 0)
+		return rc;
+	val.mv_size = CURSOR_LEN + len;
+	rc = mdb_put(txn, s->env->paths, &key, &val, MDB_RESERVE);
+	if (rc)
+		return local_mdb_err(rc, "cannot store a pathinfo");
+	be64_put(val.mv_data, cursor);
+	memcpy((uint8_t *)val.mv_data + CURSOR_LEN, bytes, len);
+	return 0;
+}
+
+static int local_paths_put(struct pathinfo_service *ps, const struct path_info *pi)
+{
+	struct local_paths *s = (struct local_paths *)ps;
+	char name[STORE_PATH_MAX_BASENAME + 1];
+	uint8_t *bytes;
+	size_t len;
+	MDB_txn *txn;
+	int rc;
+
+	if (s->readonly)
+		return sf_err(-EROFS, "store '%s' is open read-only", s->root);
+	rc = path_info_validate(pi);
+	if (rc == 0)
+		rc = path_info_encode(pi, &bytes, &len);
+	if (rc < 0)
+		return rc;
+	rc = local_txn_begin(s->env, true, &txn);
+	if (rc == 0) {
+		rc = put_record(s, txn, pi, bytes, len);
+		if (rc == 0)
+			rc = local_mdb_err(mdb_txn_commit(txn), "cannot store a pathinfo");
+		else
+			mdb_txn_abort(txn);
+	}
+	free(bytes);
+	if (rc == 0) {
+		store_path_basename(&pi->path, name);
+		local_notify(s->rootfd, s->root, name);
+	}
+	return rc;
+}
+
+/* --- list --- */
+
+struct list_item {
+	uint64_t cursor;
+	uint8_t digest[STORE_PATH_DIGEST_LEN];
+	uint8_t *rec;
+	size_t len;
+};
+
+static void items_release(struct list_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(items[i].rec);
+}
+
+/* Copies the record of one "pathinfo_seq" entry into `it`. */
+static int item_fill(struct local_paths *s, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
+		     struct list_item *it)
+{
+	MDB_val pval;
+	int rc;
+
+	if (k->mv_size != CURSOR_LEN || v->mv_size != STORE_PATH_DIGEST_LEN)
+		return sf_err(-EIO, "store listing record is corrupt");
+	it->cursor = be64_get(k->mv_data);
+	memcpy(it->digest, v->mv_data, STORE_PATH_DIGEST_LEN);
+	rc = mdb_get(txn, s->env->paths, (MDB_val *)v, &pval);
+	if (rc)
+		return rc == MDB_NOTFOUND ? record_corrupt(it->digest, "listed but missing")
+					  : local_mdb_err(rc, "cannot read a pathinfo");
+	it->rec = malloc(pval.mv_size ? pval.mv_size : 1);
+	if (!it->rec)
+		return -ENOMEM;
+	memcpy(it->rec, pval.mv_data, pval.mv_size);
+	it->len = pval.mv_size;
+	return 0;
+}
+
+/* Reads up to LIST_BATCH records with cursor > after in one short read
+ * transaction, so that callbacks never run inside one. */
+static int list_batch(struct local_paths *s, uint64_t after, struct list_item *items, size_t *n)
+{
+	uint8_t start[CURSOR_LEN];
+	MDB_val k = {CURSOR_LEN, start}, v;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int rc = local_txn_begin(s->env, false, &txn), mrc;
+
+	*n = 0;
+	if (rc < 0)
+		return rc;
+	be64_put(start, after + 1);
+	mrc = mdb_cursor_open(txn, s->env->seq, &cur);
+	if (mrc) {
+		mdb_txn_abort(txn);
+		return local_mdb_err(mrc, "cannot list pathinfos");
+	}
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0 && *n < LIST_BATCH) {
+		rc = item_fill(s, txn, &k, &v, &items[*n]);
+		if (rc < 0)
+			break;
+		if (++*n < LIST_BATCH)
+			mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+		rc = local_mdb_err(mrc, "cannot list pathinfos");
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+/* Calls `cb` for a batch; 1 when it asked to stop. */
+static int list_deliver(struct list_item *items, size_t n, pathinfo_list_fn cb, void *ctx)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct path_info *pi;
+		int rc = path_from_record(items[i].digest, items[i].rec, items[i].len, &pi);
+
+		if (rc < 0)
+			return rc;
+		rc = cb(ctx, pi, items[i].cursor);
+		path_info_free(pi);
+		if (rc != 0)
+			return rc < 0 ? rc : 1;
+	}
+	return 0;
+}
+
+static int local_paths_list(struct pathinfo_service *ps, uint64_t after, pathinfo_list_fn cb,
+			    void *ctx)
+{
+	struct local_paths *s = (struct local_paths *)ps;
+	struct list_item *items = calloc(LIST_BATCH, sizeof(*items));
+	size_t n;
+	int rc = 0;
+
+	if (!items)
+		return -ENOMEM;
+	for (; after < UINT64_MAX;) {
+		rc = list_batch(s, after, items, &n);
+		if (rc == 0 && n)
+			rc = list_deliver(items, n, cb, ctx);
+		if (n)
+			after = items[n - 1].cursor;
+		items_release(items, n);
+		if (rc != 0 || n < LIST_BATCH)
+			break;
+	}
+	free(items);
+	return rc < 0 ? rc : 0;
+}
+
+/* --- watch and lifetime --- */
+
+static int local_paths_watch(struct pathinfo_service *ps, pathinfo_watch_fn cb, void *ctx)
+{
+	struct local_paths *s = (struct local_paths *)ps;
+	struct local_watcher *w, **v;
+	int rc = local_watch_start(s->rootfd, s->root, cb, ctx, &w);
+
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&s->lock);
+	v = realloc(s->watchers, (s->n_watchers + 1) * sizeof(*v));
+	if (v) {
+		v[s->n_watchers++] = w;
+		s->watchers = v;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!v) {
+		local_watch_stop(w);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void local_paths_free(struct pathinfo_service *ps)
+{
+	struct local_paths *s = (struct local_paths *)ps;
+
+	for (size_t i = 0; i < s->n_watchers; i++)
+		local_watch_stop(s->watchers[i]);
+	free(s->watchers);
+	pthread_mutex_destroy(&s->lock);
+	local_env_put(s->env);
+	close(s->rootfd);
+	free(s->root);
+	free(s);
+}
+
+static const struct pathinfo_service_ops local_paths_ops = {
+    .get = local_paths_get,
+    .put = local_paths_put,
+    .list = local_paths_list,
+    .watch = local_paths_watch,
+    .free = local_paths_free,
+};
+
+int local_paths_new(struct local_env *env, int rootfd, const char *root, bool readonly,
+		    struct pathinfo_service **out)
+{
+	struct local_paths *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	s->rootfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
+	s->root = strdup(root);
+	if (s->rootfd < 0 || !s->root) {
+		if (s->rootfd >= 0)
+			close(s->rootfd);
+		free(s->root);
+		free(s);
+		return -ENOMEM;
+	}
+	s->base.ops = &local_paths_ops;
+	local_env_ref(env);
+	s->env = env;
+	s->readonly = readonly;
+	pthread_mutex_init(&s->lock, NULL);
+	*out = &s->base;
+	return 0;
+}

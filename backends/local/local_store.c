@@ -1,0 +1,328 @@
+/* local_store.c - opens a local store directory: marker, layout, import
+ * lock, and the bundle of its three services. */
+#include "backends/local/local_internal.h"
+
+#include "common/err.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MARKER_MAX	  256
+#define MARKER_TMP_PREFIX "." LOCAL_STORE_MARKER "."
+
+struct local_store {
+	struct store base;
+	int lock_fd; /* import.lock while we hold it, else -1 */
+};
+
+/* --- the store directory and its marker --- */
+
+/* mkdir -p: creates `path` and its missing parents. */
+static int mkdir_parents(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return sf_err(-ENAMETOOLONG, "store path '%s' is too long", path);
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return sf_err_errno(-errno, errno, "cannot create '%s'", buf);
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		return sf_err_errno(-errno, errno, "cannot create store '%s'", path);
+	return 0;
+}
+
+/* Opens the store directory, creating it if allowed. */
+static int store_dir_open(const char *dir, unsigned flags, int *out)
+{
+	bool may_create = (flags & STORE_OPEN_CREATE) && !(flags & STORE_OPEN_READONLY);
+	int fd, rc;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && may_create) {
+		rc = mkdir_parents(dir);
+		if (rc < 0)
+			return rc;
+		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (fd < 0 && errno == ENOENT)
+		return sf_err(-ENOENT, "store '%s' does not exist", dir);
+	if (fd < 0 && errno == ENOTDIR)
+		return sf_err(-ENOTDIR, "store '%s' is not a directory", dir);
+	if (fd < 0)
+		return sf_err_errno(-errno, errno, "cannot open store '%s'", dir);
+	*out = fd;
+	return 0;
+}
+
+/* Empty, ignoring markers half-written by a concurrent creator. */
+static int dir_is_empty(int rootfd, bool *empty)
+{
+	int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		int rc = -errno;
+
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	*empty = true;
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    strncmp(de->d_name, MARKER_TMP_PREFIX, sizeof(MARKER_TMP_PREFIX) - 1)) {
+			*empty = false;
+			break;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+static int marker_parse(const char *dir, char *text, enum dir_size_formula *f)
+{
+	char *nl = strchr(text, '\n');
+	char *second = nl ? nl + 1 : NULL;
+	size_t slen;
+
+	if (nl)
+		*nl = '\0';
+	if (strcmp(text, LOCAL_STORE_MAGIC) != 0) {
+		if (!strncmp(text, "storefs local store ", 20))
+			return sf_err(-EINVAL, "store '%s' has format '%s', not '%s'", dir, text,
+				      LOCAL_STORE_MAGIC);
+		return sf_err(-EINVAL, "'%s' is not a storefs store", dir);
+	}
+	slen = second ? strlen(second) : 0;
+	if (slen && second[slen - 1] == '\n')
+		second[--slen] = '\0';
+	if (second && !strcmp(second, "dir-size spec"))
+		*f = DIR_SIZE_SPEC;
+	else if (second && !strcmp(second, "dir-size native"))
+		*f = DIR_SIZE_NATIVE;
+	else
+		return sf_err(-EINVAL, "store marker '%s/%s' is damaged", dir, LOCAL_STORE_MARKER);
+	return 0;
+}
+
+/* -ENOENT (no message) if there is no marker. */
+static int marker_read(int rootfd, const char *dir, enum dir_size_formula *f)
+{
+	char text[MARKER_MAX + 1];
+	ssize_t n;
+	int fd = openat(rootfd, LOCAL_STORE_MARKER, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 && errno == ENOENT)
+		return -ENOENT;
+	if (fd < 0)
+		return sf_err_errno(-EIO, errno, "cannot open '%s/%s'", dir, LOCAL_STORE_MARKER);
+	n = read(fd, text, MARKER_MAX);
+	close(fd);
+	if (n < 0)
+		return sf_err_errno(-EIO, errno, "cannot read '%s/%s'", dir, LOCAL_STORE_MARKER);
+	text[n] = '\0';
+	if ((size_t)n != strlen(text))
+		return sf_err(-EINVAL, "store marker '%s/%s' is damaged", dir, LOCAL_STORE_MARKER);
+	return marker_parse(dir, text, f);
+}
+
+/* Writes the marker under a temporary name and links it into place, so a
+ * concurrent creator either wins or sees a complete marker. */
+static int marker_create(int rootfd, const char *dir, enum dir_size_formula f)
+{
+	char tmp[64], text[MARKER_MAX];
+	int len = snprintf(text, sizeof(text), "%s\ndir-size %s\n", LOCAL_STORE_MAGIC,
+			   f == DIR_SIZE_NATIVE ? "native" : "spec");
+	int fd, rc = 0;
+
+	snprintf(tmp, sizeof(tmp), MARKER_TMP_PREFIX "%ld", (long)getpid());
+	fd = openat(rootfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
+	if (fd < 0)
+		return sf_err_errno(-errno, errno, "cannot create a marker in '%s'", dir);
+	if (write(fd, text, (size_t)len) != len || fsync(fd) < 0)
+		rc = sf_err_errno(-EIO, errno, "cannot write a marker in '%s'", dir);
+	close(fd);
+	if (rc == 0 && linkat(rootfd, tmp, rootfd, LOCAL_STORE_MARKER, 0) < 0 && errno != EEXIST)
+		rc = sf_err_errno(-EIO, errno, "cannot create '%s/%s'", dir, LOCAL_STORE_MARKER);
+	unlinkat(rootfd, tmp, 0);
+	return rc;
+}
+
+/* Reads the marker; initialises an empty directory when allowed. */
+static int store_marker(int rootfd, const char *dir, unsigned flags, enum dir_size_formula *f)
+{
+	enum dir_size_formula want =
+	    flags & STORE_OPEN_NATIVE_SIZE ? DIR_SIZE_NATIVE : DIR_SIZE_SPEC;
+	bool empty = false;
+	int rc = marker_read(rootfd, dir, f);
+
+	if (rc != -ENOENT)
+		return rc;
+	rc = dir_is_empty(rootfd, &empty);
+	if (rc < 0)
+		return sf_err_errno(rc, -rc, "cannot list '%s'", dir);
+	if (!empty)
+		return sf_err(-EINVAL, "'%s' is not a storefs store", dir);
+	if (!(flags & STORE_OPEN_CREATE) || (flags & STORE_OPEN_READONLY))
+		return sf_err(-ENOENT, "store '%s' does not exist", dir);
+	rc = marker_create(rootfd, dir, want);
+	return rc < 0 ? rc : marker_read(rootfd, dir, f);
+}
+
+static int store_layout(int rootfd, const char *dir)
+{
+	static const char *const subdirs[] = {LOCAL_BLOBS_DIR, LOCAL_TMP_DIR, LOCAL_DB_DIR,
+					      LOCAL_NOTIFY_DIR};
+
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++)
+		if (mkdirat(rootfd, subdirs[i], 0755) < 0 && errno != EEXIST)
+			return sf_err_errno(-errno, errno, "cannot create '%s/%s'", dir,
+					    subdirs[i]);
+	return 0;
+}
+
+/* --- the import lock --- */
+
+static long lock_holder(int fd)
+{
+	char buf[32];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
+static int import_lock(int rootfd, const char *dir, bool wait, int *out)
+{
+	char pid[32];
+	int n, fd = openat(rootfd, LOCAL_LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return sf_err_errno(-errno, errno, "cannot open '%s/%s'", dir, LOCAL_LOCK_FILE);
+	while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+		int e = errno;
+
+		if (e == EINTR)
+			continue;
+		if (e == EWOULDBLOCK) {
+			long holder = lock_holder(fd);
+
+			close(fd);
+			if (holder <= 0)
+				return sf_err(-EBUSY, "store '%s' is locked by another import",
+					      dir);
+			return sf_err(-EBUSY, "store '%s' is locked by another import (pid %ld)",
+				      dir, holder);
+		}
+		close(fd);
+		return sf_err_errno(-EIO, e, "cannot lock '%s/%s'", dir, LOCAL_LOCK_FILE);
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		/* The pid is only informative; the lock itself is held. */
+	}
+	*out = fd;
+	return 0;
+}
+
+static void local_store_close(struct store *st)
+{
+	struct local_store *ls = (struct local_store *)st;
+
+	if (ls->lock_fd >= 0) {
+		if (ftruncate(ls->lock_fd, 0) < 0) {
+			/* a stale pid in the file is harmless */
+		}
+		close(ls->lock_fd);
+	}
+}
+
+/* --- assembly --- */
+
+static int store_services(struct local_store *ls, int rootfd, const char *dir, unsigned flags)
+{
+	bool ro = flags & STORE_OPEN_READONLY;
+	char db[PATH_MAX], abs[PATH_MAX];
+	struct local_env *env;
+	int rc;
+
+	/* Services name files by absolute path, immune to later chdir(). */
+	if (!realpath(dir, abs))
+		return sf_err_errno(-EIO, errno, "cannot resolve store path '%s'", dir);
+	if (snprintf(db, sizeof(db), "%s/%s", abs, LOCAL_DB_DIR) >= (int)sizeof(db))
+		return sf_err(-ENAMETOOLONG, "store path '%s' is too long", dir);
+	rc = local_env_open(db, ro, &env);
+	if (rc < 0)
+		return rc;
+	rc = local_blobs_new(rootfd, abs, ro, &ls->base.blobs);
+	if (rc == 0)
+		rc = local_dirs_new(env, ro, &ls->base.dirs);
+	if (rc == 0)
+		rc = local_paths_new(env, rootfd, abs, ro, &ls->base.paths);
+	local_env_put(env);
+	return rc;
+}
+
+static int store_prepare(struct local_store *ls, int rootfd, const char *dir, unsigned flags)
+{
+	int rc = store_marker(rootfd, dir, flags, &ls->base.size_formula);
+
+	if (rc == 0 && !(flags & STORE_OPEN_READONLY)) {
+		rc = store_layout(rootfd, dir);
+		if (rc == 0)
+			local_blobs_clean_tmp(rootfd);
+	}
+	if (rc == 0 && (flags & STORE_OPEN_IMPORT))
+		rc = import_lock(rootfd, dir, flags & STORE_OPEN_WAIT, &ls->lock_fd);
+	if (rc == 0)
+		rc = store_services(ls, rootfd, dir, flags);
+	return rc;
+}
+
+int local_store_open(const char *dir, unsigned flags, struct store **out)
+{
+	struct local_store *ls;
+	int rootfd = -1, rc;
+
+	if (!dir || !*dir)
+		return sf_err(-EINVAL, "store directory name is empty");
+	if ((flags & STORE_OPEN_READONLY) && (flags & STORE_OPEN_IMPORT))
+		return sf_err(-EINVAL, "an import cannot open store '%s' read-only", dir);
+	rc = store_dir_open(dir, flags, &rootfd);
+	if (rc < 0)
+		return rc;
+	ls = calloc(1, sizeof(*ls));
+	if (!ls || !(ls->base.location = strdup(dir))) {
+		free(ls);
+		close(rootfd);
+		return -ENOMEM;
+	}
+	ls->lock_fd = -1;
+	ls->base.close = local_store_close;
+	rc = store_prepare(ls, rootfd, dir, flags);
+	close(rootfd);
+	if (rc < 0) {
+		store_free(&ls->base);
+		return rc;
+	}
+	*out = &ls->base;
+	return 0;
+}

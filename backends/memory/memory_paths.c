@@ -1,0 +1,225 @@
+/* memory_paths.c - a PathInfo service over an insertion-ordered array. */
+#include "backends/memory/memory.h"
+
+#include "castore/digest_map.h"
+#include "common/err.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+struct mem_path {
+	uint8_t *bytes; /* path_info_encode() output */
+	size_t len;
+};
+
+struct mem_watch {
+	pathinfo_watch_fn cb;
+	void *ctx;
+};
+
+struct mem_paths {
+	struct pathinfo_service base;
+	pthread_mutex_t lock;
+	/* All protected by lock. Cursor c is at entries[c - 1]. */
+	struct mem_path **entries;
+	size_t count, cap;
+	struct digest_map by_digest; /* padded store path digest -> entry */
+	struct mem_watch *watches;
+	size_t n_watches;
+};
+
+/* Store path digests are uniformly random like BLAKE3 digests, so a zero
+ * padded one keys the digest map just as well. */
+static struct b3_digest path_key(const uint8_t digest[STORE_PATH_DIGEST_LEN])
+{
+	struct b3_digest k = {{0}};
+
+	memcpy(k.bytes, digest, STORE_PATH_DIGEST_LEN);
+	return k;
+}
+
+static int mem_paths_get(struct pathinfo_service *ps, const uint8_t digest[STORE_PATH_DIGEST_LEN],
+			 struct path_info **out)
+{
+	struct mem_paths *s = (struct mem_paths *)ps;
+	struct b3_digest key = path_key(digest);
+	struct mem_path *e;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	e = digest_map_get(&s->by_digest, &key);
+	rc = e ? path_info_decode(e->bytes, e->len, out) : -ENOENT;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int mem_paths_append(struct mem_paths *s, const struct b3_digest *key, struct mem_path *e)
+{
+	if (s->count == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		struct mem_path **v = realloc(s->entries, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->entries = v;
+		s->cap = cap;
+	}
+	if (digest_map_put(&s->by_digest, key, e, NULL) < 0)
+		return -ENOMEM;
+	s->entries[s->count++] = e;
+	return 0;
+}
+
+/* Replaces the bytes of a known path (keeping its cursor) or appends it. */
+static int mem_paths_store(struct mem_paths *s, const struct path_info *pi, uint8_t *bytes,
+			   size_t len)
+{
+	struct b3_digest key = path_key(pi->path.digest);
+	struct mem_path *e;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	e = digest_map_get(&s->by_digest, &key);
+	if (e) {
+		free(e->bytes);
+	} else {
+		e = malloc(sizeof(*e));
+		rc = e ? mem_paths_append(s, &key, e) : -ENOMEM;
+	}
+	if (rc == 0) {
+		e->bytes = bytes;
+		e->len = len;
+	} else {
+		free(e);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* Copies the watch list so that callbacks run without the lock. */
+static void mem_paths_notify(struct mem_paths *s, const struct path_info *pi)
+{
+	char name[STORE_PATH_MAX_BASENAME + 1];
+	struct mem_watch *w;
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->n_watches;
+	w = n ? malloc(n * sizeof(*w)) : NULL;
+	if (w)
+		memcpy(w, s->watches, n * sizeof(*w));
+	pthread_mutex_unlock(&s->lock);
+	if (!w)
+		return;
+	store_path_basename(&pi->path, name);
+	for (size_t i = 0; i < n; i++)
+		w[i].cb(w[i].ctx, name);
+	free(w);
+}
+
+static int mem_paths_put(struct pathinfo_service *ps, const struct path_info *pi)
+{
+	struct mem_paths *s = (struct mem_paths *)ps;
+	uint8_t *bytes;
+	size_t len;
+	int rc = path_info_validate(pi);
+
+	if (rc == 0)
+		rc = path_info_encode(pi, &bytes, &len);
+	if (rc < 0)
+		return rc;
+	rc = mem_paths_store(s, pi, bytes, len);
+	if (rc < 0) {
+		free(bytes);
+		return rc;
+	}
+	mem_paths_notify(s, pi);
+	return 0;
+}
+
+/* Decodes the entry at cursor `c`; -ENOENT past the end. */
+static int mem_paths_at(struct mem_paths *s, uint64_t c, struct path_info **out)
+{
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&s->lock);
+	if (c >= 1 && c <= s->count)
+		rc = path_info_decode(s->entries[c - 1]->bytes, s->entries[c - 1]->len, out);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int mem_paths_list(struct pathinfo_service *ps, uint64_t after, pathinfo_list_fn cb,
+			  void *ctx)
+{
+	struct mem_paths *s = (struct mem_paths *)ps;
+
+	for (uint64_t c = after + 1; c > after; c++) {
+		struct path_info *pi;
+		int rc = mem_paths_at(s, c, &pi);
+
+		if (rc == -ENOENT)
+			return 0;
+		if (rc < 0)
+			return rc;
+		rc = cb(ctx, pi, c);
+		path_info_free(pi);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+	}
+	return 0;
+}
+
+static int mem_paths_watch(struct pathinfo_service *ps, pathinfo_watch_fn cb, void *ctx)
+{
+	struct mem_paths *s = (struct mem_paths *)ps;
+	struct mem_watch *w;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	w = realloc(s->watches, (s->n_watches + 1) * sizeof(*w));
+	if (w) {
+		w[s->n_watches++] = (struct mem_watch){cb, ctx};
+		s->watches = w;
+	} else {
+		rc = -ENOMEM;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static void mem_paths_free(struct pathinfo_service *ps)
+{
+	struct mem_paths *s = (struct mem_paths *)ps;
+
+	for (size_t i = 0; i < s->count; i++) {
+		free(s->entries[i]->bytes);
+		free(s->entries[i]);
+	}
+	free(s->entries);
+	free(s->watches);
+	digest_map_release(&s->by_digest);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static const struct pathinfo_service_ops mem_paths_ops = {
+    .get = mem_paths_get,
+    .put = mem_paths_put,
+    .list = mem_paths_list,
+    .watch = mem_paths_watch,
+    .free = mem_paths_free,
+};
+
+int memory_pathinfo_service_new(struct pathinfo_service **out)
+{
+	struct mem_paths *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	s->base.ops = &mem_paths_ops;
+	pthread_mutex_init(&s->lock, NULL);
+	digest_map_init(&s->by_digest);
+	*out = &s->base;
+	return 0;
+}

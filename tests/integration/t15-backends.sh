@@ -1,0 +1,140 @@
+#!/bin/bash
+# t15-backends.sh - the local store directory as other processes see it:
+# layout (b3sum as the oracle), marker, import lock, concurrent imports and
+# readers, temp file cleanup, and damage made with store_tamper.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+shopt -s inherit_errexit
+
+TAMPER=${STORE_TAMPER:-$(dirname "$STOREFS")/store_tamper}
+
+sf() { "$STOREFS" "$@"; }
+
+mk_tree() { # DIR SEED
+	mkdir -p "$1/sub/deeper"
+	printf 'file %s\n' "$2" >"$1/a"
+	printf 'another %s\n' "$2" >"$1/sub/b"
+	head -c 300000 /dev/urandom >"$1/sub/deeper/big"
+	ln -s ../a "$1/sub/link"
+}
+
+# Every blob file is named by the BLAKE3 of its bytes, under ab/cd/.
+check_blob_names() {
+	local f hex
+	find "$1/blobs" -type f | while read -r f; do
+		hex=$(b3sum --no-names "$f")
+		assert_eq "$f" "$1/blobs/${hex:0:2}/${hex:2:2}/$hex" "blob file name"
+		assert_eq "$(stat -c %a "$f")" 444 "mode of $f"
+	done
+}
+
+test_layout() {
+	local s=$TMP/layout p
+	mk_tree "$TMP/t1" 1
+	p=$(sf import --store "$s" "$TMP/t1")
+	assert_eq "$(cat "$s/storefs-store")" "storefs local store 1
+dir-size spec" "marker"
+	check_blob_names "$s"
+	assert_eq "$(find "$s/blobs" -type f | wc -l)" 3 "blob count"
+	assert_eq "$(ls -A "$s/tmp")" "" "tmp/ after an import"
+	assert_eq "$(stat -c %s "$s/import.lock")" 0 "import.lock after the import"
+	[ -f "$s/db/data.mdb" ] || fail "no LMDB database"
+	sf ls -R --store "$s" "$p" >/dev/null
+	# The same tree again adds nothing.
+	sf import --store "$s" "$TMP/t1" >/dev/null
+	assert_eq "$(find "$s/blobs" -type f | wc -l)" 3 "blob count after re-import"
+}
+
+test_default_location() {
+	mk_tree "$TMP/t2" 2
+	sf import "$TMP/t2" >/dev/null
+	[ -f "$STOREFS_STORE/storefs-store" ] || fail "default store not created in \$STOREFS_STORE"
+}
+
+test_foreign_dir() {
+	local d=$TMP/foreign
+	mkdir -p "$d" && echo precious >"$d/file"
+	mk_tree "$TMP/t3" 3
+	expect_fail sf import --store "$d" "$TMP/t3"
+	grep -q "'$d' is not a storefs store" "$TMP/err" || fail "wrong message"
+	assert_eq "$(ls -A "$d")" "file" "contents of the foreign directory"
+	expect_fail sf ls --store "$TMP/missing" /nix/store/00000000000000000000000000000000-x
+	[ ! -e "$TMP/missing" ] || fail "a reader created a store"
+}
+
+test_import_lock() {
+	local s=$TMP/locked p
+	mk_tree "$TMP/t4" 4
+	sf import --store "$s" "$TMP/t4" >/dev/null
+	flock "$s/import.lock" sleep 1.5 &
+	local holder=$!
+	sleep 0.3
+	expect_fail sf import --store "$s" "$TMP/t4"
+	grep -q "is locked by another import" "$TMP/err" || fail "wrong message"
+	p=$(sf import --wait --store "$s" "$TMP/t4")
+	kill -0 $holder 2>/dev/null && fail "--wait did not wait for the lock"
+	wait $holder
+	# Readers do not take the lock.
+	flock "$s/import.lock" sleep 1 &
+	sf ls -R --store "$s" "$p" >/dev/null
+	wait
+}
+
+test_concurrent() {
+	local s=$TMP/busy pids=() i p
+	mk_tree "$TMP/t5" 5
+	p=$(sf import --store "$s" "$TMP/t5")
+	for i in 1 2 3 4; do
+		mk_tree "$TMP/c$i" "c$i"
+		sf import --wait --store "$s" "$TMP/c$i" >"$TMP/c$i.out" &
+		pids+=($!)
+	done
+	for i in $(seq 20); do sf ls -R --store "$s" "$p" >/dev/null; done
+	for i in "${pids[@]}"; do wait "$i"; done
+	for i in 1 2 3 4; do
+		sf cat --store "$s" "$(cat "$TMP/c$i.out")/a" >"$TMP/got"
+		assert_eq "$(cat "$TMP/got")" "file c$i" "contents of c$i"
+	done
+	check_blob_names "$s"
+	assert_eq "$(ls -A "$s/tmp")" "" "tmp/ after concurrent imports"
+}
+
+test_dead_temp_files() {
+	local s=$TMP/temps dead
+	mk_tree "$TMP/t6" 6
+	sf import --store "$s" "$TMP/t6" >/dev/null
+	sh -c 'exit 0' &
+	dead=$!
+	wait $dead
+	echo partial >"$s/tmp/$dead.0.abcdef01"
+	echo mine >"$s/tmp/$$.0.abcdef02"
+	sf import --store "$s" "$TMP/t6" >/dev/null
+	[ ! -e "$s/tmp/$dead.0.abcdef01" ] || fail "temp file of a dead writer kept"
+	[ -e "$s/tmp/$$.0.abcdef02" ] || fail "temp file of a live process removed"
+}
+
+test_tamper() {
+	local s=$TMP/damaged p hex root
+	mk_tree "$TMP/t7" 7
+	p=$(sf import --store "$s" "$TMP/t7")
+	hex=$(b3sum --no-names "$TMP/t7/a")
+	assert_eq "$("$TAMPER" blob-path "$s" "$hex")" "$s/blobs/${hex:0:2}/${hex:2:2}/$hex"
+	"$TAMPER" flip-blob "$s" "$hex" 0
+	expect_fail sf cat --store "$s" "$p/a"
+	"$TAMPER" delete-blob "$s" "$hex"
+	expect_fail sf cat --store "$s" "$p/a"
+	root=$(sf path-info --store "$s" "$p" | awk '$1 == "root:" { print $3 }')
+	"$TAMPER" delete-dir "$s" "$root"
+	expect_fail sf ls --store "$s" "$p"
+	grep -q "$root" "$TMP/err" || fail "message does not name the directory"
+	expect_fail "$TAMPER" delete-dir "$s" "$root"
+	expect_fail "$TAMPER" flip-blob "$s" "$hex" 0
+	expect_fail "$TAMPER" blob-path "$s" nothex
+}
+
+check "local store layout after an import" test_layout
+check "the default store is created in \$STOREFS_STORE" test_default_location
+check "a non-store directory is refused and left alone" test_foreign_dir
+check "the import lock refuses or waits" test_import_lock
+check "concurrent imports and readers" test_concurrent
+check "temp files of dead writers are removed on open" test_dead_temp_files
+check "store_tamper damage is detected" test_tamper

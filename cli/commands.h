@@ -10,5 +10,8 @@ int cmd_path_info(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
+int cmd_nar_import(int argc, char **argv);
+int cmd_import_nix(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

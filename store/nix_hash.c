@@ -288,7 +288,7 @@ int ca_parse(const char *s, size_t len, enum ca_hash *type, uint8_t digest[NIX_H
 	bool text = false, rec = false;
 	size_t off;
 	struct nix_hash h;
-	enum ca_hash t;
+	enum ca_hash t = CA_NAR_SHA256;
 	int rc;
 
 	if (has_prefix(s, len, "text:")) {

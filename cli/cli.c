@@ -1,0 +1,275 @@
+/* cli.c - helpers shared by the storefs subcommands. */
+#include "cli/cli.h"
+
+#include "backends/registry.h"
+#include "castore/dir_service.h"
+#include "common/err.h"
+#include "store/nixbase32.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* --- options, help and exit statuses --- */
+
+static void report_bad_option(const struct cli_cmd *c, int ch, char **argv)
+{
+	/* Long options always advance optind; a bad short one may sit inside
+	 * a bundle ("-lZ"), so name it by its character. */
+	const char *el = optind > 0 ? argv[optind - 1] : "";
+	bool is_long = !strncmp(el, "--", 2);
+
+	if (ch == ':' && is_long)
+		cli_usage(c, "option '%s' needs an argument", el);
+	else if (ch == ':')
+		cli_usage(c, "option '-%c' needs an argument", optopt);
+	else if (is_long)
+		cli_usage(c, "unknown option '%s'", el);
+	else
+		cli_usage(c, "unknown option '-%c'", optopt);
+}
+
+int cli_getopt(const struct cli_cmd *c, int argc, char **argv, const char *shortopts,
+	       const struct option *longopts)
+{
+	char opts[64];
+	int ch;
+
+	/* A leading ':' makes getopt tell a missing argument (':') apart from
+	 * an unknown option ('?'). */
+	snprintf(opts, sizeof(opts), ":%s", shortopts);
+	opterr = 0;
+	ch = getopt_long(argc, argv, opts, longopts, NULL);
+	if (ch == '?' || ch == ':') {
+		report_bad_option(c, ch, argv);
+		return '?';
+	}
+	return ch;
+}
+
+int cli_help(const struct cli_cmd *c)
+{
+	printf("usage: storefs %s\n\n%s", c->usage, c->help);
+	return cli_flush_stdout() < 0 ? CLI_FAILED : CLI_OK;
+}
+
+int cli_usage(const struct cli_cmd *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "storefs %s: ", c->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nusage: storefs %s\nTry 'storefs %s --help' for more.\n", c->usage,
+		c->name);
+	return CLI_USAGE;
+}
+
+int cli_fail(const struct cli_cmd *c, int rc)
+{
+	fprintf(stderr, "storefs %s: %s\n", c->name, sf_errmsg(rc));
+	return CLI_FAILED;
+}
+
+int cli_open_store(const char *url, unsigned flags, struct store **out)
+{
+	char buf[PATH_MAX];
+
+	if (!url) {
+		url = store_default_location(buf, sizeof(buf));
+		if (!url)
+			return sf_err(-EINVAL, "no default store location is known; use --store");
+	}
+	if (!*url)
+		return sf_err(-EINVAL, "the store location is empty");
+	return store_open(url, flags, out);
+}
+
+/* --- progress line --- */
+
+void cli_progress_init(struct cli_progress *p)
+{
+	*p = (struct cli_progress){.enabled = isatty(STDERR_FILENO) == 1};
+	clock_gettime(CLOCK_MONOTONIC, &p->start);
+	p->last = p->start;
+}
+
+static double seconds_between(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+void cli_progress_update(void *ctx, uint64_t files, uint64_t bytes)
+{
+	struct cli_progress *p = ctx;
+	struct timespec now;
+	double mib = (double)bytes / (1024.0 * 1024.0), el;
+
+	if (!p->enabled)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (seconds_between(&p->last, &now) < 0.1)
+		return;
+	p->last = now;
+	el = seconds_between(&p->start, &now);
+	fprintf(stderr, "\r%llu files, %.1f MiB, %.1f MiB/s\033[K", (unsigned long long)files, mib,
+		el > 0 ? mib / el : 0.0);
+	p->drawn = true;
+}
+
+void cli_progress_done(struct cli_progress *p)
+{
+	if (p->drawn)
+		fputs("\r\033[K", stderr);
+	p->drawn = false;
+}
+
+/* --- output --- */
+
+int cli_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return sf_err_errno(-errno, errno, "cannot write to standard output");
+		p += n, len -= (size_t)n;
+	}
+	return 0;
+}
+
+int cli_flush_stdout(void)
+{
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return sf_err_errno(-EIO, errno, "cannot write to standard output");
+	return 0;
+}
+
+/* --- STOREPATH[/sub/path] --- */
+
+/* Steps from t->node into the child `name`; `upto` is the sub path so far. */
+static int resolve_step(struct store *st, struct cli_target *t, const char *name, size_t len,
+			size_t upto)
+{
+	struct directory *d;
+	const struct node *n;
+	int rc;
+	size_t before = upto - len; /* the sub path up to the parent, with '/' */
+
+	if (t->node.kind != NODE_DIRECTORY && before == 0)
+		return sf_err(-ENOTDIR, "'%s' is not a directory", t->full);
+	if (t->node.kind != NODE_DIRECTORY)
+		return sf_err(-ENOTDIR, "'%s/%.*s' is not a directory", t->full, (int)(before - 1),
+			      t->sub);
+	rc = dir_service_get(st->dirs, &t->node.digest, &d);
+	if (rc == -ENOENT)
+		return sf_err(-EIO, "a directory of '%s' is missing from the store", t->full);
+	if (rc < 0)
+		return rc;
+	n = directory_find(d, (const uint8_t *)name, len);
+	if (!n) {
+		directory_free(d);
+		return sf_err(-ENOENT, "'%s/%.*s' does not exist", t->full, (int)upto, t->sub);
+	}
+	t->node = *n;
+	directory_free(t->parent);
+	t->parent = d;
+	return 0;
+}
+
+static int resolve_walk(struct store *st, struct cli_target *t)
+{
+	const char *p = t->sub, *e;
+
+	for (; *p; p = *e ? e + 1 : e) {
+		size_t len;
+		int rc;
+
+		e = strchrnul(p, '/');
+		len = (size_t)(e - p);
+		if (len == 0 || (len == 1 && p[0] == '.'))
+			continue;
+		if (len == 2 && p[0] == '.' && p[1] == '.')
+			return sf_err(-EINVAL, "'..' is not allowed in '%s/%s'", t->full, t->sub);
+		if (len > CASTORE_MAX_NAME_LEN)
+			return sf_err(-ENOENT, "'%s/%.*s' does not exist", t->full,
+				      (int)(e - t->sub), t->sub);
+		rc = resolve_step(st, t, p, len, (size_t)(e - t->sub));
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int cli_resolve(struct store *st, const char *arg, struct cli_target *t)
+{
+	const char *p = arg, *slash;
+	struct store_path sp;
+	int rc;
+
+	*t = (struct cli_target){.sub = ""};
+	if (!strncmp(p, STORE_DIR "/", sizeof(STORE_DIR)))
+		p += sizeof(STORE_DIR);
+	else if (p[0] == '/')
+		return sf_err(-EINVAL, "'%s' is not in %s", arg, STORE_DIR);
+	slash = strchrnul(p, '/');
+	rc = store_path_parse_basename(p, (size_t)(slash - p), &sp);
+	if (rc < 0)
+		return rc;
+	store_path_full(&sp, t->full);
+	rc = pathinfo_service_get(st->paths, sp.digest, &t->pi);
+	if (rc == 0 && strcmp(t->pi->path.name, sp.name) != 0) {
+		path_info_free(t->pi);
+		t->pi = NULL;
+		rc = -ENOENT;
+	}
+	if (rc == -ENOENT)
+		return sf_err(-ENOENT, "'%s' is not in the store", t->full);
+	if (rc < 0)
+		return rc;
+	t->node = t->pi->root;
+	t->sub = *slash ? slash + 1 : "";
+	return resolve_walk(st, t);
+}
+
+void cli_target_release(struct cli_target *t)
+{
+	path_info_free(t->pi);
+	directory_free(t->parent);
+	t->pi = NULL, t->parent = NULL;
+}
+
+/* --- text forms --- */
+
+void cli_nar_hash_text(const uint8_t sha256[32], char *out)
+{
+	memcpy(out, "sha256:", 7);
+	nixbase32_encode(sha256, 32, out + 7);
+}
+
+int cli_ca_text(const struct path_info *pi, char *out, size_t len)
+{
+	static const char *const kinds[] = {
+	    [CA_NAR_SHA256] = "fixed:r:sha256", [CA_NAR_SHA1] = "fixed:r:sha1",
+	    [CA_NAR_SHA512] = "fixed:r:sha512", [CA_NAR_MD5] = "fixed:r:md5",
+	    [CA_TEXT_SHA256] = "text:sha256",	[CA_FLAT_SHA1] = "fixed:sha1",
+	    [CA_FLAT_MD5] = "fixed:md5",	[CA_FLAT_SHA256] = "fixed:sha256",
+	    [CA_FLAT_SHA512] = "fixed:sha512",
+	};
+	char nix32[104];
+	size_t n = pi->ca_digest_len;
+
+	if ((unsigned)pi->ca_type >= sizeof(kinds) / sizeof(kinds[0]) || n > 64)
+		return sf_err(-EINVAL, "unknown CA type %d", (int)pi->ca_type);
+	nixbase32_encode(pi->ca_digest, n, nix32);
+	if ((size_t)snprintf(out, len, "%s:%s", kinds[pi->ca_type], nix32) >= len)
+		return sf_err(-ENAMETOOLONG, "CA string does not fit");
+	return 0;
+}

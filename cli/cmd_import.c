@@ -1,0 +1,108 @@
+/* cmd_import.c - `storefs import`: add trees as Nix "source" store paths. */
+#include "backends/registry.h"
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "common/err.h"
+#include "store/import.h"
+
+#include <stdio.h>
+
+static const struct cli_cmd cmd = {
+    "import",
+    "import [--store URL|DIR] [--name NAME] [--wait] PATH...",
+    "Adds each PATH (a directory, a regular file or a symlink, which is not\n"
+    "followed) to the store and prints its store path, one line per PATH: the\n"
+    "same path `nix-store --add PATH` prints. Each file is read once; identical\n"
+    "contents are stored once. A PATH containing a FIFO, socket or device, an\n"
+    "unreadable file, or anything nested 64 levels below it is refused with a\n"
+    "message naming the file; then no store path is registered for it (file\n"
+    "contents already stored stay as unreferenced blobs). Importing stops at\n"
+    "the first failing PATH. The store's import lock is held while importing.\n"
+    "\n"
+    "Options:\n"
+    "  --store URL|DIR  the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
+    "                   as root, else $XDG_DATA_HOME/storefs); created if missing\n"
+    "                   or empty\n"
+    "  --name NAME      the store path name (default: the last component of\n"
+    "                   PATH); 1-211 characters of 0-9 a-z A-Z + - . _ ? =\n"
+    "  --wait           if another import holds the store's lock, wait for it\n"
+    "                   instead of failing\n"
+    "  -h, --help       show this help\n"
+    "\n"
+    "A progress line is shown on standard error when it is a terminal.\n"
+    "Exit status: 0 success, 1 error, 2 usage error.\n",
+};
+
+enum { OPT_NAME = 256, OPT_WAIT };
+
+static const struct option longopts[] = {
+    {"store", required_argument, NULL, CLI_OPT_STORE},
+    {"help", no_argument, NULL, CLI_OPT_HELP},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"wait", no_argument, NULL, OPT_WAIT},
+    {0},
+};
+
+static int import_one(struct store *st, const char *path, const char *name)
+{
+	char full[STORE_PATH_FULL_MAX];
+	struct cli_progress prog;
+	struct import_options opt = {
+	    .name = name,
+	    .progress = cli_progress_update,
+	    .progress_ctx = &prog,
+	};
+	struct path_info *pi;
+	int rc;
+
+	cli_progress_init(&prog);
+	rc = store_import_path(st, path, &opt, &pi);
+	cli_progress_done(&prog);
+	if (rc < 0)
+		return rc;
+	store_path_full(&pi->path, full);
+	path_info_free(pi);
+	printf("%s\n", full);
+	return cli_flush_stdout();
+}
+
+int cmd_import(int argc, char **argv)
+{
+	const char *url = NULL, *name = NULL;
+	unsigned flags = STORE_OPEN_CREATE | STORE_OPEN_IMPORT;
+	struct store *st;
+	int ch, rc = 0;
+
+	while ((ch = cli_getopt(&cmd, argc, argv, "h", longopts)) != -1) {
+		switch (ch) {
+		case CLI_OPT_HELP:
+			return cli_help(&cmd);
+		case CLI_OPT_STORE:
+			url = optarg;
+			break;
+		case OPT_NAME:
+			name = optarg;
+			break;
+		case OPT_WAIT:
+			flags |= STORE_OPEN_WAIT;
+			break;
+		default:
+			return CLI_USAGE;
+		}
+	}
+	if (optind == argc)
+		return cli_usage(&cmd, "no PATH given");
+	rc = cli_open_store(url, flags, &st);
+	if (rc == -EBUSY && !(flags & STORE_OPEN_WAIT)) {
+		fprintf(stderr, "storefs import: %s (--wait waits for it)\n", sf_errmsg(rc));
+		return CLI_FAILED;
+	}
+	if (rc < 0)
+		return cli_fail(&cmd, rc);
+	for (int i = optind; i < argc && rc == 0; i++)
+		rc = import_one(st, argv[i], name);
+	if (rc < 0)
+		cli_fail(&cmd, rc);
+	store_free(st);
+	return rc < 0 ? CLI_FAILED : CLI_OK;
+}

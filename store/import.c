@@ -1,0 +1,634 @@
+/* import.c - one-pass filesystem import: blobs, Directories and NAR hash together. */
+#include "store/import.h"
+
+#include "castore/dir_service.h"
+#include "common/err.h"
+#include "store/nar_writer.h"
+#include "store/store_path.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Files up to this size are read with one read() into memory, hashed and
+ * then stored only if the blob is not there yet; bigger ones are streamed. */
+#define SMALL_FILE_MAX (1u << 20)
+#define CHUNK_SIZE     (256u << 10)
+/* A d_type for FIFOs, sockets and devices alike: all refused. */
+#define DT_OTHER 255
+
+struct importer {
+	struct store *st;
+	const struct import_options *opt;
+	struct nar_writer nar;
+	struct dir_putter *putter; /* NULL unless the root is a directory */
+	uint8_t *buf;		   /* SMALL_FILE_MAX + 1 bytes */
+	uint8_t link[CASTORE_MAX_TARGET_LEN + 1];
+	char *path; /* the current entry, for messages */
+	size_t path_len, path_cap;
+	uint64_t files, bytes;
+};
+
+struct dent {
+	size_t off, len;
+	unsigned char type;
+};
+
+struct dent_list {
+	struct dent *v;
+	size_t n, cap;
+	char *names;
+	size_t names_len, names_cap;
+};
+
+static int import_entry(struct importer *im, int dirfd, const char *name, unsigned char type,
+			int depth, struct node *out);
+
+/* --- the path shown in messages --- */
+
+static int path_push(struct importer *im, const char *name, size_t len, size_t *saved)
+{
+	size_t need = im->path_len + 1 + len + 1;
+
+	if (need > im->path_cap) {
+		size_t cap = need * 2;
+		char *p = realloc(im->path, cap);
+
+		if (!p)
+			return -ENOMEM;
+		im->path = p, im->path_cap = cap;
+	}
+	*saved = im->path_len;
+	im->path[im->path_len++] = '/';
+	memcpy(im->path + im->path_len, name, len);
+	im->path_len += len;
+	im->path[im->path_len] = '\0';
+	return 0;
+}
+
+static void path_pop(struct importer *im, size_t saved)
+{
+	im->path_len = saved;
+	im->path[saved] = '\0';
+}
+
+/* --- files --- */
+
+static int file_changed(struct importer *im)
+{
+	return sf_err(-EIO, "'%s' changed while being read", im->path);
+}
+
+/* Reads up to `len` bytes, stopping early only at end of file. */
+static int read_full(struct importer *im, int fd, uint8_t *buf, size_t len, size_t *got)
+{
+	size_t n = 0;
+
+	while (n < len) {
+		ssize_t r = read(fd, buf + n, len - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return sf_err_errno(-errno, errno, "cannot read '%s'", im->path);
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		/* A short read of a regular file means end of file: saves the
+		 * extra read() that would return 0. */
+		if (n < len)
+			break;
+	}
+	*got = n;
+	return 0;
+}
+
+static int nar_file(struct importer *im, bool exec, const uint8_t *data, size_t len)
+{
+	int rc = nar_writer_file_begin(&im->nar, exec, len);
+
+	if (rc == 0)
+		rc = nar_writer_raw(&im->nar, data, len);
+	return rc ? rc : nar_writer_file_end(&im->nar, len);
+}
+
+/* Stores `data` unless a blob of that digest and size is already there. */
+static int blob_store_dedup(struct importer *im, const uint8_t *data, size_t len,
+			    const struct b3_digest *d)
+{
+	struct b3_digest put;
+	uint64_t have;
+	int rc = blob_service_stat(im->st->blobs, d, &have);
+
+	if (rc == 0 && have == len)
+		return 0;
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	rc = blob_service_put(im->st->blobs, data, len, &put);
+	if (rc < 0)
+		return rc;
+	if (!b3_digest_eq(&put, d))
+		return sf_err(-EIO, "blob service stored '%s' under another digest", im->path);
+	return 0;
+}
+
+static int file_small(struct importer *im, int fd, bool exec, size_t size, struct b3_digest *d)
+{
+	size_t got = 0;
+	int rc = read_full(im, fd, im->buf, size + 1, &got);
+
+	if (rc < 0)
+		return rc;
+	if (got != size)
+		return file_changed(im);
+	b3_digest_of(im->buf, size, d);
+	rc = nar_file(im, exec, im->buf, size);
+	return rc ? rc : blob_store_dedup(im, im->buf, size, d);
+}
+
+static int stream_chunks(struct importer *im, int fd, uint64_t size, struct blob_writer *w,
+			 struct b3_hasher *h)
+{
+	uint64_t total = 0;
+	size_t got = 0;
+	int rc;
+
+	for (;;) {
+		rc = read_full(im, fd, im->buf, CHUNK_SIZE, &got);
+		if (rc < 0)
+			return rc;
+		if (got == 0)
+			break;
+		total += got;
+		if (total > size)
+			return file_changed(im);
+		b3_hasher_update(h, im->buf, got);
+		rc = nar_writer_raw(&im->nar, im->buf, got);
+		if (rc == 0)
+			rc = blob_writer_write(w, im->buf, got);
+		if (rc < 0)
+			return rc;
+	}
+	return total == size ? 0 : file_changed(im);
+}
+
+static int file_large(struct importer *im, int fd, bool exec, uint64_t size, struct b3_digest *d)
+{
+	struct blob_writer *w;
+	struct b3_hasher h;
+	struct b3_digest stored;
+	int rc = nar_writer_file_begin(&im->nar, exec, size);
+
+	if (rc == 0)
+		rc = blob_service_open_write(im->st->blobs, &w);
+	if (rc < 0)
+		return rc;
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	b3_hasher_init(&h);
+	rc = stream_chunks(im, fd, size, w, &h);
+	if (rc < 0) {
+		blob_writer_abort(w);
+		return rc;
+	}
+	b3_hasher_final(&h, d);
+	rc = blob_writer_commit(w, d, &stored);
+	return rc ? rc : nar_writer_file_end(&im->nar, size);
+}
+
+static int unsupported(struct importer *im)
+{
+	return sf_err(-EINVAL, "'%s' has an unsupported file type", im->path);
+}
+
+static int import_file(struct importer *im, int dirfd, const char *name, struct node *out)
+{
+	/* O_NONBLOCK: never hang on a FIFO swapped in after readdir. */
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	struct stat sb;
+	int rc;
+
+	if (fd < 0 && errno == ELOOP)
+		return file_changed(im);
+	if (fd < 0)
+		return sf_err_errno(-errno, errno, "cannot open '%s'", im->path);
+	if (fstat(fd, &sb) < 0)
+		rc = sf_err_errno(-errno, errno, "cannot stat '%s'", im->path);
+	else if (!S_ISREG(sb.st_mode))
+		rc = unsupported(im);
+	else if (sb.st_size <= SMALL_FILE_MAX)
+		rc = file_small(im, fd, sb.st_mode & S_IXUSR, (size_t)sb.st_size, &out->digest);
+	else
+		rc = file_large(im, fd, sb.st_mode & S_IXUSR, (uint64_t)sb.st_size, &out->digest);
+	close(fd);
+	if (rc < 0)
+		return rc;
+	out->kind = NODE_FILE;
+	out->size = (uint64_t)sb.st_size;
+	out->executable = sb.st_mode & S_IXUSR;
+	im->files++;
+	im->bytes += out->size;
+	return 0;
+}
+
+/* The target is left in im->link, valid until the next symlink. */
+static int import_symlink(struct importer *im, int dirfd, const char *name, struct node *out)
+{
+	ssize_t n = readlinkat(dirfd, name, (char *)im->link, sizeof(im->link));
+
+	if (n < 0 && errno == EINVAL)
+		return file_changed(im);
+	if (n < 0)
+		return sf_err_errno(-errno, errno, "cannot read symlink '%s'", im->path);
+	if ((size_t)n > CASTORE_MAX_TARGET_LEN)
+		return sf_err(-EINVAL, "symlink '%s' has a target longer than %d bytes", im->path,
+			      CASTORE_MAX_TARGET_LEN);
+	if (n == 0)
+		return sf_err(-EINVAL, "symlink '%s' has an empty target", im->path);
+	out->kind = NODE_SYMLINK;
+	out->target = im->link;
+	out->target_len = (size_t)n;
+	im->files++;
+	return nar_writer_symlink(&im->nar, im->link, (size_t)n);
+}
+
+/* --- directories --- */
+
+static int dents_add(struct dent_list *l, const char *name, unsigned char type)
+{
+	size_t len = strlen(name);
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct dent *v = reallocarray(l->v, cap, sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v, l->cap = cap;
+	}
+	if (l->names_len + len + 1 > l->names_cap) {
+		size_t cap = 2 * (l->names_len + len + 1) + 1024;
+		char *p = realloc(l->names, cap);
+
+		if (!p)
+			return -ENOMEM;
+		l->names = p, l->names_cap = cap;
+	}
+	memcpy(l->names + l->names_len, name, len + 1);
+	l->v[l->n++] = (struct dent){.off = l->names_len, .len = len, .type = type};
+	l->names_len += len + 1;
+	return 0;
+}
+
+static int dent_cmp(const void *a, const void *b, void *names)
+{
+	const struct dent *x = a, *y = b;
+
+	return castore_name_cmp((const uint8_t *)names + x->off, x->len,
+				(const uint8_t *)names + y->off, y->len);
+}
+
+static void dents_release(struct dent_list *l)
+{
+	free(l->v);
+	free(l->names);
+}
+
+/* Reads every name of `dir` (but "." and ".."), sorted bytewise. */
+static int dents_read(struct importer *im, DIR *dir, struct dent_list *l)
+{
+	struct dirent *de;
+	int rc;
+
+	for (;;) {
+		errno = 0;
+		de = readdir(dir);
+		if (!de)
+			break;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		rc = dents_add(l, de->d_name, de->d_type);
+		if (rc < 0)
+			return rc;
+	}
+	if (errno)
+		return sf_err_errno(-errno, errno, "cannot list '%s'", im->path);
+	if (l->n > 1)
+		qsort_r(l->v, l->n, sizeof(*l->v), dent_cmp, l->names);
+	return 0;
+}
+
+static int import_child(struct importer *im, int dirfd, const char *name, size_t len,
+			unsigned char type, int depth, struct directory_builder *b)
+{
+	struct node n = {0};
+	size_t saved;
+	int rc = path_push(im, name, len, &saved);
+
+	if (rc < 0)
+		return rc;
+	if (castore_name_check((const uint8_t *)name, len) < 0) {
+		rc = sf_err(-EINVAL, "'%s' has a name that cannot be stored", im->path);
+		goto out;
+	}
+	rc = nar_writer_entry_begin(&im->nar, name, len);
+	if (rc == 0)
+		rc = import_entry(im, dirfd, name, type, depth, &n);
+	if (rc == 0)
+		rc = nar_writer_entry_end(&im->nar);
+	if (rc < 0)
+		goto out;
+	n.name = (const uint8_t *)name;
+	n.name_len = len;
+	rc = directory_builder_add(b, &n);
+	if (rc == 0 && n.kind != NODE_DIRECTORY && im->opt->progress)
+		im->opt->progress(im->opt->progress_ctx, im->files, im->bytes);
+out:
+	path_pop(im, saved);
+	return rc;
+}
+
+static int import_children(struct importer *im, DIR *dir, int depth, struct directory **out)
+{
+	struct dent_list l = {0};
+	struct directory_builder *b;
+	int rc = directory_builder_new(&b);
+
+	if (rc < 0)
+		return rc;
+	rc = dents_read(im, dir, &l);
+	if (rc == 0)
+		rc = nar_writer_dir_begin(&im->nar);
+	for (size_t i = 0; i < l.n && rc == 0; i++)
+		rc = import_child(im, dirfd(dir), l.names + l.v[i].off, l.v[i].len, l.v[i].type,
+				  depth + 1, b);
+	dents_release(&l);
+	if (rc == 0)
+		rc = nar_writer_dir_end(&im->nar);
+	if (rc < 0) {
+		directory_builder_free(b);
+		return rc;
+	}
+	return directory_builder_finish(b, out);
+}
+
+static int import_dir(struct importer *im, int dirfd, const char *name, int depth, struct node *out)
+{
+	struct directory *d;
+	DIR *dir;
+	int fd, rc;
+
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+		return file_changed(im);
+	if (fd < 0)
+		return sf_err_errno(-errno, errno, "cannot open directory '%s'", im->path);
+	dir = fdopendir(fd);
+	if (!dir) {
+		rc = sf_err_errno(-errno, errno, "cannot open directory '%s'", im->path);
+		close(fd);
+		return rc;
+	}
+	rc = import_children(im, dir, depth, &d);
+	closedir(dir);
+	if (rc < 0)
+		return rc;
+	out->kind = NODE_DIRECTORY;
+	rc = directory_size(d, im->st->size_formula, &out->size);
+	if (rc < 0) {
+		directory_free(d);
+		return rc;
+	}
+	return dir_putter_put(im->putter, d, &out->digest);
+}
+
+static unsigned char mode_to_dtype(mode_t m)
+{
+	if (S_ISREG(m))
+		return DT_REG;
+	if (S_ISDIR(m))
+		return DT_DIR;
+	if (S_ISLNK(m))
+		return DT_LNK;
+	return DT_OTHER;
+}
+
+static int import_entry(struct importer *im, int dirfd, const char *name, unsigned char type,
+			int depth, struct node *out)
+{
+	struct stat sb;
+
+	/* As in Nix and in nar_render(): nothing may sit NAR_MAX_DEPTH levels
+	 * below the root, or the NAR could not be rendered or read back. */
+	if (depth >= NAR_MAX_DEPTH)
+		return sf_err(-EINVAL, "'%s' is nested %d levels deep (at most %d are allowed)",
+			      im->path, depth, NAR_MAX_DEPTH - 1);
+	if (type == DT_UNKNOWN) {
+		if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+			return sf_err_errno(-errno, errno, "cannot stat '%s'", im->path);
+		type = mode_to_dtype(sb.st_mode);
+	}
+	switch (type) {
+	case DT_REG:
+		return import_file(im, dirfd, name, out);
+	case DT_LNK:
+		return import_symlink(im, dirfd, name, out);
+	case DT_DIR:
+		return import_dir(im, dirfd, name, depth, out);
+	default:
+		return unsupported(im);
+	}
+}
+
+/* --- naming and registration --- */
+
+/* Appends `comp` to the normalised absolute path in `np`, applying "." and
+ * ".." lexically as Nix's canonPath does. */
+static void norm_push(char *np, size_t *len, const char *comp, size_t clen)
+{
+	if (clen == 0 || (clen == 1 && comp[0] == '.'))
+		return;
+	if (clen == 2 && comp[0] == '.' && comp[1] == '.') {
+		while (*len > 0 && np[--*len] != '/')
+			;
+		return;
+	}
+	np[(*len)++] = '/';
+	memcpy(np + *len, comp, clen);
+	*len += clen;
+}
+
+static int normalise(const char *path, char **out, size_t *out_len)
+{
+	char *cwd = path[0] == '/' ? NULL : getcwd(NULL, 0);
+	size_t cl, len = 0;
+	char *np, *all;
+	const char *p, *e;
+
+	if (path[0] != '/' && !cwd)
+		return sf_err_errno(-errno, errno, "cannot get the current directory");
+	cl = cwd ? strlen(cwd) : 0;
+	all = malloc(cl + 1 + strlen(path) + 1);
+	np = malloc(cl + 1 + strlen(path) + 2);
+	if (!all || !np) {
+		free(cwd), free(all), free(np);
+		return -ENOMEM;
+	}
+	sprintf(all, "%s/%s", cwd ? cwd : "", path);
+	free(cwd);
+	for (p = all; *p; p = *e ? e + 1 : e) {
+		e = strchrnul(p, '/');
+		norm_push(np, &len, p, (size_t)(e - p));
+	}
+	np[len] = '\0';
+	free(all);
+	*out = np, *out_len = len;
+	return 0;
+}
+
+int store_import_default_name(const char *path, char *buf, size_t len)
+{
+	char *norm = NULL, *base;
+	size_t alen;
+	int rc = normalise(path, &norm, &alen);
+
+	if (rc < 0)
+		return rc;
+	base = strrchr(norm, '/');
+	base = base ? base + 1 : norm;
+	if (!*base)
+		rc =
+		    sf_err(-EINVAL,
+			   "cannot derive a store path name from '%s'; give one with --name", path);
+	else if (store_path_name_check(base, strlen(base)) < 0 || strlen(base) >= len)
+		rc = sf_err(
+		    -EINVAL,
+		    "'%s' is not a valid store path name (at most %d of 0-9 a-z A-Z +-._?=); "
+		    "give one with --name",
+		    base, STORE_PATH_MAX_NAME);
+	else
+		memcpy(buf, base, strlen(base) + 1);
+	free(norm);
+	return rc;
+}
+
+static int import_register(struct store *st, const char *name, const struct node *root,
+			   const struct nar_summary *sum, struct path_info **out)
+{
+	struct store_path sp;
+	struct path_info *pi;
+	int rc = store_path_make_source(sum->sha256, name, NULL, 0, false, &sp);
+
+	if (rc < 0)
+		return rc;
+	rc = path_info_new(&pi);
+	if (rc < 0)
+		return rc;
+	pi->path = sp;
+	rc = path_info_set_root(pi, root);
+	pi->nar_size = sum->size;
+	memcpy(pi->nar_sha256, sum->sha256, 32);
+	pi->has_ca = true;
+	pi->ca_type = CA_NAR_SHA256;
+	memcpy(pi->ca_digest, sum->sha256, 32);
+	pi->ca_digest_len = 32;
+	if (rc == 0)
+		rc = path_info_validate(pi);
+	if (rc == 0)
+		rc = pathinfo_service_put(st->paths, pi);
+	if (rc < 0) {
+		path_info_free(pi);
+		return rc;
+	}
+	*out = pi;
+	return 0;
+}
+
+/* Walks the tree and makes its blobs and Directories durable. */
+static int import_walk(struct importer *im, const struct stat *sb, struct node *root,
+		       struct nar_summary *sum)
+{
+	struct b3_digest top;
+	unsigned char type = mode_to_dtype(sb->st_mode);
+	int rc;
+
+	if (type == DT_DIR) {
+		rc = dir_putter_new(im->st->dirs, im->st->size_formula, &im->putter);
+		if (rc < 0)
+			return rc;
+	}
+	rc = import_entry(im, AT_FDCWD, im->path, type, 0, root);
+	if (rc == 0)
+		rc = nar_writer_finish(&im->nar, sum);
+	if (rc == 0)
+		rc = blob_service_flush(im->st->blobs);
+	if (rc < 0 || !im->putter)
+		return rc;
+	rc = dir_putter_close(im->putter, &top);
+	im->putter = NULL;
+	if (rc == 0 && !b3_digest_eq(&top, &root->digest))
+		rc = sf_err(-EIO, "directory service returned another root for '%s'", im->path);
+	return rc;
+}
+
+static int importer_init(struct importer *im, struct store *st, const char *path,
+			 const struct import_options *opt)
+{
+	size_t len = strlen(path);
+
+	/* Trailing slashes go, as in Nix: "link/" adds the symlink itself. */
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	im->st = st;
+	im->opt = opt;
+	im->path_cap = len + 256;
+	im->path = malloc(im->path_cap);
+	im->buf = malloc(SMALL_FILE_MAX + 1);
+	if (!im->path || !im->buf)
+		return -ENOMEM;
+	memcpy(im->path, path, len);
+	im->path[len] = '\0';
+	im->path_len = len;
+	return nar_writer_init(&im->nar, NULL, NULL);
+}
+
+static void importer_release(struct importer *im)
+{
+	dir_putter_free(im->putter);
+	nar_writer_release(&im->nar);
+	free(im->buf);
+	free(im->path);
+}
+
+int store_import_path(struct store *st, const char *path, const struct import_options *opt,
+		      struct path_info **out)
+{
+	static const struct import_options none;
+	struct importer im = {0};
+	char name[STORE_PATH_MAX_NAME + 1];
+	struct node root = {0};
+	struct nar_summary sum;
+	struct stat sb;
+	int rc;
+
+	opt = opt ? opt : &none;
+	if (!*path)
+		return sf_err(-EINVAL, "empty path");
+	if (opt->name)
+		rc = store_path_name_check(opt->name, strlen(opt->name));
+	else
+		rc = store_import_default_name(path, name, sizeof(name));
+	if (rc < 0)
+		return rc;
+	rc = importer_init(&im, st, path, opt);
+	if (rc == 0 && lstat(im.path, &sb) < 0)
+		rc = sf_err_errno(-errno, errno, "cannot stat '%s'", im.path);
+	if (rc == 0)
+		rc = import_walk(&im, &sb, &root, &sum);
+	if (rc == 0)
+		rc = import_register(st, opt->name ? opt->name : name, &root, &sum, out);
+	importer_release(&im);
+	return rc;
+}

@@ -321,7 +321,8 @@ static void nw_refs(FILE *f, const struct narinfo *ni, struct store_path *sorted
 {
 	char base[STORE_PATH_MAX_BASENAME + 1];
 
-	memcpy(sorted, ni->refs, ni->n_refs * sizeof(*sorted));
+	if (ni->n_refs)
+		memcpy(sorted, ni->refs, ni->n_refs * sizeof(*sorted));
 	for (size_t i = 1; i < ni->n_refs; i++) {
 		struct store_path t = sorted[i];
 		size_t j = i;
@@ -458,7 +459,8 @@ static int ni_fill(struct narinfo *ni, const struct path_info *pi)
 	ni->refs = malloc((pi->n_refs ? pi->n_refs : 1) * sizeof(*ni->refs));
 	if (!ni->refs)
 		return -ENOMEM;
-	memcpy(ni->refs, pi->refs, pi->n_refs * sizeof(*ni->refs));
+	if (pi->n_refs)
+		memcpy(ni->refs, pi->refs, pi->n_refs * sizeof(*ni->refs));
 	ni->n_refs = pi->n_refs;
 	if (pi->has_deriver) {
 		if (dl + 4 > STORE_PATH_MAX_NAME)

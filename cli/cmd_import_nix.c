@@ -1,0 +1,497 @@
+/* cmd_import_nix.c - `storefs import-nix`: copy store paths, with their
+ * metadata, from a local Nix store (through nix-bin's own commands). */
+#include "backends/registry.h"
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "cli/nar_load.h"
+#include "common/err.h"
+#include "store/nix_hash.h"
+#include "store/signing.h"
+
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const struct cli_cmd cmd = {
+    "import-nix",
+    "import-nix [--store URL|DIR] [--nix-store DIR] [-r] [--wait] STOREPATH...",
+    "Copies STOREPATHs from a local Nix store into the store, with their\n"
+    "references, signatures, deriver, CA, NAR hash and size, as `nix path-info\n"
+    "--json` reports them; the contents come from `nix-store --dump` and must\n"
+    "match the recorded NAR hash and size. Prints each imported store path.\n"
+    "A path's references must be in the store already, be imported in the same\n"
+    "run, or -r must be given. Paths already present with the same NAR hash are\n"
+    "not read again. `nix` and `nix-store` are run from $PATH.\n"
+    "\n"
+    "Options:\n"
+    "  --store URL|DIR    the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
+    "                     as root, else $XDG_DATA_HOME/storefs); created if missing\n"
+    "  --nix-store DIR    read from the Nix chroot store rooted at DIR (as with\n"
+    "                     `nix --store DIR`; files under DIR/nix/store) instead of\n"
+    "                     the system's /nix/store\n"
+    "  -r, --recursive    import the whole closure, references first\n"
+    "  --wait             if another import holds the store's lock, wait for it\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "Exit status: 0 success, 1 error, 2 usage error.\n",
+};
+
+enum { OPT_NIX_STORE = 256, OPT_WAIT };
+
+static const struct option longopts[] = {
+    {"store", required_argument, NULL, CLI_OPT_STORE},
+    {"help", no_argument, NULL, CLI_OPT_HELP},
+    {"nix-store", required_argument, NULL, OPT_NIX_STORE},
+    {"recursive", no_argument, NULL, 'r'},
+    {"wait", no_argument, NULL, OPT_WAIT},
+    {0},
+};
+
+#define JSON_MAX (256u << 20)
+
+/* One path as `nix path-info --json` describes it. */
+struct nix_path {
+	struct path_info *pi;
+	bool done, visiting;
+};
+
+struct import_nix {
+	struct store *st;
+	const char *nix_store; /* chroot root or NULL */
+	struct nix_path *paths;
+	size_t n;
+};
+
+/* --- running Nix --- */
+
+/* Starts `argv` with its stdout on a pipe whose read end is *out_fd. */
+static int spawn_reader(char *const argv[], pid_t *pid, int *out_fd)
+{
+	posix_spawn_file_actions_t fa;
+	int p[2], rc;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return sf_err_errno(-errno, errno, "cannot create a pipe");
+	rc = posix_spawn_file_actions_init(&fa);
+	if (rc == 0)
+		rc = posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
+	if (rc == 0)
+		rc = posix_spawnp(pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	if (rc != 0) {
+		close(p[0]);
+		return sf_err(-rc, "cannot run '%s': %s", argv[0], strerror(rc));
+	}
+	*out_fd = p[0];
+	return 0;
+}
+
+/* Waits for `pid`; a failure is -EIO naming `what`. */
+static int reap(pid_t pid, const char *what)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return sf_err_errno(-errno, errno, "cannot wait for '%s'", what);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	return sf_err(-EIO, "'%s' failed (status %d)", what,
+		      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+static int read_all(int fd, char **out, size_t *out_len)
+{
+	size_t len = 0, cap = 1 << 16;
+	char *buf = malloc(cap), *nb;
+	ssize_t n;
+
+	while (buf) {
+		if (len + 1 == cap) {
+			nb = cap < JSON_MAX ? realloc(buf, cap * 2) : NULL;
+			if (!nb)
+				break;
+			buf = nb, cap *= 2;
+		}
+		n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			return sf_err_errno(-errno, errno, "cannot read from 'nix path-info'");
+		}
+		if (n == 0) {
+			buf[len] = '\0';
+			*out = buf, *out_len = len;
+			return 0;
+		}
+		len += (size_t)n;
+	}
+	free(buf);
+	return cap >= JSON_MAX ? sf_err(-E2BIG, "'nix path-info' wrote too much") : -ENOMEM;
+}
+
+/* Runs `nix path-info --json [--store DIR] [-r] PATHS...` and returns its output. */
+static int nix_path_info(const struct import_nix *im, bool recursive, char **paths, int n,
+			 char **out)
+{
+	char **argv = malloc((9 + (size_t)n) * sizeof(*argv));
+	int a = 0, fd, rc, rc2;
+	size_t len;
+	pid_t pid;
+
+	if (!argv)
+		return -ENOMEM;
+	argv[a++] = "nix";
+	argv[a++] = "--extra-experimental-features";
+	argv[a++] = "nix-command";
+	argv[a++] = "path-info";
+	argv[a++] = "--json";
+	if (im->nix_store) {
+		argv[a++] = "--store";
+		argv[a++] = (char *)im->nix_store;
+	}
+	if (recursive)
+		argv[a++] = "--recursive";
+	for (int i = 0; i < n; i++)
+		argv[a++] = paths[i];
+	argv[a] = NULL;
+	rc = spawn_reader(argv, &pid, &fd);
+	free(argv);
+	if (rc < 0)
+		return rc;
+	rc = read_all(fd, out, &len);
+	close(fd);
+	rc2 = reap(pid, "nix path-info");
+	if (rc == 0 && rc2 < 0)
+		free(*out);
+	return rc < 0 ? rc : rc2;
+}
+
+/* --- the JSON --- */
+
+static const char *json_str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int parse_refs(struct path_info *pi, const cJSON *o, const char *full)
+{
+	const cJSON *refs = cJSON_GetObjectItemCaseSensitive(o, "references"), *r;
+	struct store_path sp;
+	int rc;
+
+	if (!cJSON_IsArray(refs))
+		return sf_err(-EINVAL, "nix path-info gave no references for '%s'", full);
+	cJSON_ArrayForEach(r, refs)
+	{
+		if (!cJSON_IsString(r))
+			return sf_err(-EINVAL, "nix path-info gave a bad reference for '%s'", full);
+		rc = store_path_parse(r->valuestring, strlen(r->valuestring), false, &sp);
+		if (rc == 0)
+			rc = path_info_add_ref(pi, &sp);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_sigs(struct path_info *pi, const cJSON *o, const char *full)
+{
+	const cJSON *sigs = cJSON_GetObjectItemCaseSensitive(o, "signatures"), *s;
+	struct path_signature sig;
+	int rc;
+
+	if (!sigs)
+		return 0;
+	if (!cJSON_IsArray(sigs))
+		return sf_err(-EINVAL, "nix path-info gave bad signatures for '%s'", full);
+	cJSON_ArrayForEach(s, sigs)
+	{
+		if (!cJSON_IsString(s))
+			return sf_err(-EINVAL, "nix path-info gave a bad signature for '%s'", full);
+		rc = signing_sig_parse(s->valuestring, strlen(s->valuestring), &sig);
+		if (rc < 0)
+			return rc;
+		rc = path_info_add_sig(pi, sig.name, sig.data);
+		free(sig.name);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_deriver(struct path_info *pi, const char *drv)
+{
+	size_t len;
+	int rc;
+
+	if (!drv)
+		return 0;
+	rc = store_path_parse(drv, strlen(drv), false, &pi->deriver);
+	if (rc < 0)
+		return rc;
+	len = strlen(pi->deriver.name);
+	if (len <= 4 || strcmp(pi->deriver.name + len - 4, ".drv"))
+		return sf_err(-EINVAL, "deriver '%s' is not a .drv path", drv);
+	pi->deriver.name[len - 4] = '\0';
+	pi->has_deriver = true;
+	return 0;
+}
+
+static int parse_nar(struct path_info *pi, const cJSON *o, const char *full)
+{
+	const cJSON *size = cJSON_GetObjectItemCaseSensitive(o, "narSize");
+	const char *hash = json_str(o, "narHash");
+
+	if (!hash || !cJSON_IsNumber(size) || size->valuedouble < 1 ||
+	    size->valuedouble > 9007199254740992.0 ||
+	    size->valuedouble != (double)(uint64_t)size->valuedouble)
+		return sf_err(-EINVAL, "nix path-info gave no valid narHash/narSize for '%s'",
+			      full);
+	pi->nar_size = (uint64_t)size->valuedouble;
+	return nar_hash_parse(hash, pi->nar_sha256);
+}
+
+static int parse_entry(const cJSON *o, struct path_info *pi)
+{
+	const cJSON *valid = cJSON_GetObjectItemCaseSensitive(o, "valid");
+	const char *full = json_str(o, "path"), *ca = json_str(o, "ca");
+	int rc;
+
+	if (!full)
+		return sf_err(-EINVAL, "nix path-info gave an entry without a path");
+	if (cJSON_IsFalse(valid))
+		return sf_err(-ENOENT, "'%s' is not a valid path in the Nix store", full);
+	rc = store_path_parse(full, strlen(full), false, &pi->path);
+	if (rc == 0)
+		rc = parse_nar(pi, o, full);
+	if (rc == 0)
+		rc = parse_refs(pi, o, full);
+	if (rc == 0)
+		rc = parse_sigs(pi, o, full);
+	if (rc == 0)
+		rc = parse_deriver(pi, json_str(o, "deriver"));
+	if (rc == 0 && ca) {
+		rc = ca_parse(ca, strlen(ca), &pi->ca_type, pi->ca_digest, &pi->ca_digest_len);
+		pi->has_ca = rc == 0;
+	}
+	return rc;
+}
+
+static int parse_json(struct import_nix *im, const char *text)
+{
+	cJSON *arr = cJSON_Parse(text), *o;
+	int rc = 0, n;
+
+	if (!cJSON_IsArray(arr)) {
+		cJSON_Delete(arr);
+		return sf_err(-EINVAL, "cannot parse the output of 'nix path-info --json'");
+	}
+	n = cJSON_GetArraySize(arr);
+	im->paths = calloc(n ? (size_t)n : 1, sizeof(*im->paths));
+	if (!im->paths)
+		rc = -ENOMEM;
+	cJSON_ArrayForEach(o, arr)
+	{
+		struct nix_path *p = &im->paths[im->n];
+
+		if (rc == 0)
+			rc = path_info_new(&p->pi);
+		if (rc < 0)
+			break;
+		im->n++;
+		rc = parse_entry(o, p->pi);
+	}
+	cJSON_Delete(arr);
+	return rc;
+}
+
+/* --- importing --- */
+
+/* 1 if the store has `pi` with the same NAR already, 0 if not. */
+static int already_present(struct store *st, const struct path_info *pi)
+{
+	struct path_info *have;
+	int rc = pathinfo_service_get(st->paths, pi->path.digest, &have);
+
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	rc = !store_path_cmp(&have->path, &pi->path) && have->nar_size == pi->nar_size &&
+	     !memcmp(have->nar_sha256, pi->nar_sha256, 32);
+	path_info_free(have);
+	return rc;
+}
+
+static int dump_and_load(struct import_nix *im, struct path_info *pi, struct nar_loaded *l)
+{
+	char full[STORE_PATH_FULL_MAX], *phys;
+	struct nar_summary expect = {.size = pi->nar_size};
+	char *argv[] = {"nix-store", "--dump", NULL, NULL};
+	int fd, rc, rc2;
+	pid_t pid;
+
+	store_path_full(&pi->path, full);
+	if (asprintf(&phys, "%s%s", im->nix_store ? im->nix_store : "", full) < 0)
+		return -ENOMEM;
+	argv[2] = phys;
+	memcpy(expect.sha256, pi->nar_sha256, 32);
+	rc = spawn_reader(argv, &pid, &fd);
+	free(phys);
+	if (rc < 0)
+		return rc;
+	rc = nar_load_fd(im->st, fd, &expect, l);
+	close(fd);
+	rc2 = reap(pid, "nix-store --dump");
+	if (rc == -EIO)
+		return sf_err(-EIO, "the NAR of '%s' does not match its recorded hash and size",
+			      full);
+	return rc < 0 ? rc : rc2;
+}
+
+/* Checked before the NAR is read, with a hint in the message. */
+static int check_refs(struct import_nix *im, const struct path_info *pi)
+{
+	char msg[512];
+	int rc = nar_load_check_refs(im->st, pi);
+
+	if (rc != -ENOENT)
+		return rc;
+	snprintf(msg, sizeof(msg), "%s", sf_errmsg(rc));
+	return sf_err(rc, "%s (-r imports the closure)", msg);
+}
+
+static int import_one(struct import_nix *im, struct path_info *pi)
+{
+	char full[STORE_PATH_FULL_MAX];
+	struct nar_loaded *l;
+	int rc = already_present(im->st, pi);
+
+	store_path_full(&pi->path, full);
+	if (rc > 0) {
+		printf("%s\n", full);
+		return cli_flush_stdout();
+	}
+	if (rc == 0)
+		rc = check_refs(im, pi);
+	l = rc == 0 ? malloc(sizeof(*l)) : NULL;
+	if (!l)
+		return rc < 0 ? rc : -ENOMEM;
+	rc = dump_and_load(im, pi, l);
+	if (rc == 0)
+		rc = path_info_set_root(pi, &l->root);
+	if (rc == 0)
+		rc = nar_load_register(im->st, pi);
+	free(l);
+	if (rc < 0)
+		return rc;
+	printf("%s\n", full);
+	return cli_flush_stdout();
+}
+
+static struct nix_path *find_path(struct import_nix *im, const struct store_path *sp)
+{
+	for (size_t i = 0; i < im->n; i++)
+		if (!store_path_cmp(&im->paths[i].pi->path, sp))
+			return &im->paths[i];
+	return NULL;
+}
+
+/* Depth first: references before referrers (Nix forbids cycles other
+ * than self references, which are skipped). */
+static int import_visit(struct import_nix *im, struct nix_path *p, unsigned depth)
+{
+	int rc;
+
+	if (p->done)
+		return 0;
+	if (p->visiting || depth > 100000)
+		return sf_err(-ELOOP, "the references of '%s' form a cycle", p->pi->path.name);
+	p->visiting = true;
+	for (size_t i = 0; i < p->pi->n_refs; i++) {
+		struct nix_path *r = find_path(im, &p->pi->refs[i]);
+
+		if (!r || r == p)
+			continue;
+		rc = import_visit(im, r, depth + 1);
+		if (rc < 0)
+			return rc;
+	}
+	p->visiting = false;
+	p->done = true;
+	return import_one(im, p->pi);
+}
+
+static int import_nix(struct import_nix *im, bool recursive, char **paths, int n)
+{
+	char *json = NULL;
+	int rc = nix_path_info(im, recursive, paths, n, &json);
+
+	if (rc < 0)
+		return rc;
+	rc = parse_json(im, json);
+	free(json);
+	for (size_t i = 0; rc == 0 && i < im->n; i++)
+		rc = import_visit(im, &im->paths[i], 0);
+	return rc;
+}
+
+static void import_nix_release(struct import_nix *im)
+{
+	for (size_t i = 0; i < im->n; i++)
+		path_info_free(im->paths[i].pi);
+	free(im->paths);
+}
+
+int cmd_import_nix(int argc, char **argv)
+{
+	struct import_nix im = {0};
+	const char *url = NULL;
+	unsigned flags = STORE_OPEN_CREATE | STORE_OPEN_IMPORT;
+	bool recursive = false;
+	int ch, rc;
+
+	while ((ch = cli_getopt(&cmd, argc, argv, "hr", longopts)) != -1) {
+		switch (ch) {
+		case CLI_OPT_HELP:
+			return cli_help(&cmd);
+		case CLI_OPT_STORE:
+			url = optarg;
+			break;
+		case OPT_NIX_STORE:
+			im.nix_store = optarg;
+			break;
+		case 'r':
+			recursive = true;
+			break;
+		case OPT_WAIT:
+			flags |= STORE_OPEN_WAIT;
+			break;
+		default:
+			return CLI_USAGE;
+		}
+	}
+	if (optind == argc)
+		return cli_usage(&cmd, "no STOREPATH given");
+	if (im.nix_store && !*im.nix_store)
+		return cli_usage(&cmd, "--nix-store needs a directory");
+	rc = cli_open_store(url, flags, &im.st);
+	if (rc < 0)
+		return cli_fail(&cmd, rc);
+	rc = import_nix(&im, recursive, argv + optind, argc - optind);
+	import_nix_release(&im);
+	store_free(im.st);
+	return rc < 0 ? cli_fail(&cmd, rc) : CLI_OK;
+}

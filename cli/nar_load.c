@@ -1,0 +1,73 @@
+/* nar_load.c - NAR ingestion and PathInfo registration shared by the
+ * NAR-importing commands and the HTTP server. */
+#include "cli/nar_load.h"
+
+#include "common/err.h"
+#include "store/nar_ingest.h"
+#include "store/nix_hash.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int nar_load_fd(struct store *st, int fd, const struct nar_summary *expect, struct nar_loaded *out)
+{
+	int rc = nar_ingest_fd(st->blobs, st->dirs, st->size_formula, fd, expect, &out->root,
+			       out->target, &out->sum);
+
+	if (rc < 0)
+		return rc;
+	/* Blob commits are not durable one by one; the PathInfo that will
+	 * point at them must not outlive them after a crash. */
+	return blob_service_flush(st->blobs);
+}
+
+int nar_hash_parse(const char *s, uint8_t out[32])
+{
+	struct nix_hash h;
+	int rc = nix_hash_parse_as(s, strlen(s), NIX_HASH_SHA256, &h);
+
+	if (rc < 0)
+		return sf_err(-EINVAL, "'%s' is not a sha256 NAR hash (%s)", s, sf_errmsg(rc));
+	memcpy(out, h.digest, 32);
+	return 0;
+}
+
+static int check_ref(struct store *st, const struct path_info *pi, const struct store_path *ref)
+{
+	char base[STORE_PATH_MAX_BASENAME + 1], self[STORE_PATH_MAX_BASENAME + 1];
+	struct path_info *other;
+	int rc;
+
+	if (store_path_cmp(ref, &pi->path) == 0)
+		return 0;
+	rc = pathinfo_service_get(st->paths, ref->digest, &other);
+	if (rc == 0) {
+		rc = store_path_cmp(&other->path, ref) == 0 ? 0 : -ENOENT;
+		path_info_free(other);
+	}
+	if (rc != -ENOENT)
+		return rc;
+	store_path_basename(ref, base);
+	store_path_basename(&pi->path, self);
+	return sf_err(-ENOENT, "reference '%s' of '%s' is not in the store", base, self);
+}
+
+int nar_load_check_refs(struct store *st, const struct path_info *pi)
+{
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < pi->n_refs; i++)
+		rc = check_ref(st, pi, &pi->refs[i]);
+	return rc;
+}
+
+int nar_load_register(struct store *st, const struct path_info *pi)
+{
+	int rc = path_info_validate(pi);
+
+	if (rc == 0)
+		rc = nar_load_check_refs(st, pi);
+	if (rc == 0)
+		rc = pathinfo_service_put(st->paths, pi);
+	return rc;
+}

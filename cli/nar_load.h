@@ -1,0 +1,44 @@
+/* nar_load.h - what `nar-import`, `import-nix` and `serve` share: ingesting
+ * a NAR into a store and registering a PathInfo for it, and parsing NAR
+ * hashes given in any Nix syntax. Thread-safe as far as the store's
+ * services are (no shared state here). */
+#ifndef STOREFS_CLI_NAR_LOAD_H
+#define STOREFS_CLI_NAR_LOAD_H
+
+#include "store/nar.h"
+#include "store/path_info.h"
+#include "store/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A NAR ingested into the store's services: the root node (its symlink
+ * target, if any, points into `target`) and the NAR's SHA-256 and size. */
+struct nar_loaded {
+	struct node root;
+	uint8_t target[CASTORE_MAX_TARGET_LEN];
+	struct nar_summary sum;
+};
+
+/* Ingests the NAR read from `fd` until EOF (strictly, see nar_ingest.h)
+ * and makes its blobs durable. `expect` may be NULL; a NAR that differs
+ * from it is -EIO and stores no Directory. Errors: -EINVAL for a malformed
+ * NAR, -EIO for a mismatch, the services' or read()'s codes otherwise; each
+ * with a message. */
+int nar_load_fd(struct store *st, int fd, const struct nar_summary *expect, struct nar_loaded *out);
+
+/* Parses a NAR hash in any Nix syntax ("sha256:" + nix32, hex or base64,
+ * SRI "sha256-...", or a bare digest) into 32 bytes; -EINVAL with a
+ * message naming `s` otherwise (also for another algorithm). */
+int nar_hash_parse(const char *s, uint8_t out[32]);
+
+/* 0 if every reference of `pi` other than itself is registered, else
+ * -ENOENT with a message naming the first missing one. */
+int nar_load_check_refs(struct store *st, const struct path_info *pi);
+
+/* Validates `pi` and registers it. Its references other than itself must
+ * already be registered (-ENOENT with a message naming the first missing
+ * one); the service's codes otherwise. */
+int nar_load_register(struct store *st, const struct path_info *pi);
+
+#endif

@@ -1,0 +1,122 @@
+/* serve.h - `storefs serve`: the store as a Nix HTTP binary cache
+ * (nix.md §3, castore.md §7), on libmicrohttpd with one thread per
+ * connection. Internal to cli/: cmd_serve.c parses options and runs
+ * serve_start()/serve_stop(); serve_http.c routes requests;
+ * serve_index.c keeps the NAR hash index and the upload LRU; serve_nar.c
+ * streams NARs out and ingests uploaded ones.
+ *
+ * Thread-safety: every function here may be called from any connection
+ * thread at once, except serve_start()/serve_stop() and the init/release
+ * functions, which run on the main thread while no request is served. */
+#ifndef STOREFS_CLI_SERVE_H
+#define STOREFS_CLI_SERVE_H
+
+#include "castore/digest_map.h"
+#include "cli/nar_load.h"
+#include "store/signing.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SERVE_DEFAULT_LISTEN	 "127.0.0.1:9000"
+#define SERVE_DEFAULT_PRIORITY	 40
+#define SERVE_DEFAULT_MAX_UPLOAD (4ull << 30)
+#define SERVE_NARINFO_MAX	 (2u << 20)
+#define SERVE_UPLOADS_MAX	 1024
+#define SERVE_MAX_CONNECTIONS	 64
+
+/* NAR SHA-256 -> store path digest of a registered path with that NAR. */
+struct serve_index {
+	pthread_mutex_t lock;
+	struct digest_map map; /* key: the SHA-256 bytes; value: malloc'd digest */
+	uint64_t cursor;       /* the listing position reached */
+};
+
+/* NARs uploaded by PUT /nar/..., remembered until their narinfo comes. */
+struct serve_upload {
+	uint8_t sha256[32];
+	uint64_t nar_size;
+	struct node root; /* anonymous; target points into `target` */
+	uint8_t *target;  /* malloc'd copy of a symlink root's target, or NULL */
+	uint64_t stamp;	  /* last use; 0 = free slot */
+};
+
+struct serve_uploads {
+	pthread_mutex_t lock;
+	struct serve_upload slot[SERVE_UPLOADS_MAX];
+	uint64_t clock;
+};
+
+struct server {
+	struct store *st;
+	unsigned priority;
+	bool has_key;
+	struct nix_secret_key sk;
+	uint64_t max_upload;
+	bool readonly; /* PUT is refused */
+	struct serve_index idx;
+	struct serve_uploads up;
+	struct MHD_Daemon *daemon;
+};
+
+/* --- serve_index.c --- */
+
+/* Lists every PathInfo of the store into the index. */
+int serve_index_init(struct serve_index *x, struct store *st);
+void serve_index_release(struct serve_index *x);
+/* The digest of a path whose NAR has `sha256`; on a miss, paths
+ * registered since the last listing are read first. -ENOENT if none. */
+int serve_index_lookup(struct serve_index *x, struct store *st, const uint8_t sha256[32],
+		       uint8_t digest[STORE_PATH_DIGEST_LEN]);
+int serve_index_add(struct serve_index *x, const uint8_t sha256[32],
+		    const uint8_t digest[STORE_PATH_DIGEST_LEN]);
+
+int serve_uploads_init(struct serve_uploads *u);
+void serve_uploads_release(struct serve_uploads *u);
+/* Remembers an uploaded NAR, evicting the least recently used one. */
+int serve_uploads_put(struct serve_uploads *u, const struct nar_loaded *l);
+/* Copies a remembered NAR's root (its target into `target`) and size;
+ * -ENOENT if unknown. */
+int serve_uploads_get(struct serve_uploads *u, const uint8_t sha256[32], struct node *root,
+		      uint8_t target[CASTORE_MAX_TARGET_LEN], uint64_t *nar_size);
+
+/* --- serve_nar.c --- */
+
+/* 0 if every Directory and blob below `root` is in the store with the
+ * recorded sizes, else -EIO with a message naming what is missing. */
+int serve_check_closure(struct store *st, const struct node *root);
+
+/* A NAR being rendered for a response: bytes [start, start+len) of the NAR
+ * of `pi`, produced by a thread started on the first read. */
+struct serve_nar_stream;
+/* Takes ownership of `pi` in every case. */
+int serve_nar_stream_new(struct server *s, struct path_info *pi, uint64_t start, uint64_t len,
+			 struct serve_nar_stream **out);
+/* MHD content reader and free callbacks for a stream. */
+ssize_t serve_nar_stream_read(void *cls, uint64_t pos, char *buf, size_t max);
+void serve_nar_stream_free(void *cls);
+
+/* A NAR upload: bytes pushed by the connection thread, ingested by a
+ * worker thread against the expected hash and size. */
+struct serve_nar_upload;
+int serve_nar_upload_start(struct server *s, const struct nar_summary *expect,
+			   struct serve_nar_upload **out);
+/* Passes body bytes on; after the worker has failed they are dropped. */
+void serve_nar_upload_push(struct serve_nar_upload *u, const char *data, size_t len);
+/* Ends the body and waits for the worker: 0 and the result in `out` (may
+ * be NULL), or its error with its message in `msg` (`msglen` bytes; may be
+ * NULL). Frees `u`. */
+int serve_nar_upload_finish(struct serve_nar_upload *u, struct nar_loaded *out, char *msg,
+			    size_t msglen);
+/* Aborts an unfinished upload (connection lost) and frees it. */
+void serve_nar_upload_abort(struct serve_nar_upload *u);
+
+/* --- serve_http.c --- */
+
+/* Serves on the listening socket `fd` (taken over) until serve_stop(). */
+int serve_start(struct server *s, int fd, bool verbose);
+void serve_stop(struct server *s);
+
+#endif

@@ -1,0 +1,185 @@
+/* serve_index.c - the NAR hash -> store path index and the LRU of uploaded
+ * NARs behind `storefs serve`. */
+#include "cli/serve.h"
+
+#include "common/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static struct b3_digest key_of(const uint8_t sha256[32])
+{
+	struct b3_digest k;
+
+	memcpy(k.bytes, sha256, 32);
+	return k;
+}
+
+/* Called with x->lock held. */
+static int index_put_locked(struct serve_index *x, const uint8_t sha256[32],
+			    const uint8_t digest[STORE_PATH_DIGEST_LEN])
+{
+	struct b3_digest k = key_of(sha256);
+	uint8_t *v = malloc(STORE_PATH_DIGEST_LEN);
+	void *old = NULL;
+	int rc;
+
+	if (!v)
+		return -ENOMEM;
+	memcpy(v, digest, STORE_PATH_DIGEST_LEN);
+	rc = digest_map_put(&x->map, &k, v, &old);
+	free(rc < 0 ? v : old);
+	return rc;
+}
+
+static int index_list_cb(void *ctx, const struct path_info *pi, uint64_t cursor)
+{
+	struct serve_index *x = ctx;
+
+	x->cursor = cursor;
+	return index_put_locked(x, pi->nar_sha256, pi->path.digest);
+}
+
+/* Reads the paths registered since the last listing; lock held. */
+static int index_refresh_locked(struct serve_index *x, struct store *st)
+{
+	int rc = pathinfo_service_list(st->paths, x->cursor, index_list_cb, x);
+
+	return rc == -ENOTSUP ? 0 : rc;
+}
+
+int serve_index_init(struct serve_index *x, struct store *st)
+{
+	int rc;
+
+	digest_map_init(&x->map);
+	x->cursor = 0;
+	rc = -pthread_mutex_init(&x->lock, NULL);
+	if (rc < 0)
+		return rc;
+	rc = index_refresh_locked(x, st);
+	if (rc < 0)
+		serve_index_release(x);
+	return rc;
+}
+
+void serve_index_release(struct serve_index *x)
+{
+	digest_map_foreach(&x->map, slot) free(slot->value);
+	digest_map_release(&x->map);
+	pthread_mutex_destroy(&x->lock);
+}
+
+int serve_index_lookup(struct serve_index *x, struct store *st, const uint8_t sha256[32],
+		       uint8_t digest[STORE_PATH_DIGEST_LEN])
+{
+	struct b3_digest k = key_of(sha256);
+	uint8_t *v;
+	int rc = 0;
+
+	pthread_mutex_lock(&x->lock);
+	v = digest_map_get(&x->map, &k);
+	if (!v) {
+		rc = index_refresh_locked(x, st);
+		v = rc == 0 ? digest_map_get(&x->map, &k) : NULL;
+	}
+	if (v)
+		memcpy(digest, v, STORE_PATH_DIGEST_LEN);
+	pthread_mutex_unlock(&x->lock);
+	return rc < 0 ? rc : v ? 0 : -ENOENT;
+}
+
+int serve_index_add(struct serve_index *x, const uint8_t sha256[32],
+		    const uint8_t digest[STORE_PATH_DIGEST_LEN])
+{
+	int rc;
+
+	pthread_mutex_lock(&x->lock);
+	rc = index_put_locked(x, sha256, digest);
+	pthread_mutex_unlock(&x->lock);
+	return rc;
+}
+
+/* --- uploads --- */
+
+int serve_uploads_init(struct serve_uploads *u)
+{
+	memset(u->slot, 0, sizeof(u->slot));
+	u->clock = 0;
+	return -pthread_mutex_init(&u->lock, NULL);
+}
+
+void serve_uploads_release(struct serve_uploads *u)
+{
+	for (size_t i = 0; i < SERVE_UPLOADS_MAX; i++)
+		free(u->slot[i].target);
+	pthread_mutex_destroy(&u->lock);
+}
+
+/* The slot for `sha256`, else a free or the least recently used one. */
+static struct serve_upload *uploads_slot(struct serve_uploads *u, const uint8_t sha256[32],
+					 bool *found)
+{
+	struct serve_upload *victim = &u->slot[0];
+
+	for (size_t i = 0; i < SERVE_UPLOADS_MAX; i++) {
+		struct serve_upload *e = &u->slot[i];
+
+		if (e->stamp && !memcmp(e->sha256, sha256, 32)) {
+			*found = true;
+			return e;
+		}
+		if (e->stamp < victim->stamp)
+			victim = e;
+	}
+	*found = false;
+	return victim;
+}
+
+int serve_uploads_put(struct serve_uploads *u, const struct nar_loaded *l)
+{
+	uint8_t *target = NULL;
+	struct serve_upload *e;
+	bool found;
+
+	if (l->root.kind == NODE_SYMLINK) {
+		target = malloc(l->root.target_len);
+		if (!target)
+			return -ENOMEM;
+		memcpy(target, l->root.target, l->root.target_len);
+	}
+	pthread_mutex_lock(&u->lock);
+	e = uploads_slot(u, l->sum.sha256, &found);
+	free(e->target);
+	memcpy(e->sha256, l->sum.sha256, 32);
+	e->nar_size = l->sum.size;
+	e->root = l->root;
+	e->root.name = NULL;
+	e->root.name_len = 0;
+	e->target = target;
+	e->root.target = target;
+	e->stamp = ++u->clock;
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}
+
+int serve_uploads_get(struct serve_uploads *u, const uint8_t sha256[32], struct node *root,
+		      uint8_t target[CASTORE_MAX_TARGET_LEN], uint64_t *nar_size)
+{
+	struct serve_upload *e;
+	bool found;
+
+	pthread_mutex_lock(&u->lock);
+	e = uploads_slot(u, sha256, &found);
+	if (found) {
+		*root = e->root;
+		if (e->target) {
+			memcpy(target, e->target, e->root.target_len);
+			root->target = target;
+		}
+		*nar_size = e->nar_size;
+		e->stamp = ++u->clock;
+	}
+	pthread_mutex_unlock(&u->lock);
+	return found ? 0 : -ENOENT;
+}

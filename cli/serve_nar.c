@@ -1,0 +1,276 @@
+/* serve_nar.c - NAR bodies of `storefs serve`: the closure check done
+ * before a 200 is promised, rendering for GET (a producer thread feeding
+ * MHD's pull callback through a pipe) and ingesting PUT bodies (MHD's push
+ * calls feeding the strict ingester's pull reads, the other way round). */
+#include "cli/serve.h"
+
+#include "common/err.h"
+#include "common/log.h"
+
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* --- closure check --- */
+
+static int check_blob(struct store *st, const struct node *n)
+{
+	char text[B3_TEXT_LEN + 1];
+	uint64_t size;
+	int rc = blob_service_stat(st->blobs, &n->digest, &size);
+
+	if (rc == 0 && size == n->size)
+		return 0;
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	b3_digest_to_text(&n->digest, text);
+	if (rc == -ENOENT)
+		return sf_err(-EIO, "blob '%s' is missing from the store", text);
+	return sf_err(-EIO, "blob '%s' has %llu bytes, not %llu", text, (unsigned long long)size,
+		      (unsigned long long)n->size);
+}
+
+static int check_dir_cb(void *ctx, const struct b3_digest *digest, const struct directory *d)
+{
+	for (size_t i = 0; i < d->count; i++) {
+		int rc = d->nodes[i].kind == NODE_FILE ? check_blob(ctx, &d->nodes[i]) : 0;
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int serve_check_closure(struct store *st, const struct node *root)
+{
+	char text[B3_TEXT_LEN + 1];
+	int rc;
+
+	if (root->kind == NODE_FILE)
+		return check_blob(st, root);
+	if (root->kind != NODE_DIRECTORY)
+		return 0;
+	rc = dir_service_get_recursive(st->dirs, &root->digest, check_dir_cb, st);
+	if (rc != -ENOENT)
+		return rc;
+	b3_digest_to_text(&root->digest, text);
+	return sf_err(-EIO, "directory '%s' is missing from the store", text);
+}
+
+/* --- GET: rendering into a pipe --- */
+
+struct serve_nar_stream {
+	struct server *s;
+	struct path_info *pi;
+	uint64_t start, len; /* the byte range to send */
+	uint64_t at;	     /* rendered NAR bytes so far (render thread) */
+	int rfd, wfd;
+	bool started;
+	pthread_t thread;
+};
+
+/* Sent everything asked for: rendering stops early with this code. */
+#define STREAM_DONE (-ECANCELED)
+
+static int stream_write_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n, len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* nar_write_fn: passes on the part of the NAR inside the range. */
+static int stream_write(void *ctx, const void *buf, size_t len)
+{
+	struct serve_nar_stream *ns = ctx;
+	uint64_t end = ns->start + ns->len, from = ns->at, to = ns->at + len;
+	int rc = 0;
+
+	ns->at = to;
+	if (from < ns->start)
+		from = ns->start;
+	if (to > end)
+		to = end;
+	if (from < to)
+		rc = stream_write_all(ns->wfd, (const uint8_t *)buf + (from - (ns->at - len)),
+				      (size_t)(to - from));
+	if (rc == 0 && ns->at >= end)
+		rc = STREAM_DONE;
+	return rc;
+}
+
+static void *stream_thread(void *arg)
+{
+	struct serve_nar_stream *ns = arg;
+	char full[STORE_PATH_FULL_MAX];
+	int rc =
+	    nar_render(ns->s->st->blobs, ns->s->st->dirs, &ns->pi->root, stream_write, ns, NULL);
+
+	if (rc < 0 && rc != STREAM_DONE && rc != -EPIPE) {
+		store_path_full(&ns->pi->path, full);
+		log_error("cannot render the NAR of '%s': %s", full, sf_errmsg(rc));
+	}
+	close(ns->wfd);
+	ns->wfd = -1;
+	return NULL;
+}
+
+int serve_nar_stream_new(struct server *s, struct path_info *pi, uint64_t start, uint64_t len,
+			 struct serve_nar_stream **out)
+{
+	struct serve_nar_stream *ns = calloc(1, sizeof(*ns));
+
+	if (!ns) {
+		path_info_free(pi);
+		return -ENOMEM;
+	}
+	*ns = (struct serve_nar_stream){
+	    .s = s, .pi = pi, .start = start, .len = len, .rfd = -1, .wfd = -1};
+	*out = ns;
+	return 0;
+}
+
+static int stream_begin(struct serve_nar_stream *ns)
+{
+	int p[2], rc;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	ns->rfd = p[0];
+	ns->wfd = p[1];
+	rc = pthread_create(&ns->thread, NULL, stream_thread, ns);
+	if (rc != 0) {
+		close(p[1]);
+		ns->wfd = -1;
+		return -rc;
+	}
+	ns->started = true;
+	return 0;
+}
+
+ssize_t serve_nar_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct serve_nar_stream *ns = cls;
+	ssize_t n;
+
+	if (pos >= ns->len)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (!ns->started && stream_begin(ns) < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	do
+		n = read(ns->rfd, buf, max);
+	while (n < 0 && errno == EINTR);
+	/* Ending early aborts the connection: the client sees an error, not a
+	 * short body it could take for the whole NAR. */
+	return n > 0 ? n : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+void serve_nar_stream_free(void *cls)
+{
+	struct serve_nar_stream *ns = cls;
+
+	if (ns->rfd >= 0)
+		close(ns->rfd); /* a blocked renderer gets EPIPE */
+	if (ns->started)
+		pthread_join(ns->thread, NULL);
+	path_info_free(ns->pi);
+	free(ns);
+}
+
+/* --- PUT: ingesting from a pipe --- */
+
+struct serve_nar_upload {
+	struct server *s;
+	struct nar_summary expect;
+	int rfd, wfd;
+	pthread_t thread;
+	int rc;
+	char msg[256];
+	struct nar_loaded loaded;
+};
+
+static void *upload_thread(void *arg)
+{
+	struct serve_nar_upload *u = arg;
+
+	u->rc = nar_load_fd(u->s->st, u->rfd, &u->expect, &u->loaded);
+	if (u->rc < 0)
+		snprintf(u->msg, sizeof(u->msg), "%s", sf_errmsg(u->rc));
+	/* Later pushes fail with EPIPE instead of blocking. */
+	close(u->rfd);
+	u->rfd = -1;
+	return NULL;
+}
+
+int serve_nar_upload_start(struct server *s, const struct nar_summary *expect,
+			   struct serve_nar_upload **out)
+{
+	struct serve_nar_upload *u = calloc(1, sizeof(*u));
+	int p[2], rc;
+
+	if (!u)
+		return -ENOMEM;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		rc = -errno;
+		free(u);
+		return rc;
+	}
+	u->s = s;
+	u->expect = *expect;
+	u->rfd = p[0];
+	u->wfd = p[1];
+	rc = -pthread_create(&u->thread, NULL, upload_thread, u);
+	if (rc < 0) {
+		close(p[0]);
+		close(p[1]);
+		free(u);
+		return rc;
+	}
+	*out = u;
+	return 0;
+}
+
+void serve_nar_upload_push(struct serve_nar_upload *u, const char *data, size_t len)
+{
+	if (u->wfd >= 0 && stream_write_all(u->wfd, (const uint8_t *)data, len) < 0) {
+		close(u->wfd);
+		u->wfd = -1;
+	}
+}
+
+int serve_nar_upload_finish(struct serve_nar_upload *u, struct nar_loaded *out, char *msg,
+			    size_t msglen)
+{
+	int rc;
+
+	if (u->wfd >= 0)
+		close(u->wfd);
+	pthread_join(u->thread, NULL);
+	rc = u->rc;
+	if (rc == 0 && out) {
+		*out = u->loaded;
+		/* The root's target pointed into u->loaded. */
+		if (out->root.kind == NODE_SYMLINK)
+			out->root.target = out->target;
+	}
+	if (rc < 0 && msg)
+		snprintf(msg, msglen, "%s", u->msg);
+	free(u);
+	return rc;
+}
+
+void serve_nar_upload_abort(struct serve_nar_upload *u)
+{
+	/* EOF before the expected size: the ingester fails, nothing is kept. */
+	serve_nar_upload_finish(u, NULL, NULL, 0);
+}

@@ -1,0 +1,126 @@
+#!/bin/bash
+# t90-bench.sh - the benchmark helpers: b3bench (digests against b3sum), statlat (output and
+# argument checks) and bench/report.py (tables from synthetic results). No timing is asserted.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+shopt -s inherit_errexit
+
+TOOLS=${TOOLS:-$(dirname "$STOREFS")}
+B3BENCH=$TOOLS/b3bench
+STATLAT=$TOOLS/statlat
+
+# expect_status N CMD...: CMD must exit with status N (stdout in $TMP/out, stderr in $TMP/err).
+expect_status() {
+	local want=$1 rc=0
+	shift
+	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
+	cat "$TMP/err" >&2
+	[ "$rc" = "$want" ] || fail "exit status $rc, expected $want: $*"
+}
+
+# Files whose sizes straddle BLAKE3's 64-byte block, 1 KiB chunk and our 1 MiB buffer.
+make_sizes() {
+	local n
+	mkdir -p "$TMP/b3"
+	for n in 0 1 63 64 65 1023 1024 1025 4096 1048575 1048576 1048577 3145745; do
+		head -c "$n" /dev/urandom >"$TMP/b3/f$n"
+	done
+}
+
+b3_matches_b3sum() {
+	local mode
+	make_sizes
+	b3sum "$TMP"/b3/* >"$TMP/want"
+	for mode in --mmap --read; do
+		"$B3BENCH" "$mode" "$TMP"/b3/* >"$TMP/got"
+		diff "$TMP/want" "$TMP/got" || fail "b3bench $mode differs from b3sum"
+	done
+	"$B3BENCH" "$TMP"/b3/* >"$TMP/got"
+	diff "$TMP/want" "$TMP/got"
+}
+
+b3_bad_input() {
+	make_sizes
+	expect_status 1 "$B3BENCH" "$TMP/b3/f1" "$TMP/nonexistent" "$TMP/b3/f64"
+	grep -q "nonexistent" "$TMP/err" || fail "no file name in the error"
+	assert_eq "$(wc -l <"$TMP/out")" 2 "digests printed for the readable files"
+	expect_status 1 "$B3BENCH" "$TMP/b3" # a directory cannot be read
+	expect_status 2 "$B3BENCH"
+	expect_status 2 "$B3BENCH" --fast "$TMP/b3/f1"
+	expect_status 2 "$B3BENCH" --read
+}
+
+make_tree() {
+	mkdir -p "$TMP/t/a/b"
+	echo x >"$TMP/t/a/f1"
+	echo y >"$TMP/t/a/b/f2"
+	ln -sfn nowhere "$TMP/t/dangling"
+	printf 'a\na/f1\na/b\na/b/f2\ndangling\n' >"$TMP/list"
+}
+
+statlat_output() {
+	make_tree
+	"$STATLAT" cold "$TMP/list" "$TMP/t" >"$TMP/out"
+	grep -Eq '^statlat cold count=5 median_ns=[0-9]+ mean_ns=[0-9]+ p90_ns=[0-9]+$' "$TMP/out" ||
+		fail "bad cold output: $(cat "$TMP/out")"
+	"$STATLAT" warm "$TMP/list" "$TMP/t" 3 7 >"$TMP/out"
+	grep -Eq '^statlat warm count=21 median_ns=[0-9]+ ' "$TMP/out" ||
+		fail "bad warm output: $(cat "$TMP/out")"
+	# N above the list's length is clamped to it.
+	"$STATLAT" warm "$TMP/list" "$TMP/t" 100 2 | grep -q ' count=10 '
+}
+
+statlat_rejects() {
+	make_tree
+	: >"$TMP/empty"
+	echo a/missing >"$TMP/bad"
+	expect_status 2 "$STATLAT" cold "$TMP/list"
+	expect_status 2 "$STATLAT" hot "$TMP/list" "$TMP/t"
+	expect_status 1 "$STATLAT" cold "$TMP/nolist" "$TMP/t"
+	expect_status 1 "$STATLAT" cold "$TMP/empty" "$TMP/t"
+	grep -q "no paths" "$TMP/err"
+	expect_status 1 "$STATLAT" cold "$TMP/bad" "$TMP/t"
+	grep -q "a/missing" "$TMP/err"
+	expect_status 1 "$STATLAT" warm "$TMP/list" "$TMP/t" 0
+	expect_status 1 "$STATLAT" warm "$TMP/list" "$TMP/t" 12x
+	expect_status 1 "$STATLAT" warm "$TMP/list" "$TMP/t" 10 -1
+	expect_status 1 "$STATLAT" warm "$TMP/list" "$TMP/t" 100000 100000
+}
+
+# hyperfine-shaped JSON with one median, as bench/run exports it.
+hf_json() { echo "{\"results\": [{\"command\": \"$1\", \"median\": $2}]}"; }
+
+report_tables() {
+	local j=$TMP/json
+	mkdir -p "$j"
+	echo '{"date": "2000-01-01", "quick": true, "variants": ["native", "sqfuse_ll",
+	  "storefs"], "runs": {"cold": 3, "warm": 5, "tar_warm": 3, "import": 2},
+	  "b3_mib": 1024, "storefs_note": ""}' >"$j/meta.json"
+	echo '{"files": 10, "dirs": 2, "symlinks": 1, "bytes": 104857600,
+	  "small_bytes": 1000, "median_file": 100}' >"$j/tree.json"
+	hf_json native 0.100 >"$j/t-find-warm-native.json"
+	hf_json sqfuse_ll 0.400 >"$j/t-find-warm-sqfuse_ll.json"
+	hf_json storefs 0.200 >"$j/t-find-warm-storefs.json"
+	hf_json native 0.100 >"$j/t-du-cold-native.json"
+	hf_json storefs 0.120 >"$j/t-du-cold-storefs.json"
+	echo '{"results": [{"command": "storefs", "median": 0.5},
+	  {"command": "nix-store", "median": 2.0}]}' >"$j/import.json"
+	echo '{"before_kib": 1000, "after_kib": 1100, "entries": 1024}' >"$j/rss-storefs.json"
+	python3 "$ROOT/bench/report.py" "$j" "$TMP/r"
+	grep -F '| find warm | 100 ms | 400 ms (4.00x) | 200 ms (2.00x) |' "$TMP/r.md"
+	grep -F '| find warm | 0.25x | 0.50x |' "$TMP/r.md"                  # ratio to sqfuse_ll
+	grep -F '| find warm | ≤ 1.05x | 2.00x **not met** |' "$TMP/r.md"
+	grep -F '| du cold | ≤ 1.3x | 1.20x met |' "$TMP/r.md"
+	grep -F '| dd warm | ≤ 1.05x | – |' "$TMP/r.md"                       # not measured
+	grep -F '| ≥ 3x | 4.00x met |' "$TMP/r.md"                             # import
+	grep -F '| ≤ 150 B | 100 B met |' "$TMP/r.md"                          # RSS per inode
+	grep -F 'storefs 0.50 s (200 MiB/s)' "$TMP/r.md"
+	[ -s "$TMP/r.png" ] || fail "no plot"
+	python3 -c 'import json, sys; d = json.load(open(sys.argv[1]));
+assert d["medians_s"]["find-warm-storefs"] == 0.2' "$TMP/r.json"
+}
+
+check "b3bench prints what b3sum prints (mmap and read)" b3_matches_b3sum
+check "b3bench reports unreadable files and usage errors" b3_bad_input
+check "statlat prints counts and timings, cold and warm" statlat_output
+check "statlat rejects bad arguments and missing paths" statlat_rejects
+check "report.py builds the ratio and goal tables" report_tables

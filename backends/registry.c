@@ -1,6 +1,7 @@
 /* registry.c - maps store URLs and directories to backends. */
 #include "backends/registry.h"
 
+#include "backends/binary_cache/binary_cache.h"
 #include "backends/local/local.h"
 #include "backends/memory/memory.h"
 #include "common/err.h"
@@ -13,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SUPPORTED "a directory, local://DIR or memory://"
+#define SUPPORTED "a directory, local://DIR, memory:// or nix+http(s)://HOST[/PATH]"
 
 const char *store_default_location(char *buf, size_t len)
 {
@@ -71,6 +72,8 @@ int store_open(const char *url, unsigned flags, struct store **out)
 	if (!strcmp(url, "memory://"))
 		return memory_store_new(
 		    flags & STORE_OPEN_NATIVE_SIZE ? DIR_SIZE_NATIVE : DIR_SIZE_SPEC, out);
+	if (!strncmp(url, "nix+http://", 11) || !strncmp(url, "nix+https://", 12))
+		return binary_cache_store_open_url(url, flags, out);
 	if (has_scheme(url))
 		return sf_err(-EINVAL, "unsupported store URL '%s' (use " SUPPORTED ")", url);
 	return local_store_open(url, flags, out);

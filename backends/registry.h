@@ -3,6 +3,9 @@
  * Supported forms:
  *	DIR, local://DIR, local:///abs/dir	the embedded local store (backends/local)
  *	memory://				an empty in-process store (tests)
+ *	nix+http(s)://HOST[/PATH][?trusted-public-keys=...&cache=DIR]
+ *		a Nix binary cache filling a local store on demand
+ *		(backends/binary_cache/binary_cache.h)
  * A NULL url means the default location (store_default_location()). */
 #ifndef STOREFS_BACKENDS_REGISTRY_H
 #define STOREFS_BACKENDS_REGISTRY_H

@@ -10,12 +10,16 @@ static _Thread_local int err_code;
 
 static int err_vset(int code, int saved_errno, const char *fmt, va_list ap)
 {
-	int n = vsnprintf(err_msg, sizeof(err_msg), fmt, ap);
+	/* Formatted aside first: callers may wrap the previous message, e.g.
+	 * sf_err(-EIO, "cannot read '%s': %s", name, sf_errmsg(rc)). */
+	char buf[sizeof(err_msg)];
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
 
 	if (n < 0)
-		err_msg[0] = '\0';
-	if (saved_errno && n >= 0 && (size_t)n < sizeof(err_msg))
-		snprintf(err_msg + n, sizeof(err_msg) - (size_t)n, ": %s", strerror(saved_errno));
+		buf[0] = '\0';
+	if (saved_errno && n >= 0 && (size_t)n < sizeof(buf))
+		snprintf(buf + n, sizeof(buf) - (size_t)n, ": %s", strerror(saved_errno));
+	memcpy(err_msg, buf, sizeof(err_msg));
 	err_code = code;
 	return code;
 }

@@ -54,14 +54,13 @@ struct fetch {
  * message is copied first because sf_err() reuses its buffer. */
 static int __attribute__((format(printf, 2, 3))) wrap_eio(int rc, const char *fmt, ...)
 {
-	char prefix[512], msg[512];
+	char prefix[512];
 	va_list ap;
 
-	snprintf(msg, sizeof(msg), "%s", sf_errmsg(rc));
 	va_start(ap, fmt);
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
-	return sf_err(-EIO, "%s: %s", prefix, msg);
+	return sf_err(-EIO, "%s: %s", prefix, sf_errmsg(rc));
 }
 
 /* --- checks on the narinfo --- */

@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,7 @@ struct bc_source {
 	int wfd; /* the transfer thread's end, closed by it when done */
 	pthread_t thread;
 	bool joined;
+	atomic_bool cancel; /* set by close(): the transfer should stop */
 	CURLcode res;
 	char errbuf[CURL_ERROR_SIZE];
 	char *url;
@@ -241,6 +243,14 @@ static size_t stream_write(char *ptr, size_t size, size_t nmemb, void *ctx)
 		done += (size_t)w;
 	}
 	return n;
+}
+
+/* Called about once a second even while no data arrives, so a close()
+ * does not wait for a stalled server. */
+static int stream_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			   curl_off_t ulnow)
+{
+	return atomic_load(&((struct bc_source *)ctx)->cancel) ? 1 : 0;
 }
 
 static void *stream_thread(void *ctx)
@@ -265,6 +275,9 @@ static int http_source_start(struct bc_source *s, const char *url)
 	s->fd = sv[0], s->wfd = sv[1];
 	curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, stream_write);
 	curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(s->curl, CURLOPT_XFERINFOFUNCTION, stream_progress);
+	curl_easy_setopt(s->curl, CURLOPT_XFERINFODATA, s);
+	curl_easy_setopt(s->curl, CURLOPT_NOPROGRESS, 0L);
 	rc = pthread_create(&s->thread, NULL, stream_thread, s);
 	if (rc != 0) {
 		s->joined = true;
@@ -340,6 +353,7 @@ void bc_source_close(struct bc_source *s)
 	if (!s)
 		return;
 	/* Closing our end first makes a running transfer fail its next write. */
+	atomic_store(&s->cancel, true);
 	if (s->fd >= 0)
 		close(s->fd);
 	if (!s->joined)

@@ -75,4 +75,16 @@ void binary_cache_stats(struct pathinfo_service *s, struct binary_cache_stats *o
 int binary_cache_store_open(const char *cache_url, const char *trusted_keys, unsigned flags,
 			    struct store *local, struct store **out);
 
+/* Opens a store URL "nix+http://HOST[:PORT][/PATH][?PARAMS]" (or
+ * nix+https://) as above, with PARAMS '&'-separated and percent-decoded:
+ *	trusted-public-keys=KEYS	space- (%20-) separated public keys
+ *	no-check-sigs=1			BINARY_CACHE_NO_CHECK_SIGS
+ *	cache=DIR			the local store used as the cache
+ *					(default: store_default_location())
+ * The local store is opened writable and created if missing whatever
+ * `flags` say (fetching into it is how this store is read); only
+ * STORE_OPEN_NATIVE_SIZE is passed on. -EINVAL with a message for an
+ * unknown parameter or a bad URL. */
+int binary_cache_store_open_url(const char *url, unsigned flags, struct store **out);
+
 #endif

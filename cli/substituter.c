@@ -1,0 +1,59 @@
+/* substituter.c - the --substituter options: a local store with a Nix
+ * binary cache in front. */
+#include "cli/substituter.h"
+
+#include "backends/binary_cache/binary_cache.h"
+#include "backends/registry.h"
+#include "common/err.h"
+#include "common/log.h"
+
+int cli_substituter_option(struct cli_substituter *o, int ch, const char *arg)
+{
+	switch (ch) {
+	case CLI_OPT_SUBSTITUTER:
+		o->url = arg;
+		return 1;
+	case CLI_OPT_TRUSTED_KEYS:
+		o->keys = arg;
+		return 1;
+	case CLI_OPT_NO_CHECK_SIGS:
+		o->no_check_sigs = true;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int cli_substituter_open_store(const struct cli_substituter *o, const char *store_url,
+			       unsigned flags, struct store **out)
+{
+	if (!o->url && (o->keys || o->no_check_sigs))
+		return sf_err(-EINVAL, "--trusted-public-keys and --no-check-sigs need "
+				       "--substituter");
+	if (!o->url)
+		return cli_open_store(store_url, flags, out);
+	return cli_open_substituter(store_url, o->url, o->keys, o->no_check_sigs, out);
+}
+
+int cli_open_substituter(const char *store_url, const char *substituter, const char *trusted_keys,
+			 bool no_check_sigs, struct store **out)
+{
+	unsigned flags = no_check_sigs ? BINARY_CACHE_NO_CHECK_SIGS : 0;
+	struct store *local;
+	int rc;
+
+	if (no_check_sigs)
+		log_warn("substituter '%s': signatures are not checked (--no-check-sigs)",
+			 substituter);
+	else if (!trusted_keys || !*trusted_keys)
+		log_warn("substituter '%s': no --trusted-public-keys, so only content-addressed "
+			 "paths will be accepted",
+			 substituter);
+	rc = cli_open_store(store_url, STORE_OPEN_CREATE, &local);
+	if (rc < 0)
+		return rc;
+	rc = binary_cache_store_open(substituter, trusted_keys, flags, local, out);
+	if (rc < 0)
+		store_free(local);
+	return rc;
+}

@@ -1,11 +1,235 @@
-/* cmd_mount.c - `storefs mount` (placeholder until fs/ lands). */
+/* cmd_mount.c - `storefs mount`: serve the store read-only over FUSE. */
+#include "backends/registry.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/substituter.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "fs/fs.h"
+#include "fs/fuse_transport.h"
+#include "store/root_nodes_pathinfo.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const struct cli_cmd cmd = {
+    "mount",
+    "mount [--store URL|DIR] [--list-root] [--threads N] [--allow-other] [--no-xattr]\n"
+    "             [--open=kernel|daemon] [-f|--foreground] [-v]\n"
+    "             " CLI_SUBSTITUTER_USAGE " MOUNTPOINT",
+    "Mounts the store read-only at MOUNTPOINT (an existing directory) with FUSE.\n"
+    "Each store path appears at the root under its basename <hash>-<name>, like\n"
+    "/nix/store. Directories 0555, files 0444, executables 0555, symlinks 0777,\n"
+    "owner root, every timestamp 1. Paths imported while mounted appear at once.\n"
+    "\n"
+    "The command stays in the foreground (like snix-store mount) until the mount\n"
+    "is unmounted (umount, fusermount3 -u) or it gets SIGINT, SIGTERM or SIGHUP,\n"
+    "which unmount it; run it with '&' or under a service manager to detach.\n"
+    "\n"
+    "Options:\n"
+    "  --store URL|DIR    the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
+    "                     as root, else $XDG_DATA_HOME/storefs); opened read-only,\n"
+    "                     so imports into it may run while it is mounted\n"
+    "  --list-root        allow listing the root directory (default: listing it\n"
+    "                     fails with EPERM; names can still be looked up)\n"
+    "  --threads N        at most N request threads (1-256; default: twice the\n"
+    "                     number of CPUs, between 2 and 16)\n"
+    "  --allow-other      let other users access the mount (needs root or\n"
+    "                     user_allow_other in /etc/fuse.conf)\n"
+    "  --no-xattr         do not offer the user.storefs.castore.*.digest\n"
+    "                     extended attributes\n"
+    "  --open=MODE        kernel (default): open(2) needs no request to the\n"
+    "                     daemon; daemon: every open reaches the daemon\n"
+    "  -f, --foreground   accepted for compatibility (always in the foreground)\n"
+    "  -v, --verbose      log more on stderr (twice: debug); with -v the inode\n"
+    "                     table's size is logged at unmount\n"
+    "  --debug-fuse       trace every FUSE request on stderr\n" CLI_SUBSTITUTER_HELP
+    "  -h, --help         show this help\n"
+    "\n"
+    "Extended attributes: files have user.storefs.castore.blob.digest and\n"
+    "directories user.storefs.castore.directory.digest, valued blake3-<base64>.\n"
+    "\n"
+    "Exit status: 0 unmounted cleanly, 1 error, 2 usage error.\n",
+};
+
+enum { OPT_LIST_ROOT = 256, OPT_THREADS, OPT_ALLOW_OTHER, OPT_NO_XATTR, OPT_OPEN, OPT_DEBUG };
+
+static const struct option longopts[] = {
+    {"store", required_argument, NULL, CLI_OPT_STORE},
+    {"help", no_argument, NULL, CLI_OPT_HELP},
+    {"list-root", no_argument, NULL, OPT_LIST_ROOT},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"allow-other", no_argument, NULL, OPT_ALLOW_OTHER},
+    {"no-xattr", no_argument, NULL, OPT_NO_XATTR},
+    {"open", required_argument, NULL, OPT_OPEN},
+    {"foreground", no_argument, NULL, 'f'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"debug-fuse", no_argument, NULL, OPT_DEBUG},
+    CLI_SUBSTITUTER_LONGOPTS,
+    {0},
+};
+
+struct mount_opts {
+	const char *store;
+	struct cli_substituter subst;
+	struct fs_config fs;
+	struct fusedev_config dev;
+	int verbose;
+};
+
+static int parse_threads(const char *s, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < 1 || v > 256)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_open(const char *s, enum fusedev_open_mode *out)
+{
+	if (!strcmp(s, "kernel"))
+		*out = FUSEDEV_OPEN_KERNEL;
+	else if (!strcmp(s, "daemon"))
+		*out = FUSEDEV_OPEN_DAEMON;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* 0 to go on, or the exit status (help, usage error). */
+static int parse_one(struct mount_opts *o, int ch, int *done)
+{
+	if (cli_substituter_option(&o->subst, ch, optarg))
+		return 0;
+	switch (ch) {
+	case CLI_OPT_STORE:
+		o->store = optarg;
+		break;
+	case CLI_OPT_HELP:
+		*done = 1;
+		return cli_help(&cmd);
+	case OPT_LIST_ROOT:
+		o->fs.list_root = true;
+		break;
+	case OPT_ALLOW_OTHER:
+		o->dev.allow_other = true;
+		break;
+	case OPT_NO_XATTR:
+		o->fs.no_xattr = true;
+		break;
+	case OPT_DEBUG:
+		o->dev.debug = true;
+		break;
+	case 'f':
+		break;
+	case 'v':
+		o->verbose++;
+		break;
+	case OPT_THREADS:
+		if (parse_threads(optarg, &o->dev.threads))
+			return cli_usage(&cmd, "--threads wants a number from 1 to 256, not '%s'",
+					 optarg);
+		break;
+	case OPT_OPEN:
+		if (parse_open(optarg, &o->dev.open_mode))
+			return cli_usage(&cmd, "--open wants 'kernel' or 'daemon', not '%s'",
+					 optarg);
+		break;
+	default:
+		return CLI_USAGE;
+	}
+	return 0;
+}
+
+static int parse_args(struct mount_opts *o, int argc, char **argv, int *done)
+{
+	int ch, rc;
+
+	while ((ch = cli_getopt(&cmd, argc, argv, "hfv", longopts)) != -1) {
+		rc = parse_one(o, ch, done);
+		if (rc || *done)
+			return rc;
+	}
+	if (optind != argc - 1)
+		return cli_usage(&cmd, optind == argc ? "a MOUNTPOINT is required"
+						      : "exactly one MOUNTPOINT is expected");
+	o->dev.mountpoint = argv[optind];
+	return 0;
+}
+
+static int check_mountpoint(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return sf_err_errno(-errno, errno, "cannot use mountpoint '%s'", path);
+	if (!S_ISDIR(st.st_mode))
+		return sf_err(-ENOTDIR, "mountpoint '%s' is not a directory", path);
+	return 0;
+}
+
+static void log_table_stats(struct fs *fs)
+{
+	struct inode_table_stats s;
+
+	fs_stats(fs, &s);
+	log_info("inode table: %llu inodes, %llu bytes (%.1f bytes per inode), %llu directories "
+		 "populated",
+		 (unsigned long long)s.inodes, (unsigned long long)s.bytes,
+		 s.inodes ? (double)s.bytes / (double)s.inodes : 0.0,
+		 (unsigned long long)s.populated);
+}
+
+/* Sets up store -> root nodes -> fs, serves, and tears down in the order
+ * the watch contract needs: the PathInfo service (ending its watches)
+ * first, then the filesystem and the root nodes, then the rest. */
+static int mount_run(struct mount_opts *o)
+{
+	struct store *st = NULL;
+	struct root_nodes *rn = NULL;
+	struct fs *fs = NULL;
+	int rc;
+
+	rc = check_mountpoint(o->dev.mountpoint);
+	if (!rc)
+		rc = cli_substituter_open_store(&o->subst, o->store, STORE_OPEN_READONLY, &st);
+	if (!rc)
+		rc = root_nodes_pathinfo_new(st->paths, &rn);
+	if (!rc)
+		rc = fs_new(st->blobs, st->dirs, rn, &o->fs, &fs);
+	if (!rc)
+		rc = fusedev_serve(fs, &o->dev);
+	if (fs && o->verbose)
+		log_table_stats(fs);
+	if (st) {
+		pathinfo_service_free(st->paths);
+		st->paths = NULL;
+	}
+	fs_free(fs);
+	root_nodes_free(rn);
+	store_free(st);
+	return rc;
+}
 
 int cmd_mount(int argc, char **argv)
 {
-	(void)argc, (void)argv;
-	fprintf(stderr, "storefs mount: not implemented yet\n");
-	return 1;
+	struct mount_opts o = {0};
+	int done = 0, rc;
+
+	rc = parse_args(&o, argc, argv, &done);
+	if (rc || done)
+		return rc;
+	if (o.verbose)
+		log_set_level(o.verbose > 1 ? LOG_DEBUG : LOG_INFO);
+	rc = mount_run(&o);
+	return rc ? cli_fail(&cmd, rc) : CLI_OK;
 }

@@ -1,0 +1,69 @@
+#!/bin/bash
+# t21-mount-programs.sh - the end-to-end user test: import real programs
+# with their shared libraries, mount the store and run them from the mount
+# (busybox through chroot; python3 through the mounted dynamic loader with
+# its standard library read from the mount).
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+shopt -s inherit_errexit
+
+S=$TMP/store
+M=$TMP/mnt
+SRC=$TMP/src
+
+sf() { "$STOREFS" "$@"; }
+
+t_busybox_chroot() {
+	local bb t=$SRC/busybox p
+	bb=$(command -v busybox) || { echo "# skip: busybox not installed"; return 0; }
+	mkdir -p "$t/bin" "$t/etc"
+	cp "$bb" "$t/bin/busybox"
+	for a in sh echo ls cat wc sha256sum; do ln -s busybox "$t/bin/$a"; done
+	echo "from the store" >"$t/etc/motd"
+	p=$(sf import --store "$S" "$t")
+	start_mount "$S" "$M"
+	local r=$M/$(basename "$p")
+	out=$(chroot "$r" /bin/sh -c 'cat /etc/motd; ls /bin | wc -l; echo ok | sha256sum')
+	assert_eq "$out" "from the store
+7
+$(echo ok | sha256sum)"
+	stop_mount "$M"
+}
+
+# Copies python3 (the Debian one: its stdlib is in /usr/lib/python3.X) with
+# every library ldd names, the loader, and the standard library.
+python_tree() {
+	local t=$1 py=$2 ver lib
+	ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+	mkdir -p "$t/bin" "$t/lib"
+	cp "$py" "$t/bin/python3"
+	for lib in $(ldd "$py" | awk '/=> \// { print $3 } /^[ \t]*\/.*ld-linux/ { print $1 }'); do
+		cp -L "$lib" "$t/lib/"
+	done
+	cp -a "/usr/lib/python$ver" "$t/lib/python$ver"
+	find "$t/lib/python$ver" -name __pycache__ -prune -exec rm -rf {} +
+	rm -rf "$t/lib/python$ver/test" "$t/lib/python$ver/dist-packages" \
+		"$t/lib/python$ver/site-packages"
+	echo "$ver"
+}
+
+t_python_from_mount() {
+	local py=/usr/bin/python3 t=$SRC/python ver p r out
+	[ -x "$py" ] && [ -d /usr/lib/python3 ] || { echo "# skip: no Debian python3"; return 0; }
+	ver=$(python_tree "$t" "$py")
+	p=$(sf import --store "$S" "$t")
+	start_mount "$S" "$M"
+	r=$M/$(basename "$p")
+	out=$(PYTHONHOME=$r PYTHONDONTWRITEBYTECODE=1 "$r/lib/ld-linux-x86-64.so.2" \
+		--library-path "$r/lib" "$r/bin/python3" -S -c '
+import sys, json, hashlib, zlib, decimal
+print(json.dumps({"sha": hashlib.sha256(b"x").hexdigest()[:8], "z": zlib.crc32(b"x")}))
+print(json.__file__.startswith(sys.prefix), decimal.Decimal("1.1") + 1)
+print(sys.prefix)')
+	assert_eq "$out" "{\"sha\": \"2d711642\", \"z\": 2363233923}
+True 2.1
+$r"
+	stop_mount "$M"
+}
+
+check "busybox with applet symlinks runs in a chroot of the mount" t_busybox_chroot
+check "python3 runs from the mount via its mounted loader and stdlib" t_python_from_mount

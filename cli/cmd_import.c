@@ -6,10 +6,11 @@
 #include "store/import.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static const struct cli_cmd cmd = {
     "import",
-    "import [--store URL|DIR] [--name NAME] [--wait] PATH...",
+    "import [--store URL|DIR] [--name NAME] [--wait] [--dir-size spec|native] PATH...",
     "Adds each PATH (a directory, a regular file or a symlink, which is not\n"
     "followed) to the store and prints its store path, one line per PATH: the\n"
     "same path `nix-store --add PATH` prints. Each file is read once; identical\n"
@@ -27,19 +28,26 @@ static const struct cli_cmd cmd = {
     "                   PATH); 1-211 characters of 0-9 a-z A-Z + - . _ ? =\n"
     "  --wait           if another import holds the store's lock, wait for it\n"
     "                   instead of failing\n"
+    "  --dir-size spec|native\n"
+    "                   how a NEW store counts DirectoryEntry.size: spec (the\n"
+    "                   default: entries + sizes of subdirectories) or native\n"
+    "                   (snix's doubled count, for exchanging Directories with\n"
+    "                   snix); an existing store keeps the formula it was made\n"
+    "                   with\n"
     "  -h, --help       show this help\n"
     "\n"
     "A progress line is shown on standard error when it is a terminal.\n"
     "Exit status: 0 success, 1 error, 2 usage error.\n",
 };
 
-enum { OPT_NAME = 256, OPT_WAIT };
+enum { OPT_NAME = 256, OPT_WAIT, OPT_DIR_SIZE };
 
 static const struct option longopts[] = {
     {"store", required_argument, NULL, CLI_OPT_STORE},
     {"help", no_argument, NULL, CLI_OPT_HELP},
     {"name", required_argument, NULL, OPT_NAME},
     {"wait", no_argument, NULL, OPT_WAIT},
+    {"dir-size", required_argument, NULL, OPT_DIR_SIZE},
     {0},
 };
 
@@ -85,6 +93,12 @@ int cmd_import(int argc, char **argv)
 			break;
 		case OPT_WAIT:
 			flags |= STORE_OPEN_WAIT;
+			break;
+		case OPT_DIR_SIZE:
+			if (!strcmp(optarg, "native"))
+				flags |= STORE_OPEN_NATIVE_SIZE;
+			else if (strcmp(optarg, "spec"))
+				return cli_usage(&cmd, "--dir-size takes 'spec' or 'native'");
 			break;
 		default:
 			return CLI_USAGE;

@@ -472,6 +472,25 @@ t_pipe_closed() {
 	one_error_line nar
 }
 
+# DIRECTORY_COMPLICATED of castore.md §3.2 built as a real tree: the root
+# digest must be the spec vector in a default store and the native (snix)
+# vector in a --dir-size native store, with the same store path and NAR.
+t_dir_size() {
+	local d=$T/complicated
+	mkdir -p "$d/keep"
+	: >"$d/.keep"
+	: >"$d/keep/.keep"
+	ln -s /nix/store/somewhereelse "$d/aa"
+	local p1 p2
+	p1=$("$STOREFS" import --store "$TMP/spec-store" "$d")
+	p2=$("$STOREFS" import --store "$TMP/native-store" --dir-size native "$d")
+	assert_eq "$p2" "$p1" "store path"
+	"$STOREFS" path-info --store "$TMP/spec-store" "$p1" | grep -F "blake3-P5UaFa/VhvsxIe9NE9WC6BHODlp/IcBJf9h0kOniNVo="
+	"$STOREFS" path-info --store "$TMP/native-store" "$p2" | grep -F "blake3-Qkp/bOCNgF0VtCgGL6rpYpmhZ11wjDo5Jhr+OM3QT+s="
+	cmp <("$STOREFS" nar --store "$TMP/spec-store" "$p1") <("$STOREFS" nar --store "$TMP/native-store" "$p2")
+	expect_fail "$STOREFS" import --store "$TMP/x-store" --dir-size bogus "$d"
+}
+
 mkdir -p "$T"
 check "vector tree path and NAR" t_vector_tree
 check "empty directory" t_empty_dir
@@ -500,3 +519,4 @@ check "usage errors exit 2" t_usage
 check "--help everywhere" t_help
 check "default store from STOREFS_STORE" t_default_store
 check "nar into a closed pipe" t_pipe_closed
+check "DirectoryEntry.size: spec and native vectors" t_dir_size

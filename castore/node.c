@@ -37,7 +37,10 @@ int castore_target_check(const uint8_t *target, size_t len)
 
 int castore_name_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
-	int c = memcmp(a, b, alen < blen ? alen : blen);
+	size_t n = alen < blen ? alen : blen;
+	/* An empty name may come with a NULL pointer (protobuf-c), and
+	 * memcmp(NULL, ..., 0) is undefined. */
+	int c = n ? memcmp(a, b, n) : 0;
 
 	if (c)
 		return c;

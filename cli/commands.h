@@ -13,5 +13,6 @@ int cmd_mount(int argc, char **argv);
 int cmd_nar_import(int argc, char **argv);
 int cmd_import_nix(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 #endif

@@ -22,6 +22,7 @@ static const struct command commands[] = {
     {"nar-import", cmd_nar_import, "register a NAR read from a file as a store path"},
     {"import-nix", cmd_import_nix, "copy store paths from a local Nix store"},
     {"serve", cmd_serve, "serve the store as a Nix binary cache over HTTP"},
+    {"verify", cmd_verify, "check every object of the store; repair from another"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

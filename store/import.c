@@ -25,7 +25,10 @@ struct importer {
 	const struct import_options *opt;
 	struct nar_writer nar;
 	struct dir_putter *putter; /* NULL unless the root is a directory */
-	uint8_t *buf;		   /* SMALL_FILE_MAX + 1 bytes */
+	/* Directories held back to be stored atomically with the PathInfo
+	 * (struct store's stage_dirs); NULL when the store has no such step. */
+	struct dir_service *stage;
+	uint8_t *buf; /* SMALL_FILE_MAX + 1 bytes */
 	uint8_t link[CASTORE_MAX_TARGET_LEN + 1];
 	char *path; /* the current entry, for messages */
 	size_t path_len, path_cap;
@@ -514,9 +517,10 @@ int store_import_default_name(const char *path, char *buf, size_t len)
 	return rc;
 }
 
-static int import_register(struct store *st, const char *name, const struct node *root,
+static int import_register(struct importer *im, const char *name, const struct node *root,
 			   const struct nar_summary *sum, struct path_info **out)
 {
+	struct store *st = im->st;
 	struct store_path sp;
 	struct path_info *pi;
 	int rc = store_path_make_source(sum->sha256, name, NULL, 0, false, &sp);
@@ -536,7 +540,9 @@ static int import_register(struct store *st, const char *name, const struct node
 	pi->ca_digest_len = 32;
 	if (rc == 0)
 		rc = path_info_validate(pi);
-	if (rc == 0)
+	if (rc == 0 && im->stage)
+		rc = st->commit_path(st, im->stage, pi);
+	else if (rc == 0)
 		rc = pathinfo_service_put(st->paths, pi);
 	if (rc < 0) {
 		path_info_free(pi);
@@ -555,7 +561,11 @@ static int import_walk(struct importer *im, const struct stat *sb, struct node *
 	int rc;
 
 	if (type == DT_DIR) {
-		rc = dir_putter_new(im->st->dirs, im->st->size_formula, &im->putter);
+		rc = im->st->stage_dirs ? im->st->stage_dirs(im->st, &im->stage) : 0;
+		if (rc < 0)
+			return rc;
+		rc = dir_putter_new(im->stage ? im->stage : im->st->dirs, im->st->size_formula,
+				    &im->putter);
 		if (rc < 0)
 			return rc;
 	}
@@ -597,6 +607,7 @@ static int importer_init(struct importer *im, struct store *st, const char *path
 static void importer_release(struct importer *im)
 {
 	dir_putter_free(im->putter);
+	dir_service_free(im->stage);
 	nar_writer_release(&im->nar);
 	free(im->buf);
 	free(im->path);
@@ -628,7 +639,7 @@ int store_import_path(struct store *st, const char *path, const struct import_op
 	if (rc == 0)
 		rc = import_walk(&im, &sb, &root, &sum);
 	if (rc == 0)
-		rc = import_register(st, opt->name ? opt->name : name, &root, &sum, out);
+		rc = import_register(&im, opt->name ? opt->name : name, &root, &sum, out);
 	importer_release(&im);
 	return rc;
 }

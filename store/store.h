@@ -19,6 +19,15 @@ struct store {
 	char *location;
 	/* Backend-private cleanup (locks, environments); may be NULL. */
 	void (*close)(struct store *st);
+
+	/* Optional, both or neither (NULL): atomic registration. stage_dirs
+	 * gives a Directory service (free with dir_service_free) whose
+	 * put_batch validates and holds Directories back; commit_path then
+	 * stores them together with `pi` in one atomic step, so a crash leaves
+	 * both or neither. Blobs must have been flushed before. */
+	int (*stage_dirs)(struct store *st, struct dir_service **out);
+	int (*commit_path)(struct store *st, struct dir_service *stage,
+			   const struct path_info *pi);
 };
 
 /* Frees the services, then calls st->close. NULL is a no-op. */

@@ -1,11 +1,13 @@
 /* local_blobs.c - blobs as plain read-only files, written to tmp/ while
- * hashed, then renamed into their content-addressed place. */
+ * hashed, then renamed into their content-addressed place; every open checks
+ * that the file is one known to hold the right bytes, or hashes it. */
 #include "backends/local/local_internal.h"
 
 #include "common/encoding.h"
 #include "common/err.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -25,6 +27,7 @@ struct local_blobs {
 	char *root;
 	bool readonly;
 	atomic_uint counter; /* makes temp names unique within the process */
+	struct local_verifier *verifier;
 };
 
 struct local_reader {
@@ -112,6 +115,29 @@ static const struct blob_reader_ops local_reader_ops = {
     .close = local_reader_close,
 };
 
+/* Trusts the file if its identity is the recorded one; otherwise hashes it
+ * once: a match is recorded, a mismatch quarantines the file. */
+static int blob_verify(struct local_blobs *s, const struct b3_digest *d, const char *rel, int fd,
+		       const struct stat *st)
+{
+	char what[PATH_MAX];
+	struct local_ident id;
+	struct b3_digest got;
+	int rc;
+
+	local_ident_of(st, &id);
+	if (local_verifier_known(s->verifier, d, &id))
+		return 0;
+	snprintf(what, sizeof(what), "%s/%s", s->root, rel);
+	rc = local_hash_fd(fd, (uint64_t)st->st_size, what, &got);
+	if (rc < 0)
+		return rc;
+	if (!b3_digest_eq(&got, d))
+		return local_quarantine(s->rootfd, s->root, d, rel, st);
+	local_verifier_remember(s->verifier, d, &id, false);
+	return 0;
+}
+
 static int local_open_read(struct blob_service *bs, const struct b3_digest *d,
 			   struct blob_reader **out)
 {
@@ -119,7 +145,7 @@ static int local_open_read(struct blob_service *bs, const struct b3_digest *d,
 	char rel[LOCAL_BLOB_REL_MAX];
 	struct local_reader *r;
 	struct stat st;
-	int fd;
+	int fd, rc;
 
 	local_blob_relpath(d, rel);
 	fd = openat(s->rootfd, rel, O_RDONLY | O_CLOEXEC);
@@ -127,12 +153,14 @@ static int local_open_read(struct blob_service *bs, const struct b3_digest *d,
 		return errno == ENOENT
 			   ? -ENOENT
 			   : sf_err_errno(-EIO, errno, "cannot open blob '%s/%s'", s->root, rel);
-	r = malloc(sizeof(*r));
-	if (!r || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int rc =
-		    r ? sf_err(-EIO, "blob '%s/%s' is not a readable file", s->root, rel) : -ENOMEM;
-
-		free(r);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		rc = sf_err(-EIO, "blob '%s/%s' is not a readable file", s->root, rel);
+	else
+		rc = blob_verify(s, d, rel, fd, &st);
+	r = rc == 0 ? malloc(sizeof(*r)) : NULL;
+	if (rc == 0 && !r)
+		rc = -ENOMEM;
+	if (rc < 0) {
 		close(fd);
 		return rc;
 	}
@@ -140,6 +168,38 @@ static int local_open_read(struct blob_service *bs, const struct b3_digest *d,
 	    (struct blob_reader){.ops = &local_reader_ops, .size = (uint64_t)st.st_size, .fd = fd};
 	*out = &r->base;
 	return 0;
+}
+
+/* Hashes the file of `d` in full whatever its recorded identity (the
+ * scrub): 0 and the size if it matches, -ENOENT if absent, -EIO with a
+ * message (and the file quarantined) if not. */
+static int blobs_check(struct local_blobs *s, const struct b3_digest *d, uint64_t *size)
+{
+	char rel[LOCAL_BLOB_REL_MAX], what[PATH_MAX];
+	struct local_ident id;
+	struct b3_digest got;
+	struct stat st;
+	int fd, rc;
+
+	local_blob_relpath(d, rel);
+	snprintf(what, sizeof(what), "%s/%s", s->root, rel);
+	fd = openat(s->rootfd, rel, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT
+				       : sf_err_errno(-EIO, errno, "cannot open blob '%s'", what);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		rc = sf_err(-EIO, "blob '%s' is not a readable file", what);
+	else
+		rc = local_hash_fd(fd, (uint64_t)st.st_size, what, &got);
+	if (rc == 0 && !b3_digest_eq(&got, d))
+		rc = local_quarantine(s->rootfd, s->root, d, rel, &st);
+	if (rc == 0) {
+		local_ident_of(&st, &id);
+		local_verifier_remember(s->verifier, d, &id, true);
+		*size = (uint64_t)st.st_size;
+	}
+	close(fd);
+	return rc;
 }
 
 /* --- writers --- */
@@ -230,22 +290,41 @@ static int rename_into_place(int rootfd, const char *tmp, const char *rel)
 	return renameat(rootfd, tmp, rootfd, rel) == 0 ? 0 : -errno;
 }
 
-/* Moves the finished temp file to `rel`. A present file of the right size
- * is the same blob; one of another size is torn and gets replaced. */
-static int writer_publish(struct local_writer *w, const char *rel)
+/* Records the identity of the file now at `rel`, known to hold `d`. */
+static void writer_remember(struct local_writer *w, const char *rel, const struct b3_digest *d)
+{
+	struct local_ident id;
+	struct stat st;
+
+	if (fstatat(w->service->rootfd, rel, &st, 0) == 0) {
+		local_ident_of(&st, &id);
+		local_verifier_remember(w->service->verifier, d, &id, true);
+	}
+}
+
+/* Moves the finished temp file to `rel`. A present file that is known to
+ * be good is kept; any other (torn, damaged, never verified) is replaced by
+ * ours, whose bytes were hashed as they were written. */
+static int writer_publish(struct local_writer *w, const char *rel, const struct b3_digest *d)
 {
 	int rootfd = w->service->rootfd;
+	struct local_ident id;
 	struct stat st;
 	int rc;
 
 	if (fstatat(rootfd, rel, &st, 0) == 0 && S_ISREG(st.st_mode) &&
 	    (uint64_t)st.st_size == w->size) {
-		unlinkat(rootfd, w->tmp, 0);
-		return 0;
+		local_ident_of(&st, &id);
+		if (local_verifier_known(w->service->verifier, d, &id)) {
+			unlinkat(rootfd, w->tmp, 0);
+			return 0;
+		}
 	}
 	rc = rename_into_place(rootfd, w->tmp, rel);
-	if (rc == 0)
+	if (rc == 0) {
+		writer_remember(w, rel, d);
 		return 0;
+	}
 	unlinkat(rootfd, w->tmp, 0);
 	return sf_err_errno(rc == -ENOSPC ? -ENOSPC : -EIO, -rc, "cannot store blob '%s/%s'",
 			    w->service->root, rel);
@@ -281,7 +360,7 @@ static int local_writer_commit(struct blob_writer *bw, const struct b3_digest *e
 		return rc;
 	}
 	local_blob_relpath(&d, rel);
-	rc = writer_publish(w, rel);
+	rc = writer_publish(w, rel, &d);
 	free(w);
 	if (rc == 0 && out)
 		*out = d;
@@ -347,6 +426,9 @@ static int local_flush(struct blob_service *bs)
 		return 0;
 	if (syncfs(s->rootfd) < 0)
 		return sf_err_errno(-EIO, errno, "cannot sync store '%s'", s->root);
+	/* After the sync: a record never vouches for bytes not yet durable. */
+	if (local_verifier_sync(s->verifier) < 0)
+		sf_err_clear();
 	return 0;
 }
 
@@ -354,6 +436,7 @@ static void local_blobs_free(struct blob_service *bs)
 {
 	struct local_blobs *s = (struct local_blobs *)bs;
 
+	local_verifier_free(s->verifier);
 	close(s->rootfd);
 	free(s->root);
 	free(s);
@@ -367,18 +450,21 @@ static const struct blob_service_ops local_blobs_ops = {
     .free = local_blobs_free,
 };
 
-int local_blobs_new(int rootfd, const char *root, bool readonly, struct blob_service **out)
+int local_blobs_new(struct local_env *env, int rootfd, const char *root, bool readonly,
+		    struct blob_service **out)
 {
 	struct local_blobs *s = calloc(1, sizeof(*s));
+	int rc;
 
 	if (!s)
 		return -ENOMEM;
 	s->rootfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
 	s->root = strdup(root);
-	if (s->rootfd < 0 || !s->root) {
-		int rc =
-		    s->rootfd < 0 ? sf_err_errno(-EIO, errno, "cannot dup a descriptor") : -ENOMEM;
-
+	if (s->rootfd < 0)
+		rc = sf_err_errno(-EIO, errno, "cannot dup a descriptor");
+	else
+		rc = s->root ? local_verifier_new(env, readonly, &s->verifier) : -ENOMEM;
+	if (rc < 0) {
 		if (s->rootfd >= 0)
 			close(s->rootfd);
 		free(s->root);
@@ -429,4 +515,111 @@ void local_blobs_clean_tmp(int rootfd)
 			unlinkat(fd, de->d_name, 0);
 	}
 	closedir(dir);
+}
+
+/* --- the scrub: every blob file and every quarantined one --- */
+
+int local_blobs_check(struct blob_service *bs, const struct b3_digest *d, uint64_t *size)
+{
+	return blobs_check((struct local_blobs *)bs, d, size);
+}
+
+static bool is_hex_name(const char *name, size_t len)
+{
+	if (strlen(name) != len)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+			return false;
+	return true;
+}
+
+static DIR *dir_open_at(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (fd >= 0 && !d)
+		close(fd);
+	return d;
+}
+
+/* Calls `cb` for each "<hex>" file in one shard blobs/ab/cd/. */
+static int shard_each(DIR *shard, const char *prefix, local_blob_fn cb, void *ctx)
+{
+	struct b3_digest d;
+	struct dirent *de;
+	int rc = 0;
+
+	while (rc == 0 && (de = readdir(shard)))
+		if (is_hex_name(de->d_name, B3_HEX_LEN) && !strncmp(de->d_name, prefix, 4) &&
+		    b3_digest_from_hex(de->d_name, B3_HEX_LEN, &d) == 0)
+			rc = cb(ctx, &d);
+	return rc;
+}
+
+/* Walks blobs/ab/ for each "cd" shard. */
+static int level1_each(DIR *l1, const char *ab, local_blob_fn cb, void *ctx)
+{
+	struct dirent *de;
+	char prefix[5];
+	int rc = 0;
+
+	while (rc == 0 && (de = readdir(l1))) {
+		DIR *shard;
+
+		if (!is_hex_name(de->d_name, 2) || !(shard = dir_open_at(dirfd(l1), de->d_name)))
+			continue;
+		snprintf(prefix, sizeof(prefix), "%s%s", ab, de->d_name);
+		rc = shard_each(shard, prefix, cb, ctx);
+		closedir(shard);
+	}
+	return rc;
+}
+
+int local_blobs_each(struct blob_service *bs, local_blob_fn cb, void *ctx)
+{
+	struct local_blobs *s = (struct local_blobs *)bs;
+	DIR *top = dir_open_at(s->rootfd, LOCAL_BLOBS_DIR);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!top)
+		return errno == ENOENT ? 0
+				       : sf_err_errno(-EIO, errno, "cannot list '%s/%s'", s->root,
+						      LOCAL_BLOBS_DIR);
+	while (rc == 0 && (de = readdir(top))) {
+		DIR *l1;
+
+		if (!is_hex_name(de->d_name, 2) || !(l1 = dir_open_at(dirfd(top), de->d_name)))
+			continue;
+		rc = level1_each(l1, de->d_name, cb, ctx);
+		closedir(l1);
+	}
+	closedir(top);
+	return rc;
+}
+
+int local_blobs_quarantine_each(struct blob_service *bs, local_quarantine_fn cb, void *ctx)
+{
+	struct local_blobs *s = (struct local_blobs *)bs;
+	DIR *q = dir_open_at(s->rootfd, LOCAL_QUARANTINE_DIR);
+	char path[PATH_MAX];
+	struct b3_digest d;
+	struct dirent *de;
+	int rc = 0;
+
+	if (!q)
+		return 0;
+	while (rc == 0 && (de = readdir(q))) {
+		if (strlen(de->d_name) < B3_HEX_LEN ||
+		    b3_digest_from_hex(de->d_name, B3_HEX_LEN, &d) < 0) {
+			sf_err_clear();
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s/%s", s->root, LOCAL_QUARANTINE_DIR, de->d_name);
+		rc = cb(ctx, &d, path);
+	}
+	closedir(q);
+	return rc;
 }

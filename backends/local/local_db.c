@@ -11,6 +11,7 @@
 
 /* A large sparse map: the file only grows as data is written. */
 #define LOCAL_MAP_SIZE ((size_t)1 << 40)
+#define LOCAL_MAP_MIN  ((size_t)1 << 30)
 /* MDB_NOTLS takes a reader slot per live read transaction; FUSE runs many
  * threads and several processes may read at once. */
 #define LOCAL_MAX_READERS 1022
@@ -62,6 +63,14 @@ static int env_open_dbis(struct local_env *e)
 		rc = mdb_dbi_open(txn, "pathinfo_seq", flags, &e->seq);
 	if (rc == 0)
 		rc = mdb_dbi_open(txn, "meta", flags, &e->meta);
+	if (rc == 0) {
+		/* Stores made before verified reads lack it; a read-only open
+		 * then verifies with its in-process cache only. */
+		rc = mdb_dbi_open(txn, "verified", flags, &e->verified);
+		e->has_verified = rc == 0;
+		if (rc == MDB_NOTFOUND && e->readonly)
+			rc = 0;
+	}
 	if (rc == 0)
 		return local_mdb_err(mdb_txn_commit(txn), "cannot open the store database");
 	mdb_txn_abort(txn);
@@ -70,25 +79,38 @@ static int env_open_dbis(struct local_env *e)
 	return local_mdb_err(rc, "cannot open the store database");
 }
 
-static int env_create(const char *dbdir, bool readonly, struct local_env *e)
+/* One attempt at opening the environment with a map of `size` bytes; the
+ * handle is closed on failure, as LMDB requires. */
+static int env_try_open(const char *dbdir, unsigned flags, size_t size, MDB_env **out)
 {
-	int rc = mdb_env_create(&e->env);
-	int dead;
+	int rc = mdb_env_create(out);
 
 	if (rc)
-		return local_mdb_err(rc, "cannot create an lmdb environment");
-	rc = mdb_env_set_maxdbs(e->env, 8);
+		return rc;
+	rc = mdb_env_set_maxdbs(*out, 8);
 	if (rc == 0)
-		rc = mdb_env_set_mapsize(e->env, LOCAL_MAP_SIZE);
+		rc = mdb_env_set_maxreaders(*out, LOCAL_MAX_READERS);
 	if (rc == 0)
-		rc = mdb_env_set_maxreaders(e->env, LOCAL_MAX_READERS);
+		rc = mdb_env_set_mapsize(*out, size);
 	if (rc == 0)
-		rc = mdb_env_open(e->env, dbdir, MDB_NOTLS | (readonly ? MDB_RDONLY : 0), 0644);
-	if (rc) {
-		mdb_env_close(e->env);
+		rc = mdb_env_open(*out, dbdir, flags, 0644);
+	if (rc)
+		mdb_env_close(*out);
+	return rc;
+}
+
+static int env_create(const char *dbdir, bool readonly, struct local_env *e)
+{
+	unsigned flags = MDB_NOTLS | (readonly ? MDB_RDONLY : 0);
+	int rc = ENOMEM, dead;
+
+	/* A smaller map where the address space is short (ThreadSanitizer's
+	 * shadow memory, `ulimit -v`); LMDB still maps at least the file. */
+	for (size_t size = LOCAL_MAP_SIZE; rc == ENOMEM && size >= LOCAL_MAP_MIN; size /= 4)
+		rc = env_try_open(dbdir, flags, size, &e->env);
+	if (rc)
 		return sf_err(rc == EACCES || rc == EROFS ? -rc : -EIO,
 			      "cannot open the store database '%s': %s", dbdir, mdb_strerror(rc));
-	}
 	/* Frees reader slots left behind by crashed processes. */
 	mdb_reader_check(e->env, &dead);
 	e->readonly = readonly;

@@ -5,6 +5,7 @@
 #include "common/err.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct local_dirs {
 	struct dir_service base;
@@ -92,6 +93,13 @@ static int put_all(struct local_dirs *s, MDB_txn *txn, const struct encoded *e,
 		MDB_val val = {e[i].len, e[i].bytes};
 		int rc = mdb_put(txn, s->env->dirs, &key, &val, MDB_NOOVERWRITE);
 
+		/* A damaged record is replaced (repair); an intact one kept. */
+		if (rc == MDB_KEYEXIST &&
+		    (val.mv_size != e[i].len ||
+		     (e[i].len && memcmp(val.mv_data, e[i].bytes, e[i].len)))) {
+			val = (MDB_val){e[i].len, e[i].bytes};
+			rc = mdb_put(txn, s->env->dirs, &key, &val, 0);
+		}
 		if (rc && rc != MDB_KEYEXIST)
 			return local_mdb_err(rc, "cannot store a directory");
 	}
@@ -149,4 +157,149 @@ int local_dirs_new(struct local_env *env, bool readonly, struct dir_service **ou
 	s->readonly = readonly;
 	*out = &s->base;
 	return 0;
+}
+
+int local_dirs_each(struct dir_service *ds, local_blob_fn cb, void *ctx)
+{
+	struct local_dirs *s = (struct local_dirs *)ds;
+	struct b3_digest *v = NULL;
+	size_t n = 0, cap = 0;
+	MDB_cursor *cur = NULL;
+	bool cur_open;
+	MDB_val k, val;
+	MDB_txn *txn;
+	int rc = local_txn_begin(s->env, false, &txn), mrc;
+
+	if (rc < 0)
+		return rc;
+	/* Collects the keys first: callbacks must not run inside a txn. */
+	mrc = mdb_cursor_open(txn, s->env->dirs, &cur);
+	cur_open = mrc == 0;
+	for (mrc = mrc ? mrc : mdb_cursor_get(cur, &k, &val, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+		if (k.mv_size != B3_LEN)
+			continue;
+		if (n == cap) {
+			struct b3_digest *nv = reallocarray(v, cap ? 2 * cap : 256, sizeof(*v));
+
+			if (!nv) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = nv, cap = cap ? 2 * cap : 256;
+		}
+		memcpy(v[n++].bytes, k.mv_data, B3_LEN);
+	}
+	if (rc == 0 && mrc != MDB_NOTFOUND)
+		rc = local_mdb_err(mrc, "cannot list directories");
+	if (cur_open)
+		mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = cb(ctx, &v[i]);
+	free(v);
+	return rc;
+}
+
+/* --- staging: a closure's Directories held back until its PathInfo is
+ * registered, so that both land in one LMDB transaction --- */
+
+struct local_dir_stage {
+	struct dir_service base;
+	struct local_dirs *real;
+	struct b3_digest *digests;
+	struct encoded *e;
+	size_t n, cap;
+};
+
+static int stage_get(struct dir_service *ds, const struct b3_digest *d, struct directory **out)
+{
+	struct local_dir_stage *st = (struct local_dir_stage *)ds;
+
+	return local_dirs_get(&st->real->base, d, out);
+}
+
+static int stage_grow(struct local_dir_stage *st, size_t more)
+{
+	size_t cap = st->cap ? st->cap : 16;
+	struct b3_digest *d;
+	struct encoded *e;
+
+	while (cap < st->n + more)
+		cap *= 2;
+	if (cap == st->cap)
+		return 0;
+	d = reallocarray(st->digests, cap, sizeof(*d));
+	if (d)
+		st->digests = d;
+	e = d ? reallocarray(st->e, cap, sizeof(*e)) : NULL;
+	if (!e)
+		return -ENOMEM;
+	st->e = e, st->cap = cap;
+	return 0;
+}
+
+static int stage_put_batch(struct dir_service *ds, struct directory *const *dirs,
+			   const struct b3_digest *digests, size_t n)
+{
+	struct local_dir_stage *st = (struct local_dir_stage *)ds;
+	struct encoded *e = NULL;
+	int rc = encode_all(dirs, digests, n, &e);
+
+	if (rc < 0)
+		return rc;
+	rc = n ? stage_grow(st, n) : 0;
+	if (rc < 0 || n == 0) {
+		encoded_free(e, n);
+		return rc;
+	}
+	memcpy(st->e + st->n, e, n * sizeof(*e));
+	memcpy(st->digests + st->n, digests, n * sizeof(*digests));
+	st->n += n;
+	free(e); /* the array only: its buffers moved to the stage */
+	return 0;
+}
+
+static void stage_free(struct dir_service *ds)
+{
+	struct local_dir_stage *st = (struct local_dir_stage *)ds;
+
+	for (size_t i = 0; i < st->n; i++)
+		free(st->e[i].bytes);
+	free(st->e);
+	free(st->digests);
+	free(st);
+}
+
+static const struct dir_service_ops local_stage_ops = {
+    .get = stage_get,
+    .put_batch = stage_put_batch,
+    .free = stage_free,
+};
+
+int local_dirs_stage_new(struct dir_service *real, struct dir_service **out)
+{
+	struct local_dir_stage *st;
+
+	if (((struct local_dirs *)real)->readonly)
+		return sf_err(-EROFS, "store is open read-only");
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->base.ops = &local_stage_ops;
+	st->real = (struct local_dirs *)real;
+	*out = &st->base;
+	return 0;
+}
+
+bool local_dirs_is_stage(const struct dir_service *ds)
+{
+	return ds && ds->ops == &local_stage_ops;
+}
+
+int local_dirs_put_staged(struct dir_service *stage, MDB_txn *txn)
+{
+	struct local_dir_stage *st = (struct local_dir_stage *)stage;
+
+	return put_all(st->real, txn, st->e, st->digests, st->n);
 }

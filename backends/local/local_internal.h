@@ -6,14 +6,16 @@
 
 #include <lmdb.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* Relative to the store directory. */
-#define LOCAL_BLOBS_DIR	 "blobs"
-#define LOCAL_TMP_DIR	 "tmp"
-#define LOCAL_DB_DIR	 "db"
-#define LOCAL_NOTIFY_DIR "notify"
-#define LOCAL_LOCK_FILE	 "import.lock"
+#define LOCAL_BLOBS_DIR	     "blobs"
+#define LOCAL_TMP_DIR	     "tmp"
+#define LOCAL_DB_DIR	     "db"
+#define LOCAL_NOTIFY_DIR     "notify"
+#define LOCAL_LOCK_FILE	     "import.lock"
+#define LOCAL_QUARANTINE_DIR "quarantine"
 
 /* "blobs/ab/cd/" + 64 hex + NUL */
 #define LOCAL_BLOB_REL_MAX (sizeof(LOCAL_BLOBS_DIR) + 6 + B3_HEX_LEN + 1)
@@ -23,12 +25,14 @@
  * twice in a process). Reference counted; the handles are immutable. */
 struct local_env {
 	MDB_env *env;
-	MDB_dbi dirs;  /* raw 32-byte digest -> canonical Directory encoding */
-	MDB_dbi paths; /* 20-byte store path digest -> 8-byte BE cursor || PathInfo */
-	MDB_dbi seq;   /* 8-byte BE cursor -> 20-byte store path digest */
-	MDB_dbi meta;  /* "next_cursor" -> 8-byte BE */
-	bool readonly; /* opened MDB_RDONLY (its first opener was read-only) */
-	dev_t dev;     /* identity of the db directory ... */
+	MDB_dbi dirs;	   /* raw 32-byte digest -> canonical Directory encoding */
+	MDB_dbi paths;	   /* 20-byte store path digest -> 8-byte BE cursor || PathInfo */
+	MDB_dbi seq;	   /* 8-byte BE cursor -> 20-byte store path digest */
+	MDB_dbi meta;	   /* "next_cursor" -> 8-byte BE */
+	MDB_dbi verified;  /* raw 32-byte blob digest -> struct local_ident (48 bytes LE) */
+	bool has_verified; /* false: a read-only open of a store that predates it */
+	bool readonly;	   /* opened MDB_RDONLY (its first opener was read-only) */
+	dev_t dev;	   /* identity of the db directory ... */
 	ino_t ino;
 	pid_t pid;     /* ... in this process */
 	unsigned refs; /* protected by the registry lock in local_db.c */
@@ -51,10 +55,68 @@ void local_blob_relpath(const struct b3_digest *d, char *out);
 
 /* Constructors of the three services. Each takes its own duplicate of
  * `rootfd` and its own reference on `env` (the caller keeps its own). */
-int local_blobs_new(int rootfd, const char *root, bool readonly, struct blob_service **out);
+int local_blobs_new(struct local_env *env, int rootfd, const char *root, bool readonly,
+		    struct blob_service **out);
 int local_dirs_new(struct local_env *env, bool readonly, struct dir_service **out);
 int local_paths_new(struct local_env *env, int rootfd, const char *root, bool readonly,
 		    struct pathinfo_service **out);
+
+/* --- verified reads (local_verify.c) --- */
+
+/* What identifies one version of a blob file: if any of these changed, the
+ * file was rewritten or touched since it was last hashed. */
+struct local_ident {
+	uint64_t ino, size;
+	int64_t mtime_s, mtime_ns, ctime_s, ctime_ns;
+};
+#define LOCAL_IDENT_LEN 48
+
+void local_ident_of(const struct stat *st, struct local_ident *out);
+
+/* Remembers which file identities are known to hold the right bytes: a
+ * small in-process cache in front of the LMDB "verified" database. All
+ * functions are thread-safe. */
+struct local_verifier;
+int local_verifier_new(struct local_env *env, bool readonly, struct local_verifier **out);
+/* Writes pending records, then frees. NULL is a no-op. */
+void local_verifier_free(struct local_verifier *v);
+/* True if `id` is the recorded identity of blob `d`. */
+bool local_verifier_known(struct local_verifier *v, const struct b3_digest *d,
+			  const struct local_ident *id);
+/* Records `id` for `d`: in the cache at once, in LMDB now (`defer` false) or
+ * at the next local_verifier_sync() (`defer` true, for commits in bulk).
+ * Failures to record are not errors: the blob is just hashed again later. */
+void local_verifier_remember(struct local_verifier *v, const struct b3_digest *d,
+			     const struct local_ident *id, bool defer);
+/* Writes the deferred records in one LMDB transaction. */
+int local_verifier_sync(struct local_verifier *v);
+
+/* Hashes all of `fd` (`size` bytes, pread in 1 MiB chunks). -EIO with a
+ * message naming `what` on a read error or if the file is not `size` long. */
+int local_hash_fd(int fd, uint64_t size, const char *what, struct b3_digest *out);
+
+/* Moves blob file `rel` (whose open descriptor has stat `st`) to
+ * quarantine/<hex>[.N], unless the name meanwhile holds another file. Logs
+ * one error line naming the digest and both paths when it moved the file.
+ * Returns -EIO with a message for the caller in every case. */
+int local_quarantine(int rootfd, const char *root, const struct b3_digest *d, const char *rel,
+		     const struct stat *st);
+
+/* The scrub's helpers behind the local_store_*() functions of local.h. */
+int local_blobs_check(struct blob_service *bs, const struct b3_digest *d, uint64_t *size);
+int local_blobs_each(struct blob_service *bs, local_blob_fn cb, void *ctx);
+int local_blobs_quarantine_each(struct blob_service *bs, local_quarantine_fn cb, void *ctx);
+int local_dirs_each(struct dir_service *ds, local_blob_fn cb, void *ctx);
+
+/* A dir_service over the real one (`real`, from local_dirs_new) whose
+ * put_batch only encodes and keeps the Directories; get reads the real
+ * store. local_dirs_put_staged() writes what it holds within `txn`. */
+int local_dirs_stage_new(struct dir_service *real, struct dir_service **out);
+bool local_dirs_is_stage(const struct dir_service *ds);
+int local_dirs_put_staged(struct dir_service *stage, MDB_txn *txn);
+/* Registers `pi` and the Directories staged in `stage` in one transaction. */
+int local_paths_put_with(struct pathinfo_service *ps, struct dir_service *stage,
+			 const struct path_info *pi);
 
 /* Removes tmp/ files whose writer process is gone. */
 void local_blobs_clean_tmp(int rootfd);

@@ -147,9 +147,9 @@ static int put_record(struct local_paths *s, MDB_txn *txn, const struct path_inf
 	return 0;
 }
 
-static int local_paths_put(struct pathinfo_service *ps, const struct path_info *pi)
+/* Registers `pi` (with the staged Directories, if any) in one transaction. */
+static int paths_put(struct local_paths *s, struct dir_service *stage, const struct path_info *pi)
 {
-	struct local_paths *s = (struct local_paths *)ps;
 	char name[STORE_PATH_MAX_BASENAME + 1];
 	uint8_t *bytes;
 	size_t len;
@@ -165,7 +165,9 @@ static int local_paths_put(struct pathinfo_service *ps, const struct path_info *
 		return rc;
 	rc = local_txn_begin(s->env, true, &txn);
 	if (rc == 0) {
-		rc = put_record(s, txn, pi, bytes, len);
+		rc = stage ? local_dirs_put_staged(stage, txn) : 0;
+		if (rc == 0)
+			rc = put_record(s, txn, pi, bytes, len);
 		if (rc == 0)
 			rc = local_mdb_err(mdb_txn_commit(txn), "cannot store a pathinfo");
 		else
@@ -177,6 +179,17 @@ static int local_paths_put(struct pathinfo_service *ps, const struct path_info *
 		local_notify(s->rootfd, s->root, name);
 	}
 	return rc;
+}
+
+static int local_paths_put(struct pathinfo_service *ps, const struct path_info *pi)
+{
+	return paths_put((struct local_paths *)ps, NULL, pi);
+}
+
+int local_paths_put_with(struct pathinfo_service *ps, struct dir_service *stage,
+			 const struct path_info *pi)
+{
+	return paths_put((struct local_paths *)ps, stage, pi);
 }
 
 /* --- list --- */

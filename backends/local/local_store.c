@@ -272,7 +272,7 @@ static int store_services(struct local_store *ls, int rootfd, const char *dir, u
 	rc = local_env_open(db, ro, &env);
 	if (rc < 0)
 		return rc;
-	rc = local_blobs_new(rootfd, abs, ro, &ls->base.blobs);
+	rc = local_blobs_new(env, rootfd, abs, ro, &ls->base.blobs);
 	if (rc == 0)
 		rc = local_dirs_new(env, ro, &ls->base.dirs);
 	if (rc == 0)
@@ -317,6 +317,8 @@ int local_store_open(const char *dir, unsigned flags, struct store **out)
 	}
 	ls->lock_fd = -1;
 	ls->base.close = local_store_close;
+	ls->base.stage_dirs = local_store_stage_dirs;
+	ls->base.commit_path = local_store_commit_path;
 	rc = store_prepare(ls, rootfd, dir, flags);
 	close(rootfd);
 	if (rc < 0) {
@@ -325,4 +327,50 @@ int local_store_open(const char *dir, unsigned flags, struct store **out)
 	}
 	*out = &ls->base;
 	return 0;
+}
+
+/* --- the scrub --- */
+
+bool local_store_is(const struct store *st)
+{
+	return st && st->close == local_store_close;
+}
+
+static bool is_local(const struct store *st)
+{
+	return local_store_is(st);
+}
+
+int local_store_blobs_each(struct store *st, local_blob_fn cb, void *ctx)
+{
+	return is_local(st) ? local_blobs_each(st->blobs, cb, ctx) : -ENOTSUP;
+}
+
+int local_store_blob_check(struct store *st, const struct b3_digest *d, uint64_t *size)
+{
+	return is_local(st) ? local_blobs_check(st->blobs, d, size) : -ENOTSUP;
+}
+
+int local_store_quarantine_each(struct store *st, local_quarantine_fn cb, void *ctx)
+{
+	return is_local(st) ? local_blobs_quarantine_each(st->blobs, cb, ctx) : -ENOTSUP;
+}
+
+int local_store_dirs_each(struct store *st, local_blob_fn cb, void *ctx)
+{
+	return is_local(st) ? local_dirs_each(st->dirs, cb, ctx) : -ENOTSUP;
+}
+
+/* --- one transaction per registration --- */
+
+int local_store_stage_dirs(struct store *st, struct dir_service **out)
+{
+	return is_local(st) ? local_dirs_stage_new(st->dirs, out) : -ENOTSUP;
+}
+
+int local_store_commit_path(struct store *st, struct dir_service *stage, const struct path_info *pi)
+{
+	if (!is_local(st) || !local_dirs_is_stage(stage))
+		return sf_err(-EINVAL, "not a local store and its staged directories");
+	return local_paths_put_with(st->paths, stage, pi);
 }

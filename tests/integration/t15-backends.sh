@@ -120,6 +120,9 @@ test_tamper() {
 	assert_eq "$("$TAMPER" blob-path "$s" "$hex")" "$s/blobs/${hex:0:2}/${hex:2:2}/$hex"
 	"$TAMPER" flip-blob "$s" "$hex" 0
 	expect_fail sf cat --store "$s" "$p/a"
+	[ -e "$s/quarantine/$hex" ] || fail "the damaged blob was not quarantined"
+	sf import --store "$s" "$TMP/t7" >/dev/null # writes the missing blob again
+	sf cat --store "$s" "$p/a" | cmp - "$TMP/t7/a"
 	"$TAMPER" delete-blob "$s" "$hex"
 	expect_fail sf cat --store "$s" "$p/a"
 	root=$(sf path-info --store "$s" "$p" | awk '$1 == "root:" { print $3 }')

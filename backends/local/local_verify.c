@@ -1,0 +1,313 @@
+/* local_verify.c - verified reads: which blob file identities are known to
+ * hold the right bytes, hashing files in full, and the quarantine. */
+#include "backends/local/local_internal.h"
+
+#include "common/err.h"
+#include "common/log.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HASH_CHUNK (1u << 20)
+/* Direct-mapped cache: 16384 x 80 bytes, 1.3 MiB per open store. */
+#define CACHE_SLOTS (1u << 14)
+/* Deferred records are written at least this often. */
+#define PENDING_MAX	 4096
+#define QUARANTINE_TRIES 100
+
+struct cache_slot {
+	struct b3_digest d;
+	struct local_ident id;
+	bool used;
+};
+
+struct pending {
+	struct b3_digest d;
+	struct local_ident id;
+};
+
+struct local_verifier {
+	struct local_env *env;
+	bool writable; /* may write the "verified" database */
+	pthread_mutex_t lock;
+	struct cache_slot *cache; /* protected by lock */
+	struct pending *pending;  /* protected by lock */
+	size_t n_pending, cap_pending;
+};
+
+void local_ident_of(const struct stat *st, struct local_ident *out)
+{
+	*out = (struct local_ident){
+	    .ino = (uint64_t)st->st_ino,
+	    .size = (uint64_t)st->st_size,
+	    .mtime_s = st->st_mtim.tv_sec,
+	    .mtime_ns = st->st_mtim.tv_nsec,
+	    .ctime_s = st->st_ctim.tv_sec,
+	    .ctime_ns = st->st_ctim.tv_nsec,
+	};
+}
+
+static void ident_encode(const struct local_ident *id, uint8_t out[LOCAL_IDENT_LEN])
+{
+	uint64_t v[6] = {id->ino,
+			 id->size,
+			 (uint64_t)id->mtime_s,
+			 (uint64_t)id->mtime_ns,
+			 (uint64_t)id->ctime_s,
+			 (uint64_t)id->ctime_ns};
+
+	for (int i = 0; i < 6; i++)
+		for (int b = 0; b < 8; b++)
+			out[i * 8 + b] = (uint8_t)(v[i] >> (8 * b));
+}
+
+static bool ident_eq(const struct local_ident *a, const struct local_ident *b)
+{
+	return a->ino == b->ino && a->size == b->size && a->mtime_s == b->mtime_s &&
+	       a->mtime_ns == b->mtime_ns && a->ctime_s == b->ctime_s && a->ctime_ns == b->ctime_ns;
+}
+
+static struct cache_slot *cache_slot(struct local_verifier *v, const struct b3_digest *d)
+{
+	unsigned i = (unsigned)d->bytes[0] | (unsigned)d->bytes[1] << 8;
+
+	return &v->cache[i & (CACHE_SLOTS - 1)];
+}
+
+int local_verifier_new(struct local_env *env, bool readonly, struct local_verifier **out)
+{
+	struct local_verifier *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	v->cache = calloc(CACHE_SLOTS, sizeof(*v->cache));
+	if (!v->cache) {
+		free(v);
+		return -ENOMEM;
+	}
+	local_env_ref(env);
+	v->env = env;
+	v->writable = !readonly && !env->readonly && env->has_verified;
+	pthread_mutex_init(&v->lock, NULL);
+	*out = v;
+	return 0;
+}
+
+void local_verifier_free(struct local_verifier *v)
+{
+	if (!v)
+		return;
+	local_verifier_sync(v);
+	pthread_mutex_destroy(&v->lock);
+	local_env_put(v->env);
+	free(v->pending);
+	free(v->cache);
+	free(v);
+}
+
+/* The LMDB record of `d` equals `id`. */
+static bool db_known(struct local_verifier *v, const struct b3_digest *d,
+		     const struct local_ident *id)
+{
+	MDB_val key = {B3_LEN, (void *)d->bytes}, val;
+	uint8_t want[LOCAL_IDENT_LEN];
+	MDB_txn *txn;
+	bool same = false;
+
+	if (!v->env->has_verified || local_txn_begin(v->env, false, &txn) < 0) {
+		sf_err_clear();
+		return false;
+	}
+	if (mdb_get(txn, v->env->verified, &key, &val) == 0 && val.mv_size == LOCAL_IDENT_LEN) {
+		ident_encode(id, want);
+		same = memcmp(val.mv_data, want, LOCAL_IDENT_LEN) == 0;
+	}
+	mdb_txn_abort(txn);
+	return same;
+}
+
+static void cache_put(struct local_verifier *v, const struct b3_digest *d,
+		      const struct local_ident *id)
+{
+	struct cache_slot *s;
+
+	pthread_mutex_lock(&v->lock);
+	s = cache_slot(v, d);
+	*s = (struct cache_slot){.d = *d, .id = *id, .used = true};
+	pthread_mutex_unlock(&v->lock);
+}
+
+bool local_verifier_known(struct local_verifier *v, const struct b3_digest *d,
+			  const struct local_ident *id)
+{
+	struct cache_slot *s;
+	bool hit;
+
+	pthread_mutex_lock(&v->lock);
+	s = cache_slot(v, d);
+	hit = s->used && b3_digest_eq(&s->d, d) && ident_eq(&s->id, id);
+	pthread_mutex_unlock(&v->lock);
+	if (hit)
+		return true;
+	if (!db_known(v, d, id))
+		return false;
+	cache_put(v, d, id);
+	return true;
+}
+
+/* Writes `n` records in one transaction. */
+static int db_write(struct local_verifier *v, const struct pending *p, size_t n)
+{
+	uint8_t enc[LOCAL_IDENT_LEN];
+	MDB_txn *txn;
+	int rc = local_txn_begin(v->env, true, &txn), mrc = 0;
+
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n && mrc == 0; i++) {
+		MDB_val key = {B3_LEN, (void *)p[i].d.bytes}, val = {LOCAL_IDENT_LEN, enc};
+
+		ident_encode(&p[i].id, enc);
+		mrc = mdb_put(txn, v->env->verified, &key, &val, 0);
+	}
+	if (mrc) {
+		mdb_txn_abort(txn);
+		return local_mdb_err(mrc, "cannot record verified blobs");
+	}
+	return local_mdb_err(mdb_txn_commit(txn), "cannot record verified blobs");
+}
+
+/* Appends to the deferred records; false if that failed (no memory). */
+static bool pending_add(struct local_verifier *v, const struct b3_digest *d,
+			const struct local_ident *id, bool *full)
+{
+	pthread_mutex_lock(&v->lock);
+	if (v->n_pending == v->cap_pending) {
+		size_t cap = v->cap_pending ? 2 * v->cap_pending : 64;
+		struct pending *p = reallocarray(v->pending, cap, sizeof(*p));
+
+		if (!p) {
+			pthread_mutex_unlock(&v->lock);
+			return false;
+		}
+		v->pending = p, v->cap_pending = cap;
+	}
+	v->pending[v->n_pending++] = (struct pending){.d = *d, .id = *id};
+	*full = v->n_pending >= PENDING_MAX;
+	pthread_mutex_unlock(&v->lock);
+	return true;
+}
+
+void local_verifier_remember(struct local_verifier *v, const struct b3_digest *d,
+			     const struct local_ident *id, bool defer)
+{
+	struct pending one = {.d = *d, .id = *id};
+	bool full = false;
+
+	cache_put(v, d, id);
+	if (!v->writable)
+		return;
+	if (defer && pending_add(v, d, id, &full)) {
+		if (full)
+			local_verifier_sync(v);
+		return;
+	}
+	if (db_write(v, &one, 1) < 0)
+		sf_err_clear();
+}
+
+int local_verifier_sync(struct local_verifier *v)
+{
+	struct pending *p;
+	size_t n;
+	int rc;
+
+	pthread_mutex_lock(&v->lock);
+	p = v->pending, n = v->n_pending;
+	v->pending = NULL, v->n_pending = v->cap_pending = 0;
+	pthread_mutex_unlock(&v->lock);
+	rc = n ? db_write(v, p, n) : 0;
+	free(p);
+	return rc;
+}
+
+int local_hash_fd(int fd, uint64_t size, const char *what, struct b3_digest *out)
+{
+	uint8_t *buf = malloc(HASH_CHUNK);
+	struct b3_hasher h;
+	uint64_t off = 0;
+	ssize_t n = 1;
+
+	if (!buf)
+		return -ENOMEM;
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	b3_hasher_init(&h);
+	while (n > 0) {
+		n = pread(fd, buf, HASH_CHUNK, (off_t)off);
+		if (n < 0 && errno == EINTR) {
+			n = 1;
+			continue;
+		}
+		if (n > 0) {
+			b3_hasher_update(&h, buf, (size_t)n);
+			off += (uint64_t)n;
+		}
+	}
+	free(buf);
+	if (n < 0)
+		return sf_err_errno(-EIO, errno, "cannot read blob '%s'", what);
+	if (off != size)
+		return sf_err(-EIO, "blob '%s' changed size while being verified", what);
+	b3_hasher_final(&h, out);
+	return 0;
+}
+
+/* Renames `rel` into quarantine/ under a name not taken yet. */
+static int quarantine_move(int rootfd, const char *rel, const char *hex, char *dst, size_t len)
+{
+	if (mkdirat(rootfd, LOCAL_QUARANTINE_DIR, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	for (int i = 0; i < QUARANTINE_TRIES; i++) {
+		if (i == 0)
+			snprintf(dst, len, LOCAL_QUARANTINE_DIR "/%s", hex);
+		else
+			snprintf(dst, len, LOCAL_QUARANTINE_DIR "/%s.%d", hex, i);
+		if (renameat2(rootfd, rel, rootfd, dst, RENAME_NOREPLACE) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+int local_quarantine(int rootfd, const char *root, const struct b3_digest *d, const char *rel,
+		     const struct stat *st)
+{
+	char hex[B3_HEX_LEN + 1], text[B3_TEXT_LEN + 1], dst[sizeof(LOCAL_QUARANTINE_DIR) + 80];
+	struct stat now;
+	int rc;
+
+	b3_digest_to_hex(d, hex);
+	b3_digest_to_text(d, text);
+	/* Only move the file we hashed, not one a writer has just put there. */
+	if (fstatat(rootfd, rel, &now, 0) < 0 || now.st_ino != st->st_ino ||
+	    now.st_dev != st->st_dev)
+		return sf_err(-EIO, "blob '%s' (%s/%s) failed verification", text, root, rel);
+	rc = quarantine_move(rootfd, rel, hex, dst, sizeof(dst));
+	if (rc == -ENOENT) /* another thread moved it first and logged */
+		return sf_err(-EIO, "blob '%s' (%s/%s) failed verification", text, root, rel);
+	if (rc < 0) {
+		log_error("blob '%s' (%s/%s) failed verification; cannot quarantine it: %s", text,
+			  root, rel, strerror(-rc));
+		return sf_err(-EIO, "blob '%s' (%s/%s) failed verification", text, root, rel);
+	}
+	log_error("blob '%s' (%s/%s) failed verification: its content does not match the "
+		  "digest; moved to %s/%s",
+		  text, root, rel, root, dst);
+	return sf_err(-EIO, "blob '%s' failed verification and was quarantined to '%s/%s'", text,
+		      root, dst);
+}

@@ -1,0 +1,540 @@
+/* verify.c - the store scrub: blobs, Directory closures, PathInfo NAR hashes;
+ * and repair from another store. */
+#include "store/verify.h"
+
+#include "common/err.h"
+#include "store/nar.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define READ_CHUNK (1u << 20)
+/* Any non-NULL value marks membership in a digest set. */
+#define PRESENT ((void *)1)
+
+struct verifier {
+	struct store *st;
+	const struct verify_options *opt;
+	struct verify_result *res;
+	bool scrubbed;		      /* every blob file was hashed by the hooks */
+	struct digest_map good_blobs; /* digest -> (void *)(size + 1) */
+	struct digest_map seen_dirs;  /* visited by the walk */
+	struct b3_digest *queue;      /* Directories still to visit */
+	size_t qlen, qcap;
+	uint8_t (*paths)[STORE_PATH_DIGEST_LEN];
+	size_t npaths, cap_paths;
+};
+
+static void report(struct verifier *v, enum verify_kind kind, bool problem, const char *subject,
+		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void report(struct verifier *v, enum verify_kind kind, bool problem, const char *subject,
+		   const char *fmt, ...)
+{
+	char why[1024];
+	struct verify_finding f = {kind, subject, why, problem};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (problem)
+		v->res->problems++;
+	if (v->opt->report)
+		v->opt->report(v->opt->report_ctx, &f);
+}
+
+static void progress(struct verifier *v)
+{
+	struct verify_result *r = v->res;
+
+	if (v->opt->progress)
+		v->opt->progress(v->opt->progress_ctx, r->blobs + r->dirs + r->paths,
+				 r->blob_bytes);
+}
+
+static int set_add(struct digest_map *m, const struct b3_digest *d)
+{
+	return digest_map_put(m, d, PRESENT, NULL);
+}
+
+static int good_add(struct verifier *v, const struct b3_digest *d, uint64_t size)
+{
+	v->res->blobs++;
+	v->res->blob_bytes += size;
+	progress(v);
+	return digest_map_put(&v->good_blobs, d, (void *)(uintptr_t)(size + 1), NULL);
+}
+
+/* --- blobs --- */
+
+static int scrub_one(void *ctx, const struct b3_digest *d)
+{
+	struct verifier *v = ctx;
+	char text[B3_TEXT_LEN + 1];
+	uint64_t size;
+	int rc = v->opt->hooks.blob_check(v->opt->hooks.ctx, d, &size);
+
+	if (rc == -ENOENT) /* removed meanwhile: the walk finds out if it matters */
+		return 0;
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0) {
+		b3_digest_to_text(d, text);
+		report(v, VERIFY_BLOB, true, text, "%s", sf_errmsg(rc));
+		sf_err_clear();
+		return set_add(&v->res->bad_blobs, d);
+	}
+	return good_add(v, d, size);
+}
+
+static int quarantined_one(void *ctx, const struct b3_digest *d, const char *path)
+{
+	struct verifier *v = ctx;
+	char text[B3_TEXT_LEN + 1];
+
+	b3_digest_to_text(d, text);
+	v->res->quarantined++;
+	if (digest_map_get(&v->good_blobs, d)) {
+		report(v, VERIFY_QUARANTINED, false, text,
+		       "a damaged copy is quarantined at '%s' (the blob is good again)", path);
+		return 0;
+	}
+	report(v, VERIFY_QUARANTINED, true, text, "quarantined at '%s' and missing from the store",
+	       path);
+	return set_add(&v->res->bad_blobs, d);
+}
+
+/* Reads a blob in full through the blob service (stores without hooks). */
+static int blob_read_check(struct verifier *v, const struct b3_digest *d, uint64_t *size)
+{
+	struct blob_reader *r;
+	uint8_t *buf = malloc(READ_CHUNK);
+	struct b3_hasher h;
+	struct b3_digest got;
+	uint64_t off = 0;
+	size_t n = 1;
+	int rc = buf ? blob_service_open_read(v->st->blobs, d, &r) : -ENOMEM;
+
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	b3_hasher_init(&h);
+	while (rc == 0 && n > 0) {
+		rc = blob_reader_pread(r, buf, READ_CHUNK, off, &n);
+		b3_hasher_update(&h, buf, rc == 0 ? n : 0);
+		off += rc == 0 ? n : 0;
+	}
+	blob_reader_close(r);
+	free(buf);
+	b3_hasher_final(&h, &got);
+	if (rc == 0 && !b3_digest_eq(&got, d))
+		rc = sf_err(-EIO, "its content does not match the digest");
+	*size = off;
+	return rc;
+}
+
+/* Checks the blob a file node refers to; `where` names the referrer. */
+static int blob_ref_check(struct verifier *v, const struct node *n, const char *where)
+{
+	char text[B3_TEXT_LEN + 1];
+	void *good = digest_map_get(&v->good_blobs, &n->digest);
+	uint64_t size = 0;
+	int rc = 0;
+
+	if (digest_map_get(&v->res->bad_blobs, &n->digest))
+		return 0; /* reported already */
+	b3_digest_to_text(&n->digest, text);
+	if (!good) {
+		/* Not scrubbed, or stored after the scrub listed the blobs. */
+		rc = v->scrubbed ? v->opt->hooks.blob_check(v->opt->hooks.ctx, &n->digest, &size)
+				 : blob_read_check(v, &n->digest, &size);
+		if (rc == 0)
+			return good_add(v, &n->digest, size) < 0 ? -ENOMEM
+								 : blob_ref_check(v, n, where);
+		if (rc == -ENOMEM)
+			return rc;
+	}
+	if (good && (uint64_t)(uintptr_t)good - 1 == n->size)
+		return 0;
+	if (good)
+		report(v, VERIFY_BLOB, true, text, "has %llu bytes, %s says %llu",
+		       (unsigned long long)((uintptr_t)good - 1), where,
+		       (unsigned long long)n->size);
+	else if (rc == 0 || rc == -ENOENT)
+		report(v, VERIFY_BLOB, true, text, "missing (referenced by %s)", where);
+	else
+		report(v, VERIFY_BLOB, true, text, "%s (referenced by %s)", sf_errmsg(rc), where);
+	sf_err_clear();
+	return set_add(&v->res->bad_blobs, &n->digest);
+}
+
+/* --- Directories --- */
+
+static int enqueue(void *ctx, const struct b3_digest *d)
+{
+	struct verifier *v = ctx;
+
+	if (v->qlen == v->qcap) {
+		size_t cap = v->qcap ? 2 * v->qcap : 256;
+		struct b3_digest *q = reallocarray(v->queue, cap, sizeof(*q));
+
+		if (!q)
+			return -ENOMEM;
+		v->queue = q, v->qcap = cap;
+	}
+	v->queue[v->qlen++] = *d;
+	return 0;
+}
+
+static int dir_children(struct verifier *v, const char *text, const struct directory *d)
+{
+	char where[B3_TEXT_LEN + 64 + CASTORE_MAX_NAME_LEN];
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < d->count; i++) {
+		const struct node *n = &d->nodes[i];
+
+		if (n->kind == NODE_DIRECTORY) {
+			rc = enqueue(v, &n->digest);
+		} else if (n->kind == NODE_FILE) {
+			snprintf(where, sizeof(where), "directory '%s' entry '%.*s'", text,
+				 (int)n->name_len, n->name);
+			rc = blob_ref_check(v, n, where);
+		}
+	}
+	return rc;
+}
+
+static int dir_visit(struct verifier *v, const struct b3_digest *dg)
+{
+	char text[B3_TEXT_LEN + 1];
+	struct directory *d;
+	int rc;
+
+	if (digest_map_get(&v->seen_dirs, dg))
+		return 0;
+	rc = set_add(&v->seen_dirs, dg);
+	if (rc < 0)
+		return rc;
+	b3_digest_to_text(dg, text);
+	rc = dir_service_get(v->st->dirs, dg, &d);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0) {
+		report(v, VERIFY_DIRECTORY, true, text, "%s",
+		       rc == -ENOENT ? "missing (referenced by a directory or path)"
+				     : sf_errmsg(rc));
+		sf_err_clear();
+		return set_add(&v->res->bad_dirs, dg);
+	}
+	v->res->dirs++;
+	progress(v);
+	rc = dir_children(v, text, d);
+	directory_free(d);
+	return rc;
+}
+
+static int walk(struct verifier *v)
+{
+	int rc = 0;
+
+	/* LIFO: depth first, so the queue stays as short as the tree is deep
+	 * times its fan-out, not as long as the store is wide. */
+	while (rc == 0 && v->qlen > 0) {
+		struct b3_digest d = v->queue[--v->qlen];
+
+		rc = dir_visit(v, &d);
+	}
+	return rc;
+}
+
+/* --- PathInfos --- */
+
+static int path_listed(void *ctx, const struct path_info *pi, uint64_t cursor)
+{
+	struct verifier *v = ctx;
+
+	if (v->npaths == v->cap_paths) {
+		size_t cap = v->cap_paths ? 2 * v->cap_paths : 64;
+		void *p = reallocarray(v->paths, cap, sizeof(*v->paths));
+
+		if (!p)
+			return -ENOMEM;
+		v->paths = p, v->cap_paths = cap;
+	}
+	memcpy(v->paths[v->npaths++], pi->path.digest, STORE_PATH_DIGEST_LEN);
+	return pi->root.kind == NODE_DIRECTORY ? enqueue(v, &pi->root.digest) : 0;
+}
+
+static int path_check(struct verifier *v, const struct path_info *pi)
+{
+	char full[STORE_PATH_FULL_MAX], a[70], b[70];
+	struct nar_summary sum;
+	int rc = 0;
+
+	store_path_full(&pi->path, full);
+	v->res->paths++;
+	progress(v);
+	if (pi->root.kind == NODE_FILE)
+		rc = blob_ref_check(v, &pi->root, "the path's root");
+	if (rc < 0)
+		return rc;
+	rc = nar_render(v->st->blobs, v->st->dirs, &pi->root, NULL, NULL, &sum);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0) {
+		report(v, VERIFY_PATH, true, full, "cannot render its NAR: %s", sf_errmsg(rc));
+		sf_err_clear();
+		return 0;
+	}
+	if (sum.size != pi->nar_size || memcmp(sum.sha256, pi->nar_sha256, 32)) {
+		for (int i = 0; i < 32; i++) {
+			snprintf(a + 2 * i, 3, "%02x", pi->nar_sha256[i]);
+			snprintf(b + 2 * i, 3, "%02x", sum.sha256[i]);
+		}
+		report(v, VERIFY_PATH, true, full,
+		       "NAR hash/size mismatch: recorded sha256 %s size %llu, rendered sha256 %s "
+		       "size %llu",
+		       a, (unsigned long long)pi->nar_size, b, (unsigned long long)sum.size);
+	}
+	return 0;
+}
+
+static int paths_check(struct verifier *v)
+{
+	char hash[STORE_PATH_HASH_CHARS + 1];
+	struct path_info *pi;
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < v->npaths; i++) {
+		rc = pathinfo_service_get(v->st->paths, v->paths[i], &pi);
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc == -ENOENT) { /* removed meanwhile */
+			rc = 0;
+			continue;
+		}
+		if (rc < 0) {
+			store_path_hash_part(v->paths[i], hash);
+			report(v, VERIFY_PATH, true, hash, "%s", sf_errmsg(rc));
+			sf_err_clear();
+			rc = 0;
+			continue;
+		}
+		rc = path_check(v, pi);
+		path_info_free(pi);
+	}
+	return rc;
+}
+
+/* --- the run --- */
+
+static int verify_listings(struct verifier *v)
+{
+	const struct verify_hooks *h = &v->opt->hooks;
+	int rc = 0;
+
+	if (h->blobs_each && h->blob_check) {
+		rc = h->blobs_each(h->ctx, scrub_one, v);
+		v->scrubbed = rc == 0;
+	}
+	if (rc == 0 && h->quarantine_each)
+		rc = h->quarantine_each(h->ctx, quarantined_one, v);
+	if (rc == 0)
+		rc = pathinfo_service_list(v->st->paths, 0, path_listed, v);
+	if (rc < 0 && rc != -ENOMEM) {
+		/* A damaged listing is a finding; the rest is still checked. */
+		report(v, VERIFY_PATH, true, "(listing)", "%s", sf_errmsg(rc));
+		sf_err_clear();
+		rc = 0;
+	}
+	if (rc == 0 && h->dirs_each)
+		rc = h->dirs_each(h->ctx, enqueue, v);
+	return rc;
+}
+
+int store_verify(struct store *st, const struct verify_options *opt, struct verify_result *res)
+{
+	struct verifier v = {.st = st, .opt = opt, .res = res};
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	digest_map_init(&res->bad_blobs);
+	digest_map_init(&res->bad_dirs);
+	digest_map_init(&v.good_blobs);
+	digest_map_init(&v.seen_dirs);
+	rc = verify_listings(&v);
+	if (rc == 0)
+		rc = walk(&v);
+	if (rc == 0)
+		rc = paths_check(&v);
+	digest_map_release(&v.good_blobs);
+	digest_map_release(&v.seen_dirs);
+	free(v.queue);
+	free(v.paths);
+	return rc;
+}
+
+void verify_result_release(struct verify_result *res)
+{
+	digest_map_release(&res->bad_blobs);
+	digest_map_release(&res->bad_dirs);
+	digest_map_init(&res->bad_blobs);
+	digest_map_init(&res->bad_dirs);
+}
+
+/* --- repair --- */
+
+struct repairer {
+	struct store *st, *from;
+	const struct verify_options *opt;
+	struct digest_map done; /* blobs fetched */
+	uint64_t repaired;
+};
+
+static void repair_failed(struct repairer *r, enum verify_kind kind, const struct b3_digest *d,
+			  int rc)
+{
+	char text[B3_TEXT_LEN + 1];
+	struct verify_finding f = {kind, text, NULL, true};
+	char why[1024];
+
+	b3_digest_to_text(d, text);
+	snprintf(why, sizeof(why), "cannot repair: %s",
+		 rc == -ENOENT ? "not in the other store either" : sf_errmsg(rc));
+	f.why = why;
+	sf_err_clear();
+	if (r->opt->report)
+		r->opt->report(r->opt->report_ctx, &f);
+}
+
+static int copy_blob(struct blob_reader *in, struct blob_writer *w, const struct b3_digest *d)
+{
+	uint8_t *buf = malloc(READ_CHUNK);
+	uint64_t off = 0;
+	size_t n = 1;
+	int rc = buf ? 0 : -ENOMEM;
+
+	while (rc == 0 && n > 0) {
+		rc = blob_reader_pread(in, buf, READ_CHUNK, off, &n);
+		if (rc == 0 && n)
+			rc = blob_writer_write(w, buf, n);
+		off += n;
+	}
+	free(buf);
+	if (rc < 0) {
+		blob_writer_abort(w);
+		return rc;
+	}
+	/* The fetched bytes must hash to the digest, or nothing is stored. */
+	return blob_writer_commit(w, d, NULL);
+}
+
+static int fetch_blob(struct repairer *r, const struct b3_digest *d)
+{
+	struct blob_reader *in;
+	struct blob_writer *w;
+	int rc;
+
+	if (digest_map_get(&r->done, d))
+		return 0;
+	rc = blob_service_open_read(r->from->blobs, d, &in);
+	if (rc < 0)
+		return rc;
+	rc = blob_service_open_write(r->st->blobs, &w);
+	if (rc == 0)
+		rc = copy_blob(in, w, d);
+	blob_reader_close(in);
+	if (rc == 0) {
+		r->repaired++;
+		rc = set_add(&r->done, d);
+	}
+	return rc;
+}
+
+/* A file child needs fetching if it is absent or of the wrong size here. */
+static int child_blob(struct repairer *r, const struct node *n)
+{
+	uint64_t size;
+	int rc = blob_service_stat(r->st->blobs, &n->digest, &size);
+
+	if (rc == 0 && size == n->size)
+		return 0;
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	return fetch_blob(r, &n->digest);
+}
+
+static int fetch_dir(struct repairer *r, const struct b3_digest *dg, int depth)
+{
+	struct directory *d, *have;
+	struct b3_digest stored;
+	int rc;
+
+	if (depth > NAR_MAX_DEPTH)
+		return sf_err(-ELOOP, "directory closure is nested too deep");
+	rc = dir_service_get(r->from->dirs, dg, &d);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; rc == 0 && i < d->count; i++) {
+		const struct node *n = &d->nodes[i];
+
+		if (n->kind == NODE_FILE) {
+			rc = child_blob(r, n);
+		} else if (n->kind == NODE_DIRECTORY) {
+			rc = dir_service_get(r->st->dirs, &n->digest, &have);
+			if (rc == 0)
+				directory_free(have);
+			else if (rc != -ENOMEM)
+				rc = fetch_dir(r, &n->digest, depth + 1);
+		}
+	}
+	/* Blobs are durable before a Directory refers to them. */
+	if (rc == 0)
+		rc = blob_service_flush(r->st->blobs);
+	if (rc == 0)
+		rc = dir_service_put(r->st->dirs, d, &stored);
+	if (rc == 0 && !b3_digest_eq(&stored, dg))
+		rc = sf_err(-EIO, "the other store's directory does not match its digest");
+	if (rc == 0)
+		r->repaired++;
+	directory_free(d);
+	return rc;
+}
+
+int store_verify_repair(struct store *st, struct store *from, const struct verify_result *res,
+			const struct verify_options *opt, uint64_t *repaired)
+{
+	struct repairer r = {.st = st, .from = from, .opt = opt};
+	int rc = 0;
+
+	digest_map_init(&r.done);
+	digest_map_foreach(&res->bad_blobs, s)
+	{
+		rc = fetch_blob(&r, &s->key);
+		if (rc == -ENOMEM)
+			break;
+		if (rc < 0)
+			repair_failed(&r, VERIFY_BLOB, &s->key, rc);
+		rc = 0;
+	}
+	if (rc == 0)
+		rc = blob_service_flush(st->blobs);
+	digest_map_foreach(&res->bad_dirs, s)
+	{
+		if (rc == -ENOMEM)
+			break;
+		rc = fetch_dir(&r, &s->key, 0);
+		if (rc < 0 && rc != -ENOMEM)
+			repair_failed(&r, VERIFY_DIRECTORY, &s->key, rc);
+		if (rc != -ENOMEM)
+			rc = 0;
+	}
+	digest_map_release(&r.done);
+	*repaired = r.repaired;
+	return rc;
+}

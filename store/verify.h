@@ -1,0 +1,83 @@
+/* verify.h - the store scrub behind `storefs verify`: every blob against its
+ * digest, every Directory's digest and closure, every PathInfo's root and
+ * NAR hash and size; and repair of missing or damaged objects from another
+ * store.
+ *
+ * The store layer only sees the three service interfaces, which cannot list
+ * blobs or Directories; a backend that can (the local one) supplies hooks.
+ * Without them only what PathInfos reach is checked, blobs by reading them
+ * in full. Single-threaded; the store may be used by others meanwhile. */
+#ifndef STOREFS_VERIFY_H
+#define STOREFS_VERIFY_H
+
+#include "castore/digest_map.h"
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef int (*verify_digest_fn)(void *ctx, const struct b3_digest *d);
+typedef int (*verify_quarantine_fn)(void *ctx, const struct b3_digest *d, const char *path);
+
+/* Optional backend hooks (any may be NULL); `ctx` is passed to each. */
+struct verify_hooks {
+	void *ctx;
+	/* Lists every stored blob. */
+	int (*blobs_each)(void *ctx, verify_digest_fn cb, void *cbctx);
+	/* Hashes blob `d` in full: 0 and its size, -ENOENT, or -EIO (message). */
+	int (*blob_check)(void *ctx, const struct b3_digest *d, uint64_t *size);
+	/* Lists files put aside as damaged. */
+	int (*quarantine_each)(void *ctx, verify_quarantine_fn cb, void *cbctx);
+	/* Lists every stored Directory. */
+	int (*dirs_each)(void *ctx, verify_digest_fn cb, void *cbctx);
+};
+
+enum verify_kind { VERIFY_BLOB, VERIFY_DIRECTORY, VERIFY_PATH, VERIFY_QUARANTINED };
+
+/* One finding. `subject` is the digest ("blake3-...") or the store path;
+ * `why` says what is wrong. A VERIFY_QUARANTINED finding whose blob is
+ * present and good again is reported with `problem` false (a note). */
+struct verify_finding {
+	enum verify_kind kind;
+	const char *subject;
+	const char *why;
+	bool problem;
+};
+typedef void (*verify_report_fn)(void *ctx, const struct verify_finding *f);
+
+struct verify_options {
+	struct verify_hooks hooks;
+	verify_report_fn report; /* may be NULL */
+	void *report_ctx;
+	/* Called as objects are checked (an import_progress_fn); may be NULL. */
+	void (*progress)(void *ctx, uint64_t objects, uint64_t bytes);
+	void *progress_ctx;
+};
+
+/* What one run found. The two sets hold what repair can fetch: blobs that
+ * are missing, damaged or of the wrong size, and Directories that are
+ * missing or damaged (values are a non-NULL marker). */
+struct verify_result {
+	uint64_t blobs, blob_bytes, dirs, paths, quarantined;
+	uint64_t problems;
+	struct digest_map bad_blobs, bad_dirs;
+};
+
+/* Checks the whole store, reporting each finding through opt->report.
+ * Returns 0 when the run completed (problems are counted in `res`, which
+ * the caller releases with verify_result_release even on failure), or a
+ * negative errno with a message if it could not run (-ENOMEM, a listing
+ * that failed). */
+int store_verify(struct store *st, const struct verify_options *opt, struct verify_result *res);
+/* Frees the sets (and leaves them empty: a second release is harmless). */
+void verify_result_release(struct verify_result *res);
+
+/* Fetches every object in res->bad_blobs and res->bad_dirs from `from`:
+ * blobs are checked against their digest before they are committed,
+ * Directories are stored with their missing children (recursively). Each
+ * object that could not be fetched is reported (problem true). *repaired
+ * counts the objects stored. 0, or a negative errno if it could not run. */
+int store_verify_repair(struct store *st, struct store *from, const struct verify_result *res,
+			const struct verify_options *opt, uint64_t *repaired);
+
+#endif

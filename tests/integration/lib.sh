@@ -8,7 +8,7 @@
 set -u
 ROOT=${STOREFS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 STOREFS=${STOREFS:-$ROOT/build/storefs}
-TMP=$(mktemp -d /tmp/storefs-test.XXXXXX)
+TMP=$(mktemp -d "${STOREFS_TEST_ROOT:-/tmp}/storefs-test.XXXXXX")
 export STOREFS_STORE=$TMP/default-store # never touch the machine's default store
 export XDG_CACHE_HOME=$TMP/xdg-cache    # fresh Nix client caches
 export NIX_CONFIG="substituters =

@@ -497,22 +497,16 @@ static pid_t tmp_name_pid(const char *name)
 
 void local_blobs_clean_tmp(int rootfd)
 {
-	int fd = openat(rootfd, LOCAL_TMP_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = local_opendirat(rootfd, LOCAL_TMP_DIR);
 	struct dirent *de;
-	DIR *dir;
 
-	if (fd < 0)
+	if (!dir)
 		return;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return;
-	}
 	while ((de = readdir(dir))) {
 		pid_t pid = tmp_name_pid(de->d_name);
 
 		if (pid && kill(pid, 0) < 0 && errno == ESRCH)
-			unlinkat(fd, de->d_name, 0);
+			unlinkat(dirfd(dir), de->d_name, 0);
 	}
 	closedir(dir);
 }
@@ -534,7 +528,7 @@ static bool is_hex_name(const char *name, size_t len)
 	return true;
 }
 
-static DIR *dir_open_at(int dirfd, const char *name)
+DIR *local_opendirat(int dirfd, const char *name)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -568,7 +562,8 @@ static int level1_each(DIR *l1, const char *ab, local_blob_fn cb, void *ctx)
 	while (rc == 0 && (de = readdir(l1))) {
 		DIR *shard;
 
-		if (!is_hex_name(de->d_name, 2) || !(shard = dir_open_at(dirfd(l1), de->d_name)))
+		if (!is_hex_name(de->d_name, 2) ||
+		    !(shard = local_opendirat(dirfd(l1), de->d_name)))
 			continue;
 		snprintf(prefix, sizeof(prefix), "%s%s", ab, de->d_name);
 		rc = shard_each(shard, prefix, cb, ctx);
@@ -580,7 +575,7 @@ static int level1_each(DIR *l1, const char *ab, local_blob_fn cb, void *ctx)
 int local_blobs_each(struct blob_service *bs, local_blob_fn cb, void *ctx)
 {
 	struct local_blobs *s = (struct local_blobs *)bs;
-	DIR *top = dir_open_at(s->rootfd, LOCAL_BLOBS_DIR);
+	DIR *top = local_opendirat(s->rootfd, LOCAL_BLOBS_DIR);
 	struct dirent *de;
 	int rc = 0;
 
@@ -591,7 +586,7 @@ int local_blobs_each(struct blob_service *bs, local_blob_fn cb, void *ctx)
 	while (rc == 0 && (de = readdir(top))) {
 		DIR *l1;
 
-		if (!is_hex_name(de->d_name, 2) || !(l1 = dir_open_at(dirfd(top), de->d_name)))
+		if (!is_hex_name(de->d_name, 2) || !(l1 = local_opendirat(dirfd(top), de->d_name)))
 			continue;
 		rc = level1_each(l1, de->d_name, cb, ctx);
 		closedir(l1);
@@ -603,7 +598,7 @@ int local_blobs_each(struct blob_service *bs, local_blob_fn cb, void *ctx)
 int local_blobs_quarantine_each(struct blob_service *bs, local_quarantine_fn cb, void *ctx)
 {
 	struct local_blobs *s = (struct local_blobs *)bs;
-	DIR *q = dir_open_at(s->rootfd, LOCAL_QUARANTINE_DIR);
+	DIR *q = local_opendirat(s->rootfd, LOCAL_QUARANTINE_DIR);
 	char path[PATH_MAX];
 	struct b3_digest d;
 	struct dirent *de;

@@ -4,6 +4,7 @@
 
 #include "backends/local/local.h"
 
+#include <dirent.h>
 #include <lmdb.h>
 #include <stdbool.h>
 #include <sys/stat.h>
@@ -132,5 +133,8 @@ void local_watch_stop(struct local_watcher *w);
 /* Sends `basename` to every socket in notify/, removing dead ones. Best
  * effort: failures are not reported. */
 void local_notify(int rootfd, const char *root, const char *basename);
+
+/* opendir() of `name` below `dirfd`; NULL with errno set on failure. */
+DIR *local_opendirat(int dirfd, const char *name);
 
 #endif

@@ -213,17 +213,11 @@ static bool is_socket_name(const char *name)
 
 void local_notify(int rootfd, const char *root, const char *basename)
 {
-	int fd = openat(rootfd, LOCAL_NOTIFY_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = local_opendirat(rootfd, LOCAL_NOTIFY_DIR);
 	struct dirent *de;
-	DIR *dir;
 
-	if (fd < 0)
+	if (!dir)
 		return;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return;
-	}
 	while ((de = readdir(dir))) {
 		int rc;
 

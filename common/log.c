@@ -22,7 +22,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	char line[1024];
 	va_list ap;
 
-	if (!log_enabled(level))
+	if (level < LOG_ERROR || !log_enabled(level))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);

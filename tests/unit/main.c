@@ -3,6 +3,7 @@
 #include "harness.h"
 
 #include "common/encoding.h"
+#include "common/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -100,6 +101,10 @@ uint8_t *hex_alloc(const char *hex, size_t *len)
 int main(int argc, char **argv)
 {
 	size_t passed = 0, failed = 0;
+
+	/* Failure paths log on purpose; STOREFS_TEST_LOG=1 shows them. */
+	if (!getenv("STOREFS_TEST_LOG"))
+		log_set_level(LOG_SILENT);
 
 	for (size_t i = 0; i < n_tests; i++) {
 		if (argc > 1 && !strstr(tests[i].name, argv[1]))

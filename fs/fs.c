@@ -30,6 +30,7 @@ struct fs {
 	struct fs_config cfg;
 	struct inode_table *it;
 	_Atomic uint64_t root_gen; /* bumped for each name added to the root */
+	_Atomic uint64_t counters[FS_COUNT_MAX];
 
 	pthread_mutex_t watch_mu;
 	bool watching;	     /* protected by watch_mu */
@@ -93,6 +94,12 @@ void fs_free(struct fs *fs)
 void fs_stats(struct fs *fs, struct inode_table_stats *out)
 {
 	inode_table_stats(fs->it, out);
+}
+
+void fs_count(struct fs *fs, enum fs_counter c)
+{
+	if (c < FS_COUNT_MAX)
+		atomic_fetch_add_explicit(&fs->counters[c], 1, memory_order_relaxed);
 }
 
 /* --- watching the root --- */
@@ -616,13 +623,18 @@ static int xattr_reply(const void *val, size_t vlen, void *buf, size_t size, siz
 static int stats_xattr(struct fs *fs, void *buf, size_t size, size_t *len)
 {
 	struct inode_table_stats s;
-	char text[128];
+	char text[256];
 	int n;
 
 	inode_table_stats(fs->it, &s);
-	n = snprintf(text, sizeof(text), "inodes=%llu bytes=%llu populated=%llu\n",
+	n = snprintf(text, sizeof(text),
+		     "inodes=%llu bytes=%llu populated=%llu reads=%llu opens=%llu "
+		     "passthrough=%llu\n",
 		     (unsigned long long)s.inodes, (unsigned long long)s.bytes,
-		     (unsigned long long)s.populated);
+		     (unsigned long long)s.populated,
+		     (unsigned long long)atomic_load(&fs->counters[FS_COUNT_READ]),
+		     (unsigned long long)atomic_load(&fs->counters[FS_COUNT_OPEN]),
+		     (unsigned long long)atomic_load(&fs->counters[FS_COUNT_PASSTHROUGH]));
 	return xattr_reply(text, (size_t)n, buf, size, len);
 }
 

@@ -36,7 +36,9 @@
 /* The extended attributes offered (names without NUL). */
 #define FS_XATTR_BLOB	   "user.storefs.castore.blob.digest"
 #define FS_XATTR_DIRECTORY "user.storefs.castore.directory.digest"
-/* On the root only, not listed: "inodes=N bytes=N populated=N\n". */
+/* On the root only, not listed: "inodes=N bytes=N populated=N reads=N
+ * opens=N passthrough=N\n" (the last three are the transport's counters,
+ * see fs_count()). */
 #define FS_XATTR_STATS "user.storefs.stats"
 
 struct fs_config {
@@ -130,5 +132,15 @@ int fs_listxattr(struct fs *fs, uint64_t ino, void *buf, size_t size, size_t *le
 void fs_statfs(struct fs *fs, struct statvfs *out);
 
 void fs_stats(struct fs *fs, struct inode_table_stats *out);
+
+/* Request counters a transport bumps for the stats xattr (a debug and test
+ * aid: e.g. proving that passed-through files cause no READ). */
+enum fs_counter {
+	FS_COUNT_READ,	      /* read requests that reached the daemon */
+	FS_COUNT_OPEN,	      /* open requests that reached the daemon */
+	FS_COUNT_PASSTHROUGH, /* opens handed to the kernel (passthrough) */
+	FS_COUNT_MAX,
+};
+void fs_count(struct fs *fs, enum fs_counter c);
 
 #endif

@@ -8,7 +8,17 @@
  * zero-message open: reads then arrive without a file handle and are
  * served from the filesystem's bounded cache of open blobs. Reads of blobs
  * that are one local file are answered from that descriptor (splice). New
- * root names invalidate the root's cached entry and listing. */
+ * root names invalidate the root's cached entry and listing.
+ *
+ * In FUSEDEV_OPEN_PASSTHROUGH mode the daemon mounts by itself (mount(2),
+ * root only) and patches libfuse 3.14's INIT and OPEN replies through
+ * fuse_session_custom_io() so that opens of blobs that are one local file
+ * hand that file to the kernel (FUSE passthrough, Linux 6.9+): their reads
+ * and mmaps never reach the daemon. Whatever cannot be passed through (no
+ * root, kernel without passthrough, refused ioctl, blob without a local
+ * file) is served like FUSEDEV_OPEN_DAEMON, and said once in the log. The
+ * environment variable STOREFS_TEST_PASSTHROUGH_FAIL makes every backing
+ * ioctl fail with EPERM (tests of that fallback). */
 #ifndef STOREFS_FUSE_TRANSPORT_H
 #define STOREFS_FUSE_TRANSPORT_H
 
@@ -23,6 +33,8 @@ enum fusedev_open_mode {
 	/* Every open(2) reaches the daemon, which replies keep_cache; the
 	 * basis for passthrough of local blob files. */
 	FUSEDEV_OPEN_DAEMON = 1,
+	/* FUSEDEV_OPEN_DAEMON plus passthrough of local blob files. */
+	FUSEDEV_OPEN_PASSTHROUGH = 2,
 };
 
 struct fusedev_config {
@@ -31,6 +43,9 @@ struct fusedev_config {
 	unsigned threads; /* worker threads at most; 0: twice the cores, 2..16 */
 	enum fusedev_open_mode open_mode;
 	bool debug; /* libfuse's request trace on stderr */
+	/* The mount's bdi read_ahead_kb (the size of sequential READs); 0
+	 * keeps the kernel's default (128). Best effort. */
+	unsigned read_ahead_kb;
 };
 
 /* The default worker thread count for this machine. */

@@ -26,7 +26,7 @@ int blob_reader_pread_full(struct blob_reader *r, void *buf, size_t len, uint64_
 	if (rc < 0)
 		return rc;
 	if (n != len)
-		return sf_err(-EIO, "blob ends at %llu, before %llu",
-			      (unsigned long long)(off + n), (unsigned long long)(off + len));
+		return sf_err(-EIO, "blob ends at %llu, before %llu", (unsigned long long)(off + n),
+			      (unsigned long long)(off + len));
 	return 0;
 }

@@ -32,7 +32,7 @@ struct blob_reader_ops {
 struct blob_reader {
 	const struct blob_reader_ops *ops;
 	uint64_t size; /* total length of the blob */
-	int fd;        /* the whole blob as a local file, or -1 */
+	int fd;	       /* the whole blob as a local file, or -1 */
 };
 
 struct blob_writer_ops {
@@ -40,8 +40,7 @@ struct blob_writer_ops {
 	/* Finishes the blob, stores it under its digest and frees the writer.
 	 * If `expect` is non-NULL and differs from the digest of the data,
 	 * nothing is stored and -EIO is returned. */
-	int (*commit)(struct blob_writer *w, const struct b3_digest *expect,
-		      struct b3_digest *out);
+	int (*commit)(struct blob_writer *w, const struct b3_digest *expect, struct b3_digest *out);
 	/* Discards everything written and frees the writer. */
 	void (*abort)(struct blob_writer *w);
 };
@@ -139,8 +138,7 @@ static inline void blob_writer_abort(struct blob_writer *w)
 }
 
 /* Stores a whole buffer; convenience over open_write/write/commit. */
-int blob_service_put(struct blob_service *s, const void *buf, size_t len,
-		     struct b3_digest *out);
+int blob_service_put(struct blob_service *s, const void *buf, size_t len, struct b3_digest *out);
 
 /* Reads exactly `len` bytes at `off`; -EIO if the blob ends early. */
 int blob_reader_pread_full(struct blob_reader *r, void *buf, size_t len, uint64_t off);

@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#define B3_LEN 32
-#define B3_HEX_LEN 64
+#define B3_LEN	    32
+#define B3_HEX_LEN  64
 #define B3_TEXT_LEN 51 /* "blake3-" + 44 */
 
 struct b3_digest {

@@ -26,9 +26,9 @@ void *digest_map_get(const struct digest_map *m, const struct b3_digest *key);
  * it receives the replaced value (or NULL). */
 int digest_map_put(struct digest_map *m, const struct b3_digest *key, void *value, void **old);
 
-#define digest_map_foreach(m, slot)                                                         \
-	for (struct digest_map_slot *slot = (m)->slots; slot && slot < (m)->slots + (m)->cap; \
-	     slot++)                                                                          \
+#define digest_map_foreach(m, slot)                                                                \
+	for (struct digest_map_slot *slot = (m)->slots; slot && slot < (m)->slots + (m)->cap;      \
+	     slot++)                                                                               \
 		if (slot->value)
 
 #endif

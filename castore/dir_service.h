@@ -45,10 +45,9 @@ int dir_service_put(struct dir_service *s, const struct directory *d, struct b3_
  * first, each digest once. A missing Directory is -EIO with a message naming
  * it (-ENOENT only if the root itself is absent). Stops early and returns
  * cb's value if it returns non-zero. */
-typedef int (*dir_visit_fn)(void *ctx, const struct b3_digest *digest,
-			    const struct directory *d);
-int dir_service_get_recursive(struct dir_service *s, const struct b3_digest *root,
-			      dir_visit_fn cb, void *ctx);
+typedef int (*dir_visit_fn)(void *ctx, const struct b3_digest *digest, const struct directory *d);
+int dir_service_get_recursive(struct dir_service *s, const struct b3_digest *root, dir_visit_fn cb,
+			      void *ctx);
 
 /* put_multiple: validates a closure sent leaves to root: every Directory
  * referenced must have been sent before, recorded sizes must match the

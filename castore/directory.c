@@ -19,8 +19,7 @@ static struct directory *directory_alloc(size_t count, size_t arena_len, uint8_t
 	size_t nodes_len = count * sizeof(struct node);
 	struct directory *d;
 
-	if (count > SIZE_MAX / sizeof(struct node) ||
-	    arena_len > SIZE_MAX - sizeof(*d) - nodes_len)
+	if (count > SIZE_MAX / sizeof(struct node) || arena_len > SIZE_MAX - sizeof(*d) - nodes_len)
 		return NULL;
 	d = calloc(1, sizeof(*d) + nodes_len + arena_len);
 	if (!d)
@@ -78,9 +77,9 @@ int directory_validate(const struct directory *d)
 		if (rc < 0)
 			return rc;
 		if (i && node_cmp(&d->nodes[i - 1], n) >= 0)
-			return sf_err(-EINVAL, "directory entry '%.*s' is %s", (int)n->name_len,
-				      n->name,
-				      node_cmp(&d->nodes[i - 1], n) ? "out of order" : "duplicated");
+			return sf_err(
+			    -EINVAL, "directory entry '%.*s' is %s", (int)n->name_len, n->name,
+			    node_cmp(&d->nodes[i - 1], n) ? "out of order" : "duplicated");
 	}
 	return directory_size(d, DIR_SIZE_SPEC, &size);
 }

@@ -41,8 +41,7 @@ int directory_size(const struct directory *d, enum dir_size_formula f, uint64_t 
 int directory_validate(const struct directory *d);
 
 /* Finds a child by name; NULL if absent. O(log n). */
-const struct node *directory_find(const struct directory *d, const uint8_t *name,
-				  size_t len);
+const struct node *directory_find(const struct directory *d, const uint8_t *name, size_t len);
 
 void directory_free(struct directory *d);
 

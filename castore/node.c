@@ -145,8 +145,7 @@ static int entry_to_node(const Snix__Castore__V1__Entry *e, struct node *out, ui
 	return 0;
 }
 
-int node_decode_entry(const uint8_t *buf, size_t len, bool named, struct node *out,
-		      uint8_t **arena)
+int node_decode_entry(const uint8_t *buf, size_t len, bool named, struct node *out, uint8_t **arena)
 {
 	Snix__Castore__V1__Entry *e = snix__castore__v1__entry__unpack(NULL, len, buf);
 	struct node n;

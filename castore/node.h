@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CASTORE_MAX_NAME_LEN 255
+#define CASTORE_MAX_NAME_LEN   255
 #define CASTORE_MAX_TARGET_LEN 4095
 
 enum node_kind { NODE_DIRECTORY = 1, NODE_FILE = 2, NODE_SYMLINK = 3 };
@@ -22,9 +22,9 @@ struct node {
 	const uint8_t *name;
 	size_t name_len;
 	struct b3_digest digest; /* directory and file */
-	uint64_t size;           /* directory: DirectoryEntry.size; file: length */
-	bool executable;         /* file */
-	const uint8_t *target;   /* symlink */
+	uint64_t size;		 /* directory: DirectoryEntry.size; file: length */
+	bool executable;	 /* file */
+	const uint8_t *target;	 /* symlink */
 	size_t target_len;
 };
 

@@ -23,7 +23,7 @@ int sf_err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 
 /* As sf_err(), appending ": <strerror(errno)>" of the saved errno value. */
 int sf_err_errno(int code, int saved_errno, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* The message recorded by the last sf_err() on this thread if it was for
  * `code`, else strerror(-code). Valid until the next sf_err() on the thread. */

@@ -15,7 +15,7 @@
  * allowed path has 63 components. Tags (keywords) longer than NAR_MAX_TAG
  * bytes are refused by the ingester. */
 #define NAR_MAX_DEPTH 64
-#define NAR_MAX_TAG 32
+#define NAR_MAX_TAG   32
 
 /* Receives rendered NAR bytes; a negative return aborts rendering. */
 typedef int (*nar_write_fn)(void *ctx, const void *buf, size_t len);

@@ -26,8 +26,7 @@ struct store {
 	 * stores them together with `pi` in one atomic step, so a crash leaves
 	 * both or neither. Blobs must have been flushed before. */
 	int (*stage_dirs)(struct store *st, struct dir_service **out);
-	int (*commit_path)(struct store *st, struct dir_service *stage,
-			   const struct path_info *pi);
+	int (*commit_path)(struct store *st, struct dir_service *stage, const struct path_info *pi);
 };
 
 /* Frees the services, then calls st->close. NULL is a no-op. */

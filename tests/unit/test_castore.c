@@ -61,10 +61,11 @@ TEST(digest_text_rejects)
 	CHECK_ERR(b3_digest_from_text(bad, strlen(bad), &d), -EINVAL);
 	CHECK_ERR(b3_digest_from_hex("af13", 4, &d), -EINVAL);
 	CHECK_ERR(b3_digest_from_bytes(good, 31, &d), -EINVAL);
-	CHECK(b3_digest_eq(&b3_empty_digest, &(struct b3_digest){{0xaf, 0x13, 0x49, 0xb9, 0xf5,
-			   0xf9, 0xa1, 0xa6, 0xa0, 0x40, 0x4d, 0xea, 0x36, 0xdc, 0xc9, 0x49, 0x9b,
-			   0xcb, 0x25, 0xc9, 0xad, 0xc1, 0x12, 0xb7, 0xcc, 0x9a, 0x93, 0xca, 0xe4,
-			   0x1f, 0x32, 0x62}}));
+	CHECK(b3_digest_eq(
+	    &b3_empty_digest,
+	    &(struct b3_digest){{0xaf, 0x13, 0x49, 0xb9, 0xf5, 0xf9, 0xa1, 0xa6, 0xa0, 0x40, 0x4d,
+				 0xea, 0x36, 0xdc, 0xc9, 0x49, 0x9b, 0xcb, 0x25, 0xc9, 0xad, 0xc1,
+				 0x12, 0xb7, 0xcc, 0x9a, 0x93, 0xca, 0xe4, 0x1f, 0x32, 0x62}}));
 }
 
 /* Builds the castore.md §3.2 fixtures with formula `f`. */
@@ -75,15 +76,20 @@ struct fixtures {
 
 static struct node file_node(const char *name, const struct b3_digest *dg, uint64_t size)
 {
-	return (struct node){.kind = NODE_FILE, .name = (const uint8_t *)name,
-			     .name_len = strlen(name), .digest = *dg, .size = size};
+	return (struct node){.kind = NODE_FILE,
+			     .name = (const uint8_t *)name,
+			     .name_len = strlen(name),
+			     .digest = *dg,
+			     .size = size};
 }
 
 static struct node dir_node(const char *name, const struct directory *child,
 			    const struct b3_digest *dg, enum dir_size_formula f)
 {
-	struct node n = {.kind = NODE_DIRECTORY, .name = (const uint8_t *)name,
-			 .name_len = strlen(name), .digest = *dg};
+	struct node n = {.kind = NODE_DIRECTORY,
+			 .name = (const uint8_t *)name,
+			 .name_len = strlen(name),
+			 .digest = *dg};
 
 	directory_size(child, f, &n.size);
 	return n;
@@ -113,7 +119,7 @@ static void fixtures_free(struct fixtures *fx)
 static int fixtures_build(struct fixtures *fx, enum dir_size_formula f)
 {
 	const char *target = "/nix/store/somewhereelse";
-	struct node keep[1], compl[3], b[1], c[2], d[2];
+	struct node keep[1], compl [3], b[1], c[2], d[2];
 	int rc;
 
 	*fx = (struct fixtures){0};
@@ -122,10 +128,13 @@ static int fixtures_build(struct fixtures *fx, enum dir_size_formula f)
 		return rc;
 	directory_digest(fx->with_keep, &fx->dg_keep);
 	directory_digest(fx->a, &fx->dg_a);
-	compl[0] = dir_node("keep", fx->with_keep, &fx->dg_keep, f);
-	compl[1] = file_node(".keep", &b3_empty_digest, 0);
-	compl[2] = (struct node){.kind = NODE_SYMLINK, .name = (const uint8_t *)"aa", .name_len = 2,
-				 .target = (const uint8_t *)target, .target_len = strlen(target)};
+	compl [0] = dir_node("keep", fx->with_keep, &fx->dg_keep, f);
+	compl [1] = file_node(".keep", &b3_empty_digest, 0);
+	compl [2] = (struct node){.kind = NODE_SYMLINK,
+				  .name = (const uint8_t *)"aa",
+				  .name_len = 2,
+				  .target = (const uint8_t *)target,
+				  .target_len = strlen(target)};
 	b[0] = dir_node("a", fx->a, &fx->dg_a, f);
 	c[0] = dir_node("a", fx->a, &fx->dg_a, f);
 	c[1] = dir_node("a'", fx->a, &fx->dg_a, f);
@@ -346,9 +355,9 @@ TEST(directory_size_overflow)
 TEST(directory_find_and_builder_order)
 {
 	struct node n[3] = {
-		file_node("b", &b3_empty_digest, 0),
-		file_node("a", &b3_empty_digest, 0),
-		file_node("B", &b3_empty_digest, 0),
+	    file_node("b", &b3_empty_digest, 0),
+	    file_node("a", &b3_empty_digest, 0),
+	    file_node("B", &b3_empty_digest, 0),
 	};
 	struct directory *d;
 

@@ -253,23 +253,3 @@ void cli_nar_hash_text(const uint8_t sha256[32], char *out)
 	memcpy(out, "sha256:", 7);
 	nixbase32_encode(sha256, 32, out + 7);
 }
-
-int cli_ca_text(const struct path_info *pi, char *out, size_t len)
-{
-	static const char *const kinds[] = {
-	    [CA_NAR_SHA256] = "fixed:r:sha256", [CA_NAR_SHA1] = "fixed:r:sha1",
-	    [CA_NAR_SHA512] = "fixed:r:sha512", [CA_NAR_MD5] = "fixed:r:md5",
-	    [CA_TEXT_SHA256] = "text:sha256",	[CA_FLAT_SHA1] = "fixed:sha1",
-	    [CA_FLAT_MD5] = "fixed:md5",	[CA_FLAT_SHA256] = "fixed:sha256",
-	    [CA_FLAT_SHA512] = "fixed:sha512",
-	};
-	char nix32[104];
-	size_t n = pi->ca_digest_len;
-
-	if ((unsigned)pi->ca_type >= sizeof(kinds) / sizeof(kinds[0]) || n > 64)
-		return sf_err(-EINVAL, "unknown CA type %d", (int)pi->ca_type);
-	nixbase32_encode(pi->ca_digest, n, nix32);
-	if ((size_t)snprintf(out, len, "%s:%s", kinds[pi->ca_type], nix32) >= len)
-		return sf_err(-ENAMETOOLONG, "CA string does not fit");
-	return 0;
-}

@@ -94,8 +94,4 @@ void cli_target_release(struct cli_target *t);
 void cli_nar_hash_text(const uint8_t sha256[32], char *out);
 #define CLI_NAR_HASH_TEXT_LEN (7 + 52 + 1)
 
-/* The Nix CA string ("fixed:r:sha256:<nix32>", "text:sha256:...") into
- * `out` (`len` bytes); -EINVAL for an unknown type. */
-int cli_ca_text(const struct path_info *pi, char *out, size_t len);
-
 #endif

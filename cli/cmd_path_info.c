@@ -2,6 +2,7 @@
 #include "backends/registry.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "store/nix_hash.h"
 #include "cli/json.h"
 #include "common/encoding.h"
 #include "common/err.h"
@@ -86,7 +87,7 @@ static void text_root(const struct node *r)
 
 static int text_one(const struct path_info *pi)
 {
-	char full[STORE_PATH_FULL_MAX], hash[CLI_NAR_HASH_TEXT_LEN], ca[128], sig[256];
+	char full[STORE_PATH_FULL_MAX], hash[CLI_NAR_HASH_TEXT_LEN], ca[NIX_CA_TEXT_MAX], sig[256];
 	int rc;
 
 	store_path_full(&pi->path, full);
@@ -101,7 +102,7 @@ static int text_one(const struct path_info *pi)
 	}
 	putchar('\n');
 	if (pi->has_ca) {
-		rc = cli_ca_text(pi, ca, sizeof(ca));
+		rc = ca_print(pi->ca_type, pi->ca_digest, pi->ca_digest_len, ca);
 		if (rc < 0)
 			return rc;
 		printf("  ca: %s\n", ca);
@@ -181,8 +182,8 @@ static void json_sigs(const struct path_info *pi)
 
 static int json_one(const struct path_info *pi)
 {
-	char full[STORE_PATH_FULL_MAX + 4], hash[CLI_NAR_HASH_TEXT_LEN], ca[128];
-	int rc = pi->has_ca ? cli_ca_text(pi, ca, sizeof(ca)) : 0;
+	char full[STORE_PATH_FULL_MAX + 4], hash[CLI_NAR_HASH_TEXT_LEN], ca[NIX_CA_TEXT_MAX];
+	int rc = pi->has_ca ? ca_print(pi->ca_type, pi->ca_digest, pi->ca_digest_len, ca) : 0;
 
 	for (size_t i = 0; i < pi->n_sigs && rc == 0; i++)
 		if (strlen(pi->sigs[i].name) > 150)

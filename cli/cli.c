@@ -224,7 +224,7 @@ int cli_resolve(struct store *st, const char *arg, struct cli_target *t)
 	if (rc < 0)
 		return rc;
 	store_path_full(&sp, t->full);
-	rc = pathinfo_service_get(st->paths, sp.digest, &t->pi);
+	rc = path_info_service_get(st->paths, sp.digest, &t->pi);
 	if (rc == 0 && strcmp(t->pi->path.name, sp.name) != 0) {
 		path_info_free(t->pi);
 		t->pi = NULL;

@@ -323,7 +323,7 @@ static int parse_json(struct import_nix *im, const char *text)
 static int already_present(struct store *st, const struct path_info *pi)
 {
 	struct path_info *have;
-	int rc = pathinfo_service_get(st->paths, pi->path.digest, &have);
+	int rc = path_info_service_get(st->paths, pi->path.digest, &have);
 
 	if (rc == -ENOENT)
 		return 0;

@@ -7,7 +7,7 @@
 #include "common/log.h"
 #include "fs/fs.h"
 #include "fs/fuse_transport.h"
-#include "store/root_nodes_pathinfo.h"
+#include "store/root_nodes_path_info.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,7 +237,7 @@ static int mount_run(struct mount_opts *o)
 	if (!rc)
 		rc = cli_substituter_open_store(&o->subst, o->store, STORE_OPEN_READONLY, &st);
 	if (!rc)
-		rc = root_nodes_pathinfo_new(st->paths, &rn);
+		rc = root_nodes_path_info_new(st->paths, &rn);
 	if (!rc)
 		rc = fs_new(st->blobs, st->dirs, rn, &o->fs, &fs);
 	if (!rc)
@@ -245,7 +245,7 @@ static int mount_run(struct mount_opts *o)
 	if (fs && o->verbose)
 		log_table_stats(fs);
 	if (st) {
-		pathinfo_service_free(st->paths);
+		path_info_service_free(st->paths);
 		st->paths = NULL;
 	}
 	fs_free(fs);

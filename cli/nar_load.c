@@ -40,7 +40,7 @@ static int check_ref(struct store *st, const struct path_info *pi, const struct 
 
 	if (store_path_cmp(ref, &pi->path) == 0)
 		return 0;
-	rc = pathinfo_service_get(st->paths, ref->digest, &other);
+	rc = path_info_service_get(st->paths, ref->digest, &other);
 	if (rc == 0) {
 		rc = store_path_cmp(&other->path, ref) == 0 ? 0 : -ENOENT;
 		path_info_free(other);
@@ -68,6 +68,6 @@ int nar_load_register(struct store *st, const struct path_info *pi)
 	if (rc == 0)
 		rc = nar_load_check_refs(st, pi);
 	if (rc == 0)
-		rc = pathinfo_service_put(st->paths, pi);
+		rc = path_info_service_put(st->paths, pi);
 	return rc;
 }

@@ -169,7 +169,7 @@ static enum MHD_Result get_narinfo(struct server *s, struct MHD_Connection *c, c
 	enum MHD_Result ok;
 	char *text;
 	size_t len;
-	int rc = pathinfo_service_get(s->st->paths, digest, &pi);
+	int rc = path_info_service_get(s->st->paths, digest, &pi);
 
 	if (rc == -ENOENT)
 		return send_error(c, method, url, MHD_HTTP_NOT_FOUND, "no such path");
@@ -278,7 +278,7 @@ static int find_nar(struct server *s, const uint8_t sha256[32], struct path_info
 	int rc = serve_index_lookup(&s->idx, s->st, sha256, digest);
 
 	if (rc == 0)
-		rc = pathinfo_service_get(s->st->paths, digest, &pi);
+		rc = path_info_service_get(s->st->paths, digest, &pi);
 	if (rc < 0)
 		return rc;
 	if (memcmp(pi->nar_sha256, sha256, 32)) {

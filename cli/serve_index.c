@@ -43,7 +43,7 @@ static int index_list_cb(void *ctx, const struct path_info *pi, uint64_t cursor)
 /* Reads the paths registered since the last listing; lock held. */
 static int index_refresh_locked(struct serve_index *x, struct store *st)
 {
-	int rc = pathinfo_service_list(st->paths, x->cursor, index_list_cb, x);
+	int rc = path_info_service_list(st->paths, x->cursor, index_list_cb, x);
 
 	return rc == -ENOTSUP ? 0 : rc;
 }

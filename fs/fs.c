@@ -189,7 +189,7 @@ static uint64_t dir_size(struct fs *fs, uint64_t ino, const struct inode *r)
 		return 0;
 	}
 	size = inode_children_count(c);
-	inode_children_put(c);
+	inode_children_unref(c);
 	return size;
 }
 
@@ -289,7 +289,7 @@ static int lookup_child(struct fs *fs, uint64_t parent, const char *name, size_t
 	rc = inode_children_find(c, (const uint8_t *)name, len, &idx);
 	if (rc == 0)
 		inode_children_at(c, idx, &cname, &clen, ino);
-	inode_children_put(c);
+	inode_children_unref(c);
 	return rc;
 }
 
@@ -359,7 +359,7 @@ static int readdir_dir(struct fs *fs, uint64_t ino, const struct inode *r, uint6
 			break;
 		any = true;
 	}
-	inode_children_put(c);
+	inode_children_unref(c);
 	return rc < 0 && !any ? rc : 0;
 }
 
@@ -575,7 +575,7 @@ int fs_file_get(struct fs *fs, uint64_t ino, struct fs_file **out)
 	return 0;
 }
 
-void fs_file_put(struct fs *fs, struct fs_file *f)
+void fs_file_unref(struct fs *fs, struct fs_file *f)
 {
 	if (f && atomic_fetch_sub(&f->refs, 1) == 1)
 		file_close(f);

@@ -114,7 +114,7 @@ struct fs_file;
 /* A reference to the blob of file `ino`. -EISDIR (directory or root),
  * -ELOOP (symlink), -EIO (blob missing or unreadable), -ESTALE. */
 int fs_file_get(struct fs *fs, uint64_t ino, struct fs_file **out);
-void fs_file_put(struct fs *fs, struct fs_file *f);
+void fs_file_unref(struct fs *fs, struct fs_file *f);
 /* The blob as one local file (usable for splice / passthrough), or -1. */
 int fs_file_fd(const struct fs_file *f);
 uint64_t fs_file_size(const struct fs_file *f);

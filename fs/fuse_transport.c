@@ -444,7 +444,7 @@ static bool open_passthrough(fuse_req_t req, fuse_ino_t ino, struct fs_file *f,
 
 	if (d->devfd < 0 || pt_open(d, ino, f, &id))
 		return false;
-	fs_file_put(d->fs, f); /* the kernel holds the file now */
+	fs_file_unref(d->fs, f); /* the kernel holds the file now */
 	fs_count(d->fs, FS_COUNT_PASSTHROUGH);
 	fi->fh = PT_FH_TAG | id;
 	/* The kernel allows only NOFLUSH (and direct io) next to
@@ -482,7 +482,7 @@ static void dev_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = 1;
 	fi->noflush = 1;
 	if (fuse_reply_open(req, fi))
-		fs_file_put(d->fs, f);
+		fs_file_unref(d->fs, f);
 }
 
 static void dev_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -490,7 +490,7 @@ static void dev_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	if (fi->fh & PT_FH_TAG)
 		pt_release(dev_of(req), ino);
 	else if (fi->fh)
-		fs_file_put(dev_of(req)->fs, (struct fs_file *)(uintptr_t)fi->fh);
+		fs_file_unref(dev_of(req)->fs, (struct fs_file *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -541,7 +541,7 @@ static void dev_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (rc)
 		return reply_error(req, rc);
 	read_reply(req, f, size, off);
-	fs_file_put(d->fs, f);
+	fs_file_unref(d->fs, f);
 }
 
 /* --- directories --- */

@@ -131,7 +131,7 @@ void inode_table_free(struct inode_table *t)
 		struct inode *r = rec_at(t, ino);
 
 		if (r->children)
-			inode_children_put(r->children);
+			inode_children_unref(r->children);
 	}
 	for (size_t p = 0; p < MAX_PAGES && atomic_load(&t->pages[p]); p++)
 		free(atomic_load(&t->pages[p]));
@@ -310,7 +310,7 @@ static const uint8_t *children_names(const struct inode_children *c)
 	return (const uint8_t *)&c->ents[c->count];
 }
 
-void inode_children_put(struct inode_children *c)
+void inode_children_unref(struct inode_children *c)
 {
 	if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
 		children_free(c);
@@ -488,7 +488,7 @@ static void children_drop(struct inode_table *t, uint64_t ino)
 	pthread_mutex_unlock(stripe_of(t, ino));
 	if (c) {
 		atomic_fetch_sub_explicit(&t->populated, 1, memory_order_relaxed);
-		inode_children_put(c);
+		inode_children_unref(c);
 	}
 }
 

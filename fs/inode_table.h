@@ -71,7 +71,7 @@ const struct inode *inode_table_get(struct inode_table *t, uint64_t ino);
 int inode_table_intern(struct inode_table *t, const struct node *n, uint64_t *ino);
 
 /* The children of directory `ino` if it is populated: 0 and a reference
- * in *out (release with inode_children_put), or -ENOENT if it is not. */
+ * in *out (release with inode_children_unref), or -ENOENT if it is not. */
 int inode_table_children(struct inode_table *t, uint64_t ino, struct inode_children **out);
 
 /* Populates directory `ino` from its Directory `d` (the caller fetched
@@ -81,7 +81,7 @@ int inode_table_children(struct inode_table *t, uint64_t ino, struct inode_child
 int inode_table_populate(struct inode_table *t, uint64_t ino, const struct directory *d,
 			 struct inode_children **out);
 
-void inode_children_put(struct inode_children *c);
+void inode_children_unref(struct inode_children *c);
 size_t inode_children_count(const struct inode_children *c);
 /* Entry `i` (< count): name (not NUL-terminated, valid while the
  * reference is held) and inode. */

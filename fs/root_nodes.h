@@ -1,6 +1,6 @@
 /* root_nodes.h - what the filesystem shows at its root: named castore
  * nodes. This seam keeps fs/ independent of store paths and PathInfo;
- * store/root_nodes_pathinfo.c adapts a PathInfo service to it. */
+ * store/root_nodes_path_info.c adapts a PathInfo service to it. */
 #ifndef STOREFS_ROOT_NODES_H
 #define STOREFS_ROOT_NODES_H
 

@@ -543,7 +543,7 @@ static int import_register(struct importer *im, const char *name, const struct n
 	if (rc == 0 && im->stage)
 		rc = st->commit_path(st, im->stage, pi);
 	else if (rc == 0)
-		rc = pathinfo_service_put(st->paths, pi);
+		rc = path_info_service_put(st->paths, pi);
 	if (rc < 0) {
 		path_info_free(pi);
 		return rc;

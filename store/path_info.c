@@ -365,8 +365,8 @@ static int decode_root(const Snix__Store__V1__PathInfo *m, struct path_info *pi)
 	return rc;
 }
 
-/* Rules 7-10. */
-static int decode_narinfo(const Snix__Store__V1__NARInfo *ni, struct path_info *pi)
+/* The PathInfo message's NARInfo sub-message (not narinfo text): Rules 7-10. */
+static int decode_nar_info_message(const Snix__Store__V1__NARInfo *ni, struct path_info *pi)
 {
 	int rc = 0;
 
@@ -417,7 +417,7 @@ static int decode_msg(const Snix__Store__V1__PathInfo *m, struct path_info *pi)
 	if (rc == 0)
 		rc = decode_root(m, pi);
 	if (rc == 0)
-		rc = decode_narinfo(m->narinfo, pi);
+		rc = decode_nar_info_message(m->narinfo, pi);
 	if (rc == 0)
 		rc = path_info_validate(pi);
 	return rc;

@@ -7,7 +7,7 @@ void store_free(struct store *st)
 {
 	if (!st)
 		return;
-	pathinfo_service_free(st->paths);
+	path_info_service_free(st->paths);
 	dir_service_free(st->dirs);
 	blob_service_free(st->blobs);
 	if (st->close)

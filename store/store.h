@@ -7,12 +7,12 @@
 
 #include "castore/blob_service.h"
 #include "castore/dir_service.h"
-#include "store/pathinfo_service.h"
+#include "store/path_info_service.h"
 
 struct store {
 	struct blob_service *blobs;
 	struct dir_service *dirs;
-	struct pathinfo_service *paths;
+	struct path_info_service *paths;
 	/* How this store computes DirectoryEntry.size (fixed per store). */
 	enum dir_size_formula size_formula;
 	/* Human-readable location, for messages. */

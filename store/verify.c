@@ -311,7 +311,7 @@ static int paths_check(struct verifier *v)
 	int rc = 0;
 
 	for (size_t i = 0; rc == 0 && i < v->npaths; i++) {
-		rc = pathinfo_service_get(v->st->paths, v->paths[i], &pi);
+		rc = path_info_service_get(v->st->paths, v->paths[i], &pi);
 		if (rc == -ENOMEM)
 			return rc;
 		if (rc == -ENOENT) { /* removed meanwhile */
@@ -345,7 +345,7 @@ static int verify_listings(struct verifier *v)
 	if (rc == 0 && h->quarantine_each)
 		rc = h->quarantine_each(h->ctx, quarantined_one, v);
 	if (rc == 0)
-		rc = pathinfo_service_list(v->st->paths, 0, path_listed, v);
+		rc = path_info_service_list(v->st->paths, 0, path_listed, v);
 	if (rc < 0 && rc != -ENOMEM) {
 		/* A damaged listing is a finding; the rest is still checked. */
 		report(v, VERIFY_PATH, true, "(listing)", "%s", sf_errmsg(rc));

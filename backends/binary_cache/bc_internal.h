@@ -7,7 +7,7 @@
 #define STOREFS_BACKENDS_BC_INTERNAL_H
 
 #include "store/nar_ingest.h"
-#include "store/pathinfo_service.h"
+#include "store/path_info_service.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -55,11 +55,11 @@ int bc_decomp_new(enum bc_compression c, nar_read_fn src, void *src_ctx, struct 
 int bc_decomp_read(void *decomp, void *buf, size_t len, size_t *n);
 void bc_decomp_free(struct bc_decomp *d);
 
-/* As binary_cache_pathinfo_new() (binary_cache.h), but `local_paths`
+/* As binary_cache_path_info_new() (binary_cache.h), but `local_paths`
  * stays the caller's on failure. */
 int bc_paths_create(const char *cache_url, const char *trusted_keys, unsigned flags,
-		    struct pathinfo_service *local_paths, struct blob_service *blobs,
+		    struct path_info_service *local_paths, struct blob_service *blobs,
 		    struct dir_service *dirs, enum dir_size_formula f,
-		    struct pathinfo_service **out);
+		    struct path_info_service **out);
 
 #endif

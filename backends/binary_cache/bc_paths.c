@@ -26,10 +26,10 @@ struct inflight {
 };
 
 struct bc_paths {
-	struct pathinfo_service base;
-	struct pathinfo_service *local; /* owned */
-	struct blob_service *bs;	/* borrowed */
-	struct dir_service *ds;		/* borrowed */
+	struct path_info_service base;
+	struct path_info_service *local; /* owned */
+	struct blob_service *bs;	 /* borrowed */
+	struct dir_service *ds;		 /* borrowed */
 	enum dir_size_formula f;
 	char *url; /* without trailing '/' */
 	struct nix_public_key *keys;
@@ -243,7 +243,7 @@ static int fetch_path(struct bc_paths *s, const uint8_t *digest, struct path_inf
 	if (rc == 0)
 		rc = blob_service_flush(s->bs);
 	if (rc == 0)
-		rc = pathinfo_service_put(s->local, fx.pi);
+		rc = path_info_service_put(s->local, fx.pi);
 	if (rc == 0) {
 		atomic_fetch_add(&s->added, 1);
 		*out = fx.pi;
@@ -276,7 +276,7 @@ static void inflight_unlink(struct bc_paths *s, struct inflight *f)
 		}
 }
 
-static void inflight_put(struct inflight *f)
+static void inflight_unref(struct inflight *f)
 {
 	if (--f->refs == 0)
 		free(f);
@@ -292,7 +292,7 @@ static int wait_for(struct bc_paths *s, struct inflight *f, const uint8_t *diges
 	while (!f->done)
 		pthread_cond_wait(&s->cond, &s->lock);
 	rc = f->rc;
-	inflight_put(f);
+	inflight_unref(f);
 	pthread_mutex_unlock(&s->lock);
 	if (rc == -ENOENT)
 		return rc;
@@ -302,14 +302,14 @@ static int wait_for(struct bc_paths *s, struct inflight *f, const uint8_t *diges
 		store_path_hash_part(digest, hash);
 		return sf_err(-EIO, "substituting '%s' failed in a concurrent request", hash);
 	}
-	return pathinfo_service_get(s->local, digest, out);
+	return path_info_service_get(s->local, digest, out);
 }
 
 /* Runs the fetch as the one owner of its in-flight entry. */
 static int fetch_owned(struct bc_paths *s, struct inflight *f, const uint8_t *digest,
 		       struct path_info **out)
 {
-	int rc = pathinfo_service_get(s->local, digest, out);
+	int rc = path_info_service_get(s->local, digest, out);
 
 	/* Another fetch may have finished between our miss and our entry. */
 	if (rc == -ENOENT) {
@@ -328,18 +328,18 @@ static int fetch_owned(struct bc_paths *s, struct inflight *f, const uint8_t *di
 	f->done = true;
 	f->rc = rc;
 	inflight_unlink(s, f);
-	inflight_put(f);
+	inflight_unref(f);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
 
-static int bc_get(struct pathinfo_service *ps, const uint8_t digest[STORE_PATH_DIGEST_LEN],
+static int bc_get(struct path_info_service *ps, const uint8_t digest[STORE_PATH_DIGEST_LEN],
 		  struct path_info **out)
 {
 	struct bc_paths *s = (struct bc_paths *)ps;
 	struct inflight *f;
-	int rc = pathinfo_service_get(s->local, digest, out);
+	int rc = path_info_service_get(s->local, digest, out);
 
 	if (rc != -ENOENT)
 		return rc;
@@ -362,26 +362,26 @@ static int bc_get(struct pathinfo_service *ps, const uint8_t digest[STORE_PATH_D
 
 /* --- the rest of the interface --- */
 
-static int bc_put(struct pathinfo_service *ps, const struct path_info *pi)
+static int bc_put(struct path_info_service *ps, const struct path_info *pi)
 {
-	return pathinfo_service_put(((struct bc_paths *)ps)->local, pi);
+	return path_info_service_put(((struct bc_paths *)ps)->local, pi);
 }
 
-static int bc_list(struct pathinfo_service *ps, uint64_t after, pathinfo_list_fn cb, void *ctx)
+static int bc_list(struct path_info_service *ps, uint64_t after, path_info_list_fn cb, void *ctx)
 {
-	return pathinfo_service_list(((struct bc_paths *)ps)->local, after, cb, ctx);
+	return path_info_service_list(((struct bc_paths *)ps)->local, after, cb, ctx);
 }
 
-static int bc_watch(struct pathinfo_service *ps, pathinfo_watch_fn cb, void *ctx)
+static int bc_watch(struct path_info_service *ps, path_info_watch_fn cb, void *ctx)
 {
-	return pathinfo_service_watch(((struct bc_paths *)ps)->local, cb, ctx);
+	return path_info_service_watch(((struct bc_paths *)ps)->local, cb, ctx);
 }
 
-static void bc_free(struct pathinfo_service *ps)
+static void bc_free(struct path_info_service *ps)
 {
 	struct bc_paths *s = (struct bc_paths *)ps;
 
-	pathinfo_service_free(s->local);
+	path_info_service_free(s->local);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s->keys);
@@ -389,7 +389,7 @@ static void bc_free(struct pathinfo_service *ps)
 	free(s);
 }
 
-static const struct pathinfo_service_ops bc_paths_ops = {
+static const struct path_info_service_ops bc_paths_ops = {
     .get = bc_get,
     .put = bc_put,
     .list = bc_list,
@@ -397,7 +397,7 @@ static const struct pathinfo_service_ops bc_paths_ops = {
     .free = bc_free,
 };
 
-void binary_cache_stats(struct pathinfo_service *ps, struct binary_cache_stats *out)
+void binary_cache_stats(struct path_info_service *ps, struct binary_cache_stats *out)
 {
 	struct bc_paths *s = (struct bc_paths *)ps;
 
@@ -426,9 +426,9 @@ static int bc_config(struct bc_paths *s, const char *cache_url, const char *trus
 }
 
 int bc_paths_create(const char *cache_url, const char *trusted_keys, unsigned flags,
-		    struct pathinfo_service *local_paths, struct blob_service *blobs,
+		    struct path_info_service *local_paths, struct blob_service *blobs,
 		    struct dir_service *dirs, enum dir_size_formula f,
-		    struct pathinfo_service **out)
+		    struct path_info_service **out)
 {
 	struct bc_paths *s = calloc(1, sizeof(*s));
 	int rc;
@@ -454,14 +454,14 @@ int bc_paths_create(const char *cache_url, const char *trusted_keys, unsigned fl
 	return 0;
 }
 
-int binary_cache_pathinfo_new(const char *cache_url, const char *trusted_keys, unsigned flags,
-			      struct pathinfo_service *local_paths, struct blob_service *blobs,
-			      struct dir_service *dirs, enum dir_size_formula f,
-			      struct pathinfo_service **out)
+int binary_cache_path_info_new(const char *cache_url, const char *trusted_keys, unsigned flags,
+			       struct path_info_service *local_paths, struct blob_service *blobs,
+			       struct dir_service *dirs, enum dir_size_formula f,
+			       struct path_info_service **out)
 {
 	int rc = bc_paths_create(cache_url, trusted_keys, flags, local_paths, blobs, dirs, f, out);
 
 	if (rc < 0)
-		pathinfo_service_free(local_paths);
+		path_info_service_free(local_paths);
 	return rc;
 }

@@ -57,14 +57,14 @@ struct binary_cache_stats {
  * the watches made through it; `blobs` and `dirs` are borrowed and must
  * outlive the service; `f` is their store's size formula. Errors: -EINVAL
  * with a message for a bad URL or key list, -ENOMEM. */
-int binary_cache_pathinfo_new(const char *cache_url, const char *trusted_keys, unsigned flags,
-			      struct pathinfo_service *local_paths, struct blob_service *blobs,
-			      struct dir_service *dirs, enum dir_size_formula f,
-			      struct pathinfo_service **out);
+int binary_cache_path_info_new(const char *cache_url, const char *trusted_keys, unsigned flags,
+			       struct path_info_service *local_paths, struct blob_service *blobs,
+			       struct dir_service *dirs, enum dir_size_formula f,
+			       struct path_info_service **out);
 
-/* Counters of a service made by binary_cache_pathinfo_new() (and of no
+/* Counters of a service made by binary_cache_path_info_new() (and of no
  * other service). Thread-safe. */
-void binary_cache_stats(struct pathinfo_service *s, struct binary_cache_stats *out);
+void binary_cache_stats(struct path_info_service *s, struct binary_cache_stats *out);
 
 /* Wraps the store `local` into a store whose Blob and Directory services
  * are local's and whose PathInfo service is the binary cache above, so a

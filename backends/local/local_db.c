@@ -57,6 +57,8 @@ static int env_open_dbis(struct local_env *e)
 	if (rc < 0)
 		return rc;
 	rc = mdb_dbi_open(txn, "directories", flags, &e->dirs);
+	/* "pathinfo" and "pathinfo_seq" are on-disk names of existing stores:
+	 * the code says path_info, the database keeps its names. */
 	if (rc == 0)
 		rc = mdb_dbi_open(txn, "pathinfo", flags, &e->paths);
 	if (rc == 0)
@@ -176,7 +178,7 @@ void local_env_ref(struct local_env *e)
 	pthread_mutex_unlock(&registry_lock);
 }
 
-void local_env_put(struct local_env *e)
+void local_env_unref(struct local_env *e)
 {
 	bool last;
 

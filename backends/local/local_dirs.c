@@ -135,7 +135,7 @@ static void local_dirs_free(struct dir_service *ds)
 {
 	struct local_dirs *s = (struct local_dirs *)ds;
 
-	local_env_put(s->env);
+	local_env_unref(s->env);
 	free(s);
 }
 

@@ -44,7 +44,7 @@ struct local_env {
 int local_env_open(const char *dbdir, bool readonly, struct local_env **out);
 /* Takes / drops a reference; the last put closes the environment. */
 void local_env_ref(struct local_env *e);
-void local_env_put(struct local_env *e);
+void local_env_unref(struct local_env *e);
 /* A short transaction; read ones are MDB_RDONLY. */
 int local_txn_begin(struct local_env *e, bool write, MDB_txn **out);
 /* Translates an LMDB code: MDB_NOTFOUND -> -ENOENT (no message),
@@ -60,7 +60,7 @@ int local_blobs_new(struct local_env *env, int rootfd, const char *root, bool re
 		    struct blob_service **out);
 int local_dirs_new(struct local_env *env, bool readonly, struct dir_service **out);
 int local_paths_new(struct local_env *env, int rootfd, const char *root, bool readonly,
-		    struct pathinfo_service **out);
+		    struct path_info_service **out);
 
 /* --- verified reads (local_verify.c) --- */
 
@@ -116,7 +116,7 @@ int local_dirs_stage_new(struct dir_service *real, struct dir_service **out);
 bool local_dirs_is_stage(const struct dir_service *ds);
 int local_dirs_put_staged(struct dir_service *stage, MDB_txn *txn);
 /* Registers `pi` and the Directories staged in `stage` in one transaction. */
-int local_paths_put_with(struct pathinfo_service *ps, struct dir_service *stage,
+int local_paths_put_with(struct path_info_service *ps, struct dir_service *stage,
 			 const struct path_info *pi);
 
 /* Removes tmp/ files whose writer process is gone. */
@@ -126,7 +126,7 @@ void local_blobs_clean_tmp(int rootfd);
 
 struct local_watcher;
 /* Binds a socket in notify/ and starts a thread calling `cb` per basename. */
-int local_watch_start(int rootfd, const char *root, pathinfo_watch_fn cb, void *ctx,
+int local_watch_start(int rootfd, const char *root, path_info_watch_fn cb, void *ctx,
 		      struct local_watcher **out);
 /* Stops the thread, removes the socket, frees. NULL is a no-op. */
 void local_watch_stop(struct local_watcher *w);

@@ -30,7 +30,7 @@ struct local_watcher {
 	int stopfd; /* eventfd: written to stop the thread */
 	pthread_t thread;
 	char name[SOCK_NAME_MAX];
-	pathinfo_watch_fn cb;
+	path_info_watch_fn cb;
 	void *ctx;
 };
 
@@ -134,7 +134,7 @@ static void watcher_release(struct local_watcher *w)
 	free(w);
 }
 
-int local_watch_start(int rootfd, const char *root, pathinfo_watch_fn cb, void *ctx,
+int local_watch_start(int rootfd, const char *root, path_info_watch_fn cb, void *ctx,
 		      struct local_watcher **out)
 {
 	struct local_watcher *w = calloc(1, sizeof(*w));

@@ -15,7 +15,7 @@
 static const char next_cursor_key[] = "next_cursor";
 
 struct local_paths {
-	struct pathinfo_service base;
+	struct path_info_service base;
 	struct local_env *env;
 	int rootfd;
 	char *root;
@@ -45,7 +45,7 @@ static int record_corrupt(const uint8_t digest[STORE_PATH_DIGEST_LEN], const cha
 	char hash[STORE_PATH_HASH_CHARS + 1];
 
 	store_path_hash_part(digest, hash);
-	return sf_err(-EIO, "pathinfo record '%s' is corrupt: %s", hash, why);
+	return sf_err(-EIO, "PathInfo record '%s' is corrupt: %s", hash, why);
 }
 
 /* Decodes a "pathinfo" record (cursor || PathInfo) and checks its key. */
@@ -70,8 +70,8 @@ static int path_from_record(const uint8_t digest[STORE_PATH_DIGEST_LEN], const u
 	return 0;
 }
 
-static int local_paths_get(struct pathinfo_service *ps, const uint8_t digest[STORE_PATH_DIGEST_LEN],
-			   struct path_info **out)
+static int local_paths_get(struct path_info_service *ps,
+			   const uint8_t digest[STORE_PATH_DIGEST_LEN], struct path_info **out)
 {
 	struct local_paths *s = (struct local_paths *)ps;
 	MDB_val key = {STORE_PATH_DIGEST_LEN, (void *)digest}, val;
@@ -84,7 +84,7 @@ static int local_paths_get(struct pathinfo_service *ps, const uint8_t digest[STO
 	if (rc == 0)
 		rc = path_from_record(digest, val.mv_data, val.mv_size, out);
 	else
-		rc = local_mdb_err(rc, "cannot read a pathinfo");
+		rc = local_mdb_err(rc, "cannot read a PathInfo");
 	mdb_txn_abort(txn);
 	return rc;
 }
@@ -110,7 +110,7 @@ static int cursor_allocate(struct local_paths *s, MDB_txn *txn, MDB_val *path_ke
 	rc = mdb_put(txn, s->env->meta, &mkey, &mval, 0);
 	if (rc == 0)
 		rc = mdb_put(txn, s->env->seq, &skey, path_key, 0);
-	return local_mdb_err(rc, "cannot allocate a pathinfo cursor");
+	return local_mdb_err(rc, "cannot allocate a PathInfo cursor");
 }
 
 /* An existing path keeps its cursor; a new one gets the next. */
@@ -122,7 +122,7 @@ static int cursor_for(struct local_paths *s, MDB_txn *txn, MDB_val *key, uint64_
 	if (rc == MDB_NOTFOUND)
 		return cursor_allocate(s, txn, key, cursor);
 	if (rc)
-		return local_mdb_err(rc, "cannot read a pathinfo");
+		return local_mdb_err(rc, "cannot read a PathInfo");
 	if (old.mv_size < CURSOR_LEN)
 		return record_corrupt(key->mv_data, "too short");
 	*cursor = be64_get(old.mv_data);
@@ -141,7 +141,7 @@ static int put_record(struct local_paths *s, MDB_txn *txn, const struct path_inf
 	val.mv_size = CURSOR_LEN + len;
 	rc = mdb_put(txn, s->env->paths, &key, &val, MDB_RESERVE);
 	if (rc)
-		return local_mdb_err(rc, "cannot store a pathinfo");
+		return local_mdb_err(rc, "cannot store a PathInfo");
 	be64_put(val.mv_data, cursor);
 	memcpy((uint8_t *)val.mv_data + CURSOR_LEN, bytes, len);
 	return 0;
@@ -169,7 +169,7 @@ static int paths_put(struct local_paths *s, struct dir_service *stage, const str
 		if (rc == 0)
 			rc = put_record(s, txn, pi, bytes, len);
 		if (rc == 0)
-			rc = local_mdb_err(mdb_txn_commit(txn), "cannot store a pathinfo");
+			rc = local_mdb_err(mdb_txn_commit(txn), "cannot store a PathInfo");
 		else
 			mdb_txn_abort(txn);
 	}
@@ -181,12 +181,12 @@ static int paths_put(struct local_paths *s, struct dir_service *stage, const str
 	return rc;
 }
 
-static int local_paths_put(struct pathinfo_service *ps, const struct path_info *pi)
+static int local_paths_put(struct path_info_service *ps, const struct path_info *pi)
 {
 	return paths_put((struct local_paths *)ps, NULL, pi);
 }
 
-int local_paths_put_with(struct pathinfo_service *ps, struct dir_service *stage,
+int local_paths_put_with(struct path_info_service *ps, struct dir_service *stage,
 			 const struct path_info *pi)
 {
 	return paths_put((struct local_paths *)ps, stage, pi);
@@ -221,7 +221,7 @@ static int item_fill(struct local_paths *s, MDB_txn *txn, const MDB_val *k, cons
 	rc = mdb_get(txn, s->env->paths, (MDB_val *)v, &pval);
 	if (rc)
 		return rc == MDB_NOTFOUND ? record_corrupt(it->digest, "listed but missing")
-					  : local_mdb_err(rc, "cannot read a pathinfo");
+					  : local_mdb_err(rc, "cannot read a PathInfo");
 	it->rec = malloc(pval.mv_size ? pval.mv_size : 1);
 	if (!it->rec)
 		return -ENOMEM;
@@ -247,7 +247,7 @@ static int list_batch(struct local_paths *s, uint64_t after, struct list_item *i
 	mrc = mdb_cursor_open(txn, s->env->seq, &cur);
 	if (mrc) {
 		mdb_txn_abort(txn);
-		return local_mdb_err(mrc, "cannot list pathinfos");
+		return local_mdb_err(mrc, "cannot list PathInfos");
 	}
 	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	while (mrc == 0 && *n < LIST_BATCH) {
@@ -258,14 +258,14 @@ static int list_batch(struct local_paths *s, uint64_t after, struct list_item *i
 			mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
-		rc = local_mdb_err(mrc, "cannot list pathinfos");
+		rc = local_mdb_err(mrc, "cannot list PathInfos");
 	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
 	return rc;
 }
 
 /* Calls `cb` for a batch; 1 when it asked to stop. */
-static int list_deliver(struct list_item *items, size_t n, pathinfo_list_fn cb, void *ctx)
+static int list_deliver(struct list_item *items, size_t n, path_info_list_fn cb, void *ctx)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct path_info *pi;
@@ -281,7 +281,7 @@ static int list_deliver(struct list_item *items, size_t n, pathinfo_list_fn cb, 
 	return 0;
 }
 
-static int local_paths_list(struct pathinfo_service *ps, uint64_t after, pathinfo_list_fn cb,
+static int local_paths_list(struct path_info_service *ps, uint64_t after, path_info_list_fn cb,
 			    void *ctx)
 {
 	struct local_paths *s = (struct local_paths *)ps;
@@ -307,7 +307,7 @@ static int local_paths_list(struct pathinfo_service *ps, uint64_t after, pathinf
 
 /* --- watch and lifetime --- */
 
-static int local_paths_watch(struct pathinfo_service *ps, pathinfo_watch_fn cb, void *ctx)
+static int local_paths_watch(struct path_info_service *ps, path_info_watch_fn cb, void *ctx)
 {
 	struct local_paths *s = (struct local_paths *)ps;
 	struct local_watcher *w, **v;
@@ -329,7 +329,7 @@ static int local_paths_watch(struct pathinfo_service *ps, pathinfo_watch_fn cb, 
 	return 0;
 }
 
-static void local_paths_free(struct pathinfo_service *ps)
+static void local_paths_free(struct path_info_service *ps)
 {
 	struct local_paths *s = (struct local_paths *)ps;
 
@@ -337,13 +337,13 @@ static void local_paths_free(struct pathinfo_service *ps)
 		local_watch_stop(s->watchers[i]);
 	free(s->watchers);
 	pthread_mutex_destroy(&s->lock);
-	local_env_put(s->env);
+	local_env_unref(s->env);
 	close(s->rootfd);
 	free(s->root);
 	free(s);
 }
 
-static const struct pathinfo_service_ops local_paths_ops = {
+static const struct path_info_service_ops local_paths_ops = {
     .get = local_paths_get,
     .put = local_paths_put,
     .list = local_paths_list,
@@ -352,7 +352,7 @@ static const struct pathinfo_service_ops local_paths_ops = {
 };
 
 int local_paths_new(struct local_env *env, int rootfd, const char *root, bool readonly,
-		    struct pathinfo_service **out)
+		    struct path_info_service **out)
 {
 	struct local_paths *s = calloc(1, sizeof(*s));
 

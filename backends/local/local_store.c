@@ -277,7 +277,7 @@ static int store_services(struct local_store *ls, int rootfd, const char *dir, u
 		rc = local_dirs_new(env, ro, &ls->base.dirs);
 	if (rc == 0)
 		rc = local_paths_new(env, rootfd, abs, ro, &ls->base.paths);
-	local_env_put(env);
+	local_env_unref(env);
 	return rc;
 }
 

@@ -103,7 +103,7 @@ void local_verifier_free(struct local_verifier *v)
 		return;
 	local_verifier_sync(v);
 	pthread_mutex_destroy(&v->lock);
-	local_env_put(v->env);
+	local_env_unref(v->env);
 	free(v->pending);
 	free(v->cache);
 	free(v);

@@ -14,7 +14,7 @@
 /* Each returns 0 or -ENOMEM; the caller frees with the interface's _free. */
 int memory_blob_service_new(struct blob_service **out);
 int memory_dir_service_new(struct dir_service **out);
-int memory_pathinfo_service_new(struct pathinfo_service **out);
+int memory_path_info_service_new(struct path_info_service **out);
 
 /* A bundle of the three, with the given DirectoryEntry.size formula and
  * location "memory://". Free with store_free(). */

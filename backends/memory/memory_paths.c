@@ -13,12 +13,12 @@ struct mem_path {
 };
 
 struct mem_watch {
-	pathinfo_watch_fn cb;
+	path_info_watch_fn cb;
 	void *ctx;
 };
 
 struct mem_paths {
-	struct pathinfo_service base;
+	struct path_info_service base;
 	pthread_mutex_t lock;
 	/* All protected by lock. Cursor c is at entries[c - 1]. */
 	struct mem_path **entries;
@@ -38,7 +38,7 @@ static struct b3_digest path_key(const uint8_t digest[STORE_PATH_DIGEST_LEN])
 	return k;
 }
 
-static int mem_paths_get(struct pathinfo_service *ps, const uint8_t digest[STORE_PATH_DIGEST_LEN],
+static int mem_paths_get(struct path_info_service *ps, const uint8_t digest[STORE_PATH_DIGEST_LEN],
 			 struct path_info **out)
 {
 	struct mem_paths *s = (struct mem_paths *)ps;
@@ -117,7 +117,7 @@ static void mem_paths_notify(struct mem_paths *s, const struct path_info *pi)
 	free(w);
 }
 
-static int mem_paths_put(struct pathinfo_service *ps, const struct path_info *pi)
+static int mem_paths_put(struct path_info_service *ps, const struct path_info *pi)
 {
 	struct mem_paths *s = (struct mem_paths *)ps;
 	uint8_t *bytes;
@@ -149,7 +149,7 @@ static int mem_paths_at(struct mem_paths *s, uint64_t c, struct path_info **out)
 	return rc;
 }
 
-static int mem_paths_list(struct pathinfo_service *ps, uint64_t after, pathinfo_list_fn cb,
+static int mem_paths_list(struct path_info_service *ps, uint64_t after, path_info_list_fn cb,
 			  void *ctx)
 {
 	struct mem_paths *s = (struct mem_paths *)ps;
@@ -170,7 +170,7 @@ static int mem_paths_list(struct pathinfo_service *ps, uint64_t after, pathinfo_
 	return 0;
 }
 
-static int mem_paths_watch(struct pathinfo_service *ps, pathinfo_watch_fn cb, void *ctx)
+static int mem_paths_watch(struct path_info_service *ps, path_info_watch_fn cb, void *ctx)
 {
 	struct mem_paths *s = (struct mem_paths *)ps;
 	struct mem_watch *w;
@@ -188,7 +188,7 @@ static int mem_paths_watch(struct pathinfo_service *ps, pathinfo_watch_fn cb, vo
 	return rc;
 }
 
-static void mem_paths_free(struct pathinfo_service *ps)
+static void mem_paths_free(struct path_info_service *ps)
 {
 	struct mem_paths *s = (struct mem_paths *)ps;
 
@@ -203,7 +203,7 @@ static void mem_paths_free(struct pathinfo_service *ps)
 	free(s);
 }
 
-static const struct pathinfo_service_ops mem_paths_ops = {
+static const struct path_info_service_ops mem_paths_ops = {
     .get = mem_paths_get,
     .put = mem_paths_put,
     .list = mem_paths_list,
@@ -211,7 +211,7 @@ static const struct pathinfo_service_ops mem_paths_ops = {
     .free = mem_paths_free,
 };
 
-int memory_pathinfo_service_new(struct pathinfo_service **out)
+int memory_path_info_service_new(struct path_info_service **out)
 {
 	struct mem_paths *s = calloc(1, sizeof(*s));
 

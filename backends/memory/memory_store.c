@@ -14,7 +14,7 @@ int memory_store_new(enum dir_size_formula f, struct store **out)
 	if (rc == 0)
 		rc = memory_dir_service_new(&st->dirs);
 	if (rc == 0)
-		rc = memory_pathinfo_service_new(&st->paths);
+		rc = memory_path_info_service_new(&st->paths);
 	if (rc == 0 && !(st->location = strdup("memory://")))
 		rc = -ENOMEM;
 	if (rc < 0) {

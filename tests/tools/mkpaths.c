@@ -33,7 +33,7 @@ static int register_one(struct store *st, const struct node *file, const char *p
 	if (!rc) {
 		pi->nar_size = 128;
 		memcpy(pi->nar_sha256, sha, 32);
-		rc = pathinfo_service_put(st->paths, pi);
+		rc = path_info_service_put(st->paths, pi);
 	}
 	if (!rc) {
 		store_path_basename(&pi->path, base);

@@ -464,7 +464,7 @@ static void check_fetch(const char *comp)
 	CHECK_OK(cache_init(&fx.c));
 	CHECK_OK(cache_put(&fx.c, &e, &sp));
 	CHECK_OK(fx_open(&fx, PK, 0));
-	CHECK_OK(pathinfo_service_get(fx.st->paths, sp.digest, &pi));
+	CHECK_OK(path_info_service_get(fx.st->paths, sp.digest, &pi));
 	CHECK_STR(pi->path.name, "hello");
 	CHECK_EQ(pi->root.kind, NODE_FILE);
 	CHECK_EQ(pi->n_sigs, 1);
@@ -474,7 +474,7 @@ static void check_fetch(const char *comp)
 	path_info_free(pi);
 	free(got.data);
 	/* The second lookup is answered locally. */
-	CHECK_OK(pathinfo_service_get(fx.st->paths, sp.digest, &pi));
+	CHECK_OK(path_info_service_get(fx.st->paths, sp.digest, &pi));
 	path_info_free(pi);
 	binary_cache_stats(fx.st->paths, &stats);
 	CHECK_EQ(stats.narinfo_fetches, 1);
@@ -501,7 +501,7 @@ static int count_paths(struct store *st)
 {
 	int n = 0;
 
-	return pathinfo_service_list(st->paths, 0, count_one, &n) == 0 ? n : -1;
+	return path_info_service_list(st->paths, 0, count_one, &n) == 0 ? n : -1;
 }
 
 /* Stores `e`, opens with `keys` and `flags`: get must return `code` (and
@@ -515,7 +515,7 @@ static void check_get(const struct entry *e, const char *keys, unsigned flags, i
 	CHECK_OK(cache_init(&fx.c));
 	CHECK_OK(cache_put(&fx.c, e, &sp));
 	CHECK_OK(fx_open(&fx, keys, flags));
-	CHECK_ERR(pathinfo_service_get(fx.st->paths, sp.digest, &pi), code);
+	CHECK_ERR(path_info_service_get(fx.st->paths, sp.digest, &pi), code);
 	CHECK_EQ(count_paths(fx.st), code == 0 ? 1 : 0);
 	path_info_free(pi);
 	fx_close(&fx);
@@ -606,12 +606,12 @@ TEST(bc_retry_after_failure)
 	CHECK_OK(cache_init(&fx.c));
 	CHECK_OK(cache_put(&fx.c, &e, &sp));
 	CHECK_OK(fx_open(&fx, PK, 0));
-	CHECK_ERR(pathinfo_service_get(fx.st->paths, sp.digest, &pi), -EIO);
-	CHECK_ERR(pathinfo_service_get(fx.st->paths, sp.digest, &pi), -EIO);
+	CHECK_ERR(path_info_service_get(fx.st->paths, sp.digest, &pi), -EIO);
+	CHECK_ERR(path_info_service_get(fx.st->paths, sp.digest, &pi), -EIO);
 	CHECK_EQ(count_paths(fx.st), 0);
 	e.truncate_to = 0;
 	CHECK_OK(cache_put(&fx.c, &e, &sp));
-	CHECK_OK(pathinfo_service_get(fx.st->paths, sp.digest, &pi));
+	CHECK_OK(path_info_service_get(fx.st->paths, sp.digest, &pi));
 	path_info_free(pi);
 	CHECK_EQ(count_paths(fx.st), 1);
 	binary_cache_stats(fx.st->paths, &stats);
@@ -631,7 +631,7 @@ static void *race_get(void *ctx)
 	struct race *r = ctx;
 	struct path_info *pi;
 
-	r->rc = pathinfo_service_get(r->st->paths, r->digest, &pi);
+	r->rc = path_info_service_get(r->st->paths, r->digest, &pi);
 	if (r->rc == 0)
 		path_info_free(pi);
 	return NULL;

@@ -82,7 +82,7 @@ TEST(import_vector_tree)
 	CHECK_STR(hex, "0e1d3cf421b592ee6847862b680520438ae60feb7b9e7ae7c48f6ebde21ac309");
 	CHECK(pi->has_ca && pi->ca_type == CA_NAR_SHA256 && pi->ca_digest_len == 32);
 	CHECK_EQ(pi->root.kind, NODE_DIRECTORY);
-	CHECK_OK(pathinfo_service_get(st->paths, pi->path.digest, &got));
+	CHECK_OK(path_info_service_get(st->paths, pi->path.digest, &got));
 	CHECK(b3_digest_eq(&got->root.digest, &pi->root.digest));
 	/* What was stored renders back to the same NAR. */
 	CHECK_OK(nar_render(st->blobs, st->dirs, &got->root, count_bytes, &n, &sum));
@@ -147,7 +147,7 @@ TEST(import_rejects_fifo_and_registers_nothing)
 	rc = store_import_path(st, src, NULL, &pi);
 	CHECK_EQ(rc, -EINVAL);
 	CHECK(strstr(sf_errmsg(rc), "sub/fifo' has an unsupported file type"));
-	CHECK_OK(pathinfo_service_list(st->paths, 0, count_path, &n));
+	CHECK_OK(path_info_service_list(st->paths, 0, count_path, &n));
 	CHECK_EQ(n, 0);
 	remove(p);
 	CHECK_OK(store_import_path(st, src, NULL, &pi));

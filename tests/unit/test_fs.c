@@ -230,11 +230,11 @@ TEST(inode_table_populate_forget)
 	/* A second populate reuses the published array. */
 	CHECK_OK(inode_table_populate(t, dino, dir, &c2));
 	CHECK(c2 == c);
-	inode_children_put(c2);
+	inode_children_unref(c2);
 	inode_table_ref(t, dino, 2);
 	inode_table_forget(t, dino, 1);
 	CHECK_OK(inode_table_children(t, dino, &c2));
-	inode_children_put(c2);
+	inode_children_unref(c2);
 	inode_table_forget(t, dino, 5); /* saturates at 0 and drops children */
 	CHECK_ERR(inode_table_children(t, dino, &c2), -ENOENT);
 	inode_table_stats(t, &s);
@@ -242,11 +242,11 @@ TEST(inode_table_populate_forget)
 	/* `c` is still valid through our reference; repopulating gives the
 	 * same inode numbers. */
 	inode_children_at(c, 1, &name, &len, &ino);
-	inode_children_put(c);
+	inode_children_unref(c);
 	CHECK_OK(inode_table_populate(t, dino, dir, &c));
 	inode_children_at(c, 1, &name, &len, &ino2);
 	CHECK_EQ(ino, ino2);
-	inode_children_put(c);
+	inode_children_unref(c);
 	inode_table_forget(t, 12345, 1); /* unknown: ignored */
 	directory_free(dir);
 	inode_table_free(t);
@@ -281,7 +281,7 @@ TEST(inode_table_memory_per_inode)
 	dn = dir_node("d", dn.digest);
 	CHECK_OK(inode_table_intern(t, &dn, &dino));
 	CHECK_OK(inode_table_populate(t, dino, dir, &c));
-	inode_children_put(c);
+	inode_children_unref(c);
 	inode_table_stats(t, &s);
 	CHECK_EQ(s.inodes, N + 2);
 	printf("# inode table: %.1f bytes per inode\n", (double)s.bytes / (double)s.inodes);
@@ -462,7 +462,7 @@ TEST(fs_files_and_xattrs)
 	CHECK_OK(fs_file_get(w.fs, a.ino, &f));
 	CHECK_OK(fs_file_get(w.fs, a.ino, &f2));
 	CHECK(f == f2); /* shared through the reader cache */
-	fs_file_put(w.fs, f2);
+	fs_file_unref(w.fs, f2);
 	CHECK_EQ(fs_file_size(f), 5);
 	CHECK_EQ(fs_file_fd(f), -1);
 	CHECK_OK(fs_file_read(f, buf, sizeof(buf), 0, &n));
@@ -473,7 +473,7 @@ TEST(fs_files_and_xattrs)
 	CHECK_EQ(n, 0);
 	CHECK_OK(fs_file_read(f, buf, 10, 500, &n));
 	CHECK_EQ(n, 0);
-	fs_file_put(w.fs, f);
+	fs_file_unref(w.fs, f);
 	CHECK_ERR(fs_file_get(w.fs, nob.ino, &f), -EIO);
 	CHECK_ERR(fs_file_get(w.fs, p1.ino, &f), -EISDIR);
 	CHECK_ERR(fs_file_get(w.fs, INODE_ROOT, &f), -EISDIR);
@@ -535,7 +535,7 @@ TEST(fs_reader_cache_is_bounded)
 			CHECK_OK(fs_file_get(w.fs, e.ino, &f));
 			CHECK_OK(fs_file_read(f, buf, 4, 0, &n));
 			CHECK(n == 2 && !memcmp(buf, content[i], 2));
-			fs_file_put(w.fs, f);
+			fs_file_unref(w.fs, f);
 		}
 	world_free(&w);
 }
@@ -584,7 +584,7 @@ static void *hammer_main(void *arg)
 		if (nm[0] == 'a' && (fs_file_get(h->w->fs, e.ino, &f) == 0)) {
 			if (fs_file_read(f, buf, 8, 0, &n) || n != 5)
 				h->errors++;
-			fs_file_put(h->w->fs, f);
+			fs_file_unref(h->w->fs, f);
 		}
 		if (list_in_pieces(h->w->fs, p1.ino, 1 + (size_t)i % 4, c) || c->n != 6)
 			h->errors++;

@@ -5,7 +5,7 @@
 
 #include "common/encoding.h"
 #include "store/path_info.h"
-#include "store/root_nodes_pathinfo.h"
+#include "store/root_nodes_path_info.h"
 #include "castore.pb-c.h"
 #include "pathinfo.pb-c.h"
 
@@ -379,15 +379,15 @@ TEST(path_info_malformed)
 
 /* A PathInfo service over an array, for the adapter tests. */
 struct fake_ps {
-	struct pathinfo_service base;
+	struct path_info_service base;
 	struct path_info *items[4];
 	size_t n;
-	pathinfo_watch_fn watch_cb;
+	path_info_watch_fn watch_cb;
 	void *watch_ctx;
 	int fail_get; /* error get() returns, if non-zero */
 };
 
-static int fake_get(struct pathinfo_service *s, const uint8_t digest[STORE_PATH_DIGEST_LEN],
+static int fake_get(struct path_info_service *s, const uint8_t digest[STORE_PATH_DIGEST_LEN],
 		    struct path_info **out)
 {
 	struct fake_ps *f = (struct fake_ps *)s;
@@ -410,12 +410,12 @@ static int fake_get(struct pathinfo_service *s, const uint8_t digest[STORE_PATH_
 	return -ENOENT;
 }
 
-static int fake_put(struct pathinfo_service *s, const struct path_info *pi)
+static int fake_put(struct path_info_service *s, const struct path_info *pi)
 {
 	return -ENOTSUP;
 }
 
-static int fake_list(struct pathinfo_service *s, uint64_t after, pathinfo_list_fn cb, void *ctx)
+static int fake_list(struct path_info_service *s, uint64_t after, path_info_list_fn cb, void *ctx)
 {
 	struct fake_ps *f = (struct fake_ps *)s;
 
@@ -428,7 +428,7 @@ static int fake_list(struct pathinfo_service *s, uint64_t after, pathinfo_list_f
 	return 0;
 }
 
-static int fake_watch(struct pathinfo_service *s, pathinfo_watch_fn cb, void *ctx)
+static int fake_watch(struct path_info_service *s, path_info_watch_fn cb, void *ctx)
 {
 	struct fake_ps *f = (struct fake_ps *)s;
 
@@ -436,12 +436,12 @@ static int fake_watch(struct pathinfo_service *s, pathinfo_watch_fn cb, void *ct
 	return 0;
 }
 
-static void fake_free(struct pathinfo_service *s)
+static void fake_free(struct path_info_service *s)
 {
 }
 
-static const struct pathinfo_service_ops fake_ops = {fake_get, fake_put, fake_list, fake_watch,
-						     fake_free};
+static const struct path_info_service_ops fake_ops = {fake_get, fake_put, fake_list, fake_watch,
+						      fake_free};
 
 struct seen {
 	char names[4][STORE_PATH_MAX_BASENAME + 1];
@@ -469,7 +469,7 @@ static void seen_watch(void *ctx, const uint8_t *name, size_t len)
 	s->names[s->n++][len] = '\0';
 }
 
-TEST(root_nodes_pathinfo_lookup)
+TEST(root_nodes_path_info_lookup)
 {
 	struct fake_ps f = {.base.ops = &fake_ops};
 	struct root_nodes *rn;
@@ -481,7 +481,7 @@ TEST(root_nodes_pathinfo_lookup)
 	CHECK_OK(pi_full(&f.items[0]));
 	CHECK_OK(pi_symlink(cJSON_GetArrayItem(vectors_get("pathinfo", NULL), 0), &f.items[1]));
 	f.n = 2;
-	CHECK_OK(root_nodes_pathinfo_new(&f.base, &rn));
+	CHECK_OK(root_nodes_path_info_new(&f.base, &rn));
 	CHECK_OK(root_nodes_lookup(rn, (const uint8_t *)full, strlen(full), &n, target));
 	CHECK(n.kind == NODE_DIRECTORY && n.size == 3 && n.name == (const uint8_t *)full);
 	CHECK_OK(root_nodes_lookup(rn, (const uint8_t *)dummy, strlen(dummy), &n, target));
@@ -508,7 +508,7 @@ TEST(root_nodes_pathinfo_lookup)
 	path_info_free(f.items[1]);
 }
 
-TEST(root_nodes_pathinfo_list_watch)
+TEST(root_nodes_path_info_list_watch)
 {
 	struct fake_ps f = {.base.ops = &fake_ops};
 	struct root_nodes *rn;
@@ -519,7 +519,7 @@ TEST(root_nodes_pathinfo_list_watch)
 	CHECK_OK(pi_full(&f.items[0]));
 	CHECK_OK(pi_symlink(cJSON_GetArrayItem(vectors_get("pathinfo", NULL), 0), &f.items[1]));
 	f.n = 2;
-	CHECK_OK(root_nodes_pathinfo_new(&f.base, &rn));
+	CHECK_OK(root_nodes_path_info_new(&f.base, &rn));
 	/* Listing forwards cursors and names nodes by basename. */
 	CHECK_OK(root_nodes_list(rn, 0, seen_node, &s));
 	CHECK_EQ(s.n, 2);

@@ -304,7 +304,7 @@ TEST(verify_reports_a_missing_directory)
 	CHECK_OK(memory_store_new(DIR_SIZE_SPEC, &mem));
 	CHECK_OK(import_tree(&fx, fx.st, &pi, &b));
 	/* A store holding the PathInfo only: its root Directory is missing. */
-	CHECK_OK(pathinfo_service_put(mem->paths, pi));
+	CHECK_OK(path_info_service_put(mem->paths, pi));
 	CHECK_OK(store_verify(mem, &none, &res));
 	CHECK(res.problems >= 2); /* the directory, the path */
 	CHECK(digest_map_get(&res.bad_dirs, &pi->root.digest) != NULL);

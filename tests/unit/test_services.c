@@ -750,14 +750,14 @@ static bool watch_wait(struct watch_log *w, const char *want)
 
 static void paths_put_get(struct fx *fx, struct path_info **p)
 {
-	struct pathinfo_service *ps = fx->st->paths;
+	struct path_info_service *ps = fx->st->paths;
 	char a[STORE_PATH_MAX_BASENAME + 1], b[STORE_PATH_MAX_BASENAME + 1];
 	struct path_info *got, *absent;
 
 	for (int i = 0; i < 3; i++)
-		CHECK_OK(pathinfo_service_put(ps, p[i]));
+		CHECK_OK(path_info_service_put(ps, p[i]));
 	for (int i = 0; i < 3; i++) {
-		CHECK_OK(pathinfo_service_get(ps, p[i]->path.digest, &got));
+		CHECK_OK(path_info_service_get(ps, p[i]->path.digest, &got));
 		store_path_basename(&got->path, a);
 		store_path_basename(&p[i]->path, b);
 		CHECK_STR(a, b);
@@ -767,19 +767,19 @@ static void paths_put_get(struct fx *fx, struct path_info **p)
 		path_info_free(got);
 	}
 	CHECK_OK(mk_path_info(40, "absent", 1, &absent));
-	CHECK_ERR(pathinfo_service_get(ps, absent->path.digest, &got), -ENOENT);
+	CHECK_ERR(path_info_service_get(ps, absent->path.digest, &got), -ENOENT);
 	path_info_free(absent);
 }
 
 static void paths_list(struct fx *fx, struct path_info **p)
 {
-	struct pathinfo_service *ps = fx->st->paths;
+	struct path_info_service *ps = fx->st->paths;
 	char want[STORE_PATH_MAX_BASENAME + 1];
 	struct listing l = {.n = 0};
 
 	for (int i = 0; i < 3; i++)
-		CHECK_OK(pathinfo_service_put(ps, p[i]));
-	CHECK_OK(pathinfo_service_list(ps, 0, list_cb, &l));
+		CHECK_OK(path_info_service_put(ps, p[i]));
+	CHECK_OK(path_info_service_list(ps, 0, list_cb, &l));
 	CHECK_EQ(l.n, 3);
 	for (size_t i = 0; i < 3; i++) {
 		store_path_basename(&p[i]->path, want);
@@ -788,10 +788,10 @@ static void paths_list(struct fx *fx, struct path_info **p)
 	}
 	/* Replacing keeps the cursor; a new path comes after all others. */
 	p[1]->nar_size = 999;
-	CHECK_OK(pathinfo_service_put(ps, p[1]));
-	CHECK_OK(pathinfo_service_put(ps, p[3]));
+	CHECK_OK(path_info_service_put(ps, p[1]));
+	CHECK_OK(path_info_service_put(ps, p[3]));
 	l = (struct listing){.n = 0};
-	CHECK_OK(pathinfo_service_list(ps, 0, list_cb, &l));
+	CHECK_OK(path_info_service_list(ps, 0, list_cb, &l));
 	CHECK_EQ(l.n, 4);
 	CHECK_EQ(l.cursors[1], 2);
 	CHECK_EQ(l.nar_sizes[1], 999);
@@ -800,16 +800,16 @@ static void paths_list(struct fx *fx, struct path_info **p)
 	CHECK_STR(l.names[3], want);
 	/* Resumption after a cursor, early stop, and errors from the callback. */
 	l = (struct listing){.n = 0};
-	CHECK_OK(pathinfo_service_list(ps, 2, list_cb, &l));
+	CHECK_OK(path_info_service_list(ps, 2, list_cb, &l));
 	CHECK(l.n == 2 && l.cursors[0] == 3 && l.cursors[1] == 4);
 	l = (struct listing){.stop_after = 2};
-	CHECK_OK(pathinfo_service_list(ps, 0, list_cb, &l));
+	CHECK_OK(path_info_service_list(ps, 0, list_cb, &l));
 	CHECK_EQ(l.n, 2);
 	l = (struct listing){.fail_with = -EPIPE};
-	CHECK_ERR(pathinfo_service_list(ps, 1, list_cb, &l), -EPIPE);
+	CHECK_ERR(path_info_service_list(ps, 1, list_cb, &l), -EPIPE);
 	CHECK_EQ(l.n, 1);
 	l = (struct listing){.n = 0};
-	CHECK_OK(pathinfo_service_list(ps, UINT64_MAX, list_cb, &l));
+	CHECK_OK(path_info_service_list(ps, UINT64_MAX, list_cb, &l));
 	CHECK_EQ(l.n, 0);
 }
 
@@ -818,9 +818,9 @@ static void paths_watch(struct fx *fx, struct path_info **p)
 	struct watch_log w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 	char want[STORE_PATH_MAX_BASENAME + 1];
 
-	CHECK_OK(pathinfo_service_put(fx->st->paths, p[0]));
-	CHECK_OK(pathinfo_service_watch(fx->st->paths, watch_cb, &w));
-	CHECK_OK(pathinfo_service_put(fx->st->paths, p[2]));
+	CHECK_OK(path_info_service_put(fx->st->paths, p[0]));
+	CHECK_OK(path_info_service_watch(fx->st->paths, watch_cb, &w));
+	CHECK_OK(path_info_service_put(fx->st->paths, p[2]));
 	store_path_basename(&p[2]->path, want);
 	CHECK_MSG(watch_wait(&w, want), "no notification for %s", want);
 	/* Free the service (and its watcher) before `w` goes away. */
@@ -855,13 +855,13 @@ static void paths_many(struct fx *fx, struct path_info **unused)
 		snprintf(name, sizeof(name), "p%u", i);
 		/* nar_size carries the expected cursor. */
 		CHECK_OK(mk_path_info(100 + i, name, i, &pi));
-		CHECK_OK(pathinfo_service_put(fx->st->paths, pi));
+		CHECK_OK(path_info_service_put(fx->st->paths, pi));
 		path_info_free(pi);
 	}
-	CHECK_OK(pathinfo_service_list(fx->st->paths, 0, count_cb, &c));
+	CHECK_OK(path_info_service_list(fx->st->paths, 0, count_cb, &c));
 	CHECK(c.n == 150 && c.ordered && c.last == 150);
 	c = (struct counter){.ordered = true, .last = 100};
-	CHECK_OK(pathinfo_service_list(fx->st->paths, 100, count_cb, &c));
+	CHECK_OK(path_info_service_list(fx->st->paths, 100, count_cb, &c));
 	CHECK(c.n == 50 && c.ordered);
 }
 
@@ -1178,7 +1178,7 @@ TEST(local_persists_and_read_only)
 	CHECK_OK(blob_service_put(fx.st->blobs, "Hello World!", 12, &blob));
 	CHECK_OK(dir_service_put(fx.st->dirs, x.a, &blob));
 	CHECK_OK(dir_service_put(fx.st->dirs, x.b, &blob));
-	CHECK_OK(pathinfo_service_put(fx.st->paths, pi));
+	CHECK_OK(path_info_service_put(fx.st->paths, pi));
 	store_free(fx.st);
 	/* Reopened without the native flag, read-only: the formula persists. */
 	CHECK_OK(local_store_open(fx.dir, STORE_OPEN_READONLY, &fx.st));
@@ -1187,12 +1187,12 @@ TEST(local_persists_and_read_only)
 	CHECK_OK(blob_service_stat(fx.st->blobs, &blob, &size));
 	CHECK_OK(dir_service_get(fx.st->dirs, &x.dg_b, &dir));
 	directory_free(dir);
-	CHECK_OK(pathinfo_service_get(fx.st->paths, pi->path.digest, &got));
+	CHECK_OK(path_info_service_get(fx.st->paths, pi->path.digest, &got));
 	CHECK_EQ(got->nar_size, 42);
 	path_info_free(got);
 	CHECK_ERR(blob_service_open_write(fx.st->blobs, &w), -EROFS);
 	CHECK_ERR(dir_service_put(fx.st->dirs, x.a, &blob), -EROFS);
-	CHECK_ERR(pathinfo_service_put(fx.st->paths, pi), -EROFS);
+	CHECK_ERR(path_info_service_put(fx.st->paths, pi), -EROFS);
 	CHECK_ERR(local_store_open(fx.dir, STORE_OPEN_READONLY | STORE_OPEN_IMPORT, &fx.st),
 		  -EINVAL);
 	fx_close(&fx);
@@ -1213,7 +1213,7 @@ TEST(local_watch_across_processes)
 	CHECK_OK(fx_open(&fx, true, DIR_SIZE_SPEC));
 	/* A socket file nobody listens on is removed by the sender. */
 	snprintf(stale, sizeof(stale), "%s/notify/%ld.0.sock", fx.dir, (long)dead_pid());
-	CHECK_OK(pathinfo_service_watch(fx.st->paths, watch_cb, &w));
+	CHECK_OK(path_info_service_watch(fx.st->paths, watch_cb, &w));
 	{
 		int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
 		struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -1228,7 +1228,7 @@ TEST(local_watch_across_processes)
 		struct store *st;
 
 		_exit(local_store_open(fx.dir, 0, &st) == 0 &&
-			      pathinfo_service_put(st->paths, pi) == 0
+			      path_info_service_put(st->paths, pi) == 0
 			  ? 0
 			  : 1);
 	}

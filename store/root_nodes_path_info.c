@@ -1,5 +1,5 @@
-/* root_nodes_pathinfo.c - root_nodes over a PathInfo service. */
-#include "store/root_nodes_pathinfo.h"
+/* root_nodes_path_info.c - root_nodes over a PathInfo service. */
+#include "store/root_nodes_path_info.h"
 
 #include "common/err.h"
 
@@ -13,9 +13,9 @@ struct watch_ctx {
 	void *ctx;
 };
 
-struct rn_pathinfo {
+struct rn_path_info {
 	struct root_nodes base;
-	struct pathinfo_service *ps;
+	struct path_info_service *ps;
 	pthread_mutex_t lock; /* protects watches */
 	struct watch_ctx *watches;
 };
@@ -23,7 +23,7 @@ struct rn_pathinfo {
 static int rn_lookup(struct root_nodes *r, const uint8_t *name, size_t len, struct node *out,
 		     uint8_t target_buf[CASTORE_MAX_TARGET_LEN])
 {
-	struct rn_pathinfo *s = (struct rn_pathinfo *)r;
+	struct rn_path_info *s = (struct rn_path_info *)r;
 	struct store_path sp;
 	struct path_info *pi;
 	int rc;
@@ -32,7 +32,7 @@ static int rn_lookup(struct root_nodes *r, const uint8_t *name, size_t len, stru
 		sf_err_clear();
 		return -ENOENT;
 	}
-	rc = pathinfo_service_get(s->ps, sp.digest, &pi);
+	rc = path_info_service_get(s->ps, sp.digest, &pi);
 	if (rc == -ENOENT)
 		return rc;
 	if (rc < 0)
@@ -65,10 +65,10 @@ static int rn_list_one(void *ctx, const struct path_info *pi, uint64_t cursor)
 
 static int rn_list(struct root_nodes *r, uint64_t after, root_nodes_list_fn cb, void *ctx)
 {
-	struct rn_pathinfo *s = (struct rn_pathinfo *)r;
+	struct rn_path_info *s = (struct rn_path_info *)r;
 	struct list_ctx lc = {cb, ctx};
 
-	return pathinfo_service_list(s->ps, after, rn_list_one, &lc);
+	return path_info_service_list(s->ps, after, rn_list_one, &lc);
 }
 
 static void rn_watch_one(void *ctx, const char *basename)
@@ -80,14 +80,14 @@ static void rn_watch_one(void *ctx, const char *basename)
 
 static int rn_watch(struct root_nodes *r, root_nodes_watch_fn cb, void *ctx)
 {
-	struct rn_pathinfo *s = (struct rn_pathinfo *)r;
+	struct rn_path_info *s = (struct rn_path_info *)r;
 	struct watch_ctx *w = calloc(1, sizeof(*w));
 	int rc;
 
 	if (!w)
 		return -ENOMEM;
 	w->cb = cb, w->ctx = ctx;
-	rc = pathinfo_service_watch(s->ps, rn_watch_one, w);
+	rc = path_info_service_watch(s->ps, rn_watch_one, w);
 	if (rc < 0) {
 		free(w);
 		return rc;
@@ -101,7 +101,7 @@ static int rn_watch(struct root_nodes *r, root_nodes_watch_fn cb, void *ctx)
 
 static void rn_free(struct root_nodes *r)
 {
-	struct rn_pathinfo *s = (struct rn_pathinfo *)r;
+	struct rn_path_info *s = (struct rn_path_info *)r;
 
 	while (s->watches) {
 		struct watch_ctx *w = s->watches;
@@ -113,16 +113,16 @@ static void rn_free(struct root_nodes *r)
 	free(s);
 }
 
-static const struct root_nodes_ops rn_pathinfo_ops = {
+static const struct root_nodes_ops rn_path_info_ops = {
     .lookup = rn_lookup,
     .list = rn_list,
     .watch = rn_watch,
     .free = rn_free,
 };
 
-int root_nodes_pathinfo_new(struct pathinfo_service *ps, struct root_nodes **out)
+int root_nodes_path_info_new(struct path_info_service *ps, struct root_nodes **out)
 {
-	struct rn_pathinfo *s = calloc(1, sizeof(*s));
+	struct rn_path_info *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return -ENOMEM;
@@ -130,7 +130,7 @@ int root_nodes_pathinfo_new(struct pathinfo_service *ps, struct root_nodes **out
 		free(s);
 		return -ENOMEM;
 	}
-	s->base.ops = &rn_pathinfo_ops;
+	s->base.ops = &rn_path_info_ops;
 	s->ps = ps;
 	*out = &s->base;
 	return 0;

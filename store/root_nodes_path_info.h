@@ -1,11 +1,11 @@
-/* root_nodes_pathinfo.h - the filesystem's root nodes from a PathInfo
+/* root_nodes_path_info.h - the filesystem's root nodes from a PathInfo
  * service: each registered store path appears under its basename
  * "<hash>-<name>" with its PathInfo's root node. */
-#ifndef STOREFS_ROOT_NODES_PATHINFO_H
-#define STOREFS_ROOT_NODES_PATHINFO_H
+#ifndef STOREFS_ROOT_NODES_PATH_INFO_H
+#define STOREFS_ROOT_NODES_PATH_INFO_H
 
 #include "fs/root_nodes.h"
-#include "store/pathinfo_service.h"
+#include "store/path_info_service.h"
 
 /* Makes a root_nodes over `ps`, which it borrows: `ps` must stay alive
  * until the adapter is freed. lookup() resolves only exact basenames (a
@@ -13,6 +13,6 @@
  * the service (-ENOTSUP if it cannot). If watch() was used, free `ps`
  * (which ends its watches) before the adapter, whose callback contexts
  * live until root_nodes_free(). Thread-safe if `ps` is. 0 or -ENOMEM. */
-int root_nodes_pathinfo_new(struct pathinfo_service *ps, struct root_nodes **out);
+int root_nodes_path_info_new(struct path_info_service *ps, struct root_nodes **out);
 
 #endif

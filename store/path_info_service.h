@@ -1,0 +1,75 @@
+/* path_info_service.h - the PathInfo service interface: store path digest
+ * (20 bytes) -> PathInfo. Backends embed `struct path_info_service`. */
+#ifndef STOREFS_PATHINFO_SERVICE_H
+#define STOREFS_PATHINFO_SERVICE_H
+
+#include "store/path_info.h"
+
+#include <errno.h>
+
+struct path_info_service;
+
+/* Called for each listed PathInfo with its listing cursor. Return 0 to go
+ * on, > 0 to stop quietly, < 0 to stop with that error. */
+typedef int (*path_info_list_fn)(void *ctx, const struct path_info *pi, uint64_t cursor);
+
+/* Called (from any thread) with the basename of each newly registered path. */
+typedef void (*path_info_watch_fn)(void *ctx, const char *basename);
+
+struct path_info_service_ops {
+	/* -ENOENT if absent. `*out` owned by the caller. */
+	int (*get)(struct path_info_service *s, const uint8_t digest[STORE_PATH_DIGEST_LEN],
+		   struct path_info **out);
+	/* Registers (or replaces) a validated PathInfo. The caller has stored
+	 * its blobs and Directories first. */
+	int (*put)(struct path_info_service *s, const struct path_info *pi);
+	/* Lists PathInfos in a stable order: each has a cursor, cursors grow
+	 * along the listing and a path registered later gets a larger cursor
+	 * than every existing one. Lists those with cursor > `after`
+	 * (0 = from the start). NULL if the backend cannot list. */
+	int (*list)(struct path_info_service *s, uint64_t after, path_info_list_fn cb, void *ctx);
+	/* Optional: calls `cb` for paths registered from now on, also by other
+	 * processes, until the service is freed. */
+	int (*watch)(struct path_info_service *s, path_info_watch_fn cb, void *ctx);
+	void (*free)(struct path_info_service *s);
+};
+
+struct path_info_service {
+	const struct path_info_service_ops *ops;
+};
+
+static inline int path_info_service_get(struct path_info_service *s,
+					const uint8_t digest[STORE_PATH_DIGEST_LEN],
+					struct path_info **out)
+{
+	return s->ops->get(s, digest, out);
+}
+
+static inline int path_info_service_put(struct path_info_service *s, const struct path_info *pi)
+{
+	return s->ops->put(s, pi);
+}
+
+static inline int path_info_service_list(struct path_info_service *s, uint64_t after,
+					 path_info_list_fn cb, void *ctx)
+{
+	if (!s->ops->list)
+		return -ENOTSUP;
+	return s->ops->list(s, after, cb, ctx);
+}
+
+static inline int path_info_service_watch(struct path_info_service *s, path_info_watch_fn cb,
+					  void *ctx)
+{
+	if (!s->ops->watch)
+		return -ENOTSUP;
+	return s->ops->watch(s, cb, ctx);
+}
+
+static inline void path_info_service_free(struct path_info_service *s)
+{
+	if (s)
+		s->ops->free(s);
+}
+
+#endif

@@ -52,7 +52,8 @@ struct blob_writer {
 struct blob_service_ops {
 	/* 0 and the size if present, -ENOENT if absent. */
 	int (*stat)(struct blob_service *s, const struct b3_digest *d, uint64_t *size);
-	/* -ENOENT if absent. */
+	/* -ENOENT if absent; -EMFILE/-ENFILE when out of descriptors (the
+	 * caller may close some and retry). */
 	int (*open_read)(struct blob_service *s, const struct b3_digest *d,
 			 struct blob_reader **out);
 	int (*open_write)(struct blob_service *s, struct blob_writer **out);

@@ -1,6 +1,7 @@
 /* main.c - the storefs command: dispatches to one file per subcommand. */
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "common/fdlimit.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -76,6 +77,8 @@ int main(int argc, char **argv)
 
 	/* A closed pipe becomes EPIPE from write(), reported like any error. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Mounts and servers keep many files open; see docs/limits.md. */
+	fdlimit_raise();
 	if (argc < 2) {
 		usage(stderr);
 		return CLI_USAGE;

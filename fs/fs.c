@@ -2,6 +2,7 @@
 #include "fs/fs.h"
 
 #include "common/err.h"
+#include "common/fdlimit.h"
 #include "common/log.h"
 
 #include <pthread.h>
@@ -9,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define READER_CACHE_DEFAULT 1024
-#define READER_BUCKETS	     4096
+/* The reader cache's size comes from the descriptor limit (fdlimit.h). */
+#define READER_CACHE_MIN 16
+#define READER_CACHE_MAX 16384
+#define READER_BUCKETS	 4096
 /* Root nodes fetched per root_nodes_list() call while listing the root. */
 #define ROOT_BATCH 128
 
@@ -42,6 +45,7 @@ struct fs {
 	struct fs_file *lru_head, *lru_tail;
 	struct fs_file *buckets[READER_BUCKETS];
 	unsigned ncached;
+	atomic_flag told_emfile; /* "said so once in the log" */
 };
 
 int fs_new(struct blob_service *blobs, struct dir_service *dirs, struct root_nodes *root,
@@ -61,7 +65,8 @@ int fs_new(struct blob_service *blobs, struct dir_service *dirs, struct root_nod
 	if (cfg)
 		fs->cfg = *cfg;
 	if (!fs->cfg.reader_cache)
-		fs->cfg.reader_cache = READER_CACHE_DEFAULT;
+		fs->cfg.reader_cache = fdlimit_cache_size(READER_CACHE_MIN, READER_CACHE_MAX);
+	log_debug("reader cache: at most %u open blobs", fs->cfg.reader_cache);
 	pthread_mutex_init(&fs->watch_mu, NULL);
 	pthread_mutex_init(&fs->files_mu, NULL);
 	*out = fs;
@@ -522,6 +527,37 @@ static struct fs_file *cache_insert(struct fs *fs, struct fs_file *f)
 	return cur;
 }
 
+/* Out of descriptors: closes the older half of the cached readers (those
+ * nobody else holds) so the open can be retried. False if none was. */
+static bool cache_shrink(struct fs *fs)
+{
+	struct fs_file *victims = NULL, *f;
+	unsigned keep = fs->ncached / 2;
+	bool freed = false;
+
+	pthread_mutex_lock(&fs->files_mu);
+	while (fs->ncached > keep && fs->lru_tail) {
+		f = cache_evict(fs);
+		if (f) {
+			f->next = victims;
+			victims = f;
+		}
+	}
+	pthread_mutex_unlock(&fs->files_mu);
+	while ((f = victims)) {
+		victims = f->next;
+		file_close(f);
+		freed = true;
+	}
+	if (!freed)
+		return false;
+	if (!atomic_flag_test_and_set(&fs->told_emfile))
+		log_warn("out of file descriptors: closed cached blobs (cache of %u; see "
+			 "docs/limits.md)",
+			 fs->cfg.reader_cache);
+	return true;
+}
+
 static int file_open(struct fs *fs, uint64_t ino, const struct inode *r, struct fs_file **out)
 {
 	char text[B3_TEXT_LEN + 1];
@@ -531,6 +567,8 @@ static int file_open(struct fs *fs, uint64_t ino, const struct inode *r, struct 
 	if (!f)
 		return sf_err(-ENOMEM, "out of memory");
 	rc = blob_service_open_read(fs->blobs, &r->key.digest, &f->reader);
+	if ((rc == -EMFILE || rc == -ENFILE) && cache_shrink(fs))
+		rc = blob_service_open_read(fs->blobs, &r->key.digest, &f->reader);
 	if (rc == 0 && f->reader->size != atomic_load(&r->size))
 		rc = -EBADMSG;
 	if (rc) {

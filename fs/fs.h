@@ -45,7 +45,9 @@ struct fs_config {
 	bool list_root; /* allow listing the root (else EPERM) */
 	bool no_xattr;	/* getxattr/listxattr answer ENOSYS */
 	/* Open blob readers kept for reads without a file handle (and so
-	 * open descriptors); 0 means the default of 1024. */
+	 * open descriptors); 0: sized from RLIMIT_NOFILE (common/fdlimit.h).
+	 * When the process runs out of descriptors, older cached readers are
+	 * closed and the open retried. */
 	unsigned reader_cache;
 };
 

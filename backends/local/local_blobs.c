@@ -149,6 +149,10 @@ static int local_open_read(struct blob_service *bs, const struct b3_digest *d,
 
 	local_blob_relpath(d, rel);
 	fd = openat(s->rootfd, rel, O_RDONLY | O_CLOEXEC);
+	/* EMFILE/ENFILE pass through: a caller holding descriptors can free
+	 * some and retry. */
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE))
+		return sf_err_errno(-errno, errno, "cannot open blob '%s/%s'", s->root, rel);
 	if (fd < 0)
 		return errno == ENOENT
 			   ? -ENOENT

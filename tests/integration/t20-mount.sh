@@ -324,6 +324,7 @@ t_fds_bounded() {
 	mkdir -p "$t"
 	for i in $(seq 1 1300); do echo "distinct $i" >"$t/f$i"; done
 	p=$(sf import --store "$S" "$t")
+	ulimit -n 1024 # the cache is sized from the limit (docs/limits.md)
 	start_mount "$S" "$m"
 	cat "$m/$(base "$p")"/f* | wc -l | grep -qx 1300 || fail "short read of 1300 files"
 	n=$(ls "/proc/$MOUNT_PID/fd" | wc -l)

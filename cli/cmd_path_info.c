@@ -6,6 +6,7 @@
 #include "cli/json.h"
 #include "common/encoding.h"
 #include "common/err.h"
+#include "store/closure.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +14,9 @@
 
 static const struct cli_cmd cmd = {
     "path-info",
-    "path-info [--store URL|DIR] [--json] STOREPATH...",
+    "path-info [--store URL|DIR] [-r] [-S] [--json] (--all | STOREPATH...)",
     "Shows what the store records for each STOREPATH (/nix/store/<hash>-<name>\n"
-    "or just <hash>-<name>):\n"
+    "or just <hash>-<name>), sorted by path, each path once:\n"
     "\n"
     "  /nix/store/<hash>-<name>\n"
     "    root: <directory|file|symlink> ...   the castore root node: blake3-<base64>\n"
@@ -28,29 +29,47 @@ static const struct cli_cmd cmd = {
     "    ca: <fixed:r:sha256:...>             if content-addressed\n"
     "    deriver: <path>                      if known\n"
     "    signature: <key>:<base64>            one line per signature\n"
+    "    closure-size: <bytes>                with -S\n"
     "\n"
     "Paths are separated by an empty line. If any STOREPATH is not in the\n"
     "store, nothing is printed on standard output and the status is 1.\n"
     "\n"
     "Options:\n"
-    "  --store URL|DIR  the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
-    "                   as root, else $XDG_DATA_HOME/storefs)\n"
-    "  --json           print a JSON array instead, one object per path with the\n"
-    "                   keys path, root {type, digest, size, executable, target},\n"
-    "                   narHash, narSize, references, ca, deriver, signatures\n"
-    "                   (absent values are null or empty arrays)\n"
-    "  -h, --help       show this help\n"
+    "  --store URL|DIR    the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
+    "                     as root, else $XDG_DATA_HOME/storefs)\n"
+    "  -r, --recursive    also every path in the closure of the STOREPATHs (their\n"
+    "                     references, recursively), like `nix path-info -r`\n"
+    "  -S, --closure-size also the closure size: the sum of the NAR sizes of the\n"
+    "                     path's closure\n"
+    "  --all              every path in the store\n"
+    "  --json             print a JSON array in the shape of `nix path-info --json`\n"
+    "                     (Nix >= 2.4): one object per path with path, narHash\n"
+    "                     (SRI: sha256-<base64>), narSize, references (full\n"
+    "                     paths), ca, deriver and signatures only when present,\n"
+    "                     closureSize with -S, and storefs's root {type, digest,\n"
+    "                     size, executable, target}. A STOREPATH that is not in\n"
+    "                     the store appears as {\"path\": ..., \"valid\": false}\n"
+    "                     and the status is 1.\n"
+    "  -h, --help         show this help\n"
     "\n"
-    "Exit status: 0 success, 1 error, 2 usage error.\n",
+    "Exit status: 0 success, 1 error (or a path not in the store), 2 usage error.\n",
 };
 
-enum { OPT_JSON = 256 };
+enum { OPT_JSON = 256, OPT_ALL };
 
 static const struct option longopts[] = {
     {"store", required_argument, NULL, CLI_OPT_STORE},
     {"help", no_argument, NULL, CLI_OPT_HELP},
     {"json", no_argument, NULL, OPT_JSON},
+    {"recursive", no_argument, NULL, 'r'},
+    {"closure-size", no_argument, NULL, 'S'},
+    {"all", no_argument, NULL, OPT_ALL},
     {0},
+};
+
+struct opts {
+	const char *url;
+	bool json, recursive, closure_size, all;
 };
 
 static const char *kind_name(enum node_kind k)
@@ -85,7 +104,7 @@ static void text_root(const struct node *r)
 	       r->kind == NODE_FILE && r->executable ? " executable" : "");
 }
 
-static int text_one(const struct path_info *pi)
+static int text_one(const struct path_info *pi, const uint64_t *closure)
 {
 	char full[STORE_PATH_FULL_MAX], hash[CLI_NAR_HASH_TEXT_LEN], ca[NIX_CA_TEXT_MAX], sig[256];
 	int rc;
@@ -117,6 +136,8 @@ static int text_one(const struct path_info *pi)
 		sig_text(&pi->sigs[i], sig);
 		printf("  signature: %s\n", sig);
 	}
+	if (closure)
+		printf("  closure-size: %llu\n", (unsigned long long)*closure);
 	return 0;
 }
 
@@ -162,13 +183,16 @@ static void json_refs(const struct path_info *pi)
 			fputc(',', stdout);
 		json_cstring(stdout, full);
 	}
-	fputs("],", stdout);
+	fputc(']', stdout);
 }
 
 static void json_sigs(const struct path_info *pi)
 {
 	char sig[256];
 
+	if (!pi->n_sigs)
+		return;
+	fputc(',', stdout);
 	json_key(stdout, "signatures");
 	fputc('[', stdout);
 	for (size_t i = 0; i < pi->n_sigs; i++) {
@@ -180,9 +204,35 @@ static void json_sigs(const struct path_info *pi)
 	fputc(']', stdout);
 }
 
-static int json_one(const struct path_info *pi)
+/* "sha256-<base64>", the SRI form Nix >= 2.4 prints. */
+static void sri_text(const uint8_t sha256[32], char *out)
 {
-	char full[STORE_PATH_FULL_MAX + 4], hash[CLI_NAR_HASH_TEXT_LEN], ca[NIX_CA_TEXT_MAX];
+	memcpy(out, "sha256-", 7);
+	base64_encode(sha256, 32, out + 7, BASE64_STD);
+}
+
+static void json_optional(const struct path_info *pi, const char *ca)
+{
+	char full[STORE_PATH_FULL_MAX + 4];
+
+	if (pi->has_ca) {
+		fputc(',', stdout);
+		json_key(stdout, "ca");
+		json_cstring(stdout, ca);
+	}
+	if (pi->has_deriver) {
+		store_path_full(&pi->deriver, full);
+		strcat(full, ".drv");
+		fputc(',', stdout);
+		json_key(stdout, "deriver");
+		json_cstring(stdout, full);
+	}
+	json_sigs(pi);
+}
+
+static int json_one(const struct path_info *pi, const uint64_t *closure)
+{
+	char full[STORE_PATH_FULL_MAX], hash[7 + 44 + 1], ca[NIX_CA_TEXT_MAX];
 	int rc = pi->has_ca ? ca_print(pi->ca_type, pi->ca_digest, pi->ca_digest_len, ca) : 0;
 
 	for (size_t i = 0; i < pi->n_sigs && rc == 0; i++)
@@ -191,7 +241,7 @@ static int json_one(const struct path_info *pi)
 	if (rc < 0)
 		return rc;
 	store_path_full(&pi->path, full);
-	cli_nar_hash_text(pi->nar_sha256, hash);
+	sri_text(pi->nar_sha256, hash);
 	fputc('{', stdout);
 	json_key(stdout, "path");
 	json_cstring(stdout, full);
@@ -206,99 +256,267 @@ static int json_one(const struct path_info *pi)
 	json_u64(stdout, pi->nar_size);
 	fputc(',', stdout);
 	json_refs(pi);
-	json_key(stdout, "ca");
-	pi->has_ca ? json_cstring(stdout, ca) : (void)fputs("null", stdout);
-	fputc(',', stdout);
-	json_key(stdout, "deriver");
-	if (pi->has_deriver) {
-		store_path_full(&pi->deriver, full);
-		strcat(full, ".drv");
-		json_cstring(stdout, full);
-	} else {
-		fputs("null", stdout);
+	json_optional(pi, ca);
+	if (closure) {
+		fputc(',', stdout);
+		json_key(stdout, "closureSize");
+		json_u64(stdout, *closure);
 	}
-	fputc(',', stdout);
-	json_sigs(pi);
 	fputc('}', stdout);
 	return 0;
 }
 
-/* --- command --- */
+static void json_invalid(const char *full)
+{
+	fputc('{', stdout);
+	json_key(stdout, "path");
+	json_cstring(stdout, full);
+	fputc(',', stdout);
+	json_key(stdout, "valid");
+	fputs("false}", stdout);
+}
 
-/* Looks every argument up first, so that a missing one prints nothing. */
-static int lookup_all(struct store *st, char **args, int n, struct path_info **pis)
+/* --- selecting the paths --- */
+
+/* One output entry: a PathInfo (owned), or a path not in the store. */
+struct entry {
+	char full[STORE_PATH_FULL_MAX];
+	struct path_info *pi;
+};
+
+struct selection {
+	struct path_set found; /* digest -> struct path_info * (owned) */
+	struct entry *missing; /* pi NULL */
+	size_t n_missing;
+};
+
+static void selection_release(struct selection *sel)
+{
+	digest_map_foreach(&sel->found.map, slot)
+	{
+		if (slot->value != &closure_seen_mark)
+			path_info_free(slot->value);
+	}
+	path_set_release(&sel->found);
+	free(sel->missing);
+}
+
+static int note_missing(struct selection *sel, const struct store_path *p)
+{
+	struct entry *v = realloc(sel->missing, (sel->n_missing + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	sel->missing = v;
+	store_path_full(p, v[sel->n_missing].full);
+	v[sel->n_missing++].pi = NULL;
+	return 0;
+}
+
+/* Adds `p` (and with -r its closure). A missing path is an error in text
+ * mode and an invalid entry in JSON mode. */
+static int select_one(struct store *st, const struct opts *o, struct selection *sel,
+		      const struct store_path *p)
+{
+	struct path_info *pi;
+	char full[STORE_PATH_FULL_MAX];
+	int rc;
+
+	if (path_set_get(&sel->found, p->digest))
+		return 0;
+	rc = path_info_service_get(st->paths, p->digest, &pi);
+	if (rc == 0 && strcmp(pi->path.name, p->name) != 0) {
+		path_info_free(pi);
+		rc = -ENOENT;
+	}
+	if (rc == -ENOENT && o->json)
+		return note_missing(sel, p);
+	if (rc == -ENOENT) {
+		store_path_full(p, full);
+		return sf_err(-ENOENT, "'%s' is not in the store", full);
+	}
+	if (rc < 0)
+		return rc;
+	rc = path_set_put(&sel->found, p->digest, pi);
+	if (rc < 0) {
+		path_info_free(pi);
+		return rc;
+	}
+	if (o->recursive) {
+		long n = closure_walk(st->paths, pi->refs, pi->n_refs, false, true, &sel->found);
+
+		rc = n < 0 ? (int)n : 0;
+	}
+	return rc;
+}
+
+static int select_args(struct store *st, const struct opts *o, char **args, int n,
+		       struct selection *sel)
 {
 	for (int i = 0; i < n; i++) {
-		struct cli_target t;
-		int rc = cli_resolve(st, args[i], &t);
+		struct store_path p;
+		int rc = store_path_parse(args[i], strlen(args[i]), true, &p);
 
-		if (rc == 0 && *t.sub)
-			rc = sf_err(-EINVAL, "'%s' is not a store path (it has a sub path)",
-				    args[i]);
-		if (rc < 0) {
-			cli_target_release(&t);
+		if (rc == 0)
+			rc = select_one(st, o, sel, &p);
+		if (rc < 0)
 			return rc;
-		}
-		pis[i] = t.pi;
-		t.pi = NULL;
-		cli_target_release(&t);
 	}
 	return 0;
 }
 
-static int print_all(struct path_info **pis, int n, bool json)
+struct all_ctx {
+	struct store *st;
+	const struct opts *o;
+	struct selection *sel;
+};
+
+static int select_listed(void *ctx, const struct path_info *pi, uint64_t cursor)
+{
+	struct all_ctx *a = ctx;
+
+	(void)cursor;
+	return select_one(a->st, a->o, a->sel, &pi->path);
+}
+
+/* --- output --- */
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct entry *)a)->full, ((const struct entry *)b)->full);
+}
+
+/* Every selected path, sorted by path as Nix prints them. */
+static int selection_sorted(struct selection *sel, struct entry **out, size_t *n)
+{
+	struct entry *v = malloc((sel->found.map.count + sel->n_missing + 1) * sizeof(*v));
+	size_t k = 0;
+
+	if (!v)
+		return -ENOMEM;
+	digest_map_foreach(&sel->found.map, slot)
+	{
+		if (slot->value == &closure_seen_mark)
+			continue;
+		v[k].pi = slot->value;
+		store_path_full(&v[k].pi->path, v[k].full);
+		k++;
+	}
+	memcpy(v + k, sel->missing, sel->n_missing * sizeof(*v));
+	k += sel->n_missing;
+	qsort(v, k, sizeof(*v), entry_cmp);
+	*out = v, *n = k;
+	return 0;
+}
+
+static int print_entry(struct store *st, const struct opts *o, const struct entry *e)
+{
+	uint64_t size;
+	int rc = 0;
+
+	if (!e->pi) {
+		json_invalid(e->full);
+		return 0;
+	}
+	if (o->closure_size)
+		rc = closure_size(st->paths, &e->pi->path, &size);
+	if (rc < 0)
+		return rc;
+	if (o->json)
+		return json_one(e->pi, o->closure_size ? &size : NULL);
+	return text_one(e->pi, o->closure_size ? &size : NULL);
+}
+
+static int print_all(struct store *st, const struct opts *o, const struct entry *v, size_t n)
 {
 	int rc = 0;
 
-	if (json)
+	if (o->json)
 		putchar('[');
-	for (int i = 0; i < n && rc == 0; i++) {
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		if (i)
-			fputs(json ? "," : "\n", stdout);
-		rc = json ? json_one(pis[i]) : text_one(pis[i]);
+			fputs(o->json ? "," : "\n", stdout);
+		rc = print_entry(st, o, &v[i]);
 	}
-	if (json)
+	if (o->json)
 		puts("]");
 	return rc ? rc : cli_flush_stdout();
 }
 
-int cmd_path_info(int argc, char **argv)
-{
-	const char *url = NULL;
-	struct path_info **pis;
-	struct store *st = NULL;
-	bool json = false;
-	int ch, rc, n;
+/* --- command --- */
 
-	while ((ch = cli_getopt(&cmd, argc, argv, "h", longopts)) != -1) {
+static int run(struct store *st, const struct opts *o, char **args, int n)
+{
+	struct selection sel = {0};
+	struct all_ctx a = {st, o, &sel};
+	struct entry *v = NULL;
+	size_t count = 0;
+	int rc;
+
+	path_set_init(&sel.found);
+	rc = o->all ? path_info_service_list(st->paths, 0, select_listed, &a)
+		    : select_args(st, o, args, n, &sel);
+	if (rc == -ENOTSUP)
+		rc = sf_err(rc, "store '%s' cannot list its paths", st->location);
+	if (rc == 0)
+		rc = selection_sorted(&sel, &v, &count);
+	if (rc == 0)
+		rc = print_all(st, o, v, count);
+	if (rc == 0 && sel.n_missing)
+		rc = sf_err(-ENOENT, "'%s' is not in the store", sel.missing[0].full);
+	free(v);
+	selection_release(&sel);
+	return rc;
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	int ch;
+
+	while ((ch = cli_getopt(&cmd, argc, argv, "hrS", longopts)) != -1) {
 		switch (ch) {
 		case CLI_OPT_HELP:
-			return cli_help(&cmd);
+			return cli_help(&cmd) == CLI_OK ? 1 : -CLI_FAILED;
 		case CLI_OPT_STORE:
-			url = optarg;
+			o->url = optarg;
 			break;
 		case OPT_JSON:
-			json = true;
+			o->json = true;
+			break;
+		case 'r':
+			o->recursive = true;
+			break;
+		case 'S':
+			o->closure_size = true;
+			break;
+		case OPT_ALL:
+			o->all = true;
 			break;
 		default:
-			return CLI_USAGE;
+			return -CLI_USAGE;
 		}
 	}
-	n = argc - optind;
-	if (n == 0)
-		return cli_usage(&cmd, "no STOREPATH given");
-	pis = calloc((size_t)n, sizeof(*pis));
-	if (!pis)
-		return cli_fail(&cmd, -ENOMEM);
-	rc = cli_open_store(url, STORE_OPEN_READONLY, &st);
+	if (o->all && optind < argc)
+		return -cli_usage(&cmd, "--all takes no STOREPATH");
+	if (!o->all && optind == argc)
+		return -cli_usage(&cmd, "no STOREPATH given");
+	return 0;
+}
+
+int cmd_path_info(int argc, char **argv)
+{
+	struct opts o = {0};
+	struct store *st = NULL;
+	int rc = parse(argc, argv, &o);
+
+	if (rc > 0)
+		return CLI_OK;
+	if (rc < 0)
+		return -rc;
+	rc = cli_open_store(o.url, STORE_OPEN_READONLY, &st);
 	if (rc == 0) {
-		rc = lookup_all(st, argv + optind, n, pis);
-		if (rc == 0)
-			rc = print_all(pis, n, json);
+		rc = run(st, &o, argv + optind, argc - optind);
 		store_free(st);
 	}
-	for (int i = 0; i < n; i++)
-		path_info_free(pis[i]);
-	free(pis);
 	return rc < 0 ? cli_fail(&cmd, rc) : CLI_OK;
 }

@@ -14,5 +14,6 @@ int cmd_nar_import(int argc, char **argv);
 int cmd_import_nix(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_list(int argc, char **argv);
 
 #endif

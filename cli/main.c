@@ -24,6 +24,7 @@ static const struct command commands[] = {
     {"import-nix", cmd_import_nix, "copy store paths from a local Nix store"},
     {"serve", cmd_serve, "serve the store as a Nix binary cache over HTTP"},
     {"verify", cmd_verify, "check every object of the store; repair from another"},
+    {"list", cmd_list, "list every store path in the store, sorted"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

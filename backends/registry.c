@@ -58,6 +58,33 @@ static int open_default(unsigned flags, struct store **out)
 	return local_store_open(buf, flags, out);
 }
 
+/* The cache is opened writable and created if missing whatever `flags`
+ * say (fetching into it is how this store is read); only
+ * STORE_OPEN_NATIVE_SIZE is passed on. */
+static int open_binary_cache(const char *url, unsigned flags, struct store **out)
+{
+	struct binary_cache_url u;
+	struct store *local = NULL;
+	int rc = binary_cache_url_parse(url, &u);
+
+	if (rc < 0)
+		return rc;
+	rc = store_open(u.cache, (flags & STORE_OPEN_NATIVE_SIZE) | STORE_OPEN_CREATE, &local);
+	if (rc == 0)
+		rc = binary_cache_store_open(u.origin, u.keys, u.flags, local, out);
+	if (rc < 0)
+		store_free(local);
+	binary_cache_url_release(&u);
+	return rc;
+}
+
+int store_open_substituted(struct store *local, const char *cache_url, const char *trusted_keys,
+			   bool check_sigs, struct store **out)
+{
+	return binary_cache_store_open(cache_url, trusted_keys,
+				       check_sigs ? 0 : BINARY_CACHE_NO_CHECK_SIGS, local, out);
+}
+
 int store_open(const char *url, unsigned flags, struct store **out)
 {
 	if (!url)
@@ -73,7 +100,7 @@ int store_open(const char *url, unsigned flags, struct store **out)
 		return memory_store_new(
 		    flags & STORE_OPEN_NATIVE_SIZE ? DIR_SIZE_NATIVE : DIR_SIZE_SPEC, out);
 	if (!strncmp(url, "nix+http://", 11) || !strncmp(url, "nix+https://", 12))
-		return binary_cache_store_open_url(url, flags, out);
+		return open_binary_cache(url, flags, out);
 	if (has_scheme(url))
 		return sf_err(-EINVAL, "unsupported store URL '%s' (use " SUPPORTED ")", url);
 	return local_store_open(url, flags, out);

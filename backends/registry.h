@@ -12,28 +12,23 @@
 
 #include "store/store.h"
 
+#include <stdbool.h>
 #include <stddef.h>
-
-enum store_open_flags {
-	/* Create a missing or empty store directory (and its parents). */
-	STORE_OPEN_CREATE = 1 << 0,
-	/* Take the store's import lock for the store's lifetime: -EBUSY if
-	 * another process (or another open) holds it ... */
-	STORE_OPEN_IMPORT = 1 << 1,
-	/* ... unless this flag is also given: then wait for it. */
-	STORE_OPEN_WAIT = 1 << 2,
-	/* No writes: blob writers, Directory and PathInfo puts fail -EROFS,
-	 * nothing is created or cleaned up on open. */
-	STORE_OPEN_READONLY = 1 << 3,
-	/* A store created by this open uses DIR_SIZE_NATIVE (snix's doubled
-	 * sizes) instead of DIR_SIZE_SPEC. An existing store keeps its own. */
-	STORE_OPEN_NATIVE_SIZE = 1 << 4,
-};
 
 /* Opens the store named by `url` (see above) with `flags`. -EINVAL with a
  * message listing the supported forms for an unknown scheme; otherwise the
  * backend's errors (-ENOENT, -EBUSY, -EIO, ...). Free with store_free(). */
 int store_open(const char *url, unsigned flags, struct store **out);
+
+/* Puts the Nix binary cache at `cache_url` (file:///DIR, http(s)://...) in
+ * front of the writable store `local`, trusting the space-separated
+ * `trusted_keys` (may be NULL); with `check_sigs` false, paths without a
+ * valid trusted signature pass too (backends/binary_cache/binary_cache.h
+ * says what a lookup then does). On success `local` belongs to *out (free
+ * only *out); on failure the caller still owns it. -EINVAL with a message
+ * for a bad URL or key, -ENOMEM. */
+int store_open_substituted(struct store *local, const char *cache_url, const char *trusted_keys,
+			   bool check_sigs, struct store **out);
 
 /* The default store directory: $STOREFS_STORE if set and non-empty, else
  * /var/lib/storefs when running as root (euid 0), else

@@ -6,7 +6,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "fs/fs.h"
-#include "fs/fuse_transport.h"
+#include "fs/fuse/fuse_transport.h"
 #include "store/root_nodes_path_info.h"
 
 #include <stdio.h>

@@ -1,6 +1,5 @@
 /* cmd_verify.c - `storefs verify`: check a store's objects, optionally
  * repairing them from another store. */
-#include "backends/local/local.h"
 #include "backends/registry.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -60,37 +59,6 @@ static void print_finding(void *ctx, const struct verify_finding *f)
 	       f->problem ? "" : " (note)");
 }
 
-/* The local backend's listings, as verify hooks. */
-static int hook_blobs_each(void *ctx, verify_digest_fn cb, void *cbctx)
-{
-	return local_store_blobs_each(ctx, cb, cbctx);
-}
-
-static int hook_blob_check(void *ctx, const struct b3_digest *d, uint64_t *size)
-{
-	return local_store_blob_check(ctx, d, size);
-}
-
-static int hook_quarantine_each(void *ctx, verify_quarantine_fn cb, void *cbctx)
-{
-	return local_store_quarantine_each(ctx, cb, cbctx);
-}
-
-static int hook_dirs_each(void *ctx, verify_digest_fn cb, void *cbctx)
-{
-	return local_store_dirs_each(ctx, cb, cbctx);
-}
-
-static void hooks_for(struct store *st, struct verify_hooks *h)
-{
-	*h = (struct verify_hooks){0};
-	/* Other stores: check what their paths reach. */
-	if (!local_store_is(st))
-		return;
-	*h = (struct verify_hooks){st, hook_blobs_each, hook_blob_check, hook_quarantine_each,
-				   hook_dirs_each};
-}
-
 /* Writable if we may (to record verified blobs and quarantine damaged
  * ones), else read-only. */
 static int open_checked_store(const char *url, unsigned extra, struct store **st)
@@ -108,7 +76,6 @@ static int verify_run(struct store *st, struct verify_cli *c, struct verify_resu
 {
 	struct verify_options opt = {.report = print_finding, .report_ctx = c};
 
-	hooks_for(st, &opt.hooks);
 	opt.progress = cli_progress_update;
 	opt.progress_ctx = &c->progress;
 	cli_progress_init(&c->progress);

@@ -2,7 +2,6 @@
  * binary cache in front. */
 #include "cli/substituter.h"
 
-#include "backends/binary_cache/binary_cache.h"
 #include "backends/registry.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -38,7 +37,6 @@ int cli_substituter_open_store(const struct cli_substituter *o, const char *stor
 int cli_open_substituter(const char *store_url, const char *substituter, const char *trusted_keys,
 			 bool no_check_sigs, struct store **out)
 {
-	unsigned flags = no_check_sigs ? BINARY_CACHE_NO_CHECK_SIGS : 0;
 	struct store *local;
 	int rc;
 
@@ -52,7 +50,7 @@ int cli_open_substituter(const char *store_url, const char *substituter, const c
 	rc = cli_open_store(store_url, STORE_OPEN_CREATE, &local);
 	if (rc < 0)
 		return rc;
-	rc = binary_cache_store_open(substituter, trusted_keys, flags, local, out);
+	rc = store_open_substituted(local, substituter, trusted_keys, !no_check_sigs, out);
 	if (rc < 0)
 		store_free(local);
 	return rc;

@@ -25,7 +25,7 @@
 #include "castore/blob_service.h"
 #include "castore/dir_service.h"
 #include "fs/inode_table.h"
-#include "fs/root_nodes.h"
+#include "castore/root_nodes.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -26,7 +26,7 @@ struct importer {
 	struct nar_writer nar;
 	struct dir_putter *putter; /* NULL unless the root is a directory */
 	/* Directories held back to be stored atomically with the PathInfo
-	 * (struct store's stage_dirs); NULL when the store has no such step. */
+	 * (store_stage_dirs()); NULL when the store has no such step. */
 	struct dir_service *stage;
 	uint8_t *buf; /* SMALL_FILE_MAX + 1 bytes */
 	uint8_t link[CASTORE_MAX_TARGET_LEN + 1];
@@ -541,7 +541,7 @@ static int import_register(struct importer *im, const char *name, const struct n
 	if (rc == 0)
 		rc = path_info_validate(pi);
 	if (rc == 0 && im->stage)
-		rc = st->commit_path(st, im->stage, pi);
+		rc = store_commit_path(st, im->stage, pi);
 	else if (rc == 0)
 		rc = path_info_service_put(st->paths, pi);
 	if (rc < 0) {
@@ -561,7 +561,9 @@ static int import_walk(struct importer *im, const struct stat *sb, struct node *
 	int rc;
 
 	if (type == DT_DIR) {
-		rc = im->st->stage_dirs ? im->st->stage_dirs(im->st, &im->stage) : 0;
+		rc = store_stage_dirs(im->st, &im->stage);
+		if (rc == -ENOTSUP) /* then Directories are stored as they come */
+			rc = 0;
 		if (rc < 0)
 			return rc;
 		rc = dir_putter_new(im->stage ? im->stage : im->st->dirs, im->st->size_formula,

@@ -4,7 +4,7 @@
 #ifndef STOREFS_ROOT_NODES_PATH_INFO_H
 #define STOREFS_ROOT_NODES_PATH_INFO_H
 
-#include "fs/root_nodes.h"
+#include "castore/root_nodes.h"
 #include "store/path_info_service.h"
 
 /* Makes a root_nodes over `ps`, which it borrows: `ps` must stay alive

@@ -1,13 +1,41 @@
-/* store.h - a store: the three services storefs works with, bundled.
+/* store.h - a store: the three services storefs works with, bundled, and
+ * the optional operations only some backends can do.
  *
  * The bundle is built by backends/ from a URL (backends/registry.h); the
- * store layer and the CLI only see the interfaces. */
+ * store layer and the CLI only see the interfaces. An optional operation
+ * is a NULL-able member called through its inline wrapper below, which
+ * returns -ENOTSUP when the store lacks it (git's odb sources do the
+ * same): no caller asks which backend it holds. */
 #ifndef STOREFS_STORE_H
 #define STOREFS_STORE_H
 
 #include "castore/blob_service.h"
 #include "castore/dir_service.h"
 #include "store/path_info_service.h"
+
+#include <errno.h>
+#include <stdint.h>
+
+enum store_open_flags {
+	/* Create a missing or empty store directory (and its parents). */
+	STORE_OPEN_CREATE = 1 << 0,
+	/* Take the store's import lock for the store's lifetime: -EBUSY if
+	 * another process (or another open) holds it ... */
+	STORE_OPEN_IMPORT = 1 << 1,
+	/* ... unless this flag is also given: then wait for it. */
+	STORE_OPEN_WAIT = 1 << 2,
+	/* No writes: blob writers, Directory and PathInfo puts fail -EROFS,
+	 * nothing is created or cleaned up on open. */
+	STORE_OPEN_READONLY = 1 << 3,
+	/* A store created by this open uses DIR_SIZE_NATIVE (snix's doubled
+	 * sizes) instead of DIR_SIZE_SPEC. An existing store keeps its own. */
+	STORE_OPEN_NATIVE_SIZE = 1 << 4,
+};
+
+/* Called per listed object; a non-zero return stops the listing and is
+ * returned. */
+typedef int (*store_digest_fn)(void *ctx, const struct b3_digest *d);
+typedef int (*store_quarantine_fn)(void *ctx, const struct b3_digest *d, const char *path);
 
 struct store {
 	struct blob_service *blobs;
@@ -20,16 +48,63 @@ struct store {
 	/* Backend-private cleanup (locks, environments); may be NULL. */
 	void (*close)(struct store *st);
 
-	/* Optional, both or neither (NULL): atomic registration. stage_dirs
-	 * gives a Directory service (free with dir_service_free) whose
-	 * put_batch validates and holds Directories back; commit_path then
-	 * stores them together with `pi` in one atomic step, so a crash leaves
-	 * both or neither. Blobs must have been flushed before. */
+	/* --- optional operations (NULL: not supported; use the wrappers) --- */
+
+	/* Atomic registration, both or neither. */
 	int (*stage_dirs)(struct store *st, struct dir_service **out);
 	int (*commit_path)(struct store *st, struct dir_service *stage, const struct path_info *pi);
+	/* The scrub's view of the storage itself (storefs verify);
+	 * blobs_each and blob_check both or neither. */
+	int (*blobs_each)(struct store *st, store_digest_fn cb, void *ctx);
+	int (*blob_check)(struct store *st, const struct b3_digest *d, uint64_t *size);
+	int (*quarantine_each)(struct store *st, store_quarantine_fn cb, void *ctx);
+	int (*dirs_each)(struct store *st, store_digest_fn cb, void *ctx);
 };
 
 /* Frees the services, then calls st->close. NULL is a no-op. */
 void store_free(struct store *st);
+
+/* Atomic registration. store_stage_dirs() gives a Directory service (free
+ * it with dir_service_free) whose put_batch validates and holds
+ * Directories back; store_commit_path() then stores them together with
+ * `pi` in one atomic step, so a crash leaves both or neither. Blobs must
+ * have been flushed before. -EINVAL if `stage` is not this store's, -EROFS,
+ * and the backend's errors. */
+static inline int store_stage_dirs(struct store *st, struct dir_service **out)
+{
+	return st->stage_dirs ? st->stage_dirs(st, out) : -ENOTSUP;
+}
+
+static inline int store_commit_path(struct store *st, struct dir_service *stage,
+				    const struct path_info *pi)
+{
+	return st->commit_path ? st->commit_path(st, stage, pi) : -ENOTSUP;
+}
+
+/* Every stored blob, in no particular order. */
+static inline int store_blobs_each(struct store *st, store_digest_fn cb, void *ctx)
+{
+	return st->blobs_each ? st->blobs_each(st, cb, ctx) : -ENOTSUP;
+}
+
+/* Hashes blob `d` in full whatever the store believes about it: 0 and its
+ * size if right, -ENOENT if absent, -EIO with a message if damaged (the
+ * store may put the damaged copy aside). */
+static inline int store_blob_check(struct store *st, const struct b3_digest *d, uint64_t *size)
+{
+	return st->blob_check ? st->blob_check(st, d, size) : -ENOTSUP;
+}
+
+/* Every damaged copy the store has put aside, with the digest it claimed. */
+static inline int store_quarantine_each(struct store *st, store_quarantine_fn cb, void *ctx)
+{
+	return st->quarantine_each ? st->quarantine_each(st, cb, ctx) : -ENOTSUP;
+}
+
+/* The digest of every stored Directory. */
+static inline int store_dirs_each(struct store *st, store_digest_fn cb, void *ctx)
+{
+	return st->dirs_each ? st->dirs_each(st, cb, ctx) : -ENOTSUP;
+}
 
 #endif

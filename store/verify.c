@@ -18,7 +18,7 @@ struct verifier {
 	struct store *st;
 	const struct verify_options *opt;
 	struct verify_result *res;
-	bool scrubbed;		      /* every blob file was hashed by the hooks */
+	bool scrubbed;		      /* every blob file was hashed by store_blob_check */
 	struct digest_map good_blobs; /* digest -> (void *)(size + 1) */
 	struct digest_map seen_dirs;  /* visited by the walk */
 	struct b3_digest *queue;      /* Directories still to visit */
@@ -75,7 +75,7 @@ static int scrub_one(void *ctx, const struct b3_digest *d)
 	struct verifier *v = ctx;
 	char text[B3_TEXT_LEN + 1];
 	uint64_t size;
-	int rc = v->opt->hooks.blob_check(v->opt->hooks.ctx, d, &size);
+	int rc = store_blob_check(v->st, d, &size);
 
 	if (rc == -ENOENT) /* removed meanwhile: the walk finds out if it matters */
 		return 0;
@@ -107,7 +107,7 @@ static int quarantined_one(void *ctx, const struct b3_digest *d, const char *pat
 	return set_add(&v->res->bad_blobs, d);
 }
 
-/* Reads a blob in full through the blob service (stores without hooks). */
+/* Reads a blob in full through the blob service (stores without listings). */
 static int blob_read_check(struct verifier *v, const struct b3_digest *d, uint64_t *size)
 {
 	struct blob_reader *r;
@@ -150,7 +150,7 @@ static int blob_ref_check(struct verifier *v, const struct node *n, const char *
 	b3_digest_to_text(&n->digest, text);
 	if (!good) {
 		/* Not scrubbed, or stored after the scrub listed the blobs. */
-		rc = v->scrubbed ? v->opt->hooks.blob_check(v->opt->hooks.ctx, &n->digest, &size)
+		rc = v->scrubbed ? store_blob_check(v->st, &n->digest, &size)
 				 : blob_read_check(v, &n->digest, &size);
 		if (rc == 0)
 			return good_add(v, &n->digest, size) < 0 ? -ENOMEM
@@ -333,17 +333,18 @@ static int paths_check(struct verifier *v)
 
 /* --- the run --- */
 
+/* A store without a listing (-ENOTSUP) is checked through its PathInfos. */
 static int verify_listings(struct verifier *v)
 {
-	const struct verify_hooks *h = &v->opt->hooks;
-	int rc = 0;
+	int rc = store_blobs_each(v->st, scrub_one, v);
 
-	if (h->blobs_each && h->blob_check) {
-		rc = h->blobs_each(h->ctx, scrub_one, v);
-		v->scrubbed = rc == 0;
-	}
-	if (rc == 0 && h->quarantine_each)
-		rc = h->quarantine_each(h->ctx, quarantined_one, v);
+	v->scrubbed = rc == 0;
+	if (rc == -ENOTSUP)
+		rc = 0;
+	if (rc == 0)
+		rc = store_quarantine_each(v->st, quarantined_one, v);
+	if (rc == -ENOTSUP)
+		rc = 0;
 	if (rc == 0)
 		rc = path_info_service_list(v->st->paths, 0, path_listed, v);
 	if (rc < 0 && rc != -ENOMEM) {
@@ -352,9 +353,9 @@ static int verify_listings(struct verifier *v)
 		sf_err_clear();
 		rc = 0;
 	}
-	if (rc == 0 && h->dirs_each)
-		rc = h->dirs_each(h->ctx, enqueue, v);
-	return rc;
+	if (rc == 0)
+		rc = store_dirs_each(v->st, enqueue, v);
+	return rc == -ENOTSUP ? 0 : rc;
 }
 
 int store_verify(struct store *st, const struct verify_options *opt, struct verify_result *res)

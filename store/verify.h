@@ -3,10 +3,11 @@
  * NAR hash and size; and repair of missing or damaged objects from another
  * store.
  *
- * The store layer only sees the three service interfaces, which cannot list
- * blobs or Directories; a backend that can (the local one) supplies hooks.
- * Without them only what PathInfos reach is checked, blobs by reading them
- * in full. Single-threaded; the store may be used by others meanwhile. */
+ * The three service interfaces cannot list blobs or Directories; a store
+ * that can (the local one) has struct store's optional listings, and then
+ * every stored object is checked. Without them only what PathInfos reach
+ * is checked, blobs by reading them in full. Single-threaded; the store
+ * may be used by others meanwhile. */
 #ifndef STOREFS_VERIFY_H
 #define STOREFS_VERIFY_H
 
@@ -15,22 +16,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-
-typedef int (*verify_digest_fn)(void *ctx, const struct b3_digest *d);
-typedef int (*verify_quarantine_fn)(void *ctx, const struct b3_digest *d, const char *path);
-
-/* Optional backend hooks (any may be NULL); `ctx` is passed to each. */
-struct verify_hooks {
-	void *ctx;
-	/* Lists every stored blob. */
-	int (*blobs_each)(void *ctx, verify_digest_fn cb, void *cbctx);
-	/* Hashes blob `d` in full: 0 and its size, -ENOENT, or -EIO (message). */
-	int (*blob_check)(void *ctx, const struct b3_digest *d, uint64_t *size);
-	/* Lists files put aside as damaged. */
-	int (*quarantine_each)(void *ctx, verify_quarantine_fn cb, void *cbctx);
-	/* Lists every stored Directory. */
-	int (*dirs_each)(void *ctx, verify_digest_fn cb, void *cbctx);
-};
 
 enum verify_kind { VERIFY_BLOB, VERIFY_DIRECTORY, VERIFY_PATH, VERIFY_QUARANTINED };
 
@@ -46,7 +31,6 @@ struct verify_finding {
 typedef void (*verify_report_fn)(void *ctx, const struct verify_finding *f);
 
 struct verify_options {
-	struct verify_hooks hooks;
 	verify_report_fn report; /* may be NULL */
 	void *report_ctx;
 	/* Called as objects are checked (an import_progress_fn); may be NULL. */

@@ -1,20 +1,13 @@
-/* bc_url.c - "nix+http(s)://HOST/PATH?trusted-public-keys=...&cache=DIR"
- * store URLs: a binary cache in front of a local store. */
+/* bc_url.c - parses "nix+http(s)://HOST/PATH?trusted-public-keys=...&cache=DIR"
+ * store URLs (the registry opens what they name). */
 #include "backends/binary_cache/binary_cache.h"
 
-#include "backends/registry.h"
 #include "common/err.h"
 
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct url_opts {
-	char *keys;  /* decoded, malloc'd */
-	char *cache; /* decoded, malloc'd; NULL: the default store */
-	bool no_check_sigs;
-};
 
 static int hexval(char c)
 {
@@ -47,7 +40,7 @@ static int pct_decode(const char *s, size_t len, char **out)
 	return 0;
 }
 
-static int url_param(struct url_opts *o, const char *kv, size_t len)
+static int url_param(struct binary_cache_url *o, const char *kv, size_t len)
 {
 	const char *eq = memchr(kv, '=', len);
 	size_t klen = eq ? (size_t)(eq - kv) : len;
@@ -60,8 +53,10 @@ static int url_param(struct url_opts *o, const char *kv, size_t len)
 	else if (klen == 5 && !strncmp(kv, "cache", 5))
 		dst = &o->cache;
 	else if (klen == 13 && !strncmp(kv, "no-check-sigs", 13)) {
-		o->no_check_sigs =
-		    vlen == 0 || (vlen == 1 && *v == '1') || (vlen == 4 && !strncmp(v, "true", 4));
+		if (vlen == 0 || (vlen == 1 && *v == '1') || (vlen == 4 && !strncmp(v, "true", 4)))
+			o->flags |= BINARY_CACHE_NO_CHECK_SIGS;
+		else
+			o->flags &= ~(unsigned)BINARY_CACHE_NO_CHECK_SIGS;
 		return 0;
 	} else {
 		return sf_err(-EINVAL,
@@ -74,7 +69,7 @@ static int url_param(struct url_opts *o, const char *kv, size_t len)
 	return pct_decode(v, vlen, dst);
 }
 
-static int url_params(struct url_opts *o, const char *q)
+static int url_params(struct binary_cache_url *o, const char *q)
 {
 	int rc = 0;
 
@@ -88,31 +83,31 @@ static int url_params(struct url_opts *o, const char *q)
 	return rc;
 }
 
-int binary_cache_store_open_url(const char *url, unsigned flags, struct store **out)
+int binary_cache_url_parse(const char *url, struct binary_cache_url *out)
 {
-	struct url_opts o = {0};
-	struct store *local = NULL;
+	struct binary_cache_url u = {0};
 	const char *q;
-	char *base;
 	int rc;
 
 	if (strncmp(url, "nix+http://", 11) && strncmp(url, "nix+https://", 12))
 		return sf_err(-EINVAL, "store URL '%s' is not nix+http(s)://...", url);
 	q = strchr(url, '?');
-	base = q ? strndup(url + 4, (size_t)(q - url - 4)) : strdup(url + 4);
-	if (!base)
+	u.origin = q ? strndup(url + 4, (size_t)(q - url - 4)) : strdup(url + 4);
+	if (!u.origin)
 		return -ENOMEM;
-	rc = q ? url_params(&o, q + 1) : 0;
-	flags = (flags & STORE_OPEN_NATIVE_SIZE) | STORE_OPEN_CREATE;
-	if (rc == 0)
-		rc = store_open(o.cache, flags, &local);
-	if (rc == 0)
-		rc = binary_cache_store_open(
-		    base, o.keys, o.no_check_sigs ? BINARY_CACHE_NO_CHECK_SIGS : 0, local, out);
-	if (rc < 0)
-		store_free(local);
-	free(o.keys);
-	free(o.cache);
-	free(base);
-	return rc;
+	rc = q ? url_params(&u, q + 1) : 0;
+	if (rc < 0) {
+		binary_cache_url_release(&u);
+		return rc;
+	}
+	*out = u;
+	return 0;
+}
+
+void binary_cache_url_release(struct binary_cache_url *u)
+{
+	free(u->origin);
+	free(u->keys);
+	free(u->cache);
+	*u = (struct binary_cache_url){0};
 }

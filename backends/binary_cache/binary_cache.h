@@ -75,16 +75,25 @@ void binary_cache_stats(struct path_info_service *s, struct binary_cache_stats *
 int binary_cache_store_open(const char *cache_url, const char *trusted_keys, unsigned flags,
 			    struct store *local, struct store **out);
 
-/* Opens a store URL "nix+http://HOST[:PORT][/PATH][?PARAMS]" (or
- * nix+https://) as above, with PARAMS '&'-separated and percent-decoded:
+/* A store URL "nix+http://HOST[:PORT][/PATH][?PARAMS]" (or nix+https://),
+ * with PARAMS '&'-separated and percent-decoded:
  *	trusted-public-keys=KEYS	space- (%20-) separated public keys
  *	no-check-sigs=1			BINARY_CACHE_NO_CHECK_SIGS
  *	cache=DIR			the local store used as the cache
  *					(default: store_default_location())
- * The local store is opened writable and created if missing whatever
- * `flags` say (fetching into it is how this store is read); only
- * STORE_OPEN_NATIVE_SIZE is passed on. -EINVAL with a message for an
- * unknown parameter or a bad URL. */
-int binary_cache_store_open_url(const char *url, unsigned flags, struct store **out);
+ * backends/registry.c opens `cache` writable (created if missing) and puts
+ * the binary cache at `origin` in front of it. */
+struct binary_cache_url {
+	char *origin;	/* "http(s)://HOST[:PORT][/PATH]" */
+	char *keys;	/* NULL: none */
+	char *cache;	/* NULL: the default store */
+	unsigned flags; /* enum binary_cache_flags */
+};
+
+/* Parses `url` into *out (release with binary_cache_url_release). -EINVAL
+ * with a message for another scheme, an unknown parameter or a bad
+ * percent escape; -ENOMEM. The origin itself is checked when opened. */
+int binary_cache_url_parse(const char *url, struct binary_cache_url *out);
+void binary_cache_url_release(struct binary_cache_url *u);
 
 #endif

@@ -543,7 +543,7 @@ DIR *local_opendirat(int dirfd, const char *name)
 }
 
 /* Calls `cb` for each "<hex>" file in one shard blobs/ab/cd/. */
-static int shard_each(DIR *shard, const char *prefix, local_blob_fn cb, void *ctx)
+static int shard_each(DIR *shard, const char *prefix, store_digest_fn cb, void *ctx)
 {
 	struct b3_digest d;
 	struct dirent *de;
@@ -557,7 +557,7 @@ static int shard_each(DIR *shard, const char *prefix, local_blob_fn cb, void *ct
 }
 
 /* Walks blobs/ab/ for each "cd" shard. */
-static int level1_each(DIR *l1, const char *ab, local_blob_fn cb, void *ctx)
+static int level1_each(DIR *l1, const char *ab, store_digest_fn cb, void *ctx)
 {
 	struct dirent *de;
 	char prefix[5];
@@ -576,7 +576,7 @@ static int level1_each(DIR *l1, const char *ab, local_blob_fn cb, void *ctx)
 	return rc;
 }
 
-int local_blobs_each(struct blob_service *bs, local_blob_fn cb, void *ctx)
+int local_blobs_each(struct blob_service *bs, store_digest_fn cb, void *ctx)
 {
 	struct local_blobs *s = (struct local_blobs *)bs;
 	DIR *top = local_opendirat(s->rootfd, LOCAL_BLOBS_DIR);
@@ -599,7 +599,7 @@ int local_blobs_each(struct blob_service *bs, local_blob_fn cb, void *ctx)
 	return rc;
 }
 
-int local_blobs_quarantine_each(struct blob_service *bs, local_quarantine_fn cb, void *ctx)
+int local_blobs_quarantine_each(struct blob_service *bs, store_quarantine_fn cb, void *ctx)
 {
 	struct local_blobs *s = (struct local_blobs *)bs;
 	DIR *q = local_opendirat(s->rootfd, LOCAL_QUARANTINE_DIR);

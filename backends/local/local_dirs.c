@@ -159,7 +159,7 @@ int local_dirs_new(struct local_env *env, bool readonly, struct dir_service **ou
 	return 0;
 }
 
-int local_dirs_each(struct dir_service *ds, local_blob_fn cb, void *ctx)
+int local_dirs_each(struct dir_service *ds, store_digest_fn cb, void *ctx)
 {
 	struct local_dirs *s = (struct local_dirs *)ds;
 	struct b3_digest *v = NULL;

@@ -103,11 +103,11 @@ int local_hash_fd(int fd, uint64_t size, const char *what, struct b3_digest *out
 int local_quarantine(int rootfd, const char *root, const struct b3_digest *d, const char *rel,
 		     const struct stat *st);
 
-/* The scrub's helpers behind the local_store_*() functions of local.h. */
+/* The scrub's helpers behind the local store's optional operations. */
 int local_blobs_check(struct blob_service *bs, const struct b3_digest *d, uint64_t *size);
-int local_blobs_each(struct blob_service *bs, local_blob_fn cb, void *ctx);
-int local_blobs_quarantine_each(struct blob_service *bs, local_quarantine_fn cb, void *ctx);
-int local_dirs_each(struct dir_service *ds, local_blob_fn cb, void *ctx);
+int local_blobs_each(struct blob_service *bs, store_digest_fn cb, void *ctx);
+int local_blobs_quarantine_each(struct blob_service *bs, store_quarantine_fn cb, void *ctx);
+int local_dirs_each(struct dir_service *ds, store_digest_fn cb, void *ctx);
 
 /* A dir_service over the real one (`real`, from local_dirs_new) whose
  * put_batch only encodes and keeps the Directories; get reads the real

@@ -297,6 +297,54 @@ static int store_prepare(struct local_store *ls, int rootfd, const char *dir, un
 	return rc;
 }
 
+/* --- the optional operations of struct store --- */
+
+static int local_store_blobs_each(struct store *st, store_digest_fn cb, void *ctx)
+{
+	return local_blobs_each(st->blobs, cb, ctx);
+}
+
+static int local_store_blob_check(struct store *st, const struct b3_digest *d, uint64_t *size)
+{
+	return local_blobs_check(st->blobs, d, size);
+}
+
+static int local_store_quarantine_each(struct store *st, store_quarantine_fn cb, void *ctx)
+{
+	return local_blobs_quarantine_each(st->blobs, cb, ctx);
+}
+
+static int local_store_dirs_each(struct store *st, store_digest_fn cb, void *ctx)
+{
+	return local_dirs_each(st->dirs, cb, ctx);
+}
+
+/* One LMDB transaction per registration: the staged Directories are held
+ * in memory and written with the PathInfo. */
+static int local_store_stage_dirs(struct store *st, struct dir_service **out)
+{
+	return local_dirs_stage_new(st->dirs, out);
+}
+
+static int local_store_commit_path(struct store *st, struct dir_service *stage,
+				   const struct path_info *pi)
+{
+	if (!local_dirs_is_stage(stage))
+		return sf_err(-EINVAL, "directories were not staged by this local store");
+	return local_paths_put_with(st->paths, stage, pi);
+}
+
+static void local_store_set_ops(struct store *st)
+{
+	st->close = local_store_close;
+	st->stage_dirs = local_store_stage_dirs;
+	st->commit_path = local_store_commit_path;
+	st->blobs_each = local_store_blobs_each;
+	st->blob_check = local_store_blob_check;
+	st->quarantine_each = local_store_quarantine_each;
+	st->dirs_each = local_store_dirs_each;
+}
+
 int local_store_open(const char *dir, unsigned flags, struct store **out)
 {
 	struct local_store *ls;
@@ -316,9 +364,7 @@ int local_store_open(const char *dir, unsigned flags, struct store **out)
 		return -ENOMEM;
 	}
 	ls->lock_fd = -1;
-	ls->base.close = local_store_close;
-	ls->base.stage_dirs = local_store_stage_dirs;
-	ls->base.commit_path = local_store_commit_path;
+	local_store_set_ops(&ls->base);
 	rc = store_prepare(ls, rootfd, dir, flags);
 	close(rootfd);
 	if (rc < 0) {
@@ -327,50 +373,4 @@ int local_store_open(const char *dir, unsigned flags, struct store **out)
 	}
 	*out = &ls->base;
 	return 0;
-}
-
-/* --- the scrub --- */
-
-bool local_store_is(const struct store *st)
-{
-	return st && st->close == local_store_close;
-}
-
-static bool is_local(const struct store *st)
-{
-	return local_store_is(st);
-}
-
-int local_store_blobs_each(struct store *st, local_blob_fn cb, void *ctx)
-{
-	return is_local(st) ? local_blobs_each(st->blobs, cb, ctx) : -ENOTSUP;
-}
-
-int local_store_blob_check(struct store *st, const struct b3_digest *d, uint64_t *size)
-{
-	return is_local(st) ? local_blobs_check(st->blobs, d, size) : -ENOTSUP;
-}
-
-int local_store_quarantine_each(struct store *st, local_quarantine_fn cb, void *ctx)
-{
-	return is_local(st) ? local_blobs_quarantine_each(st->blobs, cb, ctx) : -ENOTSUP;
-}
-
-int local_store_dirs_each(struct store *st, local_blob_fn cb, void *ctx)
-{
-	return is_local(st) ? local_dirs_each(st->dirs, cb, ctx) : -ENOTSUP;
-}
-
-/* --- one transaction per registration --- */
-
-int local_store_stage_dirs(struct store *st, struct dir_service **out)
-{
-	return is_local(st) ? local_dirs_stage_new(st->dirs, out) : -ENOTSUP;
-}
-
-int local_store_commit_path(struct store *st, struct dir_service *stage, const struct path_info *pi)
-{
-	if (!is_local(st) || !local_dirs_is_stage(stage))
-		return sf_err(-EINVAL, "not a local store and its staged directories");
-	return local_paths_put_with(st->paths, stage, pi);
 }

@@ -675,19 +675,19 @@ TEST(bc_nix_store_urls)
 	snprintf(url, sizeof(url),
 		 "nix+http://127.0.0.1:9/sub/?trusted-public-keys=%s%%20%s&cache=%s/local",
 		 PK_OTHER, PK, c.dir);
-	CHECK_OK(binary_cache_store_open_url(url, STORE_OPEN_READONLY, &st));
+	CHECK_OK(store_open(url, STORE_OPEN_READONLY, &st));
 	CHECK(strstr(st->location, "http://127.0.0.1:9/sub/") == st->location);
 	store_free(st);
 	snprintf(url, sizeof(url), "nix+https://h/?no-check-sigs=1&cache=%s/local", c.dir);
-	CHECK_OK(binary_cache_store_open_url(url, 0, &st));
+	CHECK_OK(store_open(url, 0, &st));
 	store_free(st);
 	snprintf(url, sizeof(url), "nix+http://h/?cache=%s/local&bogus=1", c.dir);
-	CHECK_ERR(binary_cache_store_open_url(url, 0, &st), -EINVAL);
+	CHECK_ERR(store_open(url, 0, &st), -EINVAL);
 	snprintf(url, sizeof(url), "nix+http://h/?cache=%s/local&trusted-public-keys=%%zz", c.dir);
-	CHECK_ERR(binary_cache_store_open_url(url, 0, &st), -EINVAL);
+	CHECK_ERR(store_open(url, 0, &st), -EINVAL);
 	snprintf(url, sizeof(url), "nix+http://h/?cache=%s/local&trusted-public-keys=bad", c.dir);
-	CHECK_ERR(binary_cache_store_open_url(url, 0, &st), -EINVAL);
-	CHECK_ERR(binary_cache_store_open_url("nix+ftp://h/", 0, &st), -EINVAL);
-	CHECK_ERR(binary_cache_store_open_url("nix+http:///x", 0, &st), -EINVAL);
+	CHECK_ERR(store_open(url, 0, &st), -EINVAL);
+	CHECK_ERR(store_open("nix+ftp://h/", 0, &st), -EINVAL);
+	CHECK_ERR(store_open("nix+http:///x", 0, &st), -EINVAL);
 	rm_rf(c.dir);
 }

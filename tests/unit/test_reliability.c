@@ -192,29 +192,6 @@ TEST(commit_replaces_a_damaged_file_of_the_same_size)
 
 /* --- the scrub --- */
 
-static int hook_blobs(void *ctx, verify_digest_fn cb, void *c)
-{
-	return local_store_blobs_each(ctx, cb, c);
-}
-static int hook_check(void *ctx, const struct b3_digest *d, uint64_t *size)
-{
-	return local_store_blob_check(ctx, d, size);
-}
-static int hook_quarantine(void *ctx, verify_quarantine_fn cb, void *c)
-{
-	return local_store_quarantine_each(ctx, cb, c);
-}
-static int hook_dirs(void *ctx, verify_digest_fn cb, void *c)
-{
-	return local_store_dirs_each(ctx, cb, c);
-}
-
-static struct verify_options local_opts(struct store *st)
-{
-	return (struct verify_options){
-	    .hooks = {st, hook_blobs, hook_check, hook_quarantine, hook_dirs}};
-}
-
 static int write_file(const char *dir, const char *name, const void *data, size_t len)
 {
 	char path[256];
@@ -254,12 +231,11 @@ TEST(verify_clean_damaged_and_repaired_store)
 	struct store *other;
 	struct path_info *pi, *pi2;
 	struct verify_result res;
-	struct verify_options opt;
+	struct verify_options opt = {0};
 	struct b3_digest b;
 	uint64_t repaired = 0;
 
 	CHECK_OK(rfx_open(&fx));
-	opt = local_opts(fx.st);
 	CHECK_OK(import_tree(&fx, fx.st, &pi, &b));
 	CHECK_OK(store_verify(fx.st, &opt, &res));
 	CHECK_EQ(res.problems, 0);
@@ -314,18 +290,19 @@ TEST(verify_reports_a_missing_directory)
 	rfx_close(&fx);
 }
 
-TEST(verify_hooks_refuse_other_stores)
+TEST(store_optional_operations_are_enotsup_elsewhere)
 {
 	struct store *mem;
+	struct dir_service *stage;
 	uint64_t size;
 
 	CHECK_OK(memory_store_new(DIR_SIZE_SPEC, &mem));
-	CHECK(!local_store_is(mem));
-	CHECK_ERR(local_store_blobs_each(mem, NULL, NULL), -ENOTSUP);
-	CHECK_ERR(local_store_dirs_each(mem, NULL, NULL), -ENOTSUP);
-	CHECK_ERR(local_store_quarantine_each(mem, NULL, NULL), -ENOTSUP);
-	CHECK_ERR(local_store_blob_check(mem, &b3_empty_digest, &size), -ENOTSUP);
-	CHECK(!local_store_is(NULL));
+	CHECK_ERR(store_blobs_each(mem, NULL, NULL), -ENOTSUP);
+	CHECK_ERR(store_dirs_each(mem, NULL, NULL), -ENOTSUP);
+	CHECK_ERR(store_quarantine_each(mem, NULL, NULL), -ENOTSUP);
+	CHECK_ERR(store_blob_check(mem, &b3_empty_digest, &size), -ENOTSUP);
+	CHECK_ERR(store_stage_dirs(mem, &stage), -ENOTSUP);
+	CHECK_ERR(store_commit_path(mem, NULL, NULL), -ENOTSUP);
 	store_free(mem);
 }
 
@@ -343,13 +320,13 @@ TEST(import_registers_directories_and_path_in_one_transaction)
 	CHECK_OK(dir_service_get(fx.st->dirs, &pi->root.digest, &d));
 	directory_free(d);
 	/* Staged Directories stay invisible until the commit. */
-	CHECK_OK(local_store_stage_dirs(fx.st, &stage));
-	CHECK_ERR(local_store_commit_path(fx.st, fx.st->dirs, pi), -EINVAL);
-	CHECK_OK(local_store_commit_path(fx.st, stage, pi)); /* nothing staged: path only */
+	CHECK_OK(store_stage_dirs(fx.st, &stage));
+	CHECK_ERR(store_commit_path(fx.st, fx.st->dirs, pi), -EINVAL);
+	CHECK_OK(store_commit_path(fx.st, stage, pi)); /* nothing staged: path only */
 	dir_service_free(stage);
 	CHECK_OK(memory_store_new(DIR_SIZE_SPEC, &mem));
-	CHECK_ERR(local_store_stage_dirs(mem, &stage), -ENOTSUP);
-	CHECK_ERR(local_store_commit_path(mem, NULL, pi), -EINVAL);
+	CHECK_ERR(store_stage_dirs(mem, &stage), -ENOTSUP);
+	CHECK_ERR(store_commit_path(mem, NULL, pi), -ENOTSUP);
 	store_free(mem);
 	path_info_free(pi);
 	rfx_close(&fx);
@@ -367,12 +344,12 @@ TEST(staged_directories_are_stored_only_with_the_path)
 
 	CHECK_OK(rfx_open(&fx));
 	CHECK_OK(import_tree(&fx, fx.st, &pi, &b));
-	CHECK_OK(local_store_stage_dirs(fx.st, &stage));
+	CHECK_OK(store_stage_dirs(fx.st, &stage));
 	CHECK_OK(directory_builder_new(&bld));
 	CHECK_OK(directory_builder_finish(bld, &empty));
 	CHECK_OK(dir_service_put(stage, empty, &dg));
 	CHECK_ERR(dir_service_get(fx.st->dirs, &dg, &got), -ENOENT);
-	CHECK_OK(local_store_commit_path(fx.st, stage, pi));
+	CHECK_OK(store_commit_path(fx.st, stage, pi));
 	CHECK_OK(dir_service_get(fx.st->dirs, &dg, &got));
 	directory_free(got);
 	directory_free(empty);

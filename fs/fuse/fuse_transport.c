@@ -1,6 +1,6 @@
 /* fuse_transport.c - the /dev/fuse session: libfuse lowlevel ops that call
  * fs_*() and reply exactly once. */
-#include "fs/fuse_transport.h"
+#include "fs/fuse/fuse_transport.h"
 
 #include "common/err.h"
 #include "common/log.h"

@@ -1,5 +1,6 @@
-/* root_nodes.h - what the filesystem shows at its root: named castore
- * nodes. This seam keeps fs/ independent of store paths and PathInfo;
+/* root_nodes.h - what a filesystem shows at its root: named castore
+ * nodes. The seam lives in castore/, below both of its sides: fs/ serves
+ * it without knowing store paths or PathInfo, and
  * store/root_nodes_path_info.c adapts a PathInfo service to it. */
 #ifndef STOREFS_ROOT_NODES_H
 #define STOREFS_ROOT_NODES_H

@@ -1,4 +1,4 @@
-/* test_cli.c - the filesystem importer (store/import.c) against a memory
+/* test_import.c - the filesystem importer (store/import.c) against a memory
  * store: the reference vector tree, root kinds, rejected inputs, naming. */
 #include "harness.h"
 

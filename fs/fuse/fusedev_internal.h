@@ -1,0 +1,78 @@
+/* fusedev_internal.h - what the three parts of the /dev/fuse transport
+ * share: the session (session.c: mount, loop, unmount), the operations
+ * table (ops.c: requests -> fs_*() -> one reply) and the passthrough shim
+ * (passthrough.c: backing files handed to the kernel). */
+#ifndef STOREFS_FUSEDEV_INTERNAL_H
+#define STOREFS_FUSEDEV_INTERNAL_H
+
+#include "fs/fuse/fuse_transport.h"
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define FUSEDEV_PT_BUCKETS 1024
+
+struct fusedev_pt_backing;
+
+/* The passthrough shim's state (passthrough.c); inactive while devfd < 0. */
+struct fusedev_pt {
+	int devfd;		/* our own /dev/fuse descriptor, or -1 */
+	bool force_fail;	/* STOREFS_TEST_PASSTHROUGH_FAIL */
+	_Atomic bool init_seen; /* the INIT request went by */
+	_Atomic uint64_t init_unique;
+	_Atomic bool offered;	  /* the kernel offered passthrough in INIT */
+	_Atomic bool on;	  /* ... and the INIT reply accepted it */
+	atomic_flag told_refused; /* "said so once in the log" */
+	atomic_flag told_no_fd;
+	pthread_mutex_t mu;
+	struct fusedev_pt_backing *backing[FUSEDEV_PT_BUCKETS]; /* protected by mu */
+};
+
+struct fusedev {
+	struct fs *fs;
+	const struct fusedev_config *cfg;
+	struct fuse_session *se;
+	bool zero_open, zero_opendir; /* set once in init */
+	struct fusedev_pt pt;
+
+	char *realmp;	     /* the mountpoint's real path, or NULL */
+	atomic_flag ra_done; /* read_ahead_kb was set (or tried) */
+};
+
+/* --- ops.c --- */
+
+extern const struct fuse_lowlevel_ops fusedev_ops;
+
+/* --- session.c --- */
+
+/* Raises the mount's readahead window to cfg->read_ahead_kb once, on the
+ * first request after INIT (the INIT reply caps it at the kernel's
+ * offer). Best effort. */
+void fusedev_read_ahead_once(struct fusedev *d);
+
+/* --- passthrough.c --- */
+
+void fusedev_pt_init(struct fusedev_pt *pt);
+/* Frees the backing records left at the end (the kernel drops the ids
+ * with the connection anyway). */
+void fusedev_pt_release_all(struct fusedev_pt *pt);
+/* Mounts cfg->mountpoint on a /dev/fuse descriptor of our own and puts the
+ * shim between libfuse and it. 0, or a negative errno (then nothing is
+ * mounted and the caller mounts through libfuse). */
+int fusedev_pt_mount(struct fusedev *d);
+/* Logs what INIT settled about passthrough (called from init). */
+void fusedev_pt_log_init(struct fusedev *d);
+/* Answers an OPEN of `f` by passthrough if it can: true if it replied
+ * (and took over `f`'s reference), false if the caller must serve the
+ * open itself. */
+bool fusedev_pt_open(fuse_req_t req, fuse_ino_t ino, struct fs_file *f,
+		     struct fuse_file_info *fi);
+/* True if fi->fh is a passthrough handle. */
+bool fusedev_pt_is_handle(uint64_t fh);
+/* The RELEASE of a passthrough handle of `ino`. */
+void fusedev_pt_release(struct fusedev *d, fuse_ino_t ino);
+
+#endif

@@ -1,0 +1,217 @@
+/* session.c - the /dev/fuse session: mount (through libfuse, or our own
+ * for passthrough), the multithreaded loop, root invalidations, unmount. */
+#include "fs/fuse/fusedev_internal.h"
+
+#include "common/err.h"
+#include "common/log.h"
+
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+/* The major:minor of the mount at `path` from mountinfo (the last one
+ * mounted there); not stat(), which would be a request to ourselves. A
+ * mountpoint with characters mountinfo escapes is not found. */
+static int mount_devnum(const char *path, char *out, size_t size)
+{
+	FILE *fp = fopen("/proc/self/mountinfo", "re");
+	char line[4096], dev[32], mnt[PATH_MAX];
+	int rc = -ENOENT;
+
+	if (!fp)
+		return -errno;
+	while (fgets(line, sizeof(line), fp)) {
+		if (sscanf(line, "%*s %*s %31s %*s %4095s", dev, mnt) == 2 && !strcmp(mnt, path) &&
+		    strlen(dev) < size) {
+			strcpy(out, dev);
+			rc = 0;
+		}
+	}
+	fclose(fp);
+	return rc;
+}
+
+static int write_number(const char *path, unsigned v)
+{
+	FILE *fp = fopen(path, "we");
+	int rc;
+
+	if (!fp)
+		return -errno;
+	rc = fprintf(fp, "%u\n", v) < 0 ? -EIO : 0;
+	if (fclose(fp) && !rc)
+		rc = -errno;
+	return rc;
+}
+
+/* Sets the mount's readahead window, the size of sequential READs. Best
+ * effort: said once (here) if it fails. */
+static void set_read_ahead(const char *realmp, unsigned kb)
+{
+	char dev[32], path[96];
+	int rc;
+
+	if (!kb)
+		return;
+	rc = realmp ? mount_devnum(realmp, dev, sizeof(dev)) : -ENOENT;
+	if (rc == 0) {
+		snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+		rc = write_number(path, kb);
+	}
+	if (rc)
+		log_info("fuse: read_ahead_kb stays at the kernel's default: %s", strerror(-rc));
+}
+
+/* The INIT reply sets the readahead window to at most what the kernel
+ * offered (its 128 KiB default), so it can only be raised after INIT: on
+ * the first request, which the kernel sends only once INIT is done. */
+void fusedev_read_ahead_once(struct fusedev *d)
+{
+	if (!atomic_flag_test_and_set(&d->ra_done))
+		set_read_ahead(d->realmp, d->cfg->read_ahead_kb);
+}
+
+unsigned fusedev_default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		n = 1;
+	n *= 2;
+	return (unsigned)(n < 2 ? 2 : n > 16 ? 16 : n);
+}
+
+/* A new name at the root: drop the kernel's cached miss for it and the
+ * root's cached listing. Runs on the root watch thread, never inside a
+ * request, as libfuse requires. */
+static void on_new_root(void *ctx, const uint8_t *name, size_t len)
+{
+	struct fusedev *d = ctx;
+	int rc;
+
+	rc = fuse_lowlevel_notify_inval_entry(d->se, FUSE_ROOT_ID, (const char *)name, len);
+	if (rc && rc != -ENOENT)
+		log_debug("cannot invalidate root entry '%.*s': %s", (int)len, name, strerror(-rc));
+	rc = fuse_lowlevel_notify_inval_inode(d->se, FUSE_ROOT_ID, 0, 0);
+	if (rc && rc != -ENOENT)
+		log_debug("cannot invalidate the root listing: %s", strerror(-rc));
+}
+
+static int session_create(struct fusedev *d, struct fuse_session **out)
+{
+	char opts[128];
+	char *argv[4] = {"storefs", "-o", opts, NULL};
+	struct fuse_args args;
+	int argc = 3;
+
+	snprintf(opts, sizeof(opts), "ro,default_permissions,fsname=storefs,subtype=storefs%s",
+		 d->cfg->allow_other ? ",allow_other" : "");
+	if (d->cfg->debug)
+		argv[argc++] = "-d";
+	args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
+	*out = fuse_session_new(&args, &fusedev_ops, sizeof(fusedev_ops), d);
+	fuse_opt_free_args(&args);
+	if (!*out)
+		return sf_err(-EIO, "cannot create a FUSE session");
+	return 0;
+}
+
+static int session_loop(struct fusedev *d)
+{
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	unsigned threads = d->cfg->threads ? d->cfg->threads : fusedev_default_threads();
+	int rc;
+
+	if (!lc)
+		return sf_err(-ENOMEM, "out of memory");
+	/* Also with the passthrough custom io: libfuse clones /dev/fuse per
+	 * thread and calls the hooks with each clone's fd; the backing
+	 * ioctls go to the session's own fd, of the same connection. */
+	fuse_loop_cfg_set_clone_fd(lc, 1);
+	fuse_loop_cfg_set_max_threads(lc, threads);
+	fuse_loop_cfg_set_idle_threads(lc, threads);
+	rc = fuse_session_loop_mt(d->se, lc);
+	fuse_loop_cfg_destroy(lc);
+	/* > 0: the signal that ended the loop. */
+	if (rc < 0)
+		return sf_err(rc, "the FUSE session failed: %s", strerror(-rc));
+	return 0;
+}
+
+/* Mounts: by itself with passthrough hooks in passthrough mode (falling
+ * back to libfuse's mount when that is not allowed), else via libfuse. */
+static int session_mount(struct fusedev *d)
+{
+	int rc;
+
+	if (d->cfg->open_mode == FUSEDEV_OPEN_PASSTHROUGH) {
+		rc = fusedev_pt_mount(d);
+		if (rc == 0)
+			return 0;
+		log_warn("fuse: cannot mount for passthrough (%s); files are read through the "
+			 "daemon",
+			 strerror(-rc));
+	}
+	if (fuse_session_mount(d->se, d->cfg->mountpoint))
+		return sf_err(-EIO, "cannot mount on '%s'", d->cfg->mountpoint);
+	return 0;
+}
+
+/* Our own mount: unmount unless it is gone already (then the device
+ * reports an error, as libfuse checks too). */
+static void session_unmount(struct fusedev *d)
+{
+	struct pollfd p = {.fd = d->pt.devfd, .events = POLLIN};
+
+	if (d->pt.devfd < 0)
+		return fuse_session_unmount(d->se);
+	if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
+		return;
+	if (umount2(d->cfg->mountpoint, MNT_DETACH) < 0)
+		log_warn("cannot unmount '%s': %s", d->cfg->mountpoint, strerror(errno));
+}
+
+int fusedev_serve(struct fs *fs, const struct fusedev_config *cfg)
+{
+	struct fusedev d = {.fs = fs, .cfg = cfg, .ra_done = ATOMIC_FLAG_INIT};
+	int rc;
+
+	/* Now: after mounting, resolving the path would ask the mount. */
+	d.realmp = realpath(cfg->mountpoint, NULL);
+
+	fusedev_pt_init(&d.pt);
+	rc = session_create(&d, &d.se);
+	if (rc)
+		goto out_free;
+	/* A shell starts background jobs with SIGINT ignored, and libfuse
+	 * leaves ignored signals alone; stopping on SIGINT is promised. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	if (fuse_set_signal_handlers(d.se)) {
+		rc = sf_err(-EIO, "cannot install signal handlers");
+		goto out_destroy;
+	}
+	rc = session_mount(&d);
+	if (rc)
+		goto out_signals;
+	rc = fs_watch_root(fs, on_new_root, &d);
+	if (rc)
+		log_info("new store paths will not appear until remount: %s", sf_errmsg(rc));
+	log_info("mounted on '%s'", cfg->mountpoint);
+	rc = session_loop(&d);
+	fs_unwatch_root(fs);
+	session_unmount(&d);
+out_signals:
+	fuse_remove_signal_handlers(d.se);
+out_destroy:
+	fuse_session_destroy(d.se);
+out_free:
+	fusedev_pt_release_all(&d.pt);
+	free(d.realmp);
+	return rc;
+}

@@ -68,8 +68,7 @@ void fusedev_pt_log_init(struct fusedev *d);
 /* Answers an OPEN of `f` by passthrough if it can: true if it replied
  * (and took over `f`'s reference), false if the caller must serve the
  * open itself. */
-bool fusedev_pt_open(fuse_req_t req, fuse_ino_t ino, struct fs_file *f,
-		     struct fuse_file_info *fi);
+bool fusedev_pt_open(fuse_req_t req, fuse_ino_t ino, struct fs_file *f, struct fuse_file_info *fi);
 /* True if fi->fh is a passthrough handle. */
 bool fusedev_pt_is_handle(uint64_t fh);
 /* The RELEASE of a passthrough handle of `ino`. */

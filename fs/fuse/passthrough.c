@@ -65,9 +65,8 @@ static _Thread_local uint32_t tls_backing_id;
 
 void fusedev_pt_init(struct fusedev_pt *pt)
 {
-	*pt = (struct fusedev_pt){.devfd = -1,
-				  .told_refused = ATOMIC_FLAG_INIT,
-				  .told_no_fd = ATOMIC_FLAG_INIT};
+	*pt = (struct fusedev_pt){
+	    .devfd = -1, .told_refused = ATOMIC_FLAG_INIT, .told_no_fd = ATOMIC_FLAG_INIT};
 	pt->force_fail = getenv("STOREFS_TEST_PASSTHROUGH_FAIL") != NULL;
 	pthread_mutex_init(&pt->mu, NULL);
 }
@@ -210,7 +209,8 @@ static int mount_own(const struct fusedev_config *cfg)
 	snprintf(opts, sizeof(opts),
 		 "fd=%d,rootmode=40000,user_id=%u,group_id=%u,"
 		 "default_permissions%s",
-		 fd, (unsigned)getuid(), (unsigned)getgid(), cfg->allow_other ? ",allow_other" : "");
+		 fd, (unsigned)getuid(), (unsigned)getgid(),
+		 cfg->allow_other ? ",allow_other" : "");
 	if (mount("storefs", cfg->mountpoint, "fuse.storefs", MS_RDONLY | MS_NOSUID | MS_NODEV,
 		  opts) < 0) {
 		err = errno;

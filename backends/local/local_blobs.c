@@ -1,6 +1,7 @@
 /* local_blobs.c - blobs as plain read-only files, written to tmp/ while
- * hashed, then renamed into their content-addressed place; every open checks
- * that the file is one known to hold the right bytes, or hashes it. */
+ * hashed, then published at their content-addressed place without
+ * replacing a verified file; every open checks that the file is one known
+ * to hold the right bytes, or hashes it. */
 #include "backends/local/local_internal.h"
 
 #include "common/encoding.h"
@@ -280,18 +281,43 @@ static int make_shard_dirs(int rootfd, const char *rel)
 	return 0;
 }
 
-static int rename_into_place(int rootfd, const char *tmp, const char *rel)
+/* Publishes `tmp` as `rel` unless a file is there, like git's loose
+ * objects: 0, -EEXIST (ours stays at `tmp`), or another negative errno. */
+static int publish_noreplace(int rootfd, const char *tmp, const char *rel)
 {
-	int rc;
-
-	if (renameat(rootfd, tmp, rootfd, rel) == 0)
+	if (renameat2(rootfd, tmp, rootfd, rel, RENAME_NOREPLACE) == 0)
 		return 0;
-	if (errno != ENOENT)
+	if (errno != EINVAL)
 		return -errno;
-	rc = make_shard_dirs(rootfd, rel);
-	if (rc < 0)
+	/* A filesystem without RENAME_NOREPLACE: a hard link does not
+	 * replace either. */
+	if (linkat(rootfd, tmp, rootfd, rel, 0) < 0)
+		return -errno;
+	/* Ignored: a temp file left behind is removed by the next open. */
+	unlinkat(rootfd, tmp, 0);
+	return 0;
+}
+
+static int publish_in_shard(int rootfd, const char *tmp, const char *rel)
+{
+	int rc = publish_noreplace(rootfd, tmp, rel);
+
+	if (rc != -ENOENT)
 		return rc;
-	return renameat(rootfd, tmp, rootfd, rel) == 0 ? 0 : -errno;
+	rc = make_shard_dirs(rootfd, rel);
+	return rc < 0 ? rc : publish_noreplace(rootfd, tmp, rel);
+}
+
+/* True if the file at `rel` is recorded as holding `d`. */
+static bool present_is_verified(struct local_writer *w, const char *rel, const struct b3_digest *d)
+{
+	struct local_ident id;
+	struct stat st;
+
+	if (fstatat(w->service->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+		return false;
+	local_ident_of(&st, &id);
+	return local_verifier_known(w->service->verifier, d, &id);
 }
 
 /* Records the identity of the file now at `rel`, known to hold `d`. */
@@ -306,30 +332,28 @@ static void writer_remember(struct local_writer *w, const char *rel, const struc
 	}
 }
 
-/* Moves the finished temp file to `rel`. A present file that is known to
- * be good is kept; any other (torn, damaged, never verified) is replaced by
- * ours, whose bytes were hashed as they were written. */
+/* Moves the finished temp file to `rel`. A file already there and recorded
+ * as verified is kept ("have it"); any other (torn by a crash, damaged,
+ * never hashed) is replaced by ours, whose bytes were hashed as they were
+ * written. Replacing can race with another writer publishing the same
+ * blob: then one good copy replaces another, and the loser's record goes
+ * stale, which costs one more hash on a later open, nothing else. */
 static int writer_publish(struct local_writer *w, const char *rel, const struct b3_digest *d)
 {
 	int rootfd = w->service->rootfd;
-	struct local_ident id;
-	struct stat st;
-	int rc;
+	int rc = publish_in_shard(rootfd, w->tmp, rel);
 
-	if (fstatat(rootfd, rel, &st, 0) == 0 && S_ISREG(st.st_mode) &&
-	    (uint64_t)st.st_size == w->size) {
-		local_ident_of(&st, &id);
-		if (local_verifier_known(w->service->verifier, d, &id)) {
-			unlinkat(rootfd, w->tmp, 0);
-			return 0;
-		}
+	if (rc == -EEXIST && present_is_verified(w, rel, d)) {
+		unlinkat(rootfd, w->tmp, 0); /* ignored: see publish_noreplace */
+		return 0;
 	}
-	rc = rename_into_place(rootfd, w->tmp, rel);
+	if (rc == -EEXIST)
+		rc = renameat(rootfd, w->tmp, rootfd, rel) == 0 ? 0 : -errno;
 	if (rc == 0) {
 		writer_remember(w, rel, d);
 		return 0;
 	}
-	unlinkat(rootfd, w->tmp, 0);
+	unlinkat(rootfd, w->tmp, 0); /* ignored: see publish_noreplace */
 	return sf_err_errno(rc == -ENOSPC ? -ENOSPC : -EIO, -rc, "cannot store blob '%s/%s'",
 			    w->service->root, rel);
 }

@@ -7,6 +7,7 @@
 #include "store/import.h"
 #include "store/verify.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -187,6 +188,44 @@ TEST(commit_replaces_a_damaged_file_of_the_same_size)
 	CHECK_OK(read_all(fx.st, &d, back, sizeof(back)));
 	CHECK(memcmp(data, back, sizeof(data)) == 0);
 	CHECK(!quarantined(&fx, &d, ""));
+	rfx_close(&fx);
+}
+
+/* Number of entries in `dir` other than . and .. */
+static int count_entries(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!dp)
+		return -1;
+	while ((e = readdir(dp)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(dp);
+	return n;
+}
+
+TEST(commit_keeps_a_verified_file_and_leaves_no_temp_file)
+{
+	struct rfx fx;
+	uint8_t data[3000];
+	char path[256], tmp[128];
+	struct stat before, after;
+	struct b3_digest d;
+
+	CHECK_OK(rfx_open(&fx));
+	pattern(data, sizeof(data), 7);
+	CHECK_OK(blob_service_put(fx.st->blobs, data, sizeof(data), &d));
+	CHECK_OK(blob_service_flush(fx.st->blobs)); /* recorded as verified */
+	CHECK_OK(local_blob_path(fx.dir, &d, path, sizeof(path)));
+	CHECK(stat(path, &before) == 0);
+	CHECK_OK(blob_service_put(fx.st->blobs, data, sizeof(data), &d));
+	CHECK(stat(path, &after) == 0);
+	CHECK_EQ(after.st_ino, before.st_ino); /* the same file: "have it" */
+	CHECK(after.st_ctim.tv_nsec == before.st_ctim.tv_nsec);
+	snprintf(tmp, sizeof(tmp), "%s/tmp", fx.dir);
+	CHECK_EQ(count_entries(tmp), 0);
 	rfx_close(&fx);
 }
 

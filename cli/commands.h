@@ -15,5 +15,6 @@ int cmd_import_nix(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_list(int argc, char **argv);
+int cmd_virtiofs(int argc, char **argv);
 
 #endif

@@ -25,6 +25,7 @@ static const struct command commands[] = {
     {"serve", cmd_serve, "serve the store as a Nix binary cache over HTTP"},
     {"verify", cmd_verify, "check every object of the store; repair from another"},
     {"list", cmd_list, "list every store path in the store, sorted"},
+    {"virtiofs", cmd_virtiofs, "serve the store to a virtual machine (vhost-user virtio-fs)"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""vhost_user_frontend.py - a small vhost-user front-end (what QEMU does)
+for t70-virtiofs.sh: it shares a memfd as guest memory, sets up request
+queue 1 of `storefs virtiofs`, and plays a guest that sends both good FUSE
+requests and hostile descriptor chains; or it breaks the protocol itself.
+
+Usage: vhost_user_frontend.py SOCKET CASE [STORE_PATH_BASENAME FILE CONTENT]
+Prints one line per observation; exits non-zero when one is wrong.
+"""
+import os
+import select
+import socket
+import struct
+import sys
+import time
+
+# vhost-user requests (QEMU docs/interop/vhost-user.rst)
+GET_FEATURES, SET_FEATURES, SET_OWNER = 1, 2, 3
+SET_MEM_TABLE, SET_VRING_NUM, SET_VRING_ADDR, SET_VRING_BASE = 5, 8, 9, 10
+GET_VRING_BASE, SET_VRING_KICK, SET_VRING_CALL = 11, 12, 13
+GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES, GET_QUEUE_NUM = 15, 16, 17
+SET_VRING_ENABLE = 18
+NEED_REPLY = 1 << 3
+F_VERSION_1, F_INDIRECT, F_PROTOCOL = 1 << 32, 1 << 28, 1 << 30
+PF_MQ, PF_REPLY_ACK = 1 << 0, 1 << 3
+
+# FUSE
+FUSE_LOOKUP, FUSE_READ, FUSE_INIT = 1, 15, 26
+IN_HDR = struct.Struct("<IIQQIIIHH")  # fuse_in_header, 40 bytes
+OUT_HDR = struct.Struct("<IiQ")  # fuse_out_header, 16 bytes
+
+# Guest memory layout: one region; queue 1 of size 8.
+GPA, UVA, MEM = 0x40000000, 0x7F0000000000, 1 << 20
+NUM, DESC, AVAIL, USED, DATA = 8, 0x0, 0x1000, 0x2000, 0x10000
+DESC_NEXT, DESC_WRITE = 1, 2
+QUEUE = 1
+
+
+class Frontend:
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.unique = 0
+
+    def send(self, req, payload=b"", fds=(), flags=1):
+        msg = struct.pack("<III", req, flags, len(payload)) + payload
+        if fds:
+            socket.send_fds(self.sock, [msg], list(fds))
+        else:
+            self.sock.sendall(msg)
+
+    def recv(self):
+        hdr = self.recvall(12)
+        req, flags, size = struct.unpack("<III", hdr)
+        return req, self.recvall(size)
+
+    def recvall(self, n):
+        buf = b""
+        while len(buf) < n:
+            got = self.sock.recv(n - len(buf))
+            if not got:
+                raise EOFError("the back-end closed the connection")
+            buf += got
+        return buf
+
+    def u64(self, req):
+        self.send(req)
+        return struct.unpack("<Q", self.recv()[1])[0]
+
+    def acked(self, req, payload=b"", fds=()):
+        self.send(req, payload, fds, flags=1 | NEED_REPLY)
+        status = struct.unpack("<Q", self.recv()[1])[0]
+        if status != 0:
+            raise RuntimeError("request %d failed" % req)
+
+    def setup(self):
+        feats = self.u64(GET_FEATURES)
+        want = F_VERSION_1 | F_INDIRECT | F_PROTOCOL
+        assert feats & want == want, hex(feats)
+        self.send(SET_FEATURES, struct.pack("<Q", want))
+        assert self.u64(GET_PROTOCOL_FEATURES) & (PF_MQ | PF_REPLY_ACK)
+        self.send(SET_PROTOCOL_FEATURES, struct.pack("<Q", PF_MQ | PF_REPLY_ACK))
+        self.queues = self.u64(GET_QUEUE_NUM)
+        self.send(SET_OWNER)
+        self.memfd = os.memfd_create("guest")
+        os.ftruncate(self.memfd, MEM)
+        import mmap
+        self.mem = mmap.mmap(self.memfd, MEM)
+        region = struct.pack("<QQQQ", GPA, MEM, UVA, 0)
+        self.acked(SET_MEM_TABLE, struct.pack("<II", 1, 0) + region, [self.memfd])
+        self.send(SET_VRING_NUM, struct.pack("<II", QUEUE, NUM))
+        self.send(SET_VRING_BASE, struct.pack("<II", QUEUE, 0))
+        self.send(SET_VRING_ADDR, struct.pack("<IIQQQQ", QUEUE, 0, UVA + DESC, UVA + USED,
+                                              UVA + AVAIL, 0))
+        self.call = os.eventfd(0, os.EFD_NONBLOCK)
+        self.kick = os.eventfd(0)
+        self.send(SET_VRING_CALL, struct.pack("<Q", QUEUE), [self.call])
+        self.send(SET_VRING_KICK, struct.pack("<Q", QUEUE), [self.kick])
+        self.acked(SET_VRING_ENABLE, struct.pack("<II", QUEUE, 1))
+        self.avail_idx = 0
+
+    # --- the guest side of the ring ---
+
+    def desc(self, i, addr, length, flags=0, nxt=0):
+        struct.pack_into("<QIHH", self.mem, DESC + 16 * i, addr, length, flags, nxt)
+
+    def used_idx(self):
+        return struct.unpack_from("<H", self.mem, USED + 2)[0]
+
+    def offer(self, head, wait=True):
+        """Makes chain `head` available, kicks, and waits for it to be used:
+        returns the used element's length."""
+        before = self.used_idx()
+        struct.pack_into("<H", self.mem, AVAIL + 4 + 2 * (self.avail_idx % NUM), head)
+        self.avail_idx = (self.avail_idx + 1) & 0xFFFF
+        struct.pack_into("<H", self.mem, AVAIL + 2, self.avail_idx)
+        os.eventfd_write(self.kick, 1)
+        if not wait:
+            return None
+        deadline = time.monotonic() + 10
+        while self.used_idx() == before:
+            if time.monotonic() > deadline:
+                raise RuntimeError("chain %d was never returned" % head)
+            if select.select([self.call], [], [], 0.05)[0]:
+                os.eventfd_read(self.call)
+        slot = before % NUM
+        uid, ulen = struct.unpack_from("<II", self.mem, USED + 4 + 8 * slot)
+        assert uid == head, (uid, head)
+        return ulen
+
+    def request(self, opcode, nodeid, arg, reply_room):
+        """A FUSE request in chain 0 (readable at DATA, writable at DATA+64K)."""
+        self.unique += 1
+        req = IN_HDR.pack(IN_HDR.size + len(arg), opcode, self.unique, nodeid, 0, 0, 0, 0, 0)
+        req += arg
+        self.mem[DATA:DATA + len(req)] = req
+        self.desc(0, GPA + DATA, len(req), DESC_NEXT, 1)
+        self.desc(1, GPA + DATA + 0x10000, reply_room, DESC_WRITE)
+        n = self.offer(0)
+        out = bytes(self.mem[DATA + 0x10000:DATA + 0x10000 + n])
+        if n < OUT_HDR.size:
+            return n, None, b""
+        length, error, unique = OUT_HDR.unpack_from(out)
+        assert length == n and unique == self.unique, (length, n, unique, self.unique)
+        return n, error, out[OUT_HDR.size:]
+
+
+def say(ok, what):
+    print(("ok - " if ok else "not ok - ") + what)
+    return ok
+
+
+def case_guest(f, name, child, content):
+    """Good requests answered, hostile chains refused, then a broken ring."""
+    f.setup()
+    good = say(f.queues >= 2, "GET_QUEUE_NUM counts the hiprio queue and the request queues")
+    init = struct.pack("<IIII", 7, 31, 65536, 0) + b"\0" * 48
+    n, err, body = f.request(FUSE_INIT, 0, init, 16 + 64)
+    good &= say(err == 0 and n == 80 and struct.unpack_from("<II", body) == (7, 31),
+                "FUSE_INIT answered with protocol 7.31")
+    n, err, body = f.request(FUSE_LOOKUP, 1, name.encode() + b"\0", 16 + 128)
+    root = struct.unpack_from("<Q", body)[0] if err == 0 and n == 144 else 0
+    good &= say(root > 1, "LOOKUP of the store path")
+    n, err, body = f.request(FUSE_LOOKUP, root, child.encode() + b"\0", 16 + 128)
+    node = struct.unpack_from("<Q", body)[0] if err == 0 and n == 144 else 0
+    read = struct.pack("<QQIIQII", 0, 0, 4096, 0, 0, 0, 0)
+    n, err, body = f.request(FUSE_READ, node, read, 16 + 4096)
+    good &= say(err == 0 and body == content.encode(), "READ returns the file's bytes")
+
+    # Hostile chains: each comes back with length 0 and the queue goes on.
+    f.desc(0, GPA + MEM - 8, 64)  # runs off the end of guest memory
+    good &= say(f.offer(0) == 0, "a buffer outside guest memory is refused")
+    f.desc(0, GPA + DATA, 40, DESC_NEXT, 1)
+    f.desc(1, GPA + DATA, 40, DESC_NEXT, 0)
+    good &= say(f.offer(0) == 0, "a descriptor loop is refused")
+    f.desc(0, GPA + DATA, 40, DESC_WRITE | DESC_NEXT, 1)
+    f.desc(1, GPA + DATA, 40, 0)
+    good &= say(f.offer(0) == 0, "a readable buffer after a writable one is refused")
+    f.desc(0, GPA + DATA, 10, DESC_NEXT, 1)
+    f.desc(1, GPA + DATA + 0x10000, 100, DESC_WRITE)
+    good &= say(f.offer(0) == 0, "a request shorter than a FUSE header gets no reply")
+    f.mem[DATA:DATA + 40] = IN_HDR.pack(1 << 20, FUSE_LOOKUP, 77, 1, 0, 0, 0, 0, 0)
+    f.desc(0, GPA + DATA, 48, DESC_NEXT, 1)
+    n = f.offer(0)
+    err = OUT_HDR.unpack_from(f.mem, DATA + 0x10000)[1]
+    good &= say(n == 16 and err == -22, "a request claiming 1 MiB in 48 bytes gets EINVAL")
+    n, err, body = f.request(FUSE_READ, node, read, 16 + 4096)
+    good &= say(err == 0 and body == content.encode(), "the queue still answers")
+
+    # A broken ring: the available index runs ahead; the queue stops but
+    # the daemon and the connection live on.
+    struct.pack_into("<H", f.mem, AVAIL + 2, (f.avail_idx + 100) & 0xFFFF)
+    os.eventfd_write(f.kick, 1)
+    f.send(GET_VRING_BASE, struct.pack("<II", QUEUE, 0))
+    req, payload = f.recv()
+    good &= say(req == GET_VRING_BASE and struct.unpack("<II", payload)[0] == QUEUE,
+                "GET_VRING_BASE answered after the ring broke")
+    return good
+
+
+def case_protocol(f, what):
+    """The front-end itself breaks the protocol: the back-end must close
+    the connection (and exit with an error), not crash."""
+    if what == "unknown-request":
+        f.send(99)
+    elif what == "too-many-regions":
+        f.send(SET_MEM_TABLE, struct.pack("<II", 9, 0) + b"\0" * 32 * 8)
+    elif what == "huge-payload":
+        f.send(SET_OWNER, b"\0" * 4096)
+    elif what == "bad-queue":
+        f.send(SET_VRING_NUM, struct.pack("<II", 200, 8))
+    elif what == "region-beyond-file":
+        fd = os.memfd_create("small")
+        os.ftruncate(fd, 4096)
+        region = struct.pack("<QQQQ", GPA, 1 << 20, UVA, 0)
+        f.send(SET_MEM_TABLE, struct.pack("<II", 1, 0) + region, [fd])
+    elif what == "ring-outside-memory":
+        f.setup()
+        f.send(SET_VRING_NUM, struct.pack("<II", 2, 8))
+        f.send(SET_VRING_ADDR, struct.pack("<IIQQQQ", 2, 0, UVA + MEM, UVA, UVA, 0))
+        f.send(SET_VRING_KICK, struct.pack("<Q", 2), [os.eventfd(0)])
+    else:
+        raise SystemExit("unknown case " + what)
+    try:
+        while f.sock.recv(4096):
+            pass
+    except (ConnectionResetError, EOFError):
+        pass
+    return say(True, "the back-end closed the connection on " + what)
+
+
+def main():
+    path, case = sys.argv[1], sys.argv[2]
+    f = Frontend(path)
+    if case == "guest":
+        ok = case_guest(f, *sys.argv[3:6])
+    else:
+        ok = case_protocol(f, case)
+    f.sock.close()
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

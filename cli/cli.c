@@ -4,6 +4,7 @@
 #include "backends/registry.h"
 #include "castore/dir_service.h"
 #include "common/err.h"
+#include "common/io.h"
 #include "store/nixbase32.h"
 
 #include <limits.h>
@@ -131,24 +132,15 @@ void cli_progress_done(struct cli_progress *p)
 
 int cli_write_all(int fd, const void *buf, size_t len)
 {
-	const char *p = buf;
+	int rc = write_all(fd, buf, len);
 
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return sf_err_errno(-errno, errno, "cannot write to standard output");
-		p += n, len -= (size_t)n;
-	}
-	return 0;
+	return rc < 0 ? sf_err_sys(-rc, "cannot write to standard output") : 0;
 }
 
 int cli_flush_stdout(void)
 {
 	if (fflush(stdout) != 0 || ferror(stdout))
-		return sf_err_errno(-EIO, errno, "cannot write to standard output");
+		return sf_err_sys(errno, "cannot write to standard output");
 	return 0;
 }
 

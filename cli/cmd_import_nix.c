@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "cli/nar_load.h"
 #include "common/err.h"
+#include "common/io.h"
 #include "store/nix_hash.h"
 #include "store/signing.h"
 
@@ -78,7 +79,7 @@ static int spawn_reader(char *const argv[], pid_t *pid, int *out_fd)
 	int p[2], rc;
 
 	if (pipe2(p, O_CLOEXEC) < 0)
-		return sf_err_errno(-errno, errno, "cannot create a pipe");
+		return sf_err_sys(errno, "cannot create a pipe");
 	rc = posix_spawn_file_actions_init(&fa);
 	if (rc == 0)
 		rc = posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
@@ -101,7 +102,7 @@ static int reap(pid_t pid, const char *what)
 
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
-			return sf_err_errno(-errno, errno, "cannot wait for '%s'", what);
+			return sf_err_sys(errno, "cannot wait for '%s'", what);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	return sf_err(-EIO, "'%s' failed (status %d)", what,
@@ -121,12 +122,10 @@ static int read_all(int fd, char **out, size_t *out_len)
 				break;
 			buf = nb, cap *= 2;
 		}
-		n = read(fd, buf + len, cap - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
+		n = read_retry(fd, buf + len, cap - 1 - len);
 		if (n < 0) {
 			free(buf);
-			return sf_err_errno(-errno, errno, "cannot read from 'nix path-info'");
+			return sf_err_sys((int)-n, "cannot read from 'nix path-info'");
 		}
 		if (n == 0) {
 			buf[len] = '\0';

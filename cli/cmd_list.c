@@ -68,14 +68,14 @@ static int spill(struct sorter *s)
 	s->spills = v;
 	f = tmpfile();
 	if (!f)
-		return sf_err_errno(-EIO, errno, "cannot create a temporary file");
+		return sf_err_sys(errno, "cannot create a temporary file");
 	v[s->n_spills++] = f;
 	qsort(s->run, s->n, NAME_MAX_LEN, name_cmp);
 	for (size_t i = 0; i < s->n; i++)
 		fprintf(f, "%s\n", s->run[i]);
 	s->n = 0;
 	if (fflush(f) != 0 || ferror(f) || fseek(f, 0, SEEK_SET) != 0)
-		return sf_err_errno(-EIO, errno, "cannot write a temporary file");
+		return sf_err_sys(errno, "cannot write a temporary file");
 	return 0;
 }
 

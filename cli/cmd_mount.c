@@ -205,7 +205,7 @@ static int check_mountpoint(const char *path)
 	struct stat st;
 
 	if (stat(path, &st) < 0)
-		return sf_err_errno(-errno, errno, "cannot use mountpoint '%s'", path);
+		return sf_err_sys(errno, "cannot use mountpoint '%s'", path);
 	if (!S_ISDIR(st.st_mode))
 		return sf_err(-ENOTDIR, "mountpoint '%s' is not a directory", path);
 	return 0;

@@ -71,7 +71,7 @@ static int open_input(const char *file, int *fd)
 	}
 	*fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0)
-		return sf_err_errno(-errno, errno, "cannot open '%s'", file);
+		return sf_err_sys(errno, "cannot open '%s'", file);
 	return 0;
 }
 

@@ -130,7 +130,7 @@ static int listen_on(const char *spec, int *fd_out, char *url, size_t ulen)
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
-		rc = sf_err_errno(-errno, errno, "cannot listen on '%s'", spec);
+		rc = sf_err_sys(errno, "cannot listen on '%s'", spec);
 		if (fd >= 0)
 			close(fd);
 		freeaddrinfo(ai);

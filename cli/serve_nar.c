@@ -5,6 +5,7 @@
 #include "cli/serve.h"
 
 #include "common/err.h"
+#include "common/io.h"
 #include "common/log.h"
 
 #include <fcntl.h>
@@ -75,20 +76,6 @@ struct serve_nar_stream {
 /* Sent everything asked for: rendering stops early with this code. */
 #define STREAM_DONE (-ECANCELED)
 
-static int stream_write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n, len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* nar_write_fn: passes on the part of the NAR inside the range. */
 static int stream_write(void *ctx, const void *buf, size_t len)
 {
@@ -102,8 +89,8 @@ static int stream_write(void *ctx, const void *buf, size_t len)
 	if (to > end)
 		to = end;
 	if (from < to)
-		rc = stream_write_all(ns->wfd, (const uint8_t *)buf + (from - (ns->at - len)),
-				      (size_t)(to - from));
+		rc = write_all(ns->wfd, (const uint8_t *)buf + (from - (ns->at - len)),
+			       (size_t)(to - from));
 	if (rc == 0 && ns->at >= end)
 		rc = STREAM_DONE;
 	return rc;
@@ -167,9 +154,7 @@ ssize_t serve_nar_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	if (!ns->started && stream_begin(ns) < 0)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
-	do
-		n = read(ns->rfd, buf, max);
-	while (n < 0 && errno == EINTR);
+	n = read_retry(ns->rfd, buf, max);
 	/* Ending early aborts the connection: the client sees an error, not a
 	 * short body it could take for the whole NAR. */
 	return n > 0 ? n : MHD_CONTENT_READER_END_WITH_ERROR;
@@ -242,7 +227,7 @@ int serve_nar_upload_start(struct server *s, const struct nar_summary *expect,
 
 void serve_nar_upload_push(struct serve_nar_upload *u, const char *data, size_t len)
 {
-	if (u->wfd >= 0 && stream_write_all(u->wfd, (const uint8_t *)data, len) < 0) {
+	if (u->wfd >= 0 && write_all(u->wfd, (const uint8_t *)data, len) < 0) {
 		close(u->wfd);
 		u->wfd = -1;
 	}

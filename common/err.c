@@ -44,6 +44,36 @@ int sf_err_errno(int code, int saved_errno, const char *fmt, ...)
 	return code;
 }
 
+int sf_errno_code(int saved_errno)
+{
+	switch (saved_errno) {
+	case ENOSPC:
+	case EDQUOT:
+	case EROFS:
+	case EACCES:
+	case EPERM:
+	case ENOENT:
+	case ENOTDIR:
+	case EMFILE:
+	case ENFILE:
+	case ENOMEM:
+		return -saved_errno;
+	default:
+		return -EIO;
+	}
+}
+
+int sf_err_sys(int saved_errno, const char *fmt, ...)
+{
+	int code = sf_errno_code(saved_errno);
+	va_list ap;
+
+	va_start(ap, fmt);
+	err_vset(code, saved_errno, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
 const char *sf_errmsg(int code)
 {
 	if (err_code == code && code != 0 && err_msg[0])

@@ -12,7 +12,19 @@
  *
  * Callers that only pass a failure up do not add messages. The CLI prints
  * sf_errmsg(rc); the FUSE layer logs it. "Absent" is a normal result
- * (-ENOENT from a lookup) and is not recorded. */
+ * (-ENOENT from a lookup) and is not recorded.
+ *
+ * A failed system call is reported with sf_err_sys(errno, ...): the code
+ * keeps the errno a caller (or a user) can act on and folds the rest into
+ * -EIO, whose message carries strerror() for the details.
+ *
+ * -ENOMEM carries no message: `return -ENOMEM;` is the whole idiom.
+ * strerror(ENOMEM) says all there is to say, the place it happened is of
+ * no use to the user, and formatting under memory pressure is best
+ * avoided. (A stale message cannot show: sf_errmsg() only returns a
+ * message recorded for the same code.)
+ *
+ * An error deliberately ignored gets a comment saying why. */
 #ifndef STOREFS_ERR_H
 #define STOREFS_ERR_H
 
@@ -24,6 +36,17 @@ int sf_err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 /* As sf_err(), appending ": <strerror(errno)>" of the saved errno value. */
 int sf_err_errno(int code, int saved_errno, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The code to return for a failed system call's `saved_errno` (positive):
+ * -ENOSPC, -EDQUOT (make room), -EROFS (read-only filesystem), -EACCES,
+ * -EPERM (permissions), -ENOENT, -ENOTDIR (a path that is not there),
+ * -EMFILE, -ENFILE (out of descriptors: close some and retry) and -ENOMEM
+ * are kept; anything else is -EIO. */
+int sf_errno_code(int saved_errno);
+
+/* sf_err_errno(sf_errno_code(saved_errno), saved_errno, ...): the way to
+ * report a failed system call. */
+int sf_err_sys(int saved_errno, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The message recorded by the last sf_err() on this thread if it was for
  * `code`, else strerror(-code). Valid until the next sf_err() on the thread. */

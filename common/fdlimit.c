@@ -25,6 +25,7 @@ unsigned fdlimit_raise(void)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
+		/* Ignored: the limit read back below is the one that counts. */
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	return fdlimit_soft();

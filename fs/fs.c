@@ -55,7 +55,7 @@ int fs_new(struct blob_service *blobs, struct dir_service *dirs, struct root_nod
 	int rc;
 
 	if (!fs)
-		return sf_err(-ENOMEM, "out of memory");
+		return -ENOMEM;
 	rc = inode_table_new(&fs->it);
 	if (rc) {
 		free(fs);
@@ -404,7 +404,7 @@ static int readdir_root(struct fs *fs, uint64_t off, bool plus, fs_dirent_fn cb,
 	int rc = 0;
 
 	if (!b)
-		return sf_err(-ENOMEM, "out of memory");
+		return -ENOMEM;
 	do {
 		b->fs = fs, b->n = 0, b->err = 0;
 		rc = root_nodes_list(fs->root, off, root_batch_add, b);
@@ -565,7 +565,7 @@ static int file_open(struct fs *fs, uint64_t ino, const struct inode *r, struct 
 	int rc;
 
 	if (!f)
-		return sf_err(-ENOMEM, "out of memory");
+		return -ENOMEM;
 	rc = blob_service_open_read(fs->blobs, &r->key.digest, &f->reader);
 	if ((rc == -EMFILE || rc == -ENFILE) && cache_shrink(fs))
 		rc = blob_service_open_read(fs->blobs, &r->key.digest, &f->reader);

@@ -77,7 +77,7 @@ static int page_ensure(struct inode_table *t, uint64_t ino)
 		return 0;
 	page = calloc(PAGE_RECS, sizeof(*page));
 	if (!page)
-		return sf_err(-ENOMEM, "out of memory for inodes");
+		return -ENOMEM;
 	/* The page and its slot in the (lazily zero-filled) page directory. */
 	bytes_add(t, PAGE_RECS * sizeof(*page) + sizeof(*t->pages));
 	atomic_store_explicit(&t->pages[p], page, memory_order_release);
@@ -100,7 +100,7 @@ int inode_table_new(struct inode_table **out)
 		free(t->pages);
 		free(t->slots);
 		free(t);
-		return sf_err(-ENOMEM, "out of memory for the inode table");
+		return -ENOMEM;
 	}
 	pthread_mutex_init(&t->mu, NULL);
 	for (int i = 0; i < STRIPES; i++)
@@ -208,7 +208,7 @@ static int hash_grow(struct inode_table *t)
 	uint64_t *s = calloc(n, sizeof(*s));
 
 	if (!s)
-		return sf_err(-ENOMEM, "out of memory for the inode hash");
+		return -ENOMEM;
 	for (size_t i = 0; i < t->nslots; i++)
 		if (t->slots[i])
 			slot_put(s, n, t->slots[i]);
@@ -227,7 +227,7 @@ static int arena_copy(struct inode_table *t, const uint8_t *b, size_t len, const
 	if (!c || ARENA_CHUNK - c->used < len) {
 		c = malloc(sizeof(*c) + ARENA_CHUNK);
 		if (!c)
-			return sf_err(-ENOMEM, "out of memory for symlink targets");
+			return -ENOMEM;
 		c->used = 0;
 		c->next = t->arena;
 		t->arena = c;
@@ -388,7 +388,7 @@ static int children_alloc(struct inode_table *t, const struct directory *d,
 	bytes = sizeof(*c) + d->count * sizeof(c->ents[0]) + names;
 	c = malloc(bytes);
 	if (!c)
-		return sf_err(-ENOMEM, "out of memory for a directory");
+		return -ENOMEM;
 	c->count = (uint32_t)d->count;
 	c->bytes = bytes;
 	c->t = t;

@@ -3,6 +3,7 @@
 
 #include "castore/dir_service.h"
 #include "common/err.h"
+#include "common/io.h"
 #include "store/nar_writer.h"
 #include "store/store_path.h"
 
@@ -85,28 +86,12 @@ static int file_changed(struct importer *im)
 	return sf_err(-EIO, "'%s' changed while being read", im->path);
 }
 
-/* Reads up to `len` bytes, stopping early only at end of file. */
-static int read_full(struct importer *im, int fd, uint8_t *buf, size_t len, size_t *got)
+/* Reads up to `len` bytes, fewer only at end of file. */
+static int read_chunk(struct importer *im, int fd, uint8_t *buf, size_t len, size_t *got)
 {
-	size_t n = 0;
+	int rc = read_full(fd, buf, len, got);
 
-	while (n < len) {
-		ssize_t r = read(fd, buf + n, len - n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return sf_err_errno(-errno, errno, "cannot read '%s'", im->path);
-		if (r == 0)
-			break;
-		n += (size_t)r;
-		/* A short read of a regular file means end of file: saves the
-		 * extra read() that would return 0. */
-		if (n < len)
-			break;
-	}
-	*got = n;
-	return 0;
+	return rc < 0 ? sf_err_sys(-rc, "cannot read '%s'", im->path) : 0;
 }
 
 static int nar_file(struct importer *im, bool exec, const uint8_t *data, size_t len)
@@ -140,12 +125,15 @@ static int blob_store_dedup(struct importer *im, const uint8_t *data, size_t len
 
 static int file_small(struct importer *im, int fd, bool exec, size_t size, struct b3_digest *d)
 {
-	size_t got = 0;
-	int rc = read_full(im, fd, im->buf, size + 1, &got);
+	/* One read(), asking for a byte more than fstat() said: a regular
+	 * file answers with everything up to its end, so exactly `size` bytes
+	 * back means it did not change. */
+	ssize_t got = read_retry(fd, im->buf, size + 1);
+	int rc;
 
-	if (rc < 0)
-		return rc;
-	if (got != size)
+	if (got < 0)
+		return sf_err_sys((int)-got, "cannot read '%s'", im->path);
+	if ((size_t)got != size)
 		return file_changed(im);
 	b3_digest_of(im->buf, size, d);
 	rc = nar_file(im, exec, im->buf, size);
@@ -156,15 +144,13 @@ static int stream_chunks(struct importer *im, int fd, uint64_t size, struct blob
 			 struct b3_hasher *h)
 {
 	uint64_t total = 0;
-	size_t got = 0;
+	size_t got;
 	int rc;
 
-	for (;;) {
-		rc = read_full(im, fd, im->buf, CHUNK_SIZE, &got);
+	for (got = CHUNK_SIZE; got == CHUNK_SIZE;) {
+		rc = read_chunk(im, fd, im->buf, CHUNK_SIZE, &got);
 		if (rc < 0)
 			return rc;
-		if (got == 0)
-			break;
 		total += got;
 		if (total > size)
 			return file_changed(im);
@@ -189,7 +175,7 @@ static int file_large(struct importer *im, int fd, bool exec, uint64_t size, str
 		rc = blob_service_open_write(im->st->blobs, &w);
 	if (rc < 0)
 		return rc;
-	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a hint only */
 	b3_hasher_init(&h);
 	rc = stream_chunks(im, fd, size, w, &h);
 	if (rc < 0) {
@@ -216,9 +202,9 @@ static int import_file(struct importer *im, int dirfd, const char *name, struct 
 	if (fd < 0 && errno == ELOOP)
 		return file_changed(im);
 	if (fd < 0)
-		return sf_err_errno(-errno, errno, "cannot open '%s'", im->path);
+		return sf_err_sys(errno, "cannot open '%s'", im->path);
 	if (fstat(fd, &sb) < 0)
-		rc = sf_err_errno(-errno, errno, "cannot stat '%s'", im->path);
+		rc = sf_err_sys(errno, "cannot stat '%s'", im->path);
 	else if (!S_ISREG(sb.st_mode))
 		rc = unsupported(im);
 	else if (sb.st_size <= SMALL_FILE_MAX)
@@ -244,7 +230,7 @@ static int import_symlink(struct importer *im, int dirfd, const char *name, stru
 	if (n < 0 && errno == EINVAL)
 		return file_changed(im);
 	if (n < 0)
-		return sf_err_errno(-errno, errno, "cannot read symlink '%s'", im->path);
+		return sf_err_sys(errno, "cannot read symlink '%s'", im->path);
 	if ((size_t)n > CASTORE_MAX_TARGET_LEN)
 		return sf_err(-EINVAL, "symlink '%s' has a target longer than %d bytes", im->path,
 			      CASTORE_MAX_TARGET_LEN);
@@ -317,7 +303,7 @@ static int dents_read(struct importer *im, DIR *dir, struct dent_list *l)
 			return rc;
 	}
 	if (errno)
-		return sf_err_errno(-errno, errno, "cannot list '%s'", im->path);
+		return sf_err_sys(errno, "cannot list '%s'", im->path);
 	if (l->n > 1)
 		qsort_r(l->v, l->n, sizeof(*l->v), dent_cmp, l->names);
 	return 0;
@@ -387,10 +373,10 @@ static int import_dir(struct importer *im, int dirfd, const char *name, int dept
 	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
 		return file_changed(im);
 	if (fd < 0)
-		return sf_err_errno(-errno, errno, "cannot open directory '%s'", im->path);
+		return sf_err_sys(errno, "cannot open directory '%s'", im->path);
 	dir = fdopendir(fd);
 	if (!dir) {
-		rc = sf_err_errno(-errno, errno, "cannot open directory '%s'", im->path);
+		rc = sf_err_sys(errno, "cannot open directory '%s'", im->path);
 		close(fd);
 		return rc;
 	}
@@ -430,7 +416,7 @@ static int import_entry(struct importer *im, int dirfd, const char *name, unsign
 			      im->path, depth, NAR_MAX_DEPTH - 1);
 	if (type == DT_UNKNOWN) {
 		if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
-			return sf_err_errno(-errno, errno, "cannot stat '%s'", im->path);
+			return sf_err_sys(errno, "cannot stat '%s'", im->path);
 		type = mode_to_dtype(sb.st_mode);
 	}
 	switch (type) {
@@ -471,7 +457,7 @@ static int normalise(const char *path, char **out, size_t *out_len)
 	const char *p, *e;
 
 	if (path[0] != '/' && !cwd)
-		return sf_err_errno(-errno, errno, "cannot get the current directory");
+		return sf_err_sys(errno, "cannot get the current directory");
 	cl = cwd ? strlen(cwd) : 0;
 	all = malloc(cl + 1 + strlen(path) + 1);
 	np = malloc(cl + 1 + strlen(path) + 2);
@@ -637,7 +623,7 @@ int store_import_path(struct store *st, const char *path, const struct import_op
 		return rc;
 	rc = importer_init(&im, st, path, opt);
 	if (rc == 0 && lstat(im.path, &sb) < 0)
-		rc = sf_err_errno(-errno, errno, "cannot stat '%s'", im.path);
+		rc = sf_err_sys(errno, "cannot stat '%s'", im.path);
 	if (rc == 0)
 		rc = import_walk(&im, &sb, &root, &sum);
 	if (rc == 0)

@@ -3,6 +3,7 @@
 
 #include "common/encoding.h"
 #include "common/err.h"
+#include "common/io.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -569,13 +570,10 @@ int nar_ingest(struct blob_service *bs, struct dir_service *ds, enum dir_size_fo
 static int fd_read(void *ctx, void *buf, size_t len, size_t *n)
 {
 	int fd = *(const int *)ctx;
-	ssize_t r;
+	ssize_t r = read_retry(fd, buf, len);
 
-	do
-		r = read(fd, buf, len);
-	while (r < 0 && errno == EINTR);
 	if (r < 0)
-		return sf_err_errno(-EIO, errno, "cannot read NAR from fd %d", fd);
+		return sf_err_sys((int)-r, "cannot read NAR from fd %d", fd);
 	*n = (size_t)r;
 	return 0;
 }

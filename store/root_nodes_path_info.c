@@ -28,6 +28,7 @@ static int rn_lookup(struct root_nodes *r, const uint8_t *name, size_t len, stru
 	struct path_info *pi;
 	int rc;
 
+	/* A name that is no store path is simply not there. */
 	if (store_path_parse_basename((const char *)name, len, &sp) < 0) {
 		sf_err_clear();
 		return -ENOENT;

@@ -80,7 +80,7 @@ int signing_secret_key_load(const char *path, struct nix_secret_key *out)
 	int rc;
 
 	if (!f)
-		return sf_err_errno(-errno, errno, "cannot open secret key file '%s'", path);
+		return sf_err_sys(errno, "cannot open secret key file '%s'", path);
 	n = fread(buf, 1, sizeof(buf), f);
 	rc = ferror(f) ? sf_err(-EIO, "cannot read secret key file '%s'", path) : 0;
 	fclose(f);

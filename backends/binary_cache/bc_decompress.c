@@ -97,7 +97,7 @@ static int xz_init(struct bc_decomp *d)
 
 	d->xz = init;
 	if (lzma_stream_decoder(&d->xz, XZ_MEMLIMIT, LZMA_CONCATENATED) != LZMA_OK)
-		return sf_err(-ENOMEM, "cannot set up an xz decoder");
+		return -ENOMEM;
 	return 0;
 }
 
@@ -154,7 +154,7 @@ static int bz_init(struct bc_decomp *d)
 {
 	memset(&d->bz, 0, sizeof(d->bz));
 	if (BZ2_bzDecompressInit(&d->bz, 0, 0) != BZ_OK)
-		return sf_err(-ENOMEM, "cannot set up a bzip2 decoder");
+		return -ENOMEM;
 	d->bz_live = true;
 	d->stream_end = false;
 	return 0;

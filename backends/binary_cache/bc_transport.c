@@ -3,6 +3,7 @@
 #include "backends/binary_cache/bc_internal.h"
 
 #include "common/err.h"
+#include "common/io.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -164,7 +165,7 @@ static int file_open(const char *url, int *out)
 	if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
 		return -ENOENT;
 	if (fd < 0)
-		return sf_err_errno(-EIO, errno, "cannot open '%s'", url + 7);
+		return sf_err_sys(errno, "cannot open '%s'", url + 7);
 	*out = fd;
 	return 0;
 }
@@ -175,11 +176,9 @@ static int file_fetch_all(const char *url, struct membuf *m)
 	ssize_t n;
 	int fd = -1, rc = file_open(url, &fd);
 
-	while (rc == 0 && (n = read(fd, buf, sizeof(buf))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
+	while (rc == 0 && (n = read_retry(fd, buf, sizeof(buf))) != 0) {
 		if (n < 0)
-			rc = sf_err_errno(-EIO, errno, "cannot read '%s'", url + 7);
+			rc = sf_err_sys((int)-n, "cannot read '%s'", url + 7);
 		else if (membuf_write(buf, 1, (size_t)n, m) != (size_t)n)
 			rc = m->too_big
 				 ? sf_err(-EIO, "'%s' is larger than %zu bytes", url + 7, m->max)
@@ -232,8 +231,9 @@ static size_t stream_write(char *ptr, size_t size, size_t nmemb, void *ctx)
 	struct bc_source *s = ctx;
 	size_t n = size * nmemb, done = 0;
 
+	/* Not write_all(): send() with MSG_NOSIGNAL, so a reader that gave
+	 * up does not SIGPIPE us. */
 	while (done < n) {
-		/* MSG_NOSIGNAL: a reader that gave up must not SIGPIPE us. */
 		ssize_t w = send(s->wfd, ptr + done, n - done, MSG_NOSIGNAL);
 
 		if (w < 0 && errno == EINTR)
@@ -271,7 +271,7 @@ static int http_source_start(struct bc_source *s, const char *url)
 	if (rc < 0)
 		return rc;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return sf_err_errno(-EIO, errno, "cannot create a socket pair");
+		return sf_err_sys(errno, "cannot create a socket pair");
 	s->fd = sv[0], s->wfd = sv[1];
 	curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, stream_write);
 	curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, s);
@@ -325,13 +325,10 @@ static int source_finish(struct bc_source *s)
 int bc_source_read(void *source, void *buf, size_t len, size_t *n)
 {
 	struct bc_source *s = source;
-	ssize_t r;
+	ssize_t r = read_retry(s->fd, buf, len);
 
-	do
-		r = read(s->fd, buf, len);
-	while (r < 0 && errno == EINTR);
 	if (r < 0)
-		return sf_err_errno(-EIO, errno, "cannot read '%s'", s->url);
+		return sf_err_sys((int)-r, "cannot read '%s'", s->url);
 	if (r == 0) {
 		int rc = source_finish(s);
 

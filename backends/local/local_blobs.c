@@ -6,6 +6,7 @@
 
 #include "common/encoding.h"
 #include "common/err.h"
+#include "common/io.h"
 
 #include <dirent.h>
 #include <limits.h>
@@ -76,7 +77,7 @@ static int local_stat(struct blob_service *bs, const struct b3_digest *d, uint64
 	if (fstatat(s->rootfd, rel, &st, 0) < 0) {
 		if (errno == ENOENT)
 			return -ENOENT;
-		return sf_err_errno(-EIO, errno, "cannot stat blob '%s/%s'", s->root, rel);
+		return sf_err_sys(errno, "cannot stat blob '%s/%s'", s->root, rel);
 	}
 	if (!S_ISREG(st.st_mode))
 		return sf_err(-EIO, "blob '%s/%s' is not a regular file", s->root, rel);
@@ -88,21 +89,9 @@ static int local_stat(struct blob_service *bs, const struct b3_digest *d, uint64
 
 static int local_reader_pread(struct blob_reader *r, void *buf, size_t len, uint64_t off, size_t *n)
 {
-	size_t done = 0;
+	int rc = pread_full(r->fd, buf, len, off, n);
 
-	while (done < len) {
-		ssize_t got = pread(r->fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			return sf_err_errno(-EIO, errno, "cannot read blob file");
-		if (got == 0)
-			break;
-		done += (size_t)got;
-	}
-	*n = done;
-	return 0;
+	return rc < 0 ? sf_err_sys(-rc, "cannot read blob file") : 0;
 }
 
 static void local_reader_close(struct blob_reader *r)
@@ -150,14 +139,12 @@ static int local_open_read(struct blob_service *bs, const struct b3_digest *d,
 
 	local_blob_relpath(d, rel);
 	fd = openat(s->rootfd, rel, O_RDONLY | O_CLOEXEC);
-	/* EMFILE/ENFILE pass through: a caller holding descriptors can free
-	 * some and retry. */
-	if (fd < 0 && (errno == EMFILE || errno == ENFILE))
-		return sf_err_errno(-errno, errno, "cannot open blob '%s/%s'", s->root, rel);
+	/* EMFILE/ENFILE pass through (sf_err_sys keeps them): a caller
+	 * holding descriptors can free some and retry. */
 	if (fd < 0)
 		return errno == ENOENT
 			   ? -ENOENT
-			   : sf_err_errno(-EIO, errno, "cannot open blob '%s/%s'", s->root, rel);
+			   : sf_err_sys(errno, "cannot open blob '%s/%s'", s->root, rel);
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		rc = sf_err(-EIO, "blob '%s/%s' is not a readable file", s->root, rel);
 	else
@@ -190,8 +177,7 @@ static int blobs_check(struct local_blobs *s, const struct b3_digest *d, uint64_
 	snprintf(what, sizeof(what), "%s/%s", s->root, rel);
 	fd = openat(s->rootfd, rel, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT ? -ENOENT
-				       : sf_err_errno(-EIO, errno, "cannot open blob '%s'", what);
+		return errno == ENOENT ? -ENOENT : sf_err_sys(errno, "cannot open blob '%s'", what);
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		rc = sf_err(-EIO, "blob '%s' is not a readable file", what);
 	else
@@ -209,29 +195,13 @@ static int blobs_check(struct local_blobs *s, const struct b3_digest *d, uint64_
 
 /* --- writers --- */
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int writer_drain(struct local_writer *w)
 {
 	int rc = write_all(w->fd, w->buf, w->buffered);
 
 	w->buffered = 0;
 	if (rc < 0)
-		return sf_err_errno(rc == -ENOSPC ? -ENOSPC : -EIO, -rc,
-				    "cannot write blob file '%s/%s'", w->service->root, w->tmp);
+		return sf_err_sys(-rc, "cannot write blob file '%s/%s'", w->service->root, w->tmp);
 	return 0;
 }
 
@@ -262,6 +232,7 @@ static void local_writer_abort(struct blob_writer *bw)
 
 	if (w->fd >= 0)
 		close(w->fd);
+	/* Ignored: a temp file left behind is removed by a later open. */
 	unlinkat(w->service->rootfd, w->tmp, 0);
 	free(w);
 }
@@ -293,7 +264,7 @@ static int publish_noreplace(int rootfd, const char *tmp, const char *rel)
 	 * replace either. */
 	if (linkat(rootfd, tmp, rootfd, rel, 0) < 0)
 		return -errno;
-	/* Ignored: a temp file left behind is removed by the next open. */
+	/* Ignored: a temp file left behind is removed by a later open. */
 	unlinkat(rootfd, tmp, 0);
 	return 0;
 }
@@ -354,8 +325,7 @@ static int writer_publish(struct local_writer *w, const char *rel, const struct 
 		return 0;
 	}
 	unlinkat(rootfd, w->tmp, 0); /* ignored: see publish_noreplace */
-	return sf_err_errno(rc == -ENOSPC ? -ENOSPC : -EIO, -rc, "cannot store blob '%s/%s'",
-			    w->service->root, rel);
+	return sf_err_sys(-rc, "cannot store blob '%s/%s'", w->service->root, rel);
 }
 
 static int writer_close_fd(struct local_writer *w)
@@ -363,8 +333,7 @@ static int writer_close_fd(struct local_writer *w)
 	int rc = w->buffered ? writer_drain(w) : 0;
 
 	if (close(w->fd) < 0 && rc == 0)
-		rc = sf_err_errno(-EIO, errno, "cannot write blob file '%s/%s'", w->service->root,
-				  w->tmp);
+		rc = sf_err_sys(errno, "cannot write blob file '%s/%s'", w->service->root, w->tmp);
 	w->fd = -1;
 	return rc;
 }
@@ -416,8 +385,8 @@ static int writer_create_tmp(struct local_blobs *s, struct local_writer *w)
 	if (w->fd < 0 && errno == ENOENT && mkdirat(s->rootfd, LOCAL_TMP_DIR, 0755) == 0)
 		w->fd = openat(s->rootfd, w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 	if (w->fd < 0)
-		return sf_err_errno(errno == ENOSPC ? -ENOSPC : -EIO, errno,
-				    "cannot create a blob file in '%s/%s'", s->root, LOCAL_TMP_DIR);
+		return sf_err_sys(errno, "cannot create a blob file in '%s/%s'", s->root,
+				  LOCAL_TMP_DIR);
 	return 0;
 }
 
@@ -453,8 +422,9 @@ static int local_flush(struct blob_service *bs)
 	if (s->readonly)
 		return 0;
 	if (syncfs(s->rootfd) < 0)
-		return sf_err_errno(-EIO, errno, "cannot sync store '%s'", s->root);
-	/* After the sync: a record never vouches for bytes not yet durable. */
+		return sf_err_sys(errno, "cannot sync store '%s'", s->root);
+	/* After the sync: a record never vouches for bytes not yet durable.
+	 * A record that cannot be written only costs a hash at a later open. */
 	if (local_verifier_sync(s->verifier) < 0)
 		sf_err_clear();
 	return 0;
@@ -489,7 +459,7 @@ int local_blobs_new(struct local_env *env, int rootfd, const char *root, bool re
 	s->rootfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
 	s->root = strdup(root);
 	if (s->rootfd < 0)
-		rc = sf_err_errno(-EIO, errno, "cannot dup a descriptor");
+		rc = sf_err_sys(errno, "cannot dup a descriptor");
 	else
 		rc = s->root ? local_verifier_new(env, readonly, &s->verifier) : -ENOMEM;
 	if (rc < 0) {
@@ -533,6 +503,7 @@ void local_blobs_clean_tmp(int rootfd)
 	while ((de = readdir(dir))) {
 		pid_t pid = tmp_name_pid(de->d_name);
 
+		/* Best effort: what stays is tried again at the next open. */
 		if (pid && kill(pid, 0) < 0 && errno == ESRCH)
 			unlinkat(dirfd(dir), de->d_name, 0);
 	}
@@ -608,9 +579,9 @@ int local_blobs_each(struct blob_service *bs, store_digest_fn cb, void *ctx)
 	int rc = 0;
 
 	if (!top)
-		return errno == ENOENT ? 0
-				       : sf_err_errno(-EIO, errno, "cannot list '%s/%s'", s->root,
-						      LOCAL_BLOBS_DIR);
+		return errno == ENOENT
+			   ? 0
+			   : sf_err_sys(errno, "cannot list '%s/%s'", s->root, LOCAL_BLOBS_DIR);
 	while (rc == 0 && (de = readdir(top))) {
 		DIR *l1;
 
@@ -637,7 +608,7 @@ int local_blobs_quarantine_each(struct blob_service *bs, store_quarantine_fn cb,
 	while (rc == 0 && (de = readdir(q))) {
 		if (strlen(de->d_name) < B3_HEX_LEN ||
 		    b3_digest_from_hex(de->d_name, B3_HEX_LEN, &d) < 0) {
-			sf_err_clear();
+			sf_err_clear(); /* not a quarantined blob: not ours to report */
 			continue;
 		}
 		snprintf(path, sizeof(path), "%s/%s/%s", s->root, LOCAL_QUARANTINE_DIR, de->d_name);

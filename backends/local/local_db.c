@@ -147,8 +147,7 @@ int local_env_open(const char *dbdir, bool readonly, struct local_env **out)
 	int rc;
 
 	if (stat(dbdir, &st) < 0)
-		return sf_err_errno(errno == ENOENT ? -ENOENT : -EIO, errno, "cannot open '%s'",
-				    dbdir);
+		return sf_err_sys(errno, "cannot open '%s'", dbdir);
 	pthread_mutex_lock(&registry_lock);
 	e = registry_find(&st, getpid());
 	if (e) {

@@ -99,12 +99,13 @@ static int watcher_bind(struct local_watcher *w, const char *root)
 	rc = notify_addr(w->dirfd, root, w->name, &a);
 	if (rc < 0)
 		return rc;
-	/* A leftover of an earlier process that had our pid. */
+	/* A leftover of an earlier process that had our pid; if it cannot go,
+	 * bind() below says why. */
 	unlinkat(w->dirfd, w->name, 0);
 	w->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (w->sock < 0 || bind(w->sock, (struct sockaddr *)&a, sizeof(a)) < 0)
-		return sf_err_errno(-EIO, errno, "cannot create watch socket '%s/%s/%s'", root,
-				    LOCAL_NOTIFY_DIR, w->name);
+		return sf_err_sys(errno, "cannot create watch socket '%s/%s/%s'", root,
+				  LOCAL_NOTIFY_DIR, w->name);
 	return 0;
 }
 
@@ -125,6 +126,7 @@ static void watcher_release(struct local_watcher *w)
 {
 	if (w->sock >= 0) {
 		close(w->sock);
+		/* Ignored: notifiers delete sockets nobody listens on. */
 		unlinkat(w->dirfd, w->name, 0);
 	}
 	if (w->stopfd >= 0)
@@ -146,12 +148,12 @@ int local_watch_start(int rootfd, const char *root, path_info_watch_fn cb, void 
 	w->cb = cb, w->ctx = ctx;
 	w->dirfd = openat(rootfd, LOCAL_NOTIFY_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (w->dirfd < 0)
-		rc = sf_err_errno(-EIO, errno, "cannot open '%s/%s'", root, LOCAL_NOTIFY_DIR);
+		rc = sf_err_sys(errno, "cannot open '%s/%s'", root, LOCAL_NOTIFY_DIR);
 	else
 		rc = watcher_bind(w, root);
 	if (rc == 0) {
 		w->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		rc = w->stopfd < 0 ? sf_err_errno(-EIO, errno, "cannot create an eventfd")
+		rc = w->stopfd < 0 ? sf_err_sys(errno, "cannot create an eventfd")
 				   : watcher_spawn(w);
 	}
 	if (rc < 0) {
@@ -224,7 +226,7 @@ void local_notify(int rootfd, const char *root, const char *basename)
 		if (!is_socket_name(de->d_name))
 			continue;
 		rc = notify_one(dirfd(dir), root, de->d_name, basename);
-		if (rc == -ECONNREFUSED)
+		if (rc == -ECONNREFUSED) /* a dead watcher's; best effort */
 			unlinkat(dirfd(dir), de->d_name, 0);
 		else if (rc < 0 && rc != -ENOENT)
 			log_debug("cannot notify watcher '%s': %s", de->d_name, strerror(-rc));

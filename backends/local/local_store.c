@@ -3,6 +3,7 @@
 #include "backends/local/local_internal.h"
 
 #include "common/err.h"
+#include "common/io.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -38,11 +39,11 @@ static int mkdir_parents(const char *path)
 			continue;
 		*p = '\0';
 		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return sf_err_errno(-errno, errno, "cannot create '%s'", buf);
+			return sf_err_sys(errno, "cannot create '%s'", buf);
 		*p = '/';
 	}
 	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return sf_err_errno(-errno, errno, "cannot create store '%s'", path);
+		return sf_err_sys(errno, "cannot create store '%s'", path);
 	return 0;
 }
 
@@ -64,7 +65,7 @@ static int store_dir_open(const char *dir, unsigned flags, int *out)
 	if (fd < 0 && errno == ENOTDIR)
 		return sf_err(-ENOTDIR, "store '%s' is not a directory", dir);
 	if (fd < 0)
-		return sf_err_errno(-errno, errno, "cannot open store '%s'", dir);
+		return sf_err_sys(errno, "cannot open store '%s'", dir);
 	*out = fd;
 	return 0;
 }
@@ -125,19 +126,19 @@ static int marker_parse(const char *dir, char *text, enum dir_size_formula *f)
 static int marker_read(int rootfd, const char *dir, enum dir_size_formula *f)
 {
 	char text[MARKER_MAX + 1];
-	ssize_t n;
-	int fd = openat(rootfd, LOCAL_STORE_MARKER, O_RDONLY | O_CLOEXEC);
+	size_t n = 0;
+	int fd = openat(rootfd, LOCAL_STORE_MARKER, O_RDONLY | O_CLOEXEC), rc;
 
 	if (fd < 0 && errno == ENOENT)
 		return -ENOENT;
 	if (fd < 0)
-		return sf_err_errno(-EIO, errno, "cannot open '%s/%s'", dir, LOCAL_STORE_MARKER);
-	n = read(fd, text, MARKER_MAX);
+		return sf_err_sys(errno, "cannot open '%s/%s'", dir, LOCAL_STORE_MARKER);
+	rc = read_full(fd, text, MARKER_MAX, &n);
 	close(fd);
-	if (n < 0)
-		return sf_err_errno(-EIO, errno, "cannot read '%s/%s'", dir, LOCAL_STORE_MARKER);
+	if (rc < 0)
+		return sf_err_sys(-rc, "cannot read '%s/%s'", dir, LOCAL_STORE_MARKER);
 	text[n] = '\0';
-	if ((size_t)n != strlen(text))
+	if (n != strlen(text))
 		return sf_err(-EINVAL, "store marker '%s/%s' is damaged", dir, LOCAL_STORE_MARKER);
 	return marker_parse(dir, text, f);
 }
@@ -154,12 +155,16 @@ static int marker_create(int rootfd, const char *dir, enum dir_size_formula f)
 	snprintf(tmp, sizeof(tmp), MARKER_TMP_PREFIX "%ld", (long)getpid());
 	fd = openat(rootfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
 	if (fd < 0)
-		return sf_err_errno(-errno, errno, "cannot create a marker in '%s'", dir);
-	if (write(fd, text, (size_t)len) != len || fsync(fd) < 0)
-		rc = sf_err_errno(-EIO, errno, "cannot write a marker in '%s'", dir);
+		return sf_err_sys(errno, "cannot create a marker in '%s'", dir);
+	rc = write_all(fd, text, (size_t)len);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (rc < 0)
+		rc = sf_err_sys(-rc, "cannot write a marker in '%s'", dir);
 	close(fd);
 	if (rc == 0 && linkat(rootfd, tmp, rootfd, LOCAL_STORE_MARKER, 0) < 0 && errno != EEXIST)
-		rc = sf_err_errno(-EIO, errno, "cannot create '%s/%s'", dir, LOCAL_STORE_MARKER);
+		rc = sf_err_sys(errno, "cannot create '%s/%s'", dir, LOCAL_STORE_MARKER);
+	/* Ignored: a leftover is truncated by the next creator of this pid. */
 	unlinkat(rootfd, tmp, 0);
 	return rc;
 }
@@ -176,7 +181,7 @@ static int store_marker(int rootfd, const char *dir, unsigned flags, enum dir_si
 		return rc;
 	rc = dir_is_empty(rootfd, &empty);
 	if (rc < 0)
-		return sf_err_errno(rc, -rc, "cannot list '%s'", dir);
+		return sf_err_sys(-rc, "cannot list '%s'", dir);
 	if (!empty)
 		return sf_err(-EINVAL, "'%s' is not a storefs store", dir);
 	if (!(flags & STORE_OPEN_CREATE) || (flags & STORE_OPEN_READONLY))
@@ -192,8 +197,7 @@ static int store_layout(int rootfd, const char *dir)
 
 	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++)
 		if (mkdirat(rootfd, subdirs[i], 0755) < 0 && errno != EEXIST)
-			return sf_err_errno(-errno, errno, "cannot create '%s/%s'", dir,
-					    subdirs[i]);
+			return sf_err_sys(errno, "cannot create '%s/%s'", dir, subdirs[i]);
 	return 0;
 }
 
@@ -216,7 +220,7 @@ static int import_lock(int rootfd, const char *dir, bool wait, int *out)
 	int n, fd = openat(rootfd, LOCAL_LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 
 	if (fd < 0)
-		return sf_err_errno(-errno, errno, "cannot open '%s/%s'", dir, LOCAL_LOCK_FILE);
+		return sf_err_sys(errno, "cannot open '%s/%s'", dir, LOCAL_LOCK_FILE);
 	while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
 		int e = errno;
 
@@ -233,7 +237,7 @@ static int import_lock(int rootfd, const char *dir, bool wait, int *out)
 				      dir, holder);
 		}
 		close(fd);
-		return sf_err_errno(-EIO, e, "cannot lock '%s/%s'", dir, LOCAL_LOCK_FILE);
+		return sf_err_sys(e, "cannot lock '%s/%s'", dir, LOCAL_LOCK_FILE);
 	}
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
@@ -266,7 +270,7 @@ static int store_services(struct local_store *ls, int rootfd, const char *dir, u
 
 	/* Services name files by absolute path, immune to later chdir(). */
 	if (!realpath(dir, abs))
-		return sf_err_errno(-EIO, errno, "cannot resolve store path '%s'", dir);
+		return sf_err_sys(errno, "cannot resolve store path '%s'", dir);
 	if (snprintf(db, sizeof(db), "%s/%s", abs, LOCAL_DB_DIR) >= (int)sizeof(db))
 		return sf_err(-ENAMETOOLONG, "store path '%s' is too long", dir);
 	rc = local_env_open(db, ro, &env);

@@ -3,6 +3,7 @@
 #include "backends/local/local_internal.h"
 
 #include "common/err.h"
+#include "common/io.h"
 #include "common/log.h"
 
 #include <fcntl.h>
@@ -118,6 +119,7 @@ static bool db_known(struct local_verifier *v, const struct b3_digest *d,
 	MDB_txn *txn;
 	bool same = false;
 
+	/* No record to trust: the caller hashes the file instead. */
 	if (!v->env->has_verified || local_txn_begin(v->env, false, &txn) < 0) {
 		sf_err_clear();
 		return false;
@@ -212,11 +214,11 @@ void local_verifier_remember(struct local_verifier *v, const struct b3_digest *d
 	if (!v->writable)
 		return;
 	if (defer && pending_add(v, d, id, &full)) {
-		if (full)
+		if (full) /* a record not written costs a hash later, nothing else */
 			local_verifier_sync(v);
 		return;
 	}
-	if (db_write(v, &one, 1) < 0)
+	if (db_write(v, &one, 1) < 0) /* as above */
 		sf_err_clear();
 }
 
@@ -240,26 +242,21 @@ int local_hash_fd(int fd, uint64_t size, const char *what, struct b3_digest *out
 	uint8_t *buf = malloc(HASH_CHUNK);
 	struct b3_hasher h;
 	uint64_t off = 0;
-	ssize_t n = 1;
+	size_t n = HASH_CHUNK;
+	int rc = 0;
 
 	if (!buf)
 		return -ENOMEM;
-	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a hint only */
 	b3_hasher_init(&h);
-	while (n > 0) {
-		n = pread(fd, buf, HASH_CHUNK, (off_t)off);
-		if (n < 0 && errno == EINTR) {
-			n = 1;
-			continue;
-		}
-		if (n > 0) {
-			b3_hasher_update(&h, buf, (size_t)n);
-			off += (uint64_t)n;
-		}
+	while (rc == 0 && n == HASH_CHUNK) {
+		rc = pread_full(fd, buf, HASH_CHUNK, off, &n);
+		b3_hasher_update(&h, buf, rc == 0 ? n : 0);
+		off += rc == 0 ? n : 0;
 	}
 	free(buf);
-	if (n < 0)
-		return sf_err_errno(-EIO, errno, "cannot read blob '%s'", what);
+	if (rc < 0)
+		return sf_err_sys(-rc, "cannot read blob '%s'", what);
 	if (off != size)
 		return sf_err(-EIO, "blob '%s' changed size while being verified", what);
 	b3_hasher_final(&h, out);

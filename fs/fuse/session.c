@@ -128,7 +128,7 @@ static int session_loop(struct fusedev *d)
 	int rc;
 
 	if (!lc)
-		return sf_err(-ENOMEM, "out of memory");
+		return -ENOMEM;
 	/* Also with the passthrough custom io: libfuse clones /dev/fuse per
 	 * thread and calls the hooks with each clone's fd; the backing
 	 * ioctls go to the session's own fd, of the same connection. */

@@ -1,0 +1,75 @@
+/* test_common.c - common/: the error convention's errno mapping and the
+ * whole-read/whole-write helpers. */
+#include "harness.h"
+
+#include "common/err.h"
+#include "common/io.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+TEST(err_sys_keeps_actionable_errnos)
+{
+	static const int kept[] = {ENOSPC, EDQUOT, EROFS,  EACCES, EPERM,
+				   ENOENT, ENOTDIR, EMFILE, ENFILE, ENOMEM};
+
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		CHECK_EQ(sf_errno_code(kept[i]), -kept[i]);
+	CHECK_EQ(sf_errno_code(EBADF), -EIO);
+	CHECK_EQ(sf_errno_code(ELOOP), -EIO);
+	CHECK_EQ(sf_errno_code(EIO), -EIO);
+}
+
+TEST(err_sys_records_the_cause)
+{
+	CHECK_EQ(sf_err_sys(EXDEV, "cannot move '%s'", "x"), -EIO);
+	CHECK_STR(sf_errmsg(-EIO), "cannot move 'x': Invalid cross-device link");
+	CHECK_EQ(sf_err_sys(ENOSPC, "cannot write"), -ENOSPC);
+	CHECK_STR(sf_errmsg(-ENOSPC), "cannot write: No space left on device");
+	sf_err_clear();
+}
+
+TEST(io_write_all_and_read_full_over_a_pipe)
+{
+	static char big[200000], back[200001];
+	int p[2];
+	size_t got = 0;
+	pid_t pid;
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)(i * 7);
+	CHECK(pipe(p) == 0);
+	/* More than a pipe holds: the writer must loop over short writes. */
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		_exit(write_all(p[1], big, sizeof(big)) == 0 ? 0 : 1);
+	}
+	close(p[1]);
+	CHECK_OK(read_full(p[0], back, sizeof(back), &got));
+	close(p[0]);
+	CHECK_EQ(got, sizeof(big)); /* short only at end of file */
+	CHECK(memcmp(big, back, sizeof(big)) == 0);
+}
+
+TEST(io_pread_full_and_errors)
+{
+	char path[] = "/tmp/storefs-io-XXXXXX", buf[8];
+	int fd = mkstemp(path);
+	size_t got = 0;
+
+	CHECK(fd >= 0);
+	unlink(path);
+	CHECK_OK(write_all(fd, "0123456789", 10));
+	CHECK_OK(pread_full(fd, buf, sizeof(buf), 4, &got));
+	CHECK_EQ(got, 6);
+	CHECK(memcmp(buf, "456789", 6) == 0);
+	close(fd);
+	CHECK_ERR(write_all(fd, "x", 1), -EBADF);
+	CHECK_ERR(read_full(fd, buf, 1, &got), -EBADF);
+	CHECK_EQ(read_retry(fd, buf, 1), -EBADF);
+}

@@ -48,7 +48,7 @@ int fuse_wire_new(struct fs *fs, struct fuse_wire **out)
 	struct fuse_wire *w = calloc(1, sizeof(*w));
 
 	if (!w)
-		return sf_err(-ENOMEM, "out of memory");
+		return -ENOMEM;
 	w->fs = fs;
 	*out = w;
 	return 0;
@@ -394,8 +394,8 @@ static int read_fd(const struct req *r, int fd, uint64_t off, size_t want)
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0)
-			return sf_err_errno(-EIO, errno, "cannot read a blob at offset %llu",
-					    (unsigned long long)(off + done));
+			return sf_err_sys(errno, "cannot read a blob at offset %llu",
+					  (unsigned long long)(off + done));
 		if (got == 0)
 			return sf_err(-EIO, "a blob ended early at offset %llu",
 				      (unsigned long long)(off + done));
@@ -411,7 +411,7 @@ static int read_copy(const struct req *r, struct fs_file *f, uint64_t off, size_
 	int rc;
 
 	if (!buf)
-		return sf_err(-ENOMEM, "out of memory");
+		return -ENOMEM;
 	rc = fs_file_read(f, buf, want, off, &n);
 	if (rc == 0 && n != want)
 		rc = sf_err(-EIO, "a blob ended early");
@@ -515,7 +515,7 @@ static size_t op_readdir(struct req *r)
 	b.size = in.size < payload_room(r) ? in.size : payload_room(r);
 	b.buf = malloc(b.size ? b.size : 1);
 	if (!b.buf)
-		return reply_err(r, sf_err(-ENOMEM, "out of memory"));
+		return reply_err(r, -ENOMEM);
 	rc = fs_readdir(r->w->fs, r->h.nodeid, in.offset, b.plus, dirbuf_add, &b);
 	n = rc ? reply_err(r, rc) : reply_data(r, b.buf, b.used);
 	free(b.buf);
@@ -551,7 +551,7 @@ static size_t op_getxattr(struct req *r)
 	in.size = in.size < XATTR_MAX ? in.size : XATTR_MAX;
 	buf = malloc(in.size ? in.size : 1);
 	if (!buf)
-		return reply_err(r, sf_err(-ENOMEM, "out of memory"));
+		return reply_err(r, -ENOMEM);
 	rc = fs_getxattr(r->w->fs, r->h.nodeid, name, buf, in.size, &len);
 	n = xattr_reply(r, rc, buf, in.size, len);
 	free(buf);
@@ -571,7 +571,7 @@ static size_t op_listxattr(struct req *r)
 	in.size = in.size < XATTR_MAX ? in.size : XATTR_MAX;
 	buf = malloc(in.size ? in.size : 1);
 	if (!buf)
-		return reply_err(r, sf_err(-ENOMEM, "out of memory"));
+		return reply_err(r, -ENOMEM);
 	rc = fs_listxattr(r->w->fs, r->h.nodeid, buf, in.size, &len);
 	n = xattr_reply(r, rc, buf, in.size, len);
 	free(buf);

@@ -240,7 +240,7 @@ static int queue_alloc(struct vu_queue *q)
 	if (!q->scratch && q->d->dev->scratch)
 		q->scratch = malloc(q->d->dev->scratch);
 	if (!q->chain || (!q->scratch && q->d->dev->scratch))
-		return sf_err(-ENOMEM, "out of memory");
+		return -ENOMEM;
 	return 0;
 }
 
@@ -747,7 +747,7 @@ static int signals_fd(sigset_t *old)
 	pthread_sigmask(SIG_BLOCK, &set, old);
 	fd = signalfd(-1, &set, SFD_CLOEXEC);
 	if (fd < 0) {
-		fd = sf_err_errno(-errno, errno, "cannot watch for signals");
+		fd = sf_err_sys(errno, "cannot watch for signals");
 		pthread_sigmask(SIG_SETMASK, old, NULL);
 	}
 	return fd;
@@ -763,7 +763,7 @@ static int wait_fd(int fd, int sigfd)
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			return sf_err_errno(-errno, errno, "poll");
+			return sf_err_sys(errno, "poll");
 		}
 		if (p[1].revents & POLLIN) {
 			if (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
@@ -816,7 +816,7 @@ static int dev_init(struct vu_dev *d, const struct vhost_user_device *dev)
 		return sf_err(-EINVAL, "a device with %u queues", dev->queues);
 	d->q = calloc(dev->queues, sizeof(*d->q));
 	if (!d->q)
-		return sf_err(-ENOMEM, "out of memory");
+		return -ENOMEM;
 	for (unsigned i = 0; i < d->nq; i++) {
 		d->q[i] = (struct vu_queue){
 		    .d = d, .index = i, .kick_fd = -1, .call_fd = -1, .wake_fd = -1};
@@ -825,7 +825,7 @@ static int dev_init(struct vu_dev *d, const struct vhost_user_device *dev)
 	for (unsigned i = 0; i < d->nq; i++) {
 		d->q[i].wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (d->q[i].wake_fd < 0)
-			return sf_err_errno(-errno, errno, "cannot create an eventfd");
+			return sf_err_sys(errno, "cannot create an eventfd");
 	}
 	return 0;
 }
@@ -871,7 +871,7 @@ static int clear_stale(const char *path)
 	int fd, rc;
 
 	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : sf_err_errno(-errno, errno, "cannot use '%s'", path);
+		return errno == ENOENT ? 0 : sf_err_sys(errno, "cannot use '%s'", path);
 	if (!S_ISSOCK(st.st_mode))
 		return sf_err(-EEXIST, "'%s' exists and is not a socket", path);
 	rc = sockaddr_of(path, &sa);
@@ -879,7 +879,7 @@ static int clear_stale(const char *path)
 		return rc;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return sf_err_errno(-errno, errno, "socket");
+		return sf_err_sys(errno, "socket");
 	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 	close(fd);
 	if (rc == 0)
@@ -902,11 +902,11 @@ static int listen_at(const char *path, int *out)
 		return rc;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return sf_err_errno(-errno, errno, "socket");
+		return sf_err_sys(errno, "socket");
 	unlink(tmp);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0 ||
 	    rename(tmp, path) < 0) {
-		rc = sf_err_errno(-errno, errno, "cannot listen on '%s'", path);
+		rc = sf_err_sys(errno, "cannot listen on '%s'", path);
 		unlink(tmp);
 		close(fd);
 		return rc;
@@ -924,7 +924,7 @@ static int accept_one(int lfd, int sigfd, int *out)
 		return rc;
 	*out = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (*out < 0)
-		return sf_err_errno(-errno, errno, "accept");
+		return sf_err_sys(errno, "accept");
 	return 1;
 }
 

@@ -13,7 +13,7 @@
 
 TEST(err_sys_keeps_actionable_errnos)
 {
-	static const int kept[] = {ENOSPC, EDQUOT, EROFS,  EACCES, EPERM,
+	static const int kept[] = {ENOSPC, EDQUOT,  EROFS,  EACCES, EPERM,
 				   ENOENT, ENOTDIR, EMFILE, ENFILE, ENOMEM};
 
 	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)

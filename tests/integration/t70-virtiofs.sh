@@ -412,7 +412,7 @@ set +e
 check "virtiofs: usage errors and a socket path that is not a socket" t_usage
 check "virtiofs: SIGTERM/SIGINT end an idle daemon with status 0; a live socket is not taken" \
 	t_sigterm_idle
-check "a scripted guest: requests answered, hostile chains refused, a broken ring stops" \
+check "a scripted guest (2 request queues + hiprio): answers, hostile chains refused" \
 	t_frontend_guest
 check "a front-end that breaks the protocol ends the daemon with status 1, not a crash" \
 	t_frontend_protocol

@@ -7,6 +7,7 @@ requests and hostile descriptor chains; or it breaks the protocol itself.
 Usage: vhost_user_frontend.py SOCKET CASE [STORE_PATH_BASENAME FILE CONTENT]
 Prints one line per observation; exits non-zero when one is wrong.
 """
+import mmap
 import os
 import select
 import socket
@@ -25,15 +26,15 @@ F_VERSION_1, F_INDIRECT, F_PROTOCOL = 1 << 32, 1 << 28, 1 << 30
 PF_MQ, PF_REPLY_ACK = 1 << 0, 1 << 3
 
 # FUSE
-FUSE_LOOKUP, FUSE_READ, FUSE_INIT = 1, 15, 26
+FUSE_LOOKUP, FUSE_FORGET, FUSE_READ, FUSE_INIT = 1, 2, 15, 26
 IN_HDR = struct.Struct("<IIQQIIIHH")  # fuse_in_header, 40 bytes
 OUT_HDR = struct.Struct("<IiQ")  # fuse_out_header, 16 bytes
 
-# Guest memory layout: one region; queue 1 of size 8.
+# Guest memory: one region; queue q's rings and buffers at q * QSPAN.
 GPA, UVA, MEM = 0x40000000, 0x7F0000000000, 1 << 20
-NUM, DESC, AVAIL, USED, DATA = 8, 0x0, 0x1000, 0x2000, 0x10000
+QSPAN, NUM = 0x40000, 8
+DESC, AVAIL, USED, DATA, REPLY = 0x0, 0x1000, 0x2000, 0x10000, 0x20000
 DESC_NEXT, DESC_WRITE = 1, 2
-QUEUE = 1
 
 
 class Frontend:
@@ -73,7 +74,9 @@ class Frontend:
         if status != 0:
             raise RuntimeError("request %d failed" % req)
 
-    def setup(self):
+    def setup(self, queues=(1,)):
+        """Negotiates, shares guest memory and starts `queues`: returns
+        their rings."""
         feats = self.u64(GET_FEATURES)
         want = F_VERSION_1 | F_INDIRECT | F_PROTOCOL
         assert feats & want == want, hex(feats)
@@ -84,64 +87,74 @@ class Frontend:
         self.send(SET_OWNER)
         self.memfd = os.memfd_create("guest")
         os.ftruncate(self.memfd, MEM)
-        import mmap
         self.mem = mmap.mmap(self.memfd, MEM)
         region = struct.pack("<QQQQ", GPA, MEM, UVA, 0)
         self.acked(SET_MEM_TABLE, struct.pack("<II", 1, 0) + region, [self.memfd])
-        self.send(SET_VRING_NUM, struct.pack("<II", QUEUE, NUM))
-        self.send(SET_VRING_BASE, struct.pack("<II", QUEUE, 0))
-        self.send(SET_VRING_ADDR, struct.pack("<IIQQQQ", QUEUE, 0, UVA + DESC, UVA + USED,
-                                              UVA + AVAIL, 0))
+        return [Ring(self, q) for q in queues]
+
+
+class Ring:
+    """The guest side of queue `q`."""
+
+    def __init__(self, f, q):
+        self.f, self.q, self.mem, self.base = f, q, f.mem, q * QSPAN
+        b = UVA + self.base
+        f.send(SET_VRING_NUM, struct.pack("<II", q, NUM))
+        f.send(SET_VRING_BASE, struct.pack("<II", q, 0))
+        f.send(SET_VRING_ADDR, struct.pack("<IIQQQQ", q, 0, b + DESC, b + USED, b + AVAIL, 0))
         self.call = os.eventfd(0, os.EFD_NONBLOCK)
         self.kick = os.eventfd(0)
-        self.send(SET_VRING_CALL, struct.pack("<Q", QUEUE), [self.call])
-        self.send(SET_VRING_KICK, struct.pack("<Q", QUEUE), [self.kick])
-        self.acked(SET_VRING_ENABLE, struct.pack("<II", QUEUE, 1))
+        f.send(SET_VRING_CALL, struct.pack("<Q", q), [self.call])
+        f.send(SET_VRING_KICK, struct.pack("<Q", q), [self.kick])
+        f.acked(SET_VRING_ENABLE, struct.pack("<II", q, 1))
         self.avail_idx = 0
 
-    # --- the guest side of the ring ---
+    def gpa(self, off):
+        return GPA + self.base + off
 
     def desc(self, i, addr, length, flags=0, nxt=0):
-        struct.pack_into("<QIHH", self.mem, DESC + 16 * i, addr, length, flags, nxt)
+        struct.pack_into("<QIHH", self.mem, self.base + DESC + 16 * i, addr, length, flags, nxt)
 
     def used_idx(self):
-        return struct.unpack_from("<H", self.mem, USED + 2)[0]
+        return struct.unpack_from("<H", self.mem, self.base + USED + 2)[0]
 
-    def offer(self, head, wait=True):
+    def offer(self, head):
         """Makes chain `head` available, kicks, and waits for it to be used:
         returns the used element's length."""
         before = self.used_idx()
-        struct.pack_into("<H", self.mem, AVAIL + 4 + 2 * (self.avail_idx % NUM), head)
+        avail = self.base + AVAIL
+        struct.pack_into("<H", self.mem, avail + 4 + 2 * (self.avail_idx % NUM), head)
         self.avail_idx = (self.avail_idx + 1) & 0xFFFF
-        struct.pack_into("<H", self.mem, AVAIL + 2, self.avail_idx)
+        struct.pack_into("<H", self.mem, avail + 2, self.avail_idx)
         os.eventfd_write(self.kick, 1)
-        if not wait:
-            return None
         deadline = time.monotonic() + 10
         while self.used_idx() == before:
             if time.monotonic() > deadline:
                 raise RuntimeError("chain %d was never returned" % head)
             if select.select([self.call], [], [], 0.05)[0]:
                 os.eventfd_read(self.call)
-        slot = before % NUM
-        uid, ulen = struct.unpack_from("<II", self.mem, USED + 4 + 8 * slot)
+        slot = self.base + USED + 4 + 8 * (before % NUM)
+        uid, ulen = struct.unpack_from("<II", self.mem, slot)
         assert uid == head, (uid, head)
         return ulen
 
+    def put(self, off, data):
+        self.mem[self.base + off:self.base + off + len(data)] = data
+
     def request(self, opcode, nodeid, arg, reply_room):
-        """A FUSE request in chain 0 (readable at DATA, writable at DATA+64K)."""
-        self.unique += 1
-        req = IN_HDR.pack(IN_HDR.size + len(arg), opcode, self.unique, nodeid, 0, 0, 0, 0, 0)
+        """A FUSE request in chain 0: (reply length, error, reply body)."""
+        self.f.unique += 1
+        req = IN_HDR.pack(IN_HDR.size + len(arg), opcode, self.f.unique, nodeid, 0, 0, 0, 0, 0)
         req += arg
-        self.mem[DATA:DATA + len(req)] = req
-        self.desc(0, GPA + DATA, len(req), DESC_NEXT, 1)
-        self.desc(1, GPA + DATA + 0x10000, reply_room, DESC_WRITE)
+        self.put(DATA, req)
+        self.desc(0, self.gpa(DATA), len(req), DESC_NEXT, 1)
+        self.desc(1, self.gpa(REPLY), reply_room, DESC_WRITE if reply_room else 0)
         n = self.offer(0)
-        out = bytes(self.mem[DATA + 0x10000:DATA + 0x10000 + n])
+        out = bytes(self.mem[self.base + REPLY:self.base + REPLY + n])
         if n < OUT_HDR.size:
             return n, None, b""
         length, error, unique = OUT_HDR.unpack_from(out)
-        assert length == n and unique == self.unique, (length, n, unique, self.unique)
+        assert length == n and unique == self.f.unique, (length, n, unique, self.f.unique)
         return n, error, out[OUT_HDR.size:]
 
 
@@ -151,49 +164,60 @@ def say(ok, what):
 
 
 def case_guest(f, name, child, content):
-    """Good requests answered, hostile chains refused, then a broken ring."""
-    f.setup()
-    good = say(f.queues >= 2, "GET_QUEUE_NUM counts the hiprio queue and the request queues")
+    """Good requests answered on two request queues and the hiprio queue,
+    hostile chains refused, then a broken ring."""
+    r1, r2, hiprio = f.setup((1, 2, 0))
+    good = say(f.queues >= 3, "GET_QUEUE_NUM counts the hiprio queue and the request queues")
     init = struct.pack("<IIII", 7, 31, 65536, 0) + b"\0" * 48
-    n, err, body = f.request(FUSE_INIT, 0, init, 16 + 64)
+    n, err, body = r1.request(FUSE_INIT, 0, init, 16 + 64)
     good &= say(err == 0 and n == 80 and struct.unpack_from("<II", body) == (7, 31),
                 "FUSE_INIT answered with protocol 7.31")
-    n, err, body = f.request(FUSE_LOOKUP, 1, name.encode() + b"\0", 16 + 128)
+    n, err, body = r1.request(FUSE_LOOKUP, 1, name.encode() + b"\0", 16 + 128)
     root = struct.unpack_from("<Q", body)[0] if err == 0 and n == 144 else 0
     good &= say(root > 1, "LOOKUP of the store path")
-    n, err, body = f.request(FUSE_LOOKUP, root, child.encode() + b"\0", 16 + 128)
+    n, err, body = r2.request(FUSE_LOOKUP, root, child.encode() + b"\0", 16 + 128)
     node = struct.unpack_from("<Q", body)[0] if err == 0 and n == 144 else 0
+    good &= say(node > 1, "LOOKUP on the second request queue")
     read = struct.pack("<QQIIQII", 0, 0, 4096, 0, 0, 0, 0)
-    n, err, body = f.request(FUSE_READ, node, read, 16 + 4096)
+    n, err, body = r1.request(FUSE_READ, node, read, 16 + 4096)
     good &= say(err == 0 and body == content.encode(), "READ returns the file's bytes")
+    n, err, body = hiprio.request(FUSE_FORGET, root, struct.pack("<Q", 1), 0)
+    good &= say(n == 0, "FORGET on the hiprio queue is taken without a reply")
+    region = struct.pack("<QQQQ", GPA, MEM, UVA, 0)
+    f.acked(SET_MEM_TABLE, struct.pack("<II", 1, 0) + region, [f.memfd])
+    n, err, body = r1.request(FUSE_READ, node, read, 16 + 4096)
+    good &= say(err == 0 and body == content.encode(),
+                "a new memory table while the queues run: they go on where they were")
 
     # Hostile chains: each comes back with length 0 and the queue goes on.
-    f.desc(0, GPA + MEM - 8, 64)  # runs off the end of guest memory
-    good &= say(f.offer(0) == 0, "a buffer outside guest memory is refused")
-    f.desc(0, GPA + DATA, 40, DESC_NEXT, 1)
-    f.desc(1, GPA + DATA, 40, DESC_NEXT, 0)
-    good &= say(f.offer(0) == 0, "a descriptor loop is refused")
-    f.desc(0, GPA + DATA, 40, DESC_WRITE | DESC_NEXT, 1)
-    f.desc(1, GPA + DATA, 40, 0)
-    good &= say(f.offer(0) == 0, "a readable buffer after a writable one is refused")
-    f.desc(0, GPA + DATA, 10, DESC_NEXT, 1)
-    f.desc(1, GPA + DATA + 0x10000, 100, DESC_WRITE)
-    good &= say(f.offer(0) == 0, "a request shorter than a FUSE header gets no reply")
-    f.mem[DATA:DATA + 40] = IN_HDR.pack(1 << 20, FUSE_LOOKUP, 77, 1, 0, 0, 0, 0, 0)
-    f.desc(0, GPA + DATA, 48, DESC_NEXT, 1)
-    n = f.offer(0)
-    err = OUT_HDR.unpack_from(f.mem, DATA + 0x10000)[1]
+    r1.desc(0, GPA + MEM - 8, 64)  # runs off the end of guest memory
+    good &= say(r1.offer(0) == 0, "a buffer outside guest memory is refused")
+    r1.desc(0, r1.gpa(DATA), 40, DESC_NEXT, 1)
+    r1.desc(1, r1.gpa(DATA), 40, DESC_NEXT, 0)
+    good &= say(r1.offer(0) == 0, "a descriptor loop is refused")
+    r1.desc(0, r1.gpa(DATA), 40, DESC_WRITE | DESC_NEXT, 1)
+    r1.desc(1, r1.gpa(DATA), 40, 0)
+    good &= say(r1.offer(0) == 0, "a readable buffer after a writable one is refused")
+    r1.desc(0, r1.gpa(DATA), 10, DESC_NEXT, 1)
+    r1.desc(1, r1.gpa(REPLY), 100, DESC_WRITE)
+    good &= say(r1.offer(0) == 0, "a request shorter than a FUSE header gets no reply")
+    r1.put(DATA, IN_HDR.pack(1 << 20, FUSE_LOOKUP, 77, 1, 0, 0, 0, 0, 0))
+    r1.desc(0, r1.gpa(DATA), 48, DESC_NEXT, 1)
+    n = r1.offer(0)
+    err = OUT_HDR.unpack_from(f.mem, r1.base + REPLY)[1]
     good &= say(n == 16 and err == -22, "a request claiming 1 MiB in 48 bytes gets EINVAL")
-    n, err, body = f.request(FUSE_READ, node, read, 16 + 4096)
+    n, err, body = r1.request(FUSE_READ, node, read, 16 + 4096)
     good &= say(err == 0 and body == content.encode(), "the queue still answers")
 
     # A broken ring: the available index runs ahead; the queue stops but
-    # the daemon and the connection live on.
-    struct.pack_into("<H", f.mem, AVAIL + 2, (f.avail_idx + 100) & 0xFFFF)
-    os.eventfd_write(f.kick, 1)
-    f.send(GET_VRING_BASE, struct.pack("<II", QUEUE, 0))
+    # the daemon, the other queues and the connection live on.
+    struct.pack_into("<H", f.mem, r1.base + AVAIL + 2, (r1.avail_idx + 100) & 0xFFFF)
+    os.eventfd_write(r1.kick, 1)
+    n, err, body = r2.request(FUSE_READ, node, read, 16 + 4096)
+    good &= say(err == 0 and body == content.encode(), "the other request queue still answers")
+    f.send(GET_VRING_BASE, struct.pack("<II", 1, 0))
     req, payload = f.recv()
-    good &= say(req == GET_VRING_BASE and struct.unpack("<II", payload)[0] == QUEUE,
+    good &= say(req == GET_VRING_BASE and struct.unpack("<II", payload)[0] == 1,
                 "GET_VRING_BASE answered after the ring broke")
     return good
 
@@ -215,7 +239,7 @@ def case_protocol(f, what):
         region = struct.pack("<QQQQ", GPA, 1 << 20, UVA, 0)
         f.send(SET_MEM_TABLE, struct.pack("<II", 1, 0) + region, [fd])
     elif what == "ring-outside-memory":
-        f.setup()
+        f.setup(())
         f.send(SET_VRING_NUM, struct.pack("<II", 2, 8))
         f.send(SET_VRING_ADDR, struct.pack("<IIQQQQ", 2, 0, UVA + MEM, UVA, UVA, 0))
         f.send(SET_VRING_KICK, struct.pack("<Q", 2), [os.eventfd(0)])

@@ -191,8 +191,9 @@ static size_t op_init(struct req *r)
 	if (r->arg_len < 16)
 		return reply_err(r, -EINVAL);
 	arg_get(r, &in, sizeof(in));
-	if (atomic_load(&r->w->ready))
-		return reply_err(r, -EPROTO);
+	/* An INIT while a session runs is a new kernel: a guest that rebooted
+	 * without unmounting (no DESTROY) resets the device and mounts again. */
+	atomic_store(&r->w->ready, false);
 	/* A newer major: answer ours, the kernel then retries with it. */
 	if (in.major > FUSE_KERNEL_VERSION)
 		return reply_data(r, &o, FUSE_COMPAT_INIT_OUT_SIZE);

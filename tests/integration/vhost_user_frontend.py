@@ -163,6 +163,18 @@ def say(ok, what):
     return ok
 
 
+def reset(f, queues):
+    """What QEMU does when the guest reboots: stops every ring (the guest
+    died without unmounting), then the new guest's driver sets them up
+    again from zeroed memory."""
+    for q in queues:
+        f.send(GET_VRING_BASE, struct.pack("<II", q, 0))
+        f.recv()
+    for q in queues:
+        f.mem[q * QSPAN:q * QSPAN + USED + 4 + 8 * NUM] = bytes(USED + 4 + 8 * NUM)
+    return [Ring(f, q) for q in queues]
+
+
 def case_guest(f, name, child, content):
     """Good requests answered on two request queues and the hiprio queue,
     hostile chains refused, then a broken ring."""
@@ -188,6 +200,11 @@ def case_guest(f, name, child, content):
     n, err, body = r1.request(FUSE_READ, node, read, 16 + 4096)
     good &= say(err == 0 and body == content.encode(),
                 "a new memory table while the queues run: they go on where they were")
+    r1, r2, hiprio = reset(f, (1, 2, 0))
+    n, err, body = r1.request(FUSE_INIT, 0, init, 16 + 64)
+    good &= say(err == 0 and n == 80, "after a device reset (a reboot) a new INIT is answered")
+    n, err, body = r1.request(FUSE_LOOKUP, 1, name.encode() + b"\0", 16 + 128)
+    good &= say(err == 0 and n == 144, "and the store path is found again")
 
     # Hostile chains: each comes back with length 0 and the queue goes on.
     r1.desc(0, GPA + MEM - 8, 64)  # runs off the end of guest memory

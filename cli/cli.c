@@ -245,3 +245,16 @@ void cli_nar_hash_text(const uint8_t sha256[32], char *out)
 	memcpy(out, "sha256:", 7);
 	nixbase32_encode(sha256, 32, out + 7);
 }
+
+void cli_report_registration(const struct cli_cmd *c, bool verbose, const struct path_info *pi,
+			     enum path_info_put_result res)
+{
+	char full[STORE_PATH_FULL_MAX];
+
+	if (!verbose || res == PATH_INFO_ADDED)
+		return;
+	store_path_full(&pi->path, full);
+	fprintf(stderr, "storefs %s: '%s' is already registered with this content; %s\n", c->name,
+		full,
+		res == PATH_INFO_SIGS_ADDED ? "its new signatures were added" : "nothing changed");
+}

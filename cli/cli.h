@@ -90,6 +90,12 @@ struct cli_target {
 int cli_resolve(struct store *st, const char *arg, struct cli_target *t);
 void cli_target_release(struct cli_target *t);
 
+/* With `verbose`, says on stderr that `pi` was registered already (res
+ * PATH_INFO_UNCHANGED or PATH_INFO_SIGS_ADDED): "storefs <cmd>: '<path>'
+ * is already registered with this content; nothing changed". */
+void cli_report_registration(const struct cli_cmd *c, bool verbose, const struct path_info *pi,
+			     enum path_info_put_result res);
+
 /* "sha256:<nixbase32>" of a 32-byte digest into `out` (60 bytes). */
 void cli_nar_hash_text(const uint8_t sha256[32], char *out);
 #define CLI_NAR_HASH_TEXT_LEN (7 + 52 + 1)

@@ -10,7 +10,7 @@
 
 static const struct cli_cmd cmd = {
     "import",
-    "import [--store URL|DIR] [--name NAME] [--wait] [--dir-size spec|native] PATH...",
+    "import [--store URL|DIR] [--name NAME] [--wait] [--dir-size spec|native] [-v] PATH...",
     "Adds each PATH (a directory, a regular file or a symlink, which is not\n"
     "followed) to the store and prints its store path, one line per PATH: the\n"
     "same path `nix-store --add PATH` prints. Each file is read once; identical\n"
@@ -19,6 +19,8 @@ static const struct cli_cmd cmd = {
     "message naming the file; then no store path is registered for it (file\n"
     "contents already stored stay as unreferenced blobs). Importing stops at\n"
     "the first failing PATH. The store's import lock is held while importing.\n"
+    "A tree imported again gives the same store path and changes nothing (a\n"
+    "registered path never changes).\n"
     "\n"
     "Options:\n"
     "  --store URL|DIR  the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
@@ -34,6 +36,7 @@ static const struct cli_cmd cmd = {
     "                   (snix's doubled count, for exchanging Directories with\n"
     "                   snix); an existing store keeps the formula it was made\n"
     "                   with\n"
+    "  -v, --verbose    say when a path was registered already\n"
     "  -h, --help       show this help\n"
     "\n"
     "A progress line is shown on standard error when it is a terminal.\n"
@@ -43,19 +46,25 @@ static const struct cli_cmd cmd = {
 enum { OPT_NAME = 256, OPT_WAIT, OPT_DIR_SIZE };
 
 static const struct option longopts[] = {
-    {"store", required_argument, NULL, CLI_OPT_STORE},	 {"help", no_argument, NULL, CLI_OPT_HELP},
-    {"name", required_argument, NULL, OPT_NAME},	 {"wait", no_argument, NULL, OPT_WAIT},
-    {"dir-size", required_argument, NULL, OPT_DIR_SIZE}, {0},
+    {"store", required_argument, NULL, CLI_OPT_STORE},
+    {"help", no_argument, NULL, CLI_OPT_HELP},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"wait", no_argument, NULL, OPT_WAIT},
+    {"dir-size", required_argument, NULL, OPT_DIR_SIZE},
+    {"verbose", no_argument, NULL, 'v'},
+    {0},
 };
 
-static int import_one(struct store *st, const char *path, const char *name)
+static int import_one(struct store *st, const char *path, const char *name, bool verbose)
 {
 	char full[STORE_PATH_FULL_MAX];
+	enum path_info_put_result res = PATH_INFO_ADDED;
 	struct cli_progress prog;
 	struct import_options opt = {
 	    .name = name,
 	    .progress = cli_progress_update,
 	    .progress_ctx = &prog,
+	    .result = &res,
 	};
 	struct path_info *pi;
 	int rc;
@@ -65,6 +74,7 @@ static int import_one(struct store *st, const char *path, const char *name)
 	cli_progress_done(&prog);
 	if (rc < 0)
 		return rc;
+	cli_report_registration(&cmd, verbose, pi, res);
 	store_path_full(&pi->path, full);
 	path_info_free(pi);
 	printf("%s\n", full);
@@ -76,9 +86,10 @@ int cmd_import(int argc, char **argv)
 	const char *url = NULL, *name = NULL;
 	unsigned flags = STORE_OPEN_CREATE | STORE_OPEN_IMPORT;
 	struct store *st;
+	bool verbose = false;
 	int ch, rc = 0;
 
-	while ((ch = cli_getopt(&cmd, argc, argv, "h", longopts)) != -1) {
+	while ((ch = cli_getopt(&cmd, argc, argv, "hv", longopts)) != -1) {
 		switch (ch) {
 		case CLI_OPT_HELP:
 			return cli_help(&cmd);
@@ -90,6 +101,9 @@ int cmd_import(int argc, char **argv)
 			break;
 		case OPT_WAIT:
 			flags |= STORE_OPEN_WAIT;
+			break;
+		case 'v':
+			verbose = true;
 			break;
 		case OPT_DIR_SIZE:
 			if (!strcmp(optarg, "native"))
@@ -111,7 +125,7 @@ int cmd_import(int argc, char **argv)
 	if (rc < 0)
 		return cli_fail(&cmd, rc);
 	for (int i = optind; i < argc && rc == 0; i++)
-		rc = import_one(st, argv[i], name);
+		rc = import_one(st, argv[i], name, verbose);
 	if (rc < 0)
 		cli_fail(&cmd, rc);
 	store_free(st);

@@ -22,14 +22,17 @@ extern char **environ;
 
 static const struct cli_cmd cmd = {
     "import-nix",
-    "import-nix [--store URL|DIR] [--nix-store DIR] [-r] [--wait] STOREPATH...",
+    "import-nix [--store URL|DIR] [--nix-store DIR] [-r] [--wait] [-v] STOREPATH...",
     "Copies STOREPATHs from a local Nix store into the store, with their\n"
     "references, signatures, deriver, CA, NAR hash and size, as `nix path-info\n"
     "--json` reports them; the contents come from `nix-store --dump` and must\n"
     "match the recorded NAR hash and size. Prints each imported store path.\n"
     "A path's references must be in the store already, be imported in the same\n"
     "run, or -r must be given. Paths already present with the same NAR hash are\n"
-    "not read again. `nix` and `nix-store` are run from $PATH.\n"
+    "not read again (their new signatures are added); a path present with\n"
+    "another NAR hash is refused (a registered path never changes). A claimed\n"
+    "CA is checked against the contents. `nix` and `nix-store` are run from\n"
+    "$PATH.\n"
     "\n"
     "Options:\n"
     "  --store URL|DIR    the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
@@ -39,6 +42,7 @@ static const struct cli_cmd cmd = {
     "                     the system's /nix/store\n"
     "  -r, --recursive    import the whole closure, references first\n"
     "  --wait             if another import holds the store's lock, wait for it\n"
+    "  -v, --verbose      say which paths were registered already\n"
     "  -h, --help         show this help\n"
     "\n"
     "Exit status: 0 success, 1 error, 2 usage error.\n",
@@ -52,6 +56,7 @@ static const struct option longopts[] = {
     {"nix-store", required_argument, NULL, OPT_NIX_STORE},
     {"recursive", no_argument, NULL, 'r'},
     {"wait", no_argument, NULL, OPT_WAIT},
+    {"verbose", no_argument, NULL, 'v'},
     {0},
 };
 
@@ -66,6 +71,7 @@ struct nix_path {
 struct import_nix {
 	struct store *st;
 	const char *nix_store; /* chroot root or NULL */
+	bool verbose;
 	struct nix_path *paths;
 	size_t n;
 };
@@ -318,9 +324,12 @@ static int parse_json(struct import_nix *im, const char *text)
 
 /* --- importing --- */
 
-/* 1 if the store has `pi` with the same NAR already, 0 if not. */
-static int already_present(struct store *st, const struct path_info *pi)
+/* 1 if the store has `pi` with the same NAR already (then pi's root is set
+ * to the registered one), 0 if not; -EEXIST (naming both NAR hashes) if it
+ * has the path with other content, which would be refused anyway. */
+static int already_present(struct store *st, struct path_info *pi)
 {
+	enum path_info_put_result res;
 	struct path_info *have;
 	int rc = path_info_service_get(st->paths, pi->path.digest, &have);
 
@@ -328,10 +337,11 @@ static int already_present(struct store *st, const struct path_info *pi)
 		return 0;
 	if (rc < 0)
 		return rc;
-	rc = !store_path_cmp(&have->path, &pi->path) && have->nar_size == pi->nar_size &&
-	     !memcmp(have->nar_sha256, pi->nar_sha256, 32);
+	rc = path_info_set_root(pi, &have->root);
+	if (rc == 0)
+		rc = path_info_merge(have, pi, &res);
 	path_info_free(have);
-	return rc;
+	return rc < 0 ? rc : 1;
 }
 
 static int dump_and_load(struct import_nix *im, struct path_info *pi, struct nar_loaded *l)
@@ -372,19 +382,12 @@ static int check_refs(struct import_nix *im, const struct path_info *pi)
 	return sf_err(rc, "%s (-r imports the closure)", msg);
 }
 
-static int import_one(struct import_nix *im, struct path_info *pi)
+/* Reads the NAR from Nix and registers the path. */
+static int load_one(struct import_nix *im, struct path_info *pi, enum path_info_put_result *res)
 {
-	char full[STORE_PATH_FULL_MAX];
 	struct nar_loaded *l;
-	int rc = already_present(im->st, pi);
+	int rc = check_refs(im, pi);
 
-	store_path_full(&pi->path, full);
-	if (rc > 0) {
-		printf("%s\n", full);
-		return cli_flush_stdout();
-	}
-	if (rc == 0)
-		rc = check_refs(im, pi);
 	l = rc == 0 ? malloc(sizeof(*l)) : NULL;
 	if (!l)
 		return rc < 0 ? rc : -ENOMEM;
@@ -392,10 +395,26 @@ static int import_one(struct import_nix *im, struct path_info *pi)
 	if (rc == 0)
 		rc = path_info_set_root(pi, &l->root);
 	if (rc == 0)
-		rc = nar_load_register(im->st, pi);
+		rc = nar_load_register(im->st, pi, res);
 	free(l);
+	return rc;
+}
+
+static int import_one(struct import_nix *im, struct path_info *pi)
+{
+	char full[STORE_PATH_FULL_MAX];
+	enum path_info_put_result res = PATH_INFO_ADDED;
+	int rc = already_present(im->st, pi);
+
+	/* Present with the same NAR: not read again; new signatures merge. */
+	if (rc > 0)
+		rc = path_info_service_register(im->st->paths, pi, &res);
+	else if (rc == 0)
+		rc = load_one(im, pi, &res);
 	if (rc < 0)
 		return rc;
+	cli_report_registration(&cmd, im->verbose, pi, res);
+	store_path_full(&pi->path, full);
 	printf("%s\n", full);
 	return cli_flush_stdout();
 }
@@ -462,7 +481,7 @@ int cmd_import_nix(int argc, char **argv)
 	bool recursive = false;
 	int ch, rc;
 
-	while ((ch = cli_getopt(&cmd, argc, argv, "hr", longopts)) != -1) {
+	while ((ch = cli_getopt(&cmd, argc, argv, "hrv", longopts)) != -1) {
 		switch (ch) {
 		case CLI_OPT_HELP:
 			return cli_help(&cmd);
@@ -474,6 +493,9 @@ int cmd_import_nix(int argc, char **argv)
 			break;
 		case 'r':
 			recursive = true;
+			break;
+		case 'v':
+			im.verbose = true;
 			break;
 		case OPT_WAIT:
 			flags |= STORE_OPEN_WAIT;

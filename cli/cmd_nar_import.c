@@ -16,13 +16,18 @@
 static const struct cli_cmd cmd = {
     "nar-import",
     "nar-import [--store URL|DIR] (--name NAME | --path STOREPATH) [--nar-hash HASH]\n"
-    "                  [--ca CA] [--wait] FILE|-",
+    "                  [--ca CA] [--wait] [-v] FILE|-",
     "Reads a NAR (Nix ARchive) from FILE (or standard input for '-'), stores its\n"
     "contents and registers it as a store path, which is printed. The NAR is\n"
     "parsed strictly (at least as strictly as modern Nix): unsorted or duplicate\n"
     "names, bad names or symlink targets, non-zero padding, fields out of order,\n"
     "nesting of 64 levels, truncation or trailing bytes are refused with a message\n"
     "naming the byte offset, and then nothing is registered.\n"
+    "\n"
+    "A registered path never changes: registering a path again with the same\n"
+    "NAR is a no-op (-v says so), with another NAR it is refused naming both\n"
+    "NAR hashes. A claimed CA (--name, --ca) is checked against the contents\n"
+    "and the store path (\"ca hash mismatch ...\" as in Nix).\n"
     "\n"
     "Options:\n"
     "  --store URL|DIR  the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
@@ -32,11 +37,13 @@ static const struct cli_cmd cmd = {
     "  --path STOREPATH register the NAR under STOREPATH as given, without\n"
     "                   references (and without a CA unless --ca is given)\n"
     "  --ca CA          with --path: its CA (\"fixed:[r:]ALGO:HASH\" or\n"
-    "                   \"text:sha256:HASH\"), which must match STOREPATH\n"
+    "                   \"text:sha256:HASH\"), which must match the contents and\n"
+    "                   STOREPATH\n"
     "  --nar-hash HASH  the NAR's expected SHA-256, in any Nix syntax\n"
     "                   (sha256:<nix32|hex|base64> or SRI sha256-<base64>); a NAR\n"
     "                   with another hash is refused\n"
     "  --wait           if another import holds the store's lock, wait for it\n"
+    "  -v, --verbose    say when the path was registered already\n"
     "  -h, --help       show this help\n"
     "\n"
     "Exit status: 0 success, 1 error, 2 usage error.\n",
@@ -52,13 +59,14 @@ static const struct option longopts[] = {
     {"nar-hash", required_argument, NULL, OPT_NAR_HASH},
     {"ca", required_argument, NULL, OPT_CA},
     {"wait", no_argument, NULL, OPT_WAIT},
+    {"verbose", no_argument, NULL, 'v'},
     {0},
 };
 
 struct opts {
 	const char *url, *name, *path, *nar_hash, *ca, *file;
 	unsigned flags;
-	bool has_hash;
+	bool has_hash, verbose;
 	uint8_t hash[32];
 	struct store_path sp; /* with --path */
 };
@@ -122,15 +130,13 @@ static int fill_path_info(const struct opts *o, const struct nar_loaded *l, stru
 		return rc;
 	pi->nar_size = l->sum.size;
 	memcpy(pi->nar_sha256, l->sum.sha256, 32);
-	rc = path_info_set_root(pi, &l->root);
-	if (rc == 0 && o->ca)
-		rc = path_info_check_ca(pi);
-	return rc;
+	return path_info_set_root(pi, &l->root);
 }
 
 static int nar_import(struct store *st, const struct opts *o)
 {
 	char full[STORE_PATH_FULL_MAX];
+	enum path_info_put_result res = PATH_INFO_ADDED;
 	struct nar_summary e;
 	struct nar_loaded *l = malloc(sizeof(*l));
 	struct path_info *pi = NULL;
@@ -145,8 +151,9 @@ static int nar_import(struct store *st, const struct opts *o)
 	if (rc == 0)
 		rc = fill_path_info(o, l, pi);
 	if (rc == 0)
-		rc = nar_load_register(st, pi);
+		rc = nar_load_register(st, pi, &res);
 	if (rc == 0) {
+		cli_report_registration(&cmd, o->verbose, pi, res);
 		store_path_full(&pi->path, full);
 		printf("%s\n", full);
 		rc = cli_flush_stdout();
@@ -178,6 +185,9 @@ static int parse_opt(struct opts *o, int ch)
 		break;
 	case OPT_WAIT:
 		o->flags |= STORE_OPEN_WAIT;
+		break;
+	case 'v':
+		o->verbose = true;
 		break;
 	default:
 		return CLI_USAGE;
@@ -214,7 +224,7 @@ int cmd_nar_import(int argc, char **argv)
 	struct store *st;
 	int ch, rc;
 
-	while ((ch = cli_getopt(&cmd, argc, argv, "h", longopts)) != -1) {
+	while ((ch = cli_getopt(&cmd, argc, argv, "hv", longopts)) != -1) {
 		if (ch == CLI_OPT_HELP)
 			return cli_help(&cmd);
 		if (parse_opt(&o, ch))

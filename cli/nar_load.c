@@ -3,6 +3,7 @@
 #include "cli/nar_load.h"
 
 #include "common/err.h"
+#include "store/ca_verify.h"
 #include "store/nar_ingest.h"
 #include "store/nix_hash.h"
 
@@ -61,13 +62,15 @@ int nar_load_check_refs(struct store *st, const struct path_info *pi)
 	return rc;
 }
 
-int nar_load_register(struct store *st, const struct path_info *pi)
+int nar_load_register(struct store *st, const struct path_info *pi, enum path_info_put_result *res)
 {
 	int rc = path_info_validate(pi);
 
 	if (rc == 0)
 		rc = nar_load_check_refs(st, pi);
 	if (rc == 0)
-		rc = path_info_service_put(st->paths, pi);
+		rc = ca_verify(st->blobs, st->dirs, pi);
+	if (rc == 0)
+		rc = path_info_service_register(st->paths, pi, res);
 	return rc;
 }

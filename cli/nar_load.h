@@ -36,9 +36,12 @@ int nar_hash_parse(const char *s, uint8_t out[32]);
  * -ENOENT with a message naming the first missing one. */
 int nar_load_check_refs(struct store *st, const struct path_info *pi);
 
-/* Validates `pi` and registers it. Its references other than itself must
- * already be registered (-ENOENT with a message naming the first missing
- * one); the service's codes otherwise. */
-int nar_load_register(struct store *st, const struct path_info *pi);
+/* Validates `pi` and registers it (docs/trust.md): its references other
+ * than itself must already be registered (-ENOENT with a message naming the
+ * first missing one); a CA it claims must match its content and store path
+ * (ca_verify: -EIO "ca hash mismatch ...", -EINVAL); a path registered
+ * already with other content is refused (-EEXIST). `res` (may be NULL)
+ * says what registering did. The service's codes otherwise. */
+int nar_load_register(struct store *st, const struct path_info *pi, enum path_info_put_result *res);
 
 #endif

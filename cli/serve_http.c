@@ -501,7 +501,7 @@ static int narinfo_register(struct server *s, const struct request *rq)
 	if (rc == 0)
 		rc = narinfo_to_path_info(ni, &root, &pi);
 	if (rc == 0)
-		rc = nar_load_register(s->st, pi);
+		rc = nar_load_register(s->st, pi, NULL);
 	if (rc == 0)
 		rc = serve_index_add(&s->idx, pi->nar_sha256, pi->path.digest);
 	path_info_free(pi);

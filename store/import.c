@@ -527,9 +527,9 @@ static int import_register(struct importer *im, const char *name, const struct n
 	if (rc == 0)
 		rc = path_info_validate(pi);
 	if (rc == 0 && im->stage)
-		rc = store_commit_path(st, im->stage, pi);
+		rc = store_commit_path(st, im->stage, pi, im->opt->result);
 	else if (rc == 0)
-		rc = path_info_service_put(st->paths, pi);
+		rc = path_info_service_register(st->paths, pi, im->opt->result);
 	if (rc < 0) {
 		path_info_free(pi);
 		return rc;

@@ -34,6 +34,9 @@ struct import_options {
 	const char *name;
 	import_progress_fn progress; /* may be NULL */
 	void *progress_ctx;
+	/* If non-NULL, receives what registering did: a tree imported again
+	 * is PATH_INFO_UNCHANGED (a registered path never changes). */
+	enum path_info_put_result *result;
 };
 
 /* Imports the tree at `path` (not followed if it is a symlink) into `st`.

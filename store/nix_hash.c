@@ -381,30 +381,3 @@ int ca_store_path(enum ca_hash type, const uint8_t *digest, size_t digest_len, c
 	free(full);
 	return rc;
 }
-
-int path_info_check_ca(const struct path_info *pi)
-{
-	struct store_path *others = malloc((pi->n_refs ? pi->n_refs : 1) * sizeof(*others));
-	struct store_path sp;
-	size_t n = 0;
-	bool self = false;
-	int rc = 0;
-
-	if (!others)
-		return -ENOMEM;
-	for (size_t i = 0; i < pi->n_refs; i++) {
-		if (store_path_cmp(&pi->refs[i], &pi->path) == 0)
-			self = true;
-		else
-			others[n++] = pi->refs[i];
-	}
-	if (!pi->has_ca)
-		rc = -ENOENT;
-	else
-		rc = ca_store_path(pi->ca_type, pi->ca_digest, pi->ca_digest_len, pi->path.name,
-				   others, n, self, &sp);
-	free(others);
-	if (rc == 0 && store_path_cmp(&sp, &pi->path) != 0)
-		rc = sf_err(-EINVAL, "CA of '%s' does not match its store path", pi->path.name);
-	return rc;
-}

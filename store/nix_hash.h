@@ -82,10 +82,4 @@ int ca_store_path(enum ca_hash type, const uint8_t *digest, size_t digest_len, c
 		  const struct store_path *refs, size_t nrefs, bool self_ref,
 		  struct store_path *out);
 
-/* 0 if `pi` has a CA that recomputes to its own store path (a
- * "self-verifying" path that needs no signature), -ENOENT if it has no CA,
- * -EINVAL if the CA does not match. A reference to itself is taken as a
- * self reference. */
-int path_info_check_ca(const struct path_info *pi);
-
 #endif

@@ -67,6 +67,23 @@ int path_info_set_root(struct path_info *pi, const struct node *root);
 int path_info_add_ref(struct path_info *pi, const struct store_path *ref);
 int path_info_add_sig(struct path_info *pi, const char *name, const uint8_t data[64]);
 
+/* What registering a PathInfo did (docs/trust.md "Immutability"). */
+enum path_info_put_result {
+	PATH_INFO_ADDED,      /* the path was not registered: now it is */
+	PATH_INFO_UNCHANGED,  /* registered already with this content: nothing changed */
+	PATH_INFO_SIGS_ADDED, /* registered already with this content: signatures merged */
+};
+
+/* The rule a backend applies, atomically with its write, when `want` is
+ * registered for a path that already has `have`: a registered path never
+ * changes. Same NAR hash, NAR size and root: 0, and `want`'s signatures
+ * that `have` lacks are added to `have` (*res says whether any were).
+ * Anything else: -EEXIST with a message naming both NAR hashes. Other
+ * fields of `want` (references, deriver, CA) are ignored: the first
+ * registration's stay. -ENOMEM. */
+int path_info_merge(struct path_info *have, const struct path_info *want,
+		    enum path_info_put_result *res);
+
 /* Validation rules of castore.md §2.6 on the in-memory form, plus: the
  * root node's name is the basename of `path`, signature names are not
  * empty. Thread-safe (reads only). */

@@ -20,9 +20,14 @@ struct path_info_service_ops {
 	/* -ENOENT if absent. `*out` owned by the caller. */
 	int (*get)(struct path_info_service *s, const uint8_t digest[STORE_PATH_DIGEST_LEN],
 		   struct path_info **out);
-	/* Registers (or replaces) a validated PathInfo. The caller has stored
-	 * its blobs and Directories first. */
-	int (*put)(struct path_info_service *s, const struct path_info *pi);
+	/* Registers a validated PathInfo. The caller has stored its blobs and
+	 * Directories first. A path that is registered already never changes:
+	 * the backend applies path_info_merge() in the same atomic step as its
+	 * write (one transaction, or under one lock), so of two racing puts of
+	 * different content exactly one wins and the other gets -EEXIST.
+	 * `res` (may be NULL) says what happened. */
+	int (*put)(struct path_info_service *s, const struct path_info *pi,
+		   enum path_info_put_result *res);
 	/* Lists PathInfos in a stable order: each has a cursor, cursors grow
 	 * along the listing and a path registered later gets a larger cursor
 	 * than every existing one. Lists those with cursor > `after`
@@ -47,7 +52,15 @@ static inline int path_info_service_get(struct path_info_service *s,
 
 static inline int path_info_service_put(struct path_info_service *s, const struct path_info *pi)
 {
-	return s->ops->put(s, pi);
+	return s->ops->put(s, pi, NULL);
+}
+
+/* As path_info_service_put(), also telling what happened. */
+static inline int path_info_service_register(struct path_info_service *s,
+					     const struct path_info *pi,
+					     enum path_info_put_result *res)
+{
+	return s->ops->put(s, pi, res);
 }
 
 static inline int path_info_service_list(struct path_info_service *s, uint64_t after,

@@ -52,7 +52,8 @@ struct store {
 
 	/* Atomic registration, both or neither. */
 	int (*stage_dirs)(struct store *st, struct dir_service **out);
-	int (*commit_path)(struct store *st, struct dir_service *stage, const struct path_info *pi);
+	int (*commit_path)(struct store *st, struct dir_service *stage, const struct path_info *pi,
+			   enum path_info_put_result *res);
 	/* The scrub's view of the storage itself (storefs verify);
 	 * blobs_each and blob_check both or neither. */
 	int (*blobs_each)(struct store *st, store_digest_fn cb, void *ctx);
@@ -67,18 +68,19 @@ void store_free(struct store *st);
 /* Atomic registration. store_stage_dirs() gives a Directory service (free
  * it with dir_service_free) whose put_batch validates and holds
  * Directories back; store_commit_path() then stores them together with
- * `pi` in one atomic step, so a crash leaves both or neither. Blobs must
- * have been flushed before. -EINVAL if `stage` is not this store's, -EROFS,
- * and the backend's errors. */
+ * `pi` in one atomic step, so a crash leaves both or neither, applying the
+ * immutability rule of the PathInfo service's put (docs/trust.md; `res`
+ * may be NULL). Blobs must have been flushed before. -EINVAL if `stage` is
+ * not this store's, -EEXIST, -EROFS, and the backend's errors. */
 static inline int store_stage_dirs(struct store *st, struct dir_service **out)
 {
 	return st->stage_dirs ? st->stage_dirs(st, out) : -ENOTSUP;
 }
 
 static inline int store_commit_path(struct store *st, struct dir_service *stage,
-				    const struct path_info *pi)
+				    const struct path_info *pi, enum path_info_put_result *res)
 {
-	return st->commit_path ? st->commit_path(st, stage, pi) : -ENOTSUP;
+	return st->commit_path ? st->commit_path(st, stage, pi, res) : -ENOTSUP;
 }
 
 /* Every stored blob, in no particular order. */

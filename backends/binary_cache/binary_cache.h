@@ -9,7 +9,8 @@
  * path needs none), fetches the NAR from the narinfo's URL (relative to
  * the cache URL, or an absolute http(s) URL), decompresses it as labelled
  * (none, xz, zstd, bzip2) while streaming it into the local blob and
- * Directory services, checks NarHash and NarSize, and only then registers
+ * Directory services, checks NarHash and NarSize, checks a claimed CA
+ * against the content (signed or not: docs/trust.md), and only then registers
  * the PathInfo (references, signatures, deriver, CA from the narinfo) in
  * the local PathInfo service and returns it.
  *
@@ -17,7 +18,8 @@
  *	-ENOENT	the cache does not have it (no narinfo: missing file, 404, 403)
  *	-EIO	anything else: a transport failure, a corrupt narinfo, a
  *		narinfo for another path, no valid trusted signature, an
- *		unsupported compression, a corrupt, truncated or mismatching NAR;
+ *		unsupported compression, a corrupt, truncated or mismatching NAR,
+ *		a CA that does not fit the path or the content;
  *		logged (log_error) with the store path and the reason, and the
  *		message recorded with sf_err(). Nothing is registered then.
  * Failures are not remembered: a later get() tries again.

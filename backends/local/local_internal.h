@@ -117,7 +117,7 @@ bool local_dirs_is_stage(const struct dir_service *ds);
 int local_dirs_put_staged(struct dir_service *stage, MDB_txn *txn);
 /* Registers `pi` and the Directories staged in `stage` in one transaction. */
 int local_paths_put_with(struct path_info_service *ps, struct dir_service *stage,
-			 const struct path_info *pi);
+			 const struct path_info *pi, enum path_info_put_result *res);
 
 /* Removes tmp/ files whose writer process is gone. */
 void local_blobs_clean_tmp(int rootfd);

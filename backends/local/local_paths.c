@@ -113,46 +113,66 @@ static int cursor_allocate(struct local_paths *s, MDB_txn *txn, MDB_val *path_ke
 	return local_mdb_err(rc, "cannot allocate a PathInfo cursor");
 }
 
-/* An existing path keeps its cursor; a new one gets the next. */
-static int cursor_for(struct local_paths *s, MDB_txn *txn, MDB_val *key, uint64_t *cursor)
+static int record_write(struct local_paths *s, MDB_txn *txn, MDB_val *key, uint64_t cursor,
+			const struct path_info *pi)
 {
-	MDB_val old;
-	int rc = mdb_get(txn, s->env->paths, key, &old);
-
-	if (rc == MDB_NOTFOUND)
-		return cursor_allocate(s, txn, key, cursor);
-	if (rc)
-		return local_mdb_err(rc, "cannot read a PathInfo");
-	if (old.mv_size < CURSOR_LEN)
-		return record_corrupt(key->mv_data, "too short");
-	*cursor = be64_get(old.mv_data);
-	return 0;
-}
-
-static int put_record(struct local_paths *s, MDB_txn *txn, const struct path_info *pi,
-		      const uint8_t *bytes, size_t len)
-{
-	MDB_val key = {STORE_PATH_DIGEST_LEN, (void *)pi->path.digest}, val;
-	uint64_t cursor = 0;
-	int rc = cursor_for(s, txn, &key, &cursor);
+	uint8_t *bytes;
+	size_t len;
+	MDB_val val;
+	int rc = path_info_encode(pi, &bytes, &len);
 
 	if (rc < 0)
 		return rc;
 	val.mv_size = CURSOR_LEN + len;
-	rc = mdb_put(txn, s->env->paths, &key, &val, MDB_RESERVE);
-	if (rc)
-		return local_mdb_err(rc, "cannot store a PathInfo");
-	be64_put(val.mv_data, cursor);
-	memcpy((uint8_t *)val.mv_data + CURSOR_LEN, bytes, len);
-	return 0;
+	rc = mdb_put(txn, s->env->paths, key, &val, MDB_RESERVE);
+	if (rc == 0) {
+		be64_put(val.mv_data, cursor);
+		memcpy((uint8_t *)val.mv_data + CURSOR_LEN, bytes, len);
+	}
+	free(bytes);
+	return local_mdb_err(rc, "cannot store a PathInfo");
+}
+
+/* A registered path never changes (path_info_merge): it keeps its record
+ * and cursor, and only gains signatures. Runs inside the write transaction,
+ * so the check and the write are one atomic step. */
+static int record_merge(struct local_paths *s, MDB_txn *txn, MDB_val *key, const MDB_val *old,
+			const struct path_info *pi, enum path_info_put_result *res)
+{
+	struct path_info *have;
+	int rc = path_from_record(key->mv_data, old->mv_data, old->mv_size, &have);
+
+	if (rc < 0)
+		return rc;
+	rc = path_info_merge(have, pi, res);
+	if (rc == 0 && *res == PATH_INFO_SIGS_ADDED)
+		rc = record_write(s, txn, key, be64_get(old->mv_data), have);
+	path_info_free(have);
+	return rc;
+}
+
+static int put_record(struct local_paths *s, MDB_txn *txn, const struct path_info *pi,
+		      enum path_info_put_result *res)
+{
+	MDB_val key = {STORE_PATH_DIGEST_LEN, (void *)pi->path.digest}, old;
+	uint64_t cursor = 0;
+	int rc = mdb_get(txn, s->env->paths, &key, &old);
+
+	if (rc == 0)
+		return record_merge(s, txn, &key, &old, pi, res);
+	if (rc != MDB_NOTFOUND)
+		return local_mdb_err(rc, "cannot read a PathInfo");
+	*res = PATH_INFO_ADDED;
+	rc = cursor_allocate(s, txn, &key, &cursor);
+	return rc < 0 ? rc : record_write(s, txn, &key, cursor, pi);
 }
 
 /* Registers `pi` (with the staged Directories, if any) in one transaction. */
-static int paths_put(struct local_paths *s, struct dir_service *stage, const struct path_info *pi)
+static int paths_put(struct local_paths *s, struct dir_service *stage, const struct path_info *pi,
+		     enum path_info_put_result *res)
 {
 	char name[STORE_PATH_MAX_BASENAME + 1];
-	uint8_t *bytes;
-	size_t len;
+	enum path_info_put_result r = PATH_INFO_ADDED;
 	MDB_txn *txn;
 	int rc;
 
@@ -160,36 +180,37 @@ static int paths_put(struct local_paths *s, struct dir_service *stage, const str
 		return sf_err(-EROFS, "store '%s' is open read-only", s->root);
 	rc = path_info_validate(pi);
 	if (rc == 0)
-		rc = path_info_encode(pi, &bytes, &len);
+		rc = local_txn_begin(s->env, true, &txn);
 	if (rc < 0)
 		return rc;
-	rc = local_txn_begin(s->env, true, &txn);
-	if (rc == 0) {
-		rc = stage ? local_dirs_put_staged(stage, txn) : 0;
-		if (rc == 0)
-			rc = put_record(s, txn, pi, bytes, len);
-		if (rc == 0)
-			rc = local_mdb_err(mdb_txn_commit(txn), "cannot store a PathInfo");
-		else
-			mdb_txn_abort(txn);
-	}
-	free(bytes);
-	if (rc == 0) {
+	/* Staged Directories are written even for a path that exists: they
+	 * are content-addressed, so this only restores lost ones. */
+	rc = stage ? local_dirs_put_staged(stage, txn) : 0;
+	if (rc == 0)
+		rc = put_record(s, txn, pi, &r);
+	if (rc == 0)
+		rc = local_mdb_err(mdb_txn_commit(txn), "cannot store a PathInfo");
+	else
+		mdb_txn_abort(txn);
+	if (rc == 0 && r == PATH_INFO_ADDED) {
 		store_path_basename(&pi->path, name);
 		local_notify(s->rootfd, s->root, name);
 	}
+	if (rc == 0 && res)
+		*res = r;
 	return rc;
 }
 
-static int local_paths_put(struct path_info_service *ps, const struct path_info *pi)
+static int local_paths_put(struct path_info_service *ps, const struct path_info *pi,
+			   enum path_info_put_result *res)
 {
-	return paths_put((struct local_paths *)ps, NULL, pi);
+	return paths_put((struct local_paths *)ps, NULL, pi, res);
 }
 
 int local_paths_put_with(struct path_info_service *ps, struct dir_service *stage,
-			 const struct path_info *pi)
+			 const struct path_info *pi, enum path_info_put_result *res)
 {
-	return paths_put((struct local_paths *)ps, stage, pi);
+	return paths_put((struct local_paths *)ps, stage, pi, res);
 }
 
 /* --- list --- */

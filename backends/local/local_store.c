@@ -331,11 +331,11 @@ static int local_store_stage_dirs(struct store *st, struct dir_service **out)
 }
 
 static int local_store_commit_path(struct store *st, struct dir_service *stage,
-				   const struct path_info *pi)
+				   const struct path_info *pi, enum path_info_put_result *res)
 {
 	if (!local_dirs_is_stage(stage))
 		return sf_err(-EINVAL, "directories were not staged by this local store");
-	return local_paths_put_with(st->paths, stage, pi);
+	return local_paths_put_with(st->paths, stage, pi, res);
 }
 
 static void local_store_set_ops(struct store *st)

@@ -70,29 +70,60 @@ static int mem_paths_append(struct mem_paths *s, const struct b3_digest *key, st
 	return 0;
 }
 
-/* Replaces the bytes of a known path (keeping its cursor) or appends it. */
+/* A known path keeps its entry and only gains signatures (path_info_merge);
+ * called with the lock held, so the check and the write are one step. */
+static int mem_paths_merge(struct mem_path *e, const struct path_info *pi,
+			   enum path_info_put_result *res)
+{
+	struct path_info *have;
+	uint8_t *bytes;
+	size_t len;
+	int rc = path_info_decode(e->bytes, e->len, &have);
+
+	if (rc < 0)
+		return rc;
+	rc = path_info_merge(have, pi, res);
+	if (rc == 0 && *res == PATH_INFO_SIGS_ADDED)
+		rc = path_info_encode(have, &bytes, &len);
+	if (rc == 0 && *res == PATH_INFO_SIGS_ADDED) {
+		free(e->bytes);
+		e->bytes = bytes;
+		e->len = len;
+	}
+	path_info_free(have);
+	return rc;
+}
+
+/* Appends a new path; `bytes` is taken over on success. */
+static int mem_paths_add(struct mem_paths *s, const struct b3_digest *key, uint8_t *bytes,
+			 size_t len)
+{
+	struct mem_path *e = malloc(sizeof(*e));
+	int rc = e ? mem_paths_append(s, key, e) : -ENOMEM;
+
+	if (rc < 0) {
+		free(e);
+		return rc;
+	}
+	e->bytes = bytes;
+	e->len = len;
+	return 0;
+}
+
 static int mem_paths_store(struct mem_paths *s, const struct path_info *pi, uint8_t *bytes,
-			   size_t len)
+			   size_t len, enum path_info_put_result *res)
 {
 	struct b3_digest key = path_key(pi->path.digest);
 	struct mem_path *e;
-	int rc = 0;
+	int rc;
 
 	pthread_mutex_lock(&s->lock);
 	e = digest_map_get(&s->by_digest, &key);
-	if (e) {
-		free(e->bytes);
-	} else {
-		e = malloc(sizeof(*e));
-		rc = e ? mem_paths_append(s, &key, e) : -ENOMEM;
-	}
-	if (rc == 0) {
-		e->bytes = bytes;
-		e->len = len;
-	} else {
-		free(e);
-	}
+	*res = e ? PATH_INFO_UNCHANGED : PATH_INFO_ADDED;
+	rc = e ? mem_paths_merge(e, pi, res) : mem_paths_add(s, &key, bytes, len);
 	pthread_mutex_unlock(&s->lock);
+	if (rc < 0 || e)
+		free(bytes);
 	return rc;
 }
 
@@ -117,23 +148,25 @@ static void mem_paths_notify(struct mem_paths *s, const struct path_info *pi)
 	free(w);
 }
 
-static int mem_paths_put(struct path_info_service *ps, const struct path_info *pi)
+static int mem_paths_put(struct path_info_service *ps, const struct path_info *pi,
+			 enum path_info_put_result *res)
 {
 	struct mem_paths *s = (struct mem_paths *)ps;
+	enum path_info_put_result r;
 	uint8_t *bytes;
 	size_t len;
 	int rc = path_info_validate(pi);
 
 	if (rc == 0)
 		rc = path_info_encode(pi, &bytes, &len);
+	if (rc == 0)
+		rc = mem_paths_store(s, pi, bytes, len, &r);
 	if (rc < 0)
 		return rc;
-	rc = mem_paths_store(s, pi, bytes, len);
-	if (rc < 0) {
-		free(bytes);
-		return rc;
-	}
-	mem_paths_notify(s, pi);
+	if (r == PATH_INFO_ADDED)
+		mem_paths_notify(s, pi);
+	if (res)
+		*res = r;
 	return 0;
 }
 

@@ -125,7 +125,7 @@ t_given_path() {
 	h=$(nix-hash --type sha256 --base32 "$T/g/given")
 	expect_status 1 sf nar-import --store "$S" --path \
 		/nix/store/00000000000000000000000000000001-given --ca "fixed:r:sha256:$h" "$TMP/g.nar"
-	grep -q "does not match" "$TMP/err"
+	grep -q "claims to be content-addressed" "$TMP/err"
 	not_registered /nix/store/00000000000000000000000000000001-given
 	# ... and one that does is kept.
 	local cp

@@ -75,6 +75,16 @@ setup() {
 	done
 	nix copy --store "$NIX_STORE_DIR" --to "file://$TMP/cache-unsigned" "$P2" "$P3"
 	cp -a "$TMP/cache-unsigned" "$TMP/cache-ca-unsigned"
+	# A flat CA path, and uncompressed caches that keep the CA lines, for
+	# the CA lies below.
+	printf 'flat file\n' >"$SRC/flat.txt"
+	printf 'other file\n' >"$SRC/other.txt"
+	P4=$(nix_store --add-fixed sha256 "$SRC/flat.txt")
+	nix copy --store "$NIX_STORE_DIR" --to "file://$TMP/cache-ca-none?compression=none" \
+		"$P2" "$P3" "$P4"
+	nix copy --store "$NIX_STORE_DIR" \
+		--to "file://$TMP/cache-ca-signed?compression=none&secret-key=$TMP/sk" "$P2" "$P3" "$P4"
+	grep -q '^CA: fixed:sha256:' "$TMP/cache-ca-none/$(hashpart "$P4").narinfo"
 	# Both paths are content-addressed, which needs no signature. Dropping
 	# the CA lines (not covered by the signed fingerprint) makes them plain
 	# input-addressed paths whose signatures matter.
@@ -85,7 +95,7 @@ setup() {
 	grep -q '^Compression: xz' "$TMP/cache-xz/$(hashpart "$P1").narinfo"
 	PK=$(cat "$TMP/pk")
 	PK2=$(cat "$TMP/pk2")
-	declare -p P1 P2 P3 PK PK2 >"$TMP/vars"
+	declare -p P1 P2 P3 P4 PK PK2 >"$TMP/vars"
 }
 
 free_port() {
@@ -322,6 +332,64 @@ test_missing_nar() {
 	stop_mount "$M"
 }
 
+# cache_lie CACHE NAME PATH OTHER: a copy of CACHE at $TMP/NAME in which
+# PATH's NAR is OTHER's, with OTHER's (true) NarHash and NarSize; PATH's CA
+# and signatures stay, so only the CA can tell.
+cache_lie() {
+	local c=$TMP/$2 ni
+	rm -rf "$c"
+	cp -a "$TMP/$1" "$c"
+	ni=$c/$(hashpart "$3").narinfo
+	cp "$(nar_file "$TMP/$1" "$4")" "$(nar_file "$c" "$3")"
+	sed -i -e "s|^NarHash: .*|$(grep '^NarHash: ' "$c/$(hashpart "$4").narinfo")|" \
+		-e "s|^NarSize: .*|$(grep '^NarSize: ' "$c/$(hashpart "$4").narinfo")|" "$ni"
+}
+
+# refused PATH STORE PATTERN: like expect_refused, for any path.
+refused() {
+	assert_eq "$(errno_of "$M/$(base "$1")")" EIO "stat of a refused path"
+	grep -q "cannot substitute '$1'.*$3" "$TMP/mount.log" ||
+		{ cat "$TMP/mount.log"; fail "no log line matching '$3'"; }
+	! in_store "$2" "$1" || fail "a refused path was registered"
+}
+
+# What was seen: an unsigned narinfo's CA was believed, not checked.
+test_ca_lie_unsigned() {
+	local cs=$TMP/cs-calie
+	cache_lie cache-ca-none cache-calie "$P3" "$P2"
+	cache_lie cache-calie cache-calie2 "$P4" "$P2"
+	mount_cache "$cs" "file://$TMP/cache-calie2"
+	# A source CA against another NAR (the NarHash tells at once) ...
+	refused "$P3" "$cs" "ca hash mismatch importing path '$P3'; specified: sha256:"
+	# ... and a flat CA against another file (only the content tells).
+	refused "$P4" "$cs" "ca hash mismatch importing path '$P4'; specified: sha256:"
+	assert_eq "$(cat "$M/$(base "$P2")")" "uses $P1" "an honest path still comes"
+	stop_mount "$M"
+	# Not even --no-check-sigs lets a CA lie through.
+	mount_cache "$cs" "file://$TMP/cache-calie2" --no-check-sigs
+	refused "$P4" "$cs" "ca hash mismatch"
+	stop_mount "$M"
+}
+
+# A valid signature does not vouch for the CA line (Nix does not sign it).
+test_ca_lie_signed() {
+	local cs=$TMP/cs-calie-signed c=$TMP/cache-calie-signed
+	rm -rf "$c"
+	cp -a "$TMP/cache-ca-signed" "$c"
+	sed -i "s|^CA: .*|$(grep '^CA: ' "$c/$(hashpart "$P3").narinfo")|" \
+		"$c/$(hashpart "$P1").narinfo"
+	mount_cache "$cs" "file://$c" --trusted-public-keys "$PK"
+	refused "$P1" "$cs" "'$P1' claims to be content-addressed but its CA"
+	stop_mount "$M"
+	# The flat lie, signed: the NarHash is signed, so the lie needs a
+	# re-signed narinfo; the key's owner can lie, the CA check cannot be.
+	cache_lie cache-ca-signed cache-calie-signed2 "$P4" "$P2"
+	nix store sign --store "file://$TMP/cache-calie-signed2" --key-file "$TMP/sk" "$P4"
+	mount_cache "$TMP/cs-calie-signed2" "file://$TMP/cache-calie-signed2" --trusted-public-keys "$PK"
+	refused "$P4" "$TMP/cs-calie-signed2" "ca hash mismatch importing path '$P4'"
+	stop_mount "$M"
+}
+
 test_usage() {
 	expect_fail "$STOREFS" mount --trusted-public-keys "$PK" "$M"
 	grep -q "need --substituter" "$TMP/err"
@@ -360,4 +428,6 @@ check "a NAR hash mismatch is refused" test_hash_mismatch
 check "a truncated NAR is refused and retried once fixed" test_truncated_then_retry
 check "a NAR cut short by the server (Content-Length not met) is refused" test_http_cut_short
 check "a missing NAR is refused" test_missing_nar
+check "an unsigned narinfo whose CA does not fit its NAR is refused (EIO, logged)" test_ca_lie_unsigned
+check "a signed narinfo whose CA does not fit its NAR is refused" test_ca_lie_signed
 check "option errors and --help" test_usage

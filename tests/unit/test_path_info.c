@@ -410,7 +410,8 @@ static int fake_get(struct path_info_service *s, const uint8_t digest[STORE_PATH
 	return -ENOENT;
 }
 
-static int fake_put(struct path_info_service *s, const struct path_info *pi)
+static int fake_put(struct path_info_service *s, const struct path_info *pi,
+		    enum path_info_put_result *res)
 {
 	return -ENOTSUP;
 }

@@ -341,7 +341,7 @@ TEST(store_optional_operations_are_enotsup_elsewhere)
 	CHECK_ERR(store_quarantine_each(mem, NULL, NULL), -ENOTSUP);
 	CHECK_ERR(store_blob_check(mem, &b3_empty_digest, &size), -ENOTSUP);
 	CHECK_ERR(store_stage_dirs(mem, &stage), -ENOTSUP);
-	CHECK_ERR(store_commit_path(mem, NULL, NULL), -ENOTSUP);
+	CHECK_ERR(store_commit_path(mem, NULL, NULL, NULL), -ENOTSUP);
 	store_free(mem);
 }
 
@@ -360,12 +360,12 @@ TEST(import_registers_directories_and_path_in_one_transaction)
 	directory_free(d);
 	/* Staged Directories stay invisible until the commit. */
 	CHECK_OK(store_stage_dirs(fx.st, &stage));
-	CHECK_ERR(store_commit_path(fx.st, fx.st->dirs, pi), -EINVAL);
-	CHECK_OK(store_commit_path(fx.st, stage, pi)); /* nothing staged: path only */
+	CHECK_ERR(store_commit_path(fx.st, fx.st->dirs, pi, NULL), -EINVAL);
+	CHECK_OK(store_commit_path(fx.st, stage, pi, NULL)); /* nothing staged: path only */
 	dir_service_free(stage);
 	CHECK_OK(memory_store_new(DIR_SIZE_SPEC, &mem));
 	CHECK_ERR(store_stage_dirs(mem, &stage), -ENOTSUP);
-	CHECK_ERR(store_commit_path(mem, NULL, pi), -ENOTSUP);
+	CHECK_ERR(store_commit_path(mem, NULL, pi, NULL), -ENOTSUP);
 	store_free(mem);
 	path_info_free(pi);
 	rfx_close(&fx);
@@ -388,7 +388,7 @@ TEST(staged_directories_are_stored_only_with_the_path)
 	CHECK_OK(directory_builder_finish(bld, &empty));
 	CHECK_OK(dir_service_put(stage, empty, &dg));
 	CHECK_ERR(dir_service_get(fx.st->dirs, &dg, &got), -ENOENT);
-	CHECK_OK(store_commit_path(fx.st, stage, pi));
+	CHECK_OK(store_commit_path(fx.st, stage, pi, NULL));
 	CHECK_OK(dir_service_get(fx.st->dirs, &dg, &got));
 	directory_free(got);
 	directory_free(empty);

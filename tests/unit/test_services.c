@@ -786,15 +786,18 @@ static void paths_list(struct fx *fx, struct path_info **p)
 		CHECK_STR(l.names[i], want);
 		CHECK_EQ(l.cursors[i], i + 1);
 	}
-	/* Replacing keeps the cursor; a new path comes after all others. */
+	/* A registered path never changes (other content is refused) and
+	 * keeps its cursor when registered again; a new path comes last. */
 	p[1]->nar_size = 999;
+	CHECK_ERR(path_info_service_put(ps, p[1]), -EEXIST);
+	p[1]->nar_size = 101;
 	CHECK_OK(path_info_service_put(ps, p[1]));
 	CHECK_OK(path_info_service_put(ps, p[3]));
 	l = (struct listing){.n = 0};
 	CHECK_OK(path_info_service_list(ps, 0, list_cb, &l));
 	CHECK_EQ(l.n, 4);
 	CHECK_EQ(l.cursors[1], 2);
-	CHECK_EQ(l.nar_sizes[1], 999);
+	CHECK_EQ(l.nar_sizes[1], 101);
 	CHECK_EQ(l.cursors[3], 4);
 	store_path_basename(&p[3]->path, want);
 	CHECK_STR(l.names[3], want);

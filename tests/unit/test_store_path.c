@@ -4,6 +4,7 @@
 #include "harness.h"
 
 #include "common/encoding.h"
+#include "store/ca_verify.h"
 #include "store/nix_hash.h"
 #include "store/nixbase32.h"
 #include "store/store_path.h"
@@ -528,15 +529,15 @@ TEST(ca_path_info_check)
 
 	CHECK_OK(path_info_new(&pi));
 	CHECK_OK(store_path_parse_basename(self, strlen(self), &pi->path));
-	CHECK_ERR(path_info_check_ca(pi), -ENOENT);
+	CHECK_OK(ca_verify_claims(pi)); /* no CA: nothing claimed */
 	pi->has_ca = true, pi->ca_type = CA_NAR_SHA256, pi->ca_digest_len = 32;
 	CHECK_OK(hex_decode(hex, 64, pi->ca_digest, 32));
 	CHECK_OK(store_path_parse_basename(src, strlen(src), &r));
 	CHECK_OK(path_info_add_ref(pi, &r));
-	CHECK_ERR(path_info_check_ca(pi), -EINVAL); /* the self reference is missing */
+	CHECK_ERR(ca_verify_claims(pi), -EINVAL); /* the self reference is missing */
 	CHECK_OK(path_info_add_ref(pi, &pi->path));
-	CHECK_OK(path_info_check_ca(pi));
+	CHECK_OK(ca_verify_claims(pi));
 	pi->ca_digest[0] ^= 1;
-	CHECK_ERR(path_info_check_ca(pi), -EINVAL);
+	CHECK_ERR(ca_verify_claims(pi), -EINVAL);
 	path_info_free(pi);
 }

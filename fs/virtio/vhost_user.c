@@ -170,12 +170,13 @@ static void queue_refused(struct vu_queue *q, int rc)
 	q->told_bad = true;
 }
 
-/* Serves every available chain. */
+/* Serves every available chain, or until asked to stop (a guest that
+ * keeps the queue full must not delay GET_VRING_BASE or SIGTERM). */
 static void queue_drain(struct vu_queue *q)
 {
 	const struct vhost_user_device *dev = q->d->dev;
 
-	for (;;) {
+	while (!atomic_load(&q->stop)) {
 		int rc = vq_pop(&q->vq, &q->d->mem, q->chain);
 		uint32_t len = 0;
 

@@ -342,6 +342,15 @@ t_frontend_guest() {
 	grep -q "the virtqueue is broken" "$TMP/virtiofs.log"
 }
 
+t_frontend_root() {
+	start_virtiofs
+	timeout 30 python3 "$HERE/vhost_user_frontend.py" "$SOCK" root EPERM
+	wait_exit "$VPID" 10
+	start_virtiofs --list-root
+	timeout 30 python3 "$HERE/vhost_user_frontend.py" "$SOCK" root "$TREE,$BB"
+	wait_exit "$VPID" 10
+}
+
 t_frontend_protocol() {
 	local c
 	for c in unknown-request too-many-regions huge-payload bad-queue region-beyond-file \
@@ -414,6 +423,7 @@ check "virtiofs: SIGTERM/SIGINT end an idle daemon with status 0; a live socket 
 	t_sigterm_idle
 check "a scripted guest (2 request queues + hiprio): answers, hostile chains refused" \
 	t_frontend_guest
+check "the root: EPERM, or with --list-root its store paths" t_frontend_root
 check "a front-end that breaks the protocol ends the daemon with status 1, not a crash" \
 	t_frontend_protocol
 check "a VM boots, mounts the store, powers off; the daemon exits with status 0" t_vm_boot

@@ -26,7 +26,7 @@ F_VERSION_1, F_INDIRECT, F_PROTOCOL = 1 << 32, 1 << 28, 1 << 30
 PF_MQ, PF_REPLY_ACK = 1 << 0, 1 << 3
 
 # FUSE
-FUSE_LOOKUP, FUSE_FORGET, FUSE_READ, FUSE_INIT = 1, 2, 15, 26
+FUSE_LOOKUP, FUSE_FORGET, FUSE_READ, FUSE_INIT, FUSE_READDIR = 1, 2, 15, 26, 28
 IN_HDR = struct.Struct("<IIQQIIIHH")  # fuse_in_header, 40 bytes
 OUT_HDR = struct.Struct("<IiQ")  # fuse_out_header, 16 bytes
 
@@ -239,6 +239,24 @@ def case_guest(f, name, child, content):
     return good
 
 
+def case_root(f, expect):
+    """READDIR of the root: EPERM, or (with --list-root) the names."""
+    (r1,) = f.setup((1,))
+    init = struct.pack("<IIII", 7, 31, 65536, 0) + b"\0" * 48
+    r1.request(FUSE_INIT, 0, init, 16 + 64)
+    read = struct.pack("<QQIIQII", 0, 0, 4096, 0, 0, 0, 0)
+    n, err, body = r1.request(FUSE_READDIR, 1, read, 16 + 4096)
+    if expect == "EPERM":
+        return say(err == -1, "listing the root is EPERM without --list-root")
+    names, off = [], 0
+    while off + 24 <= len(body):
+        ino, _, namelen, _ = struct.unpack_from("<QQII", body, off)
+        names.append(body[off + 24:off + 24 + namelen].decode())
+        off += (24 + namelen + 7) & ~7
+    return say(err == 0 and sorted(names) == sorted(expect.split(",")),
+               "--list-root lists the store paths: %s" % ",".join(names))
+
+
 def case_protocol(f, what):
     """The front-end itself breaks the protocol: the back-end must close
     the connection (and exit with an error), not crash."""
@@ -275,6 +293,8 @@ def main():
     f = Frontend(path)
     if case == "guest":
         ok = case_guest(f, *sys.argv[3:6])
+    elif case == "root":
+        ok = case_root(f, sys.argv[3])
     else:
         ok = case_protocol(f, case)
     f.sock.close()

@@ -1,8 +1,10 @@
-/* verify.c - the store scrub: blobs, Directory closures, PathInfo NAR hashes;
- * and repair from another store. */
+/* verify.c - the store scrub: blobs, Directory closures, PathInfo CAs,
+ * references and NAR hashes, objects no path reaches; and repair from
+ * another store. */
 #include "store/verify.h"
 
 #include "common/err.h"
+#include "store/ca_verify.h"
 #include "store/nar.h"
 
 #include <stdarg.h>
@@ -25,7 +27,16 @@ struct verifier {
 	size_t qlen, qcap;
 	uint8_t (*paths)[STORE_PATH_DIGEST_LEN];
 	size_t npaths, cap_paths;
+	struct digest_map path_set;    /* every listed path (digest zero padded) */
+	struct digest_map reach_blobs; /* blobs the registered paths reach */
+	bool reaching;		       /* the walk is still below the paths' roots */
+	struct digest_map damage;      /* Directory -> DAMAGE_* of its closure */
 };
+
+/* Memo values of `damage`: what a Directory's closure holds. The found
+ * object's digest is kept in `damaged_at` for the message. */
+#define CLEAN	((void *)1)
+#define DAMAGED ((void *)2)
 
 static void report(struct verifier *v, enum verify_kind kind, bool problem, const char *subject,
 		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -204,6 +215,8 @@ static int dir_children(struct verifier *v, const char *text, const struct direc
 			snprintf(where, sizeof(where), "directory '%s' entry '%.*s'", text,
 				 (int)n->name_len, n->name);
 			rc = blob_ref_check(v, n, where);
+			if (rc == 0 && v->reaching)
+				rc = set_add(&v->reach_blobs, &n->digest);
 		}
 	}
 	return rc;
@@ -233,7 +246,10 @@ static int dir_visit(struct verifier *v, const struct b3_digest *dg)
 	}
 	v->res->dirs++;
 	progress(v);
-	rc = dir_children(v, text, d);
+	rc = v->reaching ? 0 : set_add(&v->res->unref_dir_set, dg);
+	v->res->unref_dirs += v->reaching ? 0 : 1;
+	if (rc == 0)
+		rc = dir_children(v, text, d);
 	directory_free(d);
 	return rc;
 }
@@ -254,9 +270,24 @@ static int walk(struct verifier *v)
 
 /* --- PathInfos --- */
 
+static struct b3_digest path_key(const uint8_t digest[STORE_PATH_DIGEST_LEN])
+{
+	struct b3_digest k = {{0}};
+
+	memcpy(k.bytes, digest, STORE_PATH_DIGEST_LEN);
+	return k;
+}
+
 static int path_listed(void *ctx, const struct path_info *pi, uint64_t cursor)
 {
 	struct verifier *v = ctx;
+	struct b3_digest key = path_key(pi->path.digest);
+	int rc = set_add(&v->path_set, &key);
+
+	if (rc == 0 && pi->root.kind == NODE_FILE)
+		rc = set_add(&v->reach_blobs, &pi->root.digest);
+	if (rc < 0)
+		return rc;
 
 	if (v->npaths == v->cap_paths) {
 		size_t cap = v->cap_paths ? 2 * v->cap_paths : 64;
@@ -270,6 +301,93 @@ static int path_listed(void *ctx, const struct path_info *pi, uint64_t cursor)
 	return pi->root.kind == NODE_DIRECTORY ? enqueue(v, &pi->root.digest) : 0;
 }
 
+/* Every reference other than the path itself is registered: a reference
+ * is registered before its referrer, so the listing holds it. */
+static void path_refs_check(struct verifier *v, const struct path_info *pi, const char *full)
+{
+	char base[STORE_PATH_MAX_BASENAME + 1];
+
+	for (size_t i = 0; i < pi->n_refs; i++) {
+		struct b3_digest key = path_key(pi->refs[i].digest);
+
+		if (store_path_cmp(&pi->refs[i], &pi->path) == 0 ||
+		    digest_map_get(&v->path_set, &key))
+			continue;
+		store_path_basename(&pi->refs[i], base);
+		report(v, VERIFY_PATH, true, full, "its reference '%s' is not in the store", base);
+	}
+}
+
+/* 1 if the closure of Directory `dg` holds a missing or damaged object
+ * (found by the walk), its digest in `at`; 0 if not. Each Directory is
+ * read once more at most (memoised), and only when the walk found damage. */
+static int closure_damaged(struct verifier *v, const struct b3_digest *dg, int depth,
+			   struct b3_digest *at)
+{
+	void *memo = digest_map_get(&v->damage, dg);
+	struct directory *d;
+	int rc = 0;
+
+	if (memo)
+		return memo == DAMAGED ? (*at = *dg, 1) : 0;
+	if (digest_map_get(&v->res->bad_dirs, dg) || depth > NAR_MAX_DEPTH ||
+	    dir_service_get(v->st->dirs, dg, &d) < 0) {
+		sf_err_clear();
+		*at = *dg;
+		return digest_map_put(&v->damage, dg, DAMAGED, NULL) < 0 ? -ENOMEM : 1;
+	}
+	for (size_t i = 0; rc == 0 && i < d->count; i++) {
+		const struct node *n = &d->nodes[i];
+
+		if (n->kind == NODE_FILE && digest_map_get(&v->res->bad_blobs, &n->digest))
+			rc = (*at = n->digest, 1);
+		else if (n->kind == NODE_DIRECTORY)
+			rc = closure_damaged(v, &n->digest, depth + 1, at);
+	}
+	directory_free(d);
+	if (rc >= 0 && digest_map_put(&v->damage, dg, rc ? DAMAGED : CLEAN, NULL) < 0)
+		rc = -ENOMEM;
+	return rc;
+}
+
+/* Names a path whose contents the walk found missing or damaged: 1 then
+ * (reported), else 0. */
+static int path_damage_check(struct verifier *v, const struct path_info *pi, const char *full)
+{
+	char text[B3_TEXT_LEN + 1];
+	struct b3_digest at;
+	int rc = 0;
+
+	if (!v->res->bad_blobs.count && !v->res->bad_dirs.count)
+		return 0;
+	if (pi->root.kind == NODE_FILE && digest_map_get(&v->res->bad_blobs, &pi->root.digest))
+		rc = (at = pi->root.digest, 1);
+	else if (pi->root.kind == NODE_DIRECTORY)
+		rc = closure_damaged(v, &pi->root.digest, 0, &at);
+	if (rc <= 0)
+		return rc;
+	b3_digest_to_text(&at, text);
+	report(v, VERIFY_PATH, true, full, "its contents are damaged or incomplete ('%s')", text);
+	return 1;
+}
+
+/* What the path claims: its CA fits its store path and its content. */
+static int path_ca_check(struct verifier *v, const struct path_info *pi, const char *full)
+{
+	char text[B3_TEXT_LEN + 1];
+	int rc = ca_verify(v->st->blobs, v->st->dirs, pi);
+
+	if (rc == 0 || rc == -ENOMEM)
+		return rc;
+	b3_digest_to_text(&pi->root.digest, text);
+	if (pi->root.kind == NODE_FILE)
+		report(v, VERIFY_PATH, true, full, "%s (its root is blob %s)", sf_errmsg(rc), text);
+	else
+		report(v, VERIFY_PATH, true, full, "%s", sf_errmsg(rc));
+	sf_err_clear();
+	return 0;
+}
+
 static int path_check(struct verifier *v, const struct path_info *pi)
 {
 	char full[STORE_PATH_FULL_MAX], a[70], b[70];
@@ -281,8 +399,16 @@ static int path_check(struct verifier *v, const struct path_info *pi)
 	progress(v);
 	if (pi->root.kind == NODE_FILE)
 		rc = blob_ref_check(v, &pi->root, "the path's root");
+	if (rc == 0)
+		rc = path_damage_check(v, pi, full);
+	/* Damaged contents cannot be checked against the CA or rendered. */
+	if (rc == 0)
+		rc = path_ca_check(v, pi, full);
 	if (rc < 0)
 		return rc;
+	path_refs_check(v, pi, full);
+	if (!v->opt->check_contents || rc > 0)
+		return 0;
 	rc = nar_render(v->st->blobs, v->st->dirs, &pi->root, NULL, NULL, &sum);
 	if (rc == -ENOMEM)
 		return rc;
@@ -353,9 +479,39 @@ static int verify_listings(struct verifier *v)
 		sf_err_clear();
 		rc = 0;
 	}
+	return rc;
+}
+
+/* Blobs the scrub found that no path reached. */
+static void count_unreferenced(struct verifier *v)
+{
+	digest_map_foreach(&v->good_blobs, s)
+	{
+		if (digest_map_get(&v->reach_blobs, &s->key) ||
+		    digest_map_put(&v->res->unref_blob_set, &s->key, s->value, NULL) < 0)
+			continue;
+		v->res->unref_blobs++;
+		v->res->unref_blob_bytes += (uint64_t)(uintptr_t)s->value - 1;
+	}
+}
+
+/* First what the paths reach, then every other stored Directory. */
+static int walk_all(struct verifier *v)
+{
+	int rc;
+
+	v->reaching = true;
+	rc = walk(v);
+	v->reaching = false;
 	if (rc == 0)
 		rc = store_dirs_each(v->st, enqueue, v);
-	return rc == -ENOTSUP ? 0 : rc;
+	if (rc == -ENOTSUP)
+		return 0;
+	if (rc == 0)
+		rc = walk(v);
+	if (rc == 0 && v->scrubbed)
+		count_unreferenced(v);
+	return rc;
 }
 
 int store_verify(struct store *st, const struct verify_options *opt, struct verify_result *res)
@@ -366,15 +522,23 @@ int store_verify(struct store *st, const struct verify_options *opt, struct veri
 	memset(res, 0, sizeof(*res));
 	digest_map_init(&res->bad_blobs);
 	digest_map_init(&res->bad_dirs);
+	digest_map_init(&res->unref_blob_set);
+	digest_map_init(&res->unref_dir_set);
 	digest_map_init(&v.good_blobs);
 	digest_map_init(&v.seen_dirs);
+	digest_map_init(&v.path_set);
+	digest_map_init(&v.reach_blobs);
+	digest_map_init(&v.damage);
 	rc = verify_listings(&v);
 	if (rc == 0)
-		rc = walk(&v);
+		rc = walk_all(&v);
 	if (rc == 0)
 		rc = paths_check(&v);
 	digest_map_release(&v.good_blobs);
 	digest_map_release(&v.seen_dirs);
+	digest_map_release(&v.path_set);
+	digest_map_release(&v.reach_blobs);
+	digest_map_release(&v.damage);
 	free(v.queue);
 	free(v.paths);
 	return rc;
@@ -384,8 +548,12 @@ void verify_result_release(struct verify_result *res)
 {
 	digest_map_release(&res->bad_blobs);
 	digest_map_release(&res->bad_dirs);
+	digest_map_release(&res->unref_blob_set);
+	digest_map_release(&res->unref_dir_set);
 	digest_map_init(&res->bad_blobs);
 	digest_map_init(&res->bad_dirs);
+	digest_map_init(&res->unref_blob_set);
+	digest_map_init(&res->unref_dir_set);
 }
 
 /* --- repair --- */

@@ -1,7 +1,8 @@
 /* verify.h - the store scrub behind `storefs verify`: every blob against its
- * digest, every Directory's digest and closure, every PathInfo's root and
- * NAR hash and size; and repair of missing or damaged objects from another
- * store.
+ * digest, every Directory's digest and closure, every PathInfo's root, CA
+ * (docs/trust.md), references and (optionally) NAR hash and size; objects
+ * no path reaches are counted; and repair of missing or damaged objects
+ * from another store.
  *
  * The three service interfaces cannot list blobs or Directories; a store
  * that can (the local one) has struct store's optional listings, and then
@@ -36,15 +37,23 @@ struct verify_options {
 	/* Called as objects are checked (an import_progress_fn); may be NULL. */
 	void (*progress)(void *ctx, uint64_t objects, uint64_t bytes);
 	void *progress_ctx;
+	/* Also render every path's NAR and compare its hash and size with
+	 * the PathInfo's (reads every file of every path once more). */
+	bool check_contents;
 };
 
 /* What one run found. The two sets hold what repair can fetch: blobs that
  * are missing, damaged or of the wrong size, and Directories that are
- * missing or damaged (values are a non-NULL marker). */
+ * missing or damaged (values are a non-NULL marker). Objects that no
+ * registered path reaches are counted (not a problem: a failed or killed
+ * write leaves them) and kept in the two `unreferenced` sets (blob values
+ * are size + 1); only stores that can list their objects have them. */
 struct verify_result {
 	uint64_t blobs, blob_bytes, dirs, paths, quarantined;
 	uint64_t problems;
 	struct digest_map bad_blobs, bad_dirs;
+	uint64_t unref_blobs, unref_blob_bytes, unref_dirs;
+	struct digest_map unref_blob_set, unref_dir_set;
 };
 
 /* Checks the whole store, reporting each finding through opt->report.

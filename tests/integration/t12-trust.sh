@@ -11,6 +11,7 @@ S=$TMP/store
 T=$TMP/trees
 mkdir -p "$T"
 sf() { "$STOREFS" "$@"; }
+TAMPER=${STORE_TAMPER:-$(dirname "$STOREFS")/store_tamper}
 NIX32=0123456789abcdfghijklmnpqrsvwxyz
 
 # expect_status N CMD...: CMD must exit with status N; stderr in $TMP/err.
@@ -123,6 +124,61 @@ t_import_nix_refused() {
 	grep -q "already registered with this content" "$TMP/err"
 }
 
+# verify checks what paths claim. A flat CA path whose root was pointed at
+# another valid blob: the default run names it (the CA is over the file).
+t_verify_flat_swapped() {
+	local st=$TMP/s-v1 h p o
+	h=$(nix-hash --type sha256 --flat --base32 "$T/flat.txt")
+	p=$(nix_store --print-fixed-path sha256 "$h" flat.txt)
+	sf nar-import --store "$st" --path "$p" --ca "fixed:sha256:$h" "$TMP/flat.nar" >/dev/null
+	o=$(sf nar-import --store "$st" --name other.txt "$TMP/other.nar")
+	sf verify --store "$st" -q
+	"$TAMPER" copy-root "$st" "$p" "$o"
+	expect_status 1 sf verify --store "$st"
+	cat "$TMP/out"
+	grep -q "^path $p: ca hash mismatch importing path '$p'; specified: sha256:$h got: sha256:$(nix-hash --type sha256 --flat --base32 "$T/other.txt") (its root is blob blake3-" "$TMP/out"
+	grep -q ": 1 problem$" "$TMP/out"
+}
+
+# A source path pointed at another tree keeps a consistent CA and NAR hash:
+# only --check-contents (the NAR rendered again) tells.
+t_verify_source_swapped() {
+	local st=$TMP/s-v2 b
+	sf import --store "$st" --name x "$T/a/x" >/dev/null
+	b=$(sf import --store "$st" --name y "$T/b/x")
+	"$TAMPER" copy-root "$st" "$PA" "$b"
+	sf verify --store "$st" -q
+	expect_status 1 sf verify --store "$st" --check-contents
+	cat "$TMP/out"
+	grep -q "^path $PA: NAR hash/size mismatch" "$TMP/out"
+}
+
+# References must resolve; objects no path reaches are counted, not errors.
+t_verify_refs_and_unreferenced() {
+	local st=$TMP/s-v3 ref p
+	ref=$(sf import --store "$st" --name x "$T/a/x")
+	p=$(sf nar-import --store "$st" --path "/nix/store/00000000000000000000000000000abc-refs" "$TMP/b.nar")
+	sf verify --store "$st" >"$TMP/out"
+	cat "$TMP/out"
+	grep -q ": 0 problems$" "$TMP/out"
+	! grep -q unreferenced "$TMP/out" || fail "unreferenced objects in a clean store"
+	"$TAMPER" delete-path "$st" "$p"
+	sf verify --store "$st" >"$TMP/out"
+	cat "$TMP/out"
+	# b's tree: 2 files? one file and an empty sub directory: 1 blob, 2 Directories.
+	grep -q "unreferenced: 1 blobs (0.0 MiB), 2 directories: 0 problems$" "$TMP/out"
+	# A text path referring to a source path, whose record then goes.
+	local src g
+	src=$(nix_store --add "$T/a/x")
+	g=$(nix --store "$NIX_STORE_DIR" eval --impure --raw --expr "builtins.toFile \"g\" \"x \${$T/a/x}\"")
+	sf import-nix --store "$st" --nix-store "$NIX_STORE_DIR" -r "$g" >/dev/null
+	sf verify --store "$st" -q
+	"$TAMPER" delete-path "$st" "$src"
+	expect_status 1 sf verify --store "$st"
+	cat "$TMP/out"
+	grep -q "^path $g: its reference '$(basename "$src")' is not in the store$" "$TMP/out"
+}
+
 check "setup" setup
 . "$TMP/vars"
 check "nar-import --path over a registered path is refused, naming both NAR hashes" t_nar_import_path_refused
@@ -130,3 +186,6 @@ check "registering the same content again is a no-op (-v says so)" t_same_conten
 check "racing registrations of one path: exactly one wins (10 rounds)" t_race
 check "a --ca that does not fit the contents: 'ca hash mismatch'" t_ca_lie_nar_import
 check "import-nix refuses a path present with other content" t_import_nix_refused
+check "verify names a flat CA path whose root blob was swapped" t_verify_flat_swapped
+check "verify --check-contents names a source path whose tree was swapped" t_verify_source_swapped
+check "verify: references must resolve; unreferenced objects are counted, not problems" t_verify_refs_and_unreferenced

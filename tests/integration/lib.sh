@@ -3,15 +3,25 @@
 # A test is a shell function run in a subshell with `set -e`:
 #	check "name of the test" function_name [args...]
 # prints "ok - name" or "not ok - name" plus the tail of its output.
+# STOREFS_CHECK=TEXT (tests/run tNN:TEXT) runs only the checks whose name
+# contains TEXT; the others print nothing.
 # Every script gets a private $TMP, removed on exit after unmounting every
 # mount below it and killing the daemons it started (see start_mount).
 set -u
-ROOT=${STOREFS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd) # tests/integration
+ROOT=${STOREFS_ROOT:-$(cd "$HERE/../.." && pwd)}
 STOREFS=${STOREFS:-$ROOT/build/storefs}
+# The test tools (tests/tools/*.c) are built next to storefs, so an ASan
+# storefs (tests/run --asan) comes with ASan tools.
+TOOLS=${TOOLS:-$(dirname "$STOREFS")}
+TAMPER=${STORE_TAMPER:-$TOOLS/store_tamper}
 TMP=$(mktemp -d "${STOREFS_TEST_ROOT:-/tmp}/storefs-test.XXXXXX")
 export STOREFS_STORE=$TMP/default-store # never touch the machine's default store
 export XDG_CACHE_HOME=$TMP/xdg-cache    # fresh Nix client caches
+# No substituters (no network), and no build users: without this, every Nix
+# command as root warns that the group 'nixbld' does not exist.
 export NIX_CONFIG="substituters =
+build-users-group =
 experimental-features = nix-command"
 DAEMON_PIDS=()
 
@@ -35,6 +45,7 @@ trap cleanup EXIT
 check() {
 	local name=$1 log=$TMP/check.log rc
 	shift
+	[[ $name == *"${STOREFS_CHECK:-}"* ]] || return 0
 	(
 		set -e
 		"$@"
@@ -59,6 +70,16 @@ assert_eq() {
 	[ "$1" = "$2" ] || fail "${3:-value}: got '$1', expected '$2'"
 }
 
+# expect_status N CMD...: CMD must exit with status N (stdout in $TMP/out,
+# stderr in $TMP/err and on stderr).
+expect_status() {
+	local want=$1 rc=0
+	shift
+	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
+	cat "$TMP/err" >&2
+	[ "$rc" = "$want" ] || fail "exit status $rc, expected $want: $*"
+}
+
 # expect_fail CMD...: CMD must exit non-zero; its stderr is in $TMP/err.
 expect_fail() {
 	if "$@" 2>"$TMP/err"; then
@@ -72,6 +93,14 @@ NIX_STORE_DIR=$TMP/nix
 nix_store() {
 	nix-store --store "$NIX_STORE_DIR" "$@"
 }
+# nix_phys STOREPATH: its physical location in that store (for nix-store --dump).
+nix_phys() { echo "$NIX_STORE_DIR$1"; }
+
+sf() { "$STOREFS" "$@"; }
+# py ARGS...: fs_check.py, the exact-errno syscall checker of the mount tests.
+py() { python3 "$HERE/fs_check.py" "$@"; }
+base() { basename "$1"; }
+hashpart() { basename "$1" | cut -c1-32; } # the 32-character hash of a store path
 
 # start_mount STORE MOUNTPOINT [storefs mount options...]
 # Mounts in the background and waits until the mount is live.

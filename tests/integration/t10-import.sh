@@ -7,25 +7,11 @@ shopt -s inherit_errexit # failures inside $(...) fail the test too
 S=$TMP/store # the storefs store most tests share
 T=$TMP/trees # generated input trees
 
-sf() { "$STOREFS" "$@"; }
-
-# expect_status N CMD...: CMD must exit with status N (stderr in $TMP/err).
-expect_status() {
-	local want=$1 rc=0
-	shift
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	cat "$TMP/err" >&2
-	[ "$rc" = "$want" ] || fail "exit status $rc, expected $want: $*"
-}
-
 # one_error_line CMD-NAME: $TMP/err is exactly one "storefs CMD: ..." line.
 one_error_line() {
 	assert_eq "$(wc -l <"$TMP/err")" 1 "stderr lines"
 	grep -q "^storefs $1: " "$TMP/err" || fail "stderr does not start with 'storefs $1: '"
 }
-
-# The physical file of a path in the chroot Nix store, for `nix-store --dump`.
-nix_phys() { echo "$NIX_STORE_DIR$1"; }
 
 # same_as_nix SRC: storefs import prints what nix-store --add prints, and
 # storefs nar is byte-identical to nix-store --dump of that path.

@@ -5,10 +5,6 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 shopt -s inherit_errexit
 
-TAMPER=${STORE_TAMPER:-$(dirname "$STOREFS")/store_tamper}
-
-sf() { "$STOREFS" "$@"; }
-
 mk_tree() { # DIR SEED
 	mkdir -p "$1/sub/deeper"
 	printf 'file %s\n' "$2" >"$1/a"

@@ -5,24 +5,9 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 shopt -s inherit_errexit
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TOOLS=$(dirname "$STOREFS")
 S=$TMP/store
 SRC=$TMP/src
 M=$TMP/mnt # the shared mount most tests read
-
-sf() { "$STOREFS" "$@"; }
-py() { python3 "$HERE/fs_check.py" "$@"; }
-base() { basename "$1"; }
-
-# expect_status N CMD...: CMD must exit with status N (stderr in $TMP/err).
-expect_status() {
-	local want=$1 rc=0
-	shift
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	cat "$TMP/err" >&2
-	[ "$rc" = "$want" ] || fail "exit status $rc, expected $want: $*"
-}
 
 make_tree() {
 	local t=$SRC/tree

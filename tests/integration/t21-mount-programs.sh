@@ -10,8 +10,6 @@ S=$TMP/store
 M=$TMP/mnt
 SRC=$TMP/src
 
-sf() { "$STOREFS" "$@"; }
-
 t_busybox_chroot() {
 	local bb t=$SRC/busybox p
 	bb=$(command -v busybox) || { echo "# skip: busybox not installed"; return 0; }

@@ -6,14 +6,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 shopt -s inherit_errexit
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TOOLS=$(dirname "$STOREFS")
 S=$TMP/store
 SRC=$TMP/src
-
-sf() { "$STOREFS" "$@"; }
-py() { python3 "$HERE/fs_check.py" "$@"; }
-base() { basename "$1"; }
 
 # stat_of MNT KEY: one number of the root's stats xattr.
 stat_of() {

@@ -14,11 +14,6 @@ T=$TMP/trees
 K=$TMP/keys
 mkdir -p "$T" "$K"
 
-sf() { "$STOREFS" "$@"; }
-phys() { echo "$NIX_STORE_DIR$1"; }
-base() { basename "$1"; }
-hashpart() { basename "$1" | cut -c1-32; }
-
 # mkexport NAR STOREPATH DERIVER REF...: a `nix-store --export` stream, so
 # input-addressed paths (which a chroot store cannot build) can be imported.
 mkexport() {
@@ -77,7 +72,7 @@ t_import_nix() {
 	# References first.
 	printf '%s\n' "$SRC" "$G" "$IA" "$IA2" | cmp - "$TMP/out"
 	for p in "$SRC" "$G" "$IA" "$IA2"; do
-		sf nar --store "$S" "$p" | cmp - <(nix-store --dump "$(phys "$p")")
+		sf nar --store "$S" "$p" | cmp - <(nix-store --dump "$(nix_phys "$p")")
 	done
 	sf path-info --store "$S" "$IA" >"$TMP/pi"
 	cat "$TMP/pi"
@@ -202,7 +197,7 @@ t_copy_from() {
 	nix copy --from "$SIGNED" --to "$dest" --option trusted-public-keys "$(cat "$K/pk")" "$IA2"
 	for p in "$SRC" "$G" "$IA" "$IA2"; do
 		nix-store --store "$dest" --verify-path "$p"
-		nix-store --dump "$(echo "$dest$p")" | cmp - <(nix-store --dump "$(phys "$p")")
+		nix-store --dump "$(echo "$dest$p")" | cmp - <(nix-store --dump "$(nix_phys "$p")")
 	done
 	nix store verify --store "$dest" -r --sigs-needed 1 \
 		--trusted-public-keys "$(cat "$K/pk")" "$IA2"
@@ -245,7 +240,7 @@ t_range() {
 	local nh url size
 	nh=$(nix-store --store "$NIX_STORE_DIR" -q --hash "$IA")
 	url=$SIGNED/nar/${nh#sha256:}.nar
-	nix-store --dump "$(phys "$IA")" >"$TMP/ia.full"
+	nix-store --dump "$(nix_phys "$IA")" >"$TMP/ia.full"
 	size=$(stat -c %s "$TMP/ia.full")
 	curl -sf "$url" | cmp - "$TMP/ia.full"
 	curl -sfI "$url" | tr -d '\r' >"$TMP/h"
@@ -272,7 +267,7 @@ t_upload() {
 	ia3=$(add_ia ia3 9 "$T/ia3" "$up" "$SRC")
 	nix copy --from "$NIX_STORE_DIR" --to "$SIGNED?compression=none" "$ia3"
 	for p in "$up" "$ia3"; do
-		sf nar --store "$S" "$p" | cmp - <(nix-store --dump "$(phys "$p")")
+		sf nar --store "$S" "$p" | cmp - <(nix-store --dump "$(nix_phys "$p")")
 	done
 	sf path-info --store "$S" "$ia3" >"$TMP/pi"
 	cat "$TMP/pi"
@@ -334,8 +329,8 @@ t_bad_uploads() {
 	mkdir -p "$T/up3" && echo bad >"$T/up3/f"
 	p=$(nix_store --add "$T/up3")
 	hp=$(hashpart "$p")
-	nix-store --dump "$(phys "$p")" >"$TMP/up3.nar"
-	nh=$(nix-hash --type sha256 --base32 "$(phys "$p")")
+	nix-store --dump "$(nix_phys "$p")" >"$TMP/up3.nar"
+	nh=$(nix-hash --type sha256 --base32 "$(nix_phys "$p")")
 	nar=/nar/$nh.nar
 	# A narinfo as nix copy would write it.
 	cat >"$TMP/up3.narinfo" <<-EOF2

@@ -10,17 +10,6 @@ S=$TMP/store
 T=$TMP/trees
 mkdir -p "$T"
 
-sf() { "$STOREFS" "$@"; }
-
-# expect_status N CMD...: CMD must exit with status N (stderr in $TMP/err).
-expect_status() {
-	local want=$1 rc=0
-	shift
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	cat "$TMP/err" >&2
-	[ "$rc" = "$want" ] || fail "exit status $rc, expected $want: $*"
-}
-
 # not_registered PATH: the store has no PathInfo for PATH.
 not_registered() {
 	expect_status 1 sf path-info --store "$S" "$1"

@@ -10,9 +10,6 @@ shopt -s inherit_errexit
 SRC=$TMP/src
 M=$TMP/mnt
 
-base() { basename "$1"; }
-hashpart() { base "$1" | cut -c1-32; }
-
 # errno_of PATH: "ok" if stat(2) succeeds, else the errno's name.
 errno_of() {
 	python3 - "$1" <<'PY'

@@ -5,8 +5,6 @@
 # through the mount, which keeps serving everything else.
 . "$(dirname "$0")/lib.sh"
 
-TAMPER=${STORE_TAMPER:-$(dirname "$STOREFS")/store_tamper}
-
 # A tree: small files, a 100 MiB file, subdirectories.
 make_tree() {
 	local d=$1

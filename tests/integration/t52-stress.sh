@@ -13,7 +13,6 @@
 . "$(dirname "$0")/lib.sh"
 
 SECS=${STRESS_SECONDS:-30}
-TOOLS=$(dirname "$STOREFS")
 READSTRESS=${READSTRESS:-$TOOLS/readstress}
 TSAN_BUILD=${TSAN_BUILD:-$ROOT/build-tsan}
 

@@ -1,5 +1,5 @@
 /* main.c - runs the registered unit tests; an optional argument selects the
- * tests whose name contains it. Ends with "N passed, N failed". */
+ * tests whose name or file name contains it (none: exit 2). Ends with "N passed, N failed". */
 #include "harness.h"
 
 #include "common/encoding.h"
@@ -98,6 +98,15 @@ uint8_t *hex_alloc(const char *hex, size_t *len)
 	return buf;
 }
 
+/* A test is selected by a part of its name or of its file's name
+ * ("test_cli" runs tests/unit/test_cli.c). */
+static bool selected(const struct test *t, const char *filter)
+{
+	const char *file = strrchr(t->file, '/');
+
+	return strstr(t->name, filter) || strstr(file ? file + 1 : t->file, filter);
+}
+
 int main(int argc, char **argv)
 {
 	size_t passed = 0, failed = 0;
@@ -107,7 +116,7 @@ int main(int argc, char **argv)
 		log_set_level(LOG_SILENT);
 
 	for (size_t i = 0; i < n_tests; i++) {
-		if (argc > 1 && !strstr(tests[i].name, argv[1]))
+		if (argc > 1 && !selected(&tests[i], argv[1]))
 			continue;
 		current_failed = false;
 		sf_err_clear();
@@ -122,6 +131,11 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	cJSON_Delete(vectors_root);
+	if (passed + failed == 0) {
+		/* A typo in the name must not look like a green run. */
+		printf("unit: no test name contains '%s'\n", argc > 1 ? argv[1] : "");
+		return 2;
+	}
 	printf("unit: %zu passed, %zu failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

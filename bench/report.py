@@ -2,10 +2,13 @@
 """report.py - turns bench/run's raw results (hyperfine JSON and friends) into Markdown and a plot.
 
 Usage: report.py JSON_DIR OUT_PREFIX   writes OUT_PREFIX.md, OUT_PREFIX.png, OUT_PREFIX.json
+The plot needs gnuplot (Debian: gnuplot-nox); without it the report has no plot and says so on
+standard error.
 """
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -213,6 +216,10 @@ def plot(med, variants, out_prefix):
     others = [v for v in variants if v != "native"]
     if not others:
         return None
+    if not shutil.which("gnuplot"):
+        print("report.py: gnuplot is not installed (apt-get install gnuplot-nox): no plot",
+              file=sys.stderr)
+        return None
     dat = out_prefix + ".dat"
     with open(dat, "w") as f:
         f.write("test " + " ".join(others) + "\n")
@@ -241,10 +248,13 @@ plot for [i=2:{len(others) + 1}] '{dat}' using i:xtic(1) title columnheader
     for term in ("pngcairo size 1100,550 font ',10'", "png size 1100,550"):
         r = subprocess.run(["gnuplot"], input=f"set terminal {term}\n" + script, text=True,
                            capture_output=True)
-        if r.returncode == 0 and os.path.getsize(png) > 0:
+        if r.returncode == 0 and os.path.exists(png) and os.path.getsize(png) > 0:
             break
     os.unlink(dat)
-    return png if os.path.exists(png) else None
+    if not os.path.exists(png) or os.path.getsize(png) == 0:
+        print(f"report.py: gnuplot failed, no plot: {r.stderr.strip()}", file=sys.stderr)
+        return None
+    return png
 
 
 def main():

@@ -4,18 +4,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 shopt -s inherit_errexit
 
-TOOLS=${TOOLS:-$(dirname "$STOREFS")}
 B3BENCH=$TOOLS/b3bench
 STATLAT=$TOOLS/statlat
-
-# expect_status N CMD...: CMD must exit with status N (stdout in $TMP/out, stderr in $TMP/err).
-expect_status() {
-	local want=$1 rc=0
-	shift
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	cat "$TMP/err" >&2
-	[ "$rc" = "$want" ] || fail "exit status $rc, expected $want: $*"
-}
 
 # Files whose sizes straddle BLAKE3's 64-byte block, 1 KiB chunk and our 1 MiB buffer.
 make_sizes() {
@@ -89,8 +79,9 @@ statlat_rejects() {
 # hyperfine-shaped JSON with one median, as bench/run exports it.
 hf_json() { echo "{\"results\": [{\"command\": \"$1\", \"median\": $2}]}"; }
 
-report_tables() {
-	local j=$TMP/json
+# report_inputs DIR: a synthetic results directory as bench/run leaves it.
+report_inputs() {
+	local j=$1
 	mkdir -p "$j"
 	echo '{"date": "2000-01-01", "quick": true, "variants": ["native", "sqfuse_ll",
 	  "storefs"], "runs": {"cold": 3, "warm": 5, "tar_warm": 3, "import": 2},
@@ -105,6 +96,11 @@ report_tables() {
 	echo '{"results": [{"command": "storefs", "median": 0.5},
 	  {"command": "nix-store", "median": 2.0}]}' >"$j/import.json"
 	echo '{"before_kib": 1000, "after_kib": 1100, "entries": 1024}' >"$j/rss-storefs.json"
+}
+
+report_tables() {
+	local j=$TMP/json
+	report_inputs "$j"
 	python3 "$ROOT/bench/report.py" "$j" "$TMP/r"
 	grep -F '| find warm | 100 ms | 400 ms (4.00x) | 200 ms (2.00x) |' "$TMP/r.md"
 	grep -F '| find warm | 0.25x | 0.50x |' "$TMP/r.md"                  # ratio to sqfuse_ll
@@ -115,8 +111,24 @@ report_tables() {
 	grep -F '| ≤ 150 B | 100 B met |' "$TMP/r.md"                          # RSS per inode
 	grep -F 'storefs 0.50 s (200 MiB/s)' "$TMP/r.md"
 	[ -s "$TMP/r.png" ] || fail "no plot"
+	grep -qF '![ratios to native](r.png)' "$TMP/r.md" || fail "the plot is not in the report"
 	python3 -c 'import json, sys; d = json.load(open(sys.argv[1]));
 assert d["medians_s"]["find-warm-storefs"] == 0.2' "$TMP/r.json"
+}
+
+# Without gnuplot (make bench on a machine without it): the tables, no plot,
+# one line on stderr saying why, exit 0.
+report_without_gnuplot() {
+	local j=$TMP/json py
+	report_inputs "$j"
+	py=$(python3 -c 'import sys; print(sys.executable)') # not a wrapper script
+	mkdir -p "$TMP/emptybin"
+	PATH=$TMP/emptybin "$py" "$ROOT/bench/report.py" "$j" "$TMP/ng" 2>"$TMP/gp.err"
+	cat "$TMP/gp.err"
+	grep -q 'gnuplot' "$TMP/gp.err" || fail "no word on stderr about the missing gnuplot"
+	grep -F '| find warm | 100 ms | 400 ms (4.00x) | 200 ms (2.00x) |' "$TMP/ng.md"
+	[ ! -e "$TMP/ng.png" ] || fail "a plot without gnuplot?"
+	! grep -q 'ng.png' "$TMP/ng.md" || fail "the report links a plot that is not there"
 }
 
 check "b3bench prints what b3sum prints (mmap and read)" b3_matches_b3sum
@@ -124,3 +136,4 @@ check "b3bench reports unreadable files and usage errors" b3_bad_input
 check "statlat prints counts and timings, cold and warm" statlat_output
 check "statlat rejects bad arguments and missing paths" statlat_rejects
 check "report.py builds the ratio and goal tables" report_tables
+check "report.py without gnuplot: tables, no plot, exit 0" report_without_gnuplot

@@ -10,18 +10,7 @@ shopt -s inherit_errexit
 S=$TMP/store
 T=$TMP/trees
 mkdir -p "$T"
-sf() { "$STOREFS" "$@"; }
-TAMPER=${STORE_TAMPER:-$(dirname "$STOREFS")/store_tamper}
 NIX32=0123456789abcdfghijklmnpqrsvwxyz
-
-# expect_status N CMD...: CMD must exit with status N; stderr in $TMP/err.
-expect_status() {
-	local want=$1 rc=0
-	shift
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	cat "$TMP/err" >&2
-	[ "$rc" = "$want" ] || fail "exit status $rc, expected $want: $*"
-}
 
 nar_hash32() { nix-hash --type sha256 --base32 "$1"; }
 

@@ -5,12 +5,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 shopt -s inherit_errexit
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 S=$TMP/store
 SRC=$TMP/src
-
-sf() { "$STOREFS" "$@"; }
-base() { basename "$1"; }
 
 # Reads every regular file below $1; fails naming the first unreadable one.
 read_all() {

@@ -6,17 +6,7 @@
 shopt -s inherit_errexit
 
 S=$TMP/store
-TOOLS=$(dirname "$STOREFS")
-sf() { "$STOREFS" "$@"; }
 nixpi() { nix path-info --store "$NIX_STORE_DIR" "$@" 2>/dev/null; }
-
-expect_status() {
-	local want=$1 rc=0
-	shift
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	cat "$TMP/err" >&2
-	[ "$rc" = "$want" ] || fail "exit status $rc, expected $want: $*"
-}
 
 # A closure of four paths in the chroot Nix store: src <- g2 <- g3, and
 # an unrelated g4; TOP is g3.

@@ -10,7 +10,6 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 shopt -s inherit_errexit
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 S=$TMP/store
 SRC=$TMP/src
 M=$TMP/mnt
@@ -18,8 +17,6 @@ SOCK=$TMP/vfs.sock
 IR=$TMP/initramfs
 CONSOLE=$TMP/console.log
 VM_SECONDS=300 # one boot takes ~15 s under TCG on a busy 2-core machine
-
-sf() { "$STOREFS" "$@"; }
 
 # --- helpers ---
 

@@ -18,8 +18,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
 static const struct cli_cmd cmd = {
     "import-nix",
     "import-nix [--store URL|DIR] [--nix-store DIR] [-r] [--wait] [-v] STOREPATH...",

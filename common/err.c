@@ -9,6 +9,9 @@ static _Thread_local char err_msg[512];
 static _Thread_local int err_code;
 
 static int err_vset(int code, int saved_errno, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static int err_vset(int code, int saved_errno, const char *fmt, va_list ap)
 {
 	/* Formatted aside first: callers may wrap the previous message, e.g.
 	 * sf_err(-EIO, "cannot read '%s': %s", name, sf_errmsg(rc)). */

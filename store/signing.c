@@ -285,9 +285,7 @@ int signing_verify(const struct nix_public_key *pk, const void *msg, size_t len,
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	int rc = 0, ok;
 
-	if (!k || !ctx) {
-		rc = sf_err(-EIO, "cannot set up ed25519 verification");
-	} else if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) != 1) {
+	if (!k || !ctx || EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) != 1) {
 		rc = sf_err(-EIO, "cannot set up ed25519 verification");
 	} else {
 		ok = EVP_DigestVerify(ctx, sig, SIGNING_SIG_LEN, msg, len);

@@ -70,8 +70,10 @@ static void dev_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &ep);
 		return;
 	}
-	if (rc)
-		return reply_error(req, rc);
+	if (rc) {
+		reply_error(req, rc);
+		return;
+	}
 	entry_param(&e, &ep);
 	if (fuse_reply_entry(req, &ep))
 		fs_forget(dev_of(req)->fs, e.ino, 1);
@@ -97,8 +99,10 @@ static void dev_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 
 	fusedev_read_ahead_once(dev_of(req));
 	rc = fs_getattr(dev_of(req)->fs, ino, &st);
-	if (rc)
-		return reply_error(req, rc);
+	if (rc) {
+		reply_error(req, rc);
+		return;
+	}
 	fuse_reply_attr(req, &st, TIMEOUT);
 }
 
@@ -111,8 +115,10 @@ static void dev_readlink(fuse_req_t req, fuse_ino_t ino)
 
 	if (rc == 0 && len > CASTORE_MAX_TARGET_LEN)
 		rc = sf_err(-EIO, "a symlink target of %zu bytes is too long", len);
-	if (rc)
-		return reply_error(req, rc);
+	if (rc) {
+		reply_error(req, rc);
+		return;
+	}
 	memcpy(buf, target, len);
 	buf[len] = '\0';
 	fuse_reply_readlink(req, buf);
@@ -126,14 +132,20 @@ static void dev_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_file *f;
 	int rc;
 
-	if (d->zero_open)
-		return (void)fuse_reply_err(req, ENOSYS);
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-		return (void)fuse_reply_err(req, EROFS);
+	if (d->zero_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	fs_count(d->fs, FS_COUNT_OPEN);
 	rc = fs_file_get(d->fs, ino, &f);
-	if (rc)
-		return reply_error(req, rc);
+	if (rc) {
+		reply_error(req, rc);
+		return;
+	}
 	if (fusedev_pt_open(req, ino, f, fi))
 		return;
 	fi->fh = (uintptr_t)f;
@@ -171,8 +183,10 @@ static void read_reply(fuse_req_t req, struct fs_file *f, size_t size, off_t off
 		return;
 	}
 	buf = malloc(want ? want : 1);
-	if (!buf)
-		return (void)fuse_reply_err(req, ENOMEM);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	rc = fs_file_read(f, buf, want, uoff, &n);
 	if (rc)
 		reply_error(req, rc);
@@ -191,14 +205,20 @@ static void dev_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int rc;
 
 	fs_count(d->fs, FS_COUNT_READ);
-	if (off < 0)
-		return (void)fuse_reply_err(req, EINVAL);
-	if (f)
-		return read_reply(req, f, size, off);
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (f) {
+		read_reply(req, f, size, off);
+		return;
+	}
 	/* Zero-message open: no handle, use the shared reader cache. */
 	rc = fs_file_get(d->fs, ino, &f);
-	if (rc)
-		return reply_error(req, rc);
+	if (rc) {
+		reply_error(req, rc);
+		return;
+	}
 	read_reply(req, f, size, off);
 	fs_file_unref(d->fs, f);
 }
@@ -209,8 +229,10 @@ static void dev_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 {
 	struct fusedev *d = dev_of(req);
 
-	if (d->zero_opendir)
-		return (void)fuse_reply_err(req, ENOSYS);
+	if (d->zero_opendir) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	/* The root's listing grows; everything else is immutable. */
 	fi->cache_readdir = ino != FUSE_ROOT_ID;
 	fi->keep_cache = ino != FUSE_ROOT_ID;
@@ -258,11 +280,15 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	struct dirbuf b = {.req = req, .size = size, .plus = plus};
 	int rc;
 
-	if (off < 0)
-		return (void)fuse_reply_err(req, EINVAL);
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
 	b.buf = malloc(size ? size : 1);
-	if (!b.buf)
-		return (void)fuse_reply_err(req, ENOMEM);
+	if (!b.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	rc = fs_readdir(dev_of(req)->fs, ino, (uint64_t)off, plus, dirbuf_add, &b);
 	if (rc)
 		reply_error(req, rc);
@@ -291,8 +317,10 @@ static void dev_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
 	size_t len;
 	int rc;
 
-	if (size && !buf)
-		return (void)fuse_reply_err(req, ENOMEM);
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	rc = fs_getxattr(dev_of(req)->fs, ino, name, buf, size, &len);
 	if (rc)
 		reply_error(req, rc);
@@ -309,8 +337,10 @@ static void dev_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	size_t len;
 	int rc;
 
-	if (size && !buf)
-		return (void)fuse_reply_err(req, ENOMEM);
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	rc = fs_listxattr(dev_of(req)->fs, ino, buf, size, &len);
 	if (rc)
 		reply_error(req, rc);

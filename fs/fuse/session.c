@@ -168,8 +168,10 @@ static void session_unmount(struct fusedev *d)
 {
 	struct pollfd p = {.fd = d->pt.devfd, .events = POLLIN};
 
-	if (d->pt.devfd < 0)
-		return fuse_session_unmount(d->se);
+	if (d->pt.devfd < 0) {
+		fuse_session_unmount(d->se);
+		return;
+	}
 	if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
 		return;
 	if (umount2(d->cfg->mountpoint, MNT_DETACH) < 0)

@@ -142,9 +142,9 @@ static uint64_t offered_features(const struct vu_dev *d)
 	       VU_F_PROTOCOL_FEATURES | d->dev->features;
 }
 
-static int proto_err(const char *fmt, const char *what)
+static int proto_err(const char *what)
 {
-	return sf_err(-EPROTO, fmt, what);
+	return sf_err(-EPROTO, "%s", what);
 }
 
 /* --- queue threads --- */
@@ -315,11 +315,11 @@ static int mem_map_region(struct vu_dev *d, unsigned i, const struct vu_region *
 
 	if (r->size == 0 || r->gpa > UINT64_MAX - r->size || r->uva > UINT64_MAX - r->size ||
 	    r->mmap_offset > UINT64_MAX - r->size || r->size > SIZE_MAX / 2)
-		return proto_err("%s", "a memory region of a bad size");
+		return proto_err("a memory region of a bad size");
 	if (fstat(fd, &st) < 0)
 		return sf_err_errno(-EPROTO, errno, "cannot stat a guest memory descriptor");
 	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < r->mmap_offset + r->size)
-		return proto_err("%s", "a memory region beyond the end of its file");
+		return proto_err("a memory region beyond the end of its file");
 	align = st.st_blksize > 0 ? (uint64_t)st.st_blksize : 4096;
 	start = r->mmap_offset - r->mmap_offset % align;
 	delta = r->mmap_offset - start;
@@ -342,9 +342,9 @@ static int mem_set(struct vu_dev *d, const struct vu_msg *m)
 
 	if (m->h.size < 8 || mem->nregions == 0 || mem->nregions > VQ_MAX_REGIONS ||
 	    m->h.size < 8 + mem->nregions * sizeof(struct vu_region))
-		return proto_err("%s", "a memory table of a bad size");
+		return proto_err("a memory table of a bad size");
 	if (m->nfds != mem->nregions)
-		return proto_err("%s", "a memory table without one descriptor per region");
+		return proto_err("a memory table without one descriptor per region");
 	mem_unmap(d);
 	for (unsigned i = 0; i < mem->nregions && rc == 0; i++)
 		rc = mem_map_region(d, i, &mem->r[i], m->fds[i]);
@@ -358,7 +358,7 @@ static int mem_set(struct vu_dev *d, const struct vu_msg *m)
 static int need(const struct vu_msg *m, size_t size)
 {
 	if (m->h.size < size)
-		return proto_err("%s", "a message payload that is too short");
+		return proto_err("a message payload that is too short");
 	return 0;
 }
 
@@ -433,8 +433,7 @@ static int req_set_protocol_features(struct vu_dev *d, const struct vu_msg *m)
 	if (rc)
 		return rc;
 	if (m->p.u64 & ~VU_PROTOCOL_FEATURES)
-		return proto_err("%s",
-				 "the front-end acknowledged protocol features never offered");
+		return proto_err("the front-end acknowledged protocol features never offered");
 	d->protocol = m->p.u64;
 	return 0;
 }
@@ -500,7 +499,7 @@ static int req_set_vring_base(struct vu_dev *d, const struct vu_msg *m)
 	if (rc)
 		return rc;
 	if (m->p.state.num > UINT16_MAX)
-		return proto_err("%s", "a ring base beyond 16 bits");
+		return proto_err("a ring base beyond 16 bits");
 	q->base = (uint16_t)m->p.state.num;
 	return 0;
 }
@@ -535,10 +534,10 @@ static int vring_fd(struct vu_dev *d, const struct vu_msg *m, struct vu_queue **
 		return -EPROTO;
 	if (m->p.u64 & VU_VRING_NOFD) {
 		*fd = -1;
-		return m->nfds ? proto_err("%s", "a descriptor next to the no-fd flag") : 0;
+		return m->nfds ? proto_err("a descriptor next to the no-fd flag") : 0;
 	}
 	if (m->nfds != 1)
-		return proto_err("%s", "a vring message without its descriptor");
+		return proto_err("a vring message without its descriptor");
 	*fd = m->fds[0];
 	return 0;
 }
@@ -551,7 +550,7 @@ static int req_set_vring_kick(struct vu_dev *d, struct vu_msg *m)
 	if (rc)
 		return rc;
 	if (fd < 0)
-		return proto_err("%s", "polling a ring without a kick descriptor is not supported");
+		return proto_err("polling a ring without a kick descriptor is not supported");
 	m->nfds = 0; /* the queue owns it now */
 	queue_stop(q);
 	fd_replace(&q->kick_fd, fd);
@@ -592,7 +591,7 @@ static int req_set_vring_enable(struct vu_dev *d, const struct vu_msg *m)
 	if (!q)
 		return -EPROTO;
 	if (m->p.state.num > 1)
-		return proto_err("%s", "a ring enable flag other than 0 or 1");
+		return proto_err("a ring enable flag other than 0 or 1");
 	atomic_store(&q->enabled, m->p.state.num == 1);
 	queue_wake(q); /* kicks that came while disabled were left pending */
 	return 0;
@@ -708,14 +707,14 @@ static int msg_recv(int sock, struct vu_msg *m)
 		return sf_err_errno(-EPROTO, errno, "cannot read from the front-end");
 	msg_take_fds(m, &mh);
 	if (n != sizeof(m->h) || (mh.msg_flags & MSG_CTRUNC))
-		return proto_err("%s", "a truncated message header");
+		return proto_err("a truncated message header");
 	if ((m->h.flags & VU_VERSION_MASK) != VU_VERSION)
-		return proto_err("%s", "a message of an unknown protocol version");
+		return proto_err("a message of an unknown protocol version");
 	if (m->h.size > sizeof(m->p))
 		return sf_err(-EPROTO, "a message payload of %u bytes is too large", m->h.size);
 	memset(&m->p, 0, sizeof(m->p));
 	if (m->h.size && recv_all(sock, &m->p, m->h.size) != (ssize_t)m->h.size)
-		return proto_err("%s", "a truncated message payload");
+		return proto_err("a truncated message payload");
 	return 1;
 }
 

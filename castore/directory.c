@@ -2,8 +2,8 @@
  *
  * protobuf-c's proto3 packer emits fields in number order, omits zero
  * scalars and empty bytes, and writes minimal varints, which is the canonical
- * encoding the digest needs (proven against castore.md §3.2 in the unit
- * tests). Unknown fields are dropped because we always re-encode from our own
+ * encoding the digest needs (docs/castore.md §2; proven against the Directory vectors in
+ * the unit tests). Unknown fields are dropped because we always re-encode from our own
  * struct, never from a decoded message. */
 #include "castore/directory.h"
 

@@ -10,7 +10,7 @@
 
 #include "castore/node.h"
 
-/* How DirectoryEntry.size counts descendants (castore.md §2.3). */
+/* How DirectoryEntry.size counts descendants (docs/castore.md §4). */
 enum dir_size_formula {
 	DIR_SIZE_SPEC = 0,   /* entries + sum of child dir sizes (the spec) */
 	DIR_SIZE_NATIVE = 1, /* 2*entries + sum of child dir sizes (snix) */

@@ -1,5 +1,5 @@
 /* serve.h - `storefs serve`: the store as a Nix HTTP binary cache
- * (nix.md §3, castore.md §7), on libmicrohttpd with one thread per
+ * (docs/narinfo.md), on libmicrohttpd with one thread per
  * connection. Internal to cli/: cmd_serve.c parses options and runs
  * serve_start()/serve_stop(); serve_http.c routes requests;
  * serve_index.c keeps the NAR hash index and the upload LRU; serve_nar.c

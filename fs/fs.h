@@ -1,5 +1,5 @@
-/* fs.h - the read-only filesystem: what each request means, independent
- * of the transport that carries it (/dev/fuse today, virtiofs later).
+/* fs.h - the read-only filesystem: what each request means (docs/fuse.md),
+ * independent of the transport that carries it (/dev/fuse, virtio-fs).
  *
  * Inode numbers come from fs/inode_table.h (1 = root; content-addressed
  * elsewhere). Every operation returns 0 or a negative errno and never

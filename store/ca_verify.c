@@ -88,7 +88,7 @@ int ca_verify_claims(const struct path_info *pi)
 
 /* --- hashing the content --- */
 
-/* The hash of a self-referencing path's NAR (nix.md §2.3): every occurrence
+/* The hash of a self-referencing path's NAR (docs/store-paths.md §4): every occurrence
  * of the path's 32-character hash part is hashed as 32 NUL bytes, and
  * "|<offset>" of each occurrence is hashed after the NAR. Occurrences may
  * span writes, so the last 31 bytes are held back until more arrive. */

@@ -1,5 +1,5 @@
 /* nar.h - NAR (Nix ARchive) rendering from castore nodes and streaming
- * ingestion of NARs into castore (nix.md §1). */
+ * ingestion of NARs into castore (docs/nar.md). */
 #ifndef STOREFS_NAR_H
 #define STOREFS_NAR_H
 
@@ -9,7 +9,7 @@
 #include <openssl/evp.h>
 #include <stdint.h>
 
-/* Nesting limits of modern Nix (nix.md §1.3-1.4): an object at depth
+/* Nesting limits of modern Nix (docs/nar.md §4, §6): an object at depth
  * NAR_MAX_DEPTH or more (root = depth 0, each directory entry one level
  * deeper) is refused by both the renderer and the ingester, so the deepest
  * allowed path has 63 components. Tags (keywords) longer than NAR_MAX_TAG

@@ -1,5 +1,4 @@
-/* nar_ingest.h - streaming ingestion of one NAR into castore (nix.md §1.4,
- * castore.md §6.3).
+/* nar_ingest.h - streaming ingestion of one NAR into castore (docs/nar.md §4-5).
  *
  * The NAR is read once, front to back, with memory bounded by the nesting
  * depth (at most NAR_MAX_DEPTH partially built Directories) and the width of

@@ -1,4 +1,4 @@
-/* nar_writer.h - emitting NAR tokens (nix.md §1.1) into a sink that hashes
+/* nar_writer.h - emitting NAR tokens (docs/nar.md §1-3) into a sink that hashes
  * (SHA-256), counts and optionally forwards the bytes. Shared by the NAR
  * renderer and by the importer, which computes a tree's NAR hash while it
  * reads the files once. */

@@ -1,5 +1,5 @@
 /* narinfo.c - .narinfo text: Nix's writer order and a strict parser
- * (nix.md §3.3-3.4). */
+ * (docs/narinfo.md §2-3). */
 #include "store/narinfo.h"
 
 #include "common/err.h"

@@ -1,4 +1,4 @@
-/* narinfo.h - the binary cache's .narinfo text (nix.md §3.3, §3.4): a
+/* narinfo.h - the binary cache's .narinfo text (docs/narinfo.md §2-3): a
  * writer with Nix's fixed field order and a strict parser, and the
  * conversions to and from struct path_info. Not thread-shared: each
  * struct narinfo belongs to one thread at a time. */

@@ -232,7 +232,7 @@ void nix_hash_print(const struct nix_hash *h, enum nix_hash_format fmt, char *ou
 	}
 }
 
-/* CA types by enum value (castore.md §1.4). */
+/* CA types by enum value (docs/castore.md §6). */
 static const struct {
 	bool text, recursive;
 	enum nix_hash_algo algo;

@@ -1,7 +1,7 @@
 /* nix_hash.h - the hashes Nix uses (md5, sha1, sha256, sha512): computing
  * them with OpenSSL, their text forms "<algo>:<nix32|hex|base64>" and SRI
- * "<algo>-<base64>" (nix.md §2.1), and CA strings such as
- * "fixed:r:sha256:<nix32>" (nix.md §2.4, castore.md §1.4).
+ * "<algo>-<base64>" (docs/store-paths.md §2), and CA strings such as
+ * "fixed:r:sha256:<nix32>" (docs/store-paths.md §6, docs/castore.md §6).
  *
  * All functions are thread-safe; nothing is kept between calls. */
 #ifndef STOREFS_NIX_HASH_H
@@ -73,7 +73,7 @@ int ca_parse(const char *s, size_t len, enum ca_hash *type, uint8_t digest[NIX_H
  * bytes). -EINVAL if the type is unknown or `digest_len` does not match. */
 int ca_print(enum ca_hash type, const uint8_t *digest, size_t digest_len, char *out);
 
-/* The store path a CA implies (nix.md §2.3): "source" for NAR sha256 (with
+/* The store path a CA implies (docs/store-paths.md §4): "source" for NAR sha256 (with
  * `refs` and an optional self reference), "text" for text (references,
  * no self reference), "output:out" for the other fixed kinds (neither).
  * `refs` exclude the path itself. -EINVAL if the kind forbids what is

@@ -1,4 +1,4 @@
-/* nixbase32.c - Nix's base-32 text form of hashes (nix.md §2.1). */
+/* nixbase32.c - Nix's base-32 text form of hashes (docs/store-paths.md §1). */
 #include "store/nixbase32.h"
 
 #include "common/err.h"

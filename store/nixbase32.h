@@ -1,5 +1,5 @@
 /* nixbase32.h - Nix's base-32 ("nix32"): alphabet 0-9a-z minus e,o,u,t,
- * least significant 5-bit group printed last (nix.md §2.1). */
+ * least significant 5-bit group printed last (docs/store-paths.md §1). */
 #ifndef STOREFS_NIXBASE32_H
 #define STOREFS_NIXBASE32_H
 

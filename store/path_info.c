@@ -1,5 +1,5 @@
-/* path_info.c - PathInfo in memory, its validation (castore.md §2.6) and
- * its proto encoding (castore.md §1.4). */
+/* path_info.c - PathInfo in memory, its validation (docs/castore.md §7) and
+ * its proto encoding (docs/castore.md §6). */
 #include "store/path_info.h"
 
 #include "common/err.h"
@@ -113,7 +113,7 @@ static int path_check(const struct store_path *p, const char *what)
 	return store_path_name_check(p->name, len);
 }
 
-/* Rules 5 and 6: a valid root node named by the store path basename. */
+/* docs/castore.md §7 rules 5 and 6: a valid root node named by the store path basename. */
 static int root_check(const struct path_info *pi)
 {
 	char base[STORE_PATH_MAX_BASENAME + 1];
@@ -308,7 +308,7 @@ int path_info_encode(const struct path_info *pi, uint8_t **out, size_t *out_len)
 	return rc;
 }
 
-/* Rules 2-4: 20-byte digests named consistently by reference_names. */
+/* docs/castore.md §7 rules 2-4: 20-byte digests named consistently by reference_names. */
 static int decode_refs(const Snix__Store__V1__PathInfo *m, struct path_info *pi)
 {
 	const Snix__Store__V1__NARInfo *ni = m->narinfo;
@@ -339,7 +339,7 @@ static int decode_refs(const Snix__Store__V1__PathInfo *m, struct path_info *pi)
 	return 0;
 }
 
-/* Rules 5 and 6: the root Entry, named by the store path basename. */
+/* docs/castore.md §7 rules 5 and 6: the root Entry, named by the store path basename. */
 static int decode_root(const Snix__Store__V1__PathInfo *m, struct path_info *pi)
 {
 	uint8_t *buf, *arena = NULL;
@@ -365,7 +365,8 @@ static int decode_root(const Snix__Store__V1__PathInfo *m, struct path_info *pi)
 	return rc;
 }
 
-/* The PathInfo message's NARInfo sub-message (not narinfo text): Rules 7-10. */
+/* The PathInfo message's NARInfo sub-message (not narinfo text):
+ * docs/castore.md §7 rules 7-10. */
 static int decode_nar_info_message(const Snix__Store__V1__NARInfo *ni, struct path_info *pi)
 {
 	int rc = 0;

@@ -1,5 +1,5 @@
 /* path_info.h - PathInfo: a store path's root node plus NAR hash and size,
- * references, signatures, deriver and CA (castore.md §1.4, §2.6). */
+ * references, signatures, deriver and CA (docs/castore.md §6-7). */
 #ifndef STOREFS_PATH_INFO_H
 #define STOREFS_PATH_INFO_H
 
@@ -84,7 +84,7 @@ enum path_info_put_result {
 int path_info_merge(struct path_info *have, const struct path_info *want,
 		    enum path_info_put_result *res);
 
-/* Validation rules of castore.md §2.6 on the in-memory form, plus: the
+/* Validation rules of docs/castore.md §7 on the in-memory form, plus: the
  * root node's name is the basename of `path`, signature names are not
  * empty. Thread-safe (reads only). */
 int path_info_validate(const struct path_info *pi);

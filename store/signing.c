@@ -1,4 +1,4 @@
-/* signing.c - Ed25519 store path signatures with OpenSSL (nix.md §3.6). */
+/* signing.c - Ed25519 store path signatures with OpenSSL (docs/narinfo.md §5). */
 #include "store/signing.h"
 
 #include "common/encoding.h"

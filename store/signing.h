@@ -1,4 +1,4 @@
-/* signing.h - Nix's Ed25519 signatures of store paths (nix.md §3.6): key
+/* signing.h - Nix's Ed25519 signatures of store paths (docs/narinfo.md §5): key
  * files "name:base64(key)", the signed fingerprint
  * "1;<path>;sha256:<nix32 nar hash>;<nar size>;<refs>", signing and
  * verification against trusted public keys. Uses OpenSSL. All functions

@@ -1,5 +1,5 @@
 /* store_path.c - Nix store path names, parsing, printing and how
- * content-addressed store paths are computed (nix.md §2). */
+ * content-addressed store paths are computed (docs/store-paths.md). */
 #include "store/store_path.h"
 
 #include "common/encoding.h"

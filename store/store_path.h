@@ -1,6 +1,6 @@
 /* store_path.h - Nix store paths: "<32 nixbase32 chars>-<name>" under
  * /nix/store, their validation, and how content-addressed paths are made
- * (nix.md §2). */
+ * (docs/store-paths.md). */
 #ifndef STOREFS_STORE_PATH_H
 #define STOREFS_STORE_PATH_H
 
@@ -61,7 +61,7 @@ int store_path_from_fingerprint(const char *fp, size_t fp_len, const char *name,
 int store_path_make(const char *type, const uint8_t inner_sha256[32], const char *name,
 		    struct store_path *out);
 
-/* Content-addressed kinds (nix.md §2.3). References are full store paths;
+/* Content-addressed kinds (docs/store-paths.md §4). References are full store paths;
  * they are sorted internally. */
 int store_path_make_source(const uint8_t nar_sha256[32], const char *name, const char *const *refs,
 			   size_t nrefs, bool self_ref, struct store_path *out);

@@ -1,5 +1,5 @@
 /* binary_cache.h - a Nix binary cache as a lazily filled PathInfo service
- * (castore.md §5.3 "nix+https", nix.md §3): a local store is the cache, the
+ * (docs/narinfo.md §4): a local store is the cache, the
  * binary cache at a URL is the origin.
  *
  * get(digest) answers from the local PathInfo service if it can. Otherwise

@@ -30,7 +30,7 @@ blob_count() { find "$1/blobs" -type f | wc -l; }
 
 # --- generated trees ---
 
-mk_src() { # the tree of the reference vectors (nix.md §2.6)
+mk_src() { # the tree of the reference vectors (tests/data/vectors.json)
 	mkdir -p "$1/sub"
 	printf 'hello\n' >"$1/hello.txt"
 	printf '#!/bin/sh\necho hi\n' >"$1/run.sh"
@@ -459,7 +459,7 @@ t_pipe_closed() {
 	one_error_line nar
 }
 
-# DIRECTORY_COMPLICATED of castore.md §3.2 built as a real tree: the root
+# DIRECTORY_COMPLICATED of tests/data/vectors.json built as a real tree: the root
 # digest must be the spec vector in a default store and the native (snix)
 # vector in a --dir-size native store, with the same store path and NAR.
 t_dir_size() {

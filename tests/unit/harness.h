@@ -83,7 +83,7 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 
 #define CHECK_MEM(a, b, len) CHECK_MSG(memcmp((a), (b), (len)) == 0, "%s differs from %s", #a, #b)
 
-/* The parsed tests/data/vectors.json (a copy of shared/reference/vectors.json),
+/* The parsed tests/data/vectors.json (the reference test vectors),
  * loaded once; NULL fails the calling test. */
 const cJSON *vectors(void);
 /* vectors()->path (e.g. "directories", "spec"), or NULL. */

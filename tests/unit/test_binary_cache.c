@@ -21,7 +21,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-/* nix.md §3.6 test vector (a throwaway key). */
+/* The signature vector of vectors.json (a throwaway key). */
 #define SK                                                                                         \
 	"test-cache-1:VuugjxHIejcnsERzSQvYThOot+k5wZY5mqyPmkizG5+VY7huWJuxBiMGweZUMWfY313Qr/"      \
 	"0N9piZq2HsO6tVFQ=="

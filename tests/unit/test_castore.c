@@ -1,5 +1,5 @@
 /* test_castore.c - digests, Directory encode/decode/validate against the
- * vectors of castore.md §3.1-3.2 (both size formulas). */
+ * vectors of tests/data/vectors.json (docs/castore.md §1-4) (both size formulas). */
 #include "harness.h"
 
 #include "castore/directory.h"
@@ -68,7 +68,7 @@ TEST(digest_text_rejects)
 				 0x12, 0xb7, 0xcc, 0x9a, 0x93, 0xca, 0xe4, 0x1f, 0x32, 0x62}}));
 }
 
-/* Builds the castore.md §3.2 fixtures with formula `f`. */
+/* Builds the Directory fixtures of vectors.json with formula `f`. */
 struct fixtures {
 	struct directory *with_keep, *complicated, *a, *b, *c, *d;
 	struct b3_digest dg_keep, dg_a, dg_b;

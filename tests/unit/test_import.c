@@ -39,7 +39,7 @@ static bool put_file(const char *dir, const char *rel, const char *data, mode_t 
 	return fchmod(fd, mode) == 0 && close(fd) == 0 && ok;
 }
 
-/* The tree of nix.md §2.6 in a fresh temporary directory `<tmp>/src`. */
+/* The tree of the reference vectors in a fresh temporary directory `<tmp>/src`. */
 static bool make_src(char *tmp, char *src, size_t len)
 {
 	char p[4096];

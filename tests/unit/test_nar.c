@@ -1,5 +1,5 @@
 /* test_nar.c - NAR rendering and strict streaming ingestion against the
- * vectors of castore.md §3.3 and the strictness table of nix.md §1.4, over a
+ * NAR vectors of vectors.json and every refusal of docs/nar.md §4, over a
  * small test-local in-memory blob and Directory service. */
 #include "harness.h"
 
@@ -547,7 +547,7 @@ TEST(nar_render_vectors)
 	}
 }
 
-/* castore.md §3.3 renderer template: HELLOWORLD's blob under a wrong size. */
+/* The renderer template of vectors.json: HELLOWORLD's blob under a wrong size. */
 TEST(nar_render_template_sizes)
 {
 	struct node n = {.kind = NODE_FILE};
@@ -1025,7 +1025,7 @@ TEST(nar_ingest_large_file)
 	CHECK_EQ(sum.size, rsum.size);
 }
 
-/* --- strictness: every "reject" row of nix.md §1.4 (modern column) --- */
+/* --- strictness: every refusal of docs/nar.md §4 --- */
 
 TEST(nar_reject_magic)
 {

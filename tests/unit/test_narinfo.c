@@ -1,5 +1,5 @@
-/* test_narinfo.c - .narinfo writer and parser (nix.md §3.3-3.4) and Nix
- * Ed25519 signatures against vectors.json "signature" (nix.md §3.6). */
+/* test_narinfo.c - .narinfo writer and parser (docs/narinfo.md §2-3) and Nix
+ * Ed25519 signatures against vectors.json "signature" (docs/narinfo.md §5). */
 #include "harness.h"
 
 #include "common/encoding.h"
@@ -14,7 +14,7 @@
 #define SRC	  "l9rn5vshcpbv9a2p97sdbsijinb3iyax-src"
 #define NAR32	  "0inqa26vxbly8yg9m5cn40dcfaqbf1vy99m93pm95n9412iidaqz"
 
-/* The hello-ref path of nix.md §3.3: 760-byte NAR, references src and
+/* The hello-ref path of vectors.json: 760-byte NAR, references src and
  * itself, deriver hello-ref.drv. */
 static int hello_ref(struct path_info **out)
 {
@@ -200,7 +200,7 @@ TEST(signing_sig_rejects)
 	CHECK_ERR(signing_public_keys_parse("a:lWO4 b:x", &keys, &n), -EINVAL);
 }
 
-/* nix.md §3.3, with the signature of vectors.json. */
+/* docs/narinfo.md §2, with the signature of vectors.json. */
 static void expected_narinfo(char *out, size_t cap, const char *ca_line)
 {
 	snprintf(out, cap,

@@ -1,5 +1,5 @@
 /* test_path_info.c - PathInfo encode/decode against vectors.json
- * "pathinfo", every validation rule of castore.md §2.6, and the root_nodes
+ * "pathinfo", every validation rule of docs/castore.md §7, and the root_nodes
  * adapter over a PathInfo service. */
 #include "harness.h"
 
@@ -14,7 +14,7 @@
 
 static const char symlink_target[] = "/nix/store/somewhereelse";
 
-/* PATH_INFO_SYMLINK of castore.md §3.4. */
+/* PATH_INFO_SYMLINK of vectors.json. */
 static int pi_symlink(const cJSON *v, struct path_info **out)
 {
 	const char *sp = vstr(v, "store_path");

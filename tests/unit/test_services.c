@@ -172,7 +172,7 @@ static void blob_expect(struct fx *fx)
 	CHECK_EQ(size, 8);
 }
 
-/* BLOB_B of castore.md §3.1 (1 MiB-ish), written in uneven pieces. */
+/* BLOB_B of vectors.json (1 MiB-ish), written in uneven pieces. */
 static void blob_large(struct fx *fx)
 {
 	size_t len = 255 * 4096, step = 7777;
@@ -338,7 +338,7 @@ TEST(services_blob_local)
 
 /* --- Directory service conformance --- */
 
-/* castore.md §2.5/§3.2 shapes: A empty; K = {.keep}; B = {a: A};
+/* Closure shapes (docs/castore.md §5, vectors.json): A empty; K = {.keep}; B = {a: A};
  * C = {a: A, a': A}; D = {a: A, b: B}; P = {keep: K}. */
 struct dirs {
 	struct directory *a, *k, *b, *c, *d, *p, *p_other;

@@ -1,6 +1,6 @@
 /* test_store_path.c - nixbase32, Nix hash strings, CA strings and store
  * paths against vectors.json ("nixbase32", "nar", "store_paths") and the
- * rejecting cases of nix.md §2. */
+ * rejecting cases of docs/store-paths.md. */
 #include "harness.h"
 
 #include "common/encoding.h"

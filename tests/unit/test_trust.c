@@ -1,7 +1,7 @@
 /* test_trust.c - docs/trust.md: registered paths never change (memory and
  * local backends, racing writers in threads and processes), and content
  * addresses are checked against content and store path (ca_verify, with
- * the vectors of nix.md §2.7). */
+ * the store path vectors of vectors.json). */
 #include "harness.h"
 
 #include "backends/local/local.h"
@@ -397,7 +397,7 @@ TEST(trust_ca_nar_kinds)
 	snprintf(path, sizeof(path), "%s/src", tmp);
 	CHECK_OK(tfx_open(&fx, false));
 	CHECK_OK(store_import_path(fx.st, path, NULL, &pi));
-	/* The import's own "source" CA checks out (nix.md §2.7). */
+	/* The import's own "source" CA checks out (docs/store-paths.md §4). */
 	CHECK_OK(ca_verify(fx.st->blobs, fx.st->dirs, pi));
 	/* fixed:r:sha1 of the same tree: the NAR is rendered and hashed. */
 	CHECK_OK(ca_parse("fixed:r:sha1:4dvfv9m97piwixicqhspqryhkf08b2sd", 45, &pi->ca_type,
@@ -420,7 +420,7 @@ TEST(trust_ca_nar_kinds)
 
 /* A self-referencing "source" path (as `nix store make-content-addressed`
  * makes): its CA hashes the NAR modulo its own hash part, computed here
- * independently (Python, nix.md §2.3) for a file naming itself twice. */
+ * independently (Python, docs/store-paths.md §4) for a file naming itself twice. */
 TEST(trust_ca_self_reference)
 {
 	static const char path[] = "/nix/store/pmffwc1vfrzbc71xxgz2chb6n9ybywlb-selfref";

@@ -202,11 +202,11 @@ static int parse_args(struct mount_opts *o, int argc, char **argv, int *done)
 
 static int check_mountpoint(const char *path)
 {
-	struct stat st;
+	struct stat sb;
 
-	if (stat(path, &st) < 0)
+	if (stat(path, &sb) < 0)
 		return sf_err_sys(errno, "cannot use mountpoint '%s'", path);
-	if (!S_ISDIR(st.st_mode))
+	if (!S_ISDIR(sb.st_mode))
 		return sf_err(-ENOTDIR, "mountpoint '%s' is not a directory", path);
 	return 0;
 }

@@ -198,22 +198,22 @@ static uint64_t dir_size(struct fs *fs, uint64_t ino, const struct inode *r)
 	return size;
 }
 
-static void attr_fill(struct fs *fs, uint64_t ino, const struct inode *r, struct stat *st)
+static void attr_fill(struct fs *fs, uint64_t ino, const struct inode *r, struct stat *sb)
 {
 	uint64_t size = 0;
 
-	memset(st, 0, sizeof(*st));
-	st->st_ino = ino;
-	st->st_mode = inode_mode(r, ino);
-	st->st_nlink = 1;
+	memset(sb, 0, sizeof(*sb));
+	sb->st_ino = ino;
+	sb->st_mode = inode_mode(r, ino);
+	sb->st_nlink = 1;
 	if (ino != INODE_ROOT)
 		size = r->kind == NODE_DIRECTORY
 			   ? dir_size(fs, ino, r)
 			   : atomic_load_explicit(&r->size, memory_order_relaxed);
-	st->st_size = (off_t)size;
-	st->st_blocks = (blkcnt_t)((size + 511) / 512);
-	st->st_blksize = 4096;
-	st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = 1;
+	sb->st_size = (off_t)size;
+	sb->st_blocks = (blkcnt_t)((size + 511) / 512);
+	sb->st_blksize = 4096;
+	sb->st_atim.tv_sec = sb->st_mtim.tv_sec = sb->st_ctim.tv_sec = 1;
 }
 
 int fs_getattr(struct fs *fs, uint64_t ino, struct stat *out)

@@ -34,8 +34,8 @@ enum store_open_flags {
 
 /* Called per listed object; a non-zero return stops the listing and is
  * returned. */
-typedef int (*store_digest_fn)(void *ctx, const struct b3_digest *d);
-typedef int (*store_quarantine_fn)(void *ctx, const struct b3_digest *d, const char *path);
+typedef int (*store_digest_fn)(void *ctx, const struct b3_digest *digest);
+typedef int (*store_quarantine_fn)(void *ctx, const struct b3_digest *digest, const char *path);
 
 struct store {
 	struct blob_service *blobs;
@@ -57,7 +57,7 @@ struct store {
 	/* The scrub's view of the storage itself (storefs verify);
 	 * blobs_each and blob_check both or neither. */
 	int (*blobs_each)(struct store *st, store_digest_fn cb, void *ctx);
-	int (*blob_check)(struct store *st, const struct b3_digest *d, uint64_t *size);
+	int (*blob_check)(struct store *st, const struct b3_digest *digest, uint64_t *size);
 	int (*quarantine_each)(struct store *st, store_quarantine_fn cb, void *ctx);
 	int (*dirs_each)(struct store *st, store_digest_fn cb, void *ctx);
 };
@@ -89,12 +89,12 @@ static inline int store_blobs_each(struct store *st, store_digest_fn cb, void *c
 	return st->blobs_each ? st->blobs_each(st, cb, ctx) : -ENOTSUP;
 }
 
-/* Hashes blob `d` in full whatever the store believes about it: 0 and its
+/* Hashes blob `digest` in full whatever the store believes about it: 0 and its
  * size if right, -ENOENT if absent, -EIO with a message if damaged (the
  * store may put the damaged copy aside). */
-static inline int store_blob_check(struct store *st, const struct b3_digest *d, uint64_t *size)
+static inline int store_blob_check(struct store *st, const struct b3_digest *digest, uint64_t *size)
 {
-	return st->blob_check ? st->blob_check(st, d, size) : -ENOTSUP;
+	return st->blob_check ? st->blob_check(st, digest, size) : -ENOTSUP;
 }
 
 /* Every damaged copy the store has put aside, with the digest it claimed. */

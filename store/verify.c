@@ -66,60 +66,60 @@ static void progress(struct verifier *v)
 				 r->blob_bytes);
 }
 
-static int set_add(struct digest_map *m, const struct b3_digest *d)
+static int set_add(struct digest_map *m, const struct b3_digest *digest)
 {
-	return digest_map_put(m, d, PRESENT, NULL);
+	return digest_map_put(m, digest, PRESENT, NULL);
 }
 
-static int good_add(struct verifier *v, const struct b3_digest *d, uint64_t size)
+static int good_add(struct verifier *v, const struct b3_digest *digest, uint64_t size)
 {
 	v->res->blobs++;
 	v->res->blob_bytes += size;
 	progress(v);
-	return digest_map_put(&v->good_blobs, d, (void *)(uintptr_t)(size + 1), NULL);
+	return digest_map_put(&v->good_blobs, digest, (void *)(uintptr_t)(size + 1), NULL);
 }
 
 /* --- blobs --- */
 
-static int scrub_one(void *ctx, const struct b3_digest *d)
+static int scrub_one(void *ctx, const struct b3_digest *digest)
 {
 	struct verifier *v = ctx;
 	char text[B3_TEXT_LEN + 1];
 	uint64_t size;
-	int rc = store_blob_check(v->st, d, &size);
+	int rc = store_blob_check(v->st, digest, &size);
 
 	if (rc == -ENOENT) /* removed meanwhile: the walk finds out if it matters */
 		return 0;
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc < 0) {
-		b3_digest_to_text(d, text);
+		b3_digest_to_text(digest, text);
 		report(v, VERIFY_BLOB, true, text, "%s", sf_errmsg(rc));
 		sf_err_clear();
-		return set_add(&v->res->bad_blobs, d);
+		return set_add(&v->res->bad_blobs, digest);
 	}
-	return good_add(v, d, size);
+	return good_add(v, digest, size);
 }
 
-static int quarantined_one(void *ctx, const struct b3_digest *d, const char *path)
+static int quarantined_one(void *ctx, const struct b3_digest *digest, const char *path)
 {
 	struct verifier *v = ctx;
 	char text[B3_TEXT_LEN + 1];
 
-	b3_digest_to_text(d, text);
+	b3_digest_to_text(digest, text);
 	v->res->quarantined++;
-	if (digest_map_get(&v->good_blobs, d)) {
+	if (digest_map_get(&v->good_blobs, digest)) {
 		report(v, VERIFY_QUARANTINED, false, text,
 		       "a damaged copy is quarantined at '%s' (the blob is good again)", path);
 		return 0;
 	}
 	report(v, VERIFY_QUARANTINED, true, text, "quarantined at '%s' and missing from the store",
 	       path);
-	return set_add(&v->res->bad_blobs, d);
+	return set_add(&v->res->bad_blobs, digest);
 }
 
 /* Reads a blob in full through the blob service (stores without listings). */
-static int blob_read_check(struct verifier *v, const struct b3_digest *d, uint64_t *size)
+static int blob_read_check(struct verifier *v, const struct b3_digest *digest, uint64_t *size)
 {
 	struct blob_reader *r;
 	uint8_t *buf = malloc(READ_CHUNK);
@@ -127,7 +127,7 @@ static int blob_read_check(struct verifier *v, const struct b3_digest *d, uint64
 	struct b3_digest got;
 	uint64_t off = 0;
 	size_t n = 1;
-	int rc = buf ? blob_service_open_read(v->st->blobs, d, &r) : -ENOMEM;
+	int rc = buf ? blob_service_open_read(v->st->blobs, digest, &r) : -ENOMEM;
 
 	if (rc < 0) {
 		free(buf);
@@ -142,7 +142,7 @@ static int blob_read_check(struct verifier *v, const struct b3_digest *d, uint64
 	blob_reader_close(r);
 	free(buf);
 	b3_hasher_final(&h, &got);
-	if (rc == 0 && !b3_digest_eq(&got, d))
+	if (rc == 0 && !b3_digest_eq(&got, digest))
 		rc = sf_err(-EIO, "its content does not match the digest");
 	*size = off;
 	return rc;
@@ -185,7 +185,7 @@ static int blob_ref_check(struct verifier *v, const struct node *n, const char *
 
 /* --- Directories --- */
 
-static int enqueue(void *ctx, const struct b3_digest *d)
+static int enqueue(void *ctx, const struct b3_digest *digest)
 {
 	struct verifier *v = ctx;
 
@@ -197,7 +197,7 @@ static int enqueue(void *ctx, const struct b3_digest *d)
 			return -ENOMEM;
 		v->queue = q, v->qcap = cap;
 	}
-	v->queue[v->qlen++] = *d;
+	v->queue[v->qlen++] = *digest;
 	return 0;
 }
 
@@ -261,9 +261,9 @@ static int walk(struct verifier *v)
 	/* LIFO: depth first, so the queue stays as short as the tree is deep
 	 * times its fan-out, not as long as the store is wide. */
 	while (rc == 0 && v->qlen > 0) {
-		struct b3_digest d = v->queue[--v->qlen];
+		struct b3_digest digest = v->queue[--v->qlen];
 
-		rc = dir_visit(v, &d);
+		rc = dir_visit(v, &digest);
 	}
 	return rc;
 }
@@ -565,14 +565,14 @@ struct repairer {
 	uint64_t repaired;
 };
 
-static void repair_failed(struct repairer *r, enum verify_kind kind, const struct b3_digest *d,
+static void repair_failed(struct repairer *r, enum verify_kind kind, const struct b3_digest *digest,
 			  int rc)
 {
 	char text[B3_TEXT_LEN + 1];
 	struct verify_finding f = {kind, text, NULL, true};
 	char why[1024];
 
-	b3_digest_to_text(d, text);
+	b3_digest_to_text(digest, text);
 	snprintf(why, sizeof(why), "cannot repair: %s",
 		 rc == -ENOENT ? "not in the other store either" : sf_errmsg(rc));
 	f.why = why;
@@ -581,7 +581,7 @@ static void repair_failed(struct repairer *r, enum verify_kind kind, const struc
 		r->opt->report(r->opt->report_ctx, &f);
 }
 
-static int copy_blob(struct blob_reader *in, struct blob_writer *w, const struct b3_digest *d)
+static int copy_blob(struct blob_reader *in, struct blob_writer *w, const struct b3_digest *digest)
 {
 	uint8_t *buf = malloc(READ_CHUNK);
 	uint64_t off = 0;
@@ -600,27 +600,27 @@ static int copy_blob(struct blob_reader *in, struct blob_writer *w, const struct
 		return rc;
 	}
 	/* The fetched bytes must hash to the digest, or nothing is stored. */
-	return blob_writer_commit(w, d, NULL);
+	return blob_writer_commit(w, digest, NULL);
 }
 
-static int fetch_blob(struct repairer *r, const struct b3_digest *d)
+static int fetch_blob(struct repairer *r, const struct b3_digest *digest)
 {
 	struct blob_reader *in;
 	struct blob_writer *w;
 	int rc;
 
-	if (digest_map_get(&r->done, d))
+	if (digest_map_get(&r->done, digest))
 		return 0;
-	rc = blob_service_open_read(r->from->blobs, d, &in);
+	rc = blob_service_open_read(r->from->blobs, digest, &in);
 	if (rc < 0)
 		return rc;
 	rc = blob_service_open_write(r->st->blobs, &w);
 	if (rc == 0)
-		rc = copy_blob(in, w, d);
+		rc = copy_blob(in, w, digest);
 	blob_reader_close(in);
 	if (rc == 0) {
 		r->repaired++;
-		rc = set_add(&r->done, d);
+		rc = set_add(&r->done, digest);
 	}
 	return rc;
 }

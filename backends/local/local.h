@@ -54,8 +54,8 @@
  * environment is shared); after fork() the child must open it anew. */
 int local_store_open(const char *dir, unsigned flags, struct store **out);
 
-/* The path of the file that holds (or would hold) blob `d` in the store at
+/* The path of the file that holds (or would hold) blob `digest` in the store at
  * `dir`. -ENAMETOOLONG if it does not fit in `len` bytes. */
-int local_blob_path(const char *dir, const struct b3_digest *d, char *buf, size_t len);
+int local_blob_path(const char *dir, const struct b3_digest *digest, char *buf, size_t len);
 
 #endif

@@ -47,41 +47,41 @@ struct local_writer {
 	uint8_t buf[WRITE_BUF_SIZE];
 };
 
-void local_blob_relpath(const struct b3_digest *d, char *out)
+void local_blob_relpath(const struct b3_digest *digest, char *out)
 {
 	char hex[B3_HEX_LEN + 1];
 
-	b3_digest_to_hex(d, hex);
+	b3_digest_to_hex(digest, hex);
 	snprintf(out, LOCAL_BLOB_REL_MAX, LOCAL_BLOBS_DIR "/%.2s/%.2s/%s", hex, hex + 2, hex);
 }
 
-int local_blob_path(const char *dir, const struct b3_digest *d, char *buf, size_t len)
+int local_blob_path(const char *dir, const struct b3_digest *digest, char *buf, size_t len)
 {
 	char rel[LOCAL_BLOB_REL_MAX];
 	int n;
 
-	local_blob_relpath(d, rel);
+	local_blob_relpath(digest, rel);
 	n = snprintf(buf, len, "%s/%s", dir, rel);
 	if (n < 0 || (size_t)n >= len)
 		return sf_err(-ENAMETOOLONG, "blob path in '%s' is too long", dir);
 	return 0;
 }
 
-static int local_stat(struct blob_service *bs, const struct b3_digest *d, uint64_t *size)
+static int local_stat(struct blob_service *bs, const struct b3_digest *digest, uint64_t *size)
 {
 	struct local_blobs *s = (struct local_blobs *)bs;
 	char rel[LOCAL_BLOB_REL_MAX];
-	struct stat st;
+	struct stat sb;
 
-	local_blob_relpath(d, rel);
-	if (fstatat(s->rootfd, rel, &st, 0) < 0) {
+	local_blob_relpath(digest, rel);
+	if (fstatat(s->rootfd, rel, &sb, 0) < 0) {
 		if (errno == ENOENT)
 			return -ENOENT;
 		return sf_err_sys(errno, "cannot stat blob '%s/%s'", s->root, rel);
 	}
-	if (!S_ISREG(st.st_mode))
+	if (!S_ISREG(sb.st_mode))
 		return sf_err(-EIO, "blob '%s/%s' is not a regular file", s->root, rel);
-	*size = (uint64_t)st.st_size;
+	*size = (uint64_t)sb.st_size;
 	return 0;
 }
 
@@ -107,37 +107,37 @@ static const struct blob_reader_ops local_reader_ops = {
 
 /* Trusts the file if its identity is the recorded one; otherwise hashes it
  * once: a match is recorded, a mismatch quarantines the file. */
-static int blob_verify(struct local_blobs *s, const struct b3_digest *d, const char *rel, int fd,
-		       const struct stat *st)
+static int blob_verify(struct local_blobs *s, const struct b3_digest *digest, const char *rel,
+		       int fd, const struct stat *sb)
 {
 	char what[PATH_MAX];
 	struct local_ident id;
 	struct b3_digest got;
 	int rc;
 
-	local_ident_of(st, &id);
-	if (local_verifier_known(s->verifier, d, &id))
+	local_ident_of(sb, &id);
+	if (local_verifier_known(s->verifier, digest, &id))
 		return 0;
 	snprintf(what, sizeof(what), "%s/%s", s->root, rel);
-	rc = local_hash_fd(fd, (uint64_t)st->st_size, what, &got);
+	rc = local_hash_fd(fd, (uint64_t)sb->st_size, what, &got);
 	if (rc < 0)
 		return rc;
-	if (!b3_digest_eq(&got, d))
-		return local_quarantine(s->rootfd, s->root, d, rel, st);
-	local_verifier_remember(s->verifier, d, &id, false);
+	if (!b3_digest_eq(&got, digest))
+		return local_quarantine(s->rootfd, s->root, digest, rel, sb);
+	local_verifier_remember(s->verifier, digest, &id, false);
 	return 0;
 }
 
-static int local_open_read(struct blob_service *bs, const struct b3_digest *d,
+static int local_open_read(struct blob_service *bs, const struct b3_digest *digest,
 			   struct blob_reader **out)
 {
 	struct local_blobs *s = (struct local_blobs *)bs;
 	char rel[LOCAL_BLOB_REL_MAX];
 	struct local_reader *r;
-	struct stat st;
+	struct stat sb;
 	int fd, rc;
 
-	local_blob_relpath(d, rel);
+	local_blob_relpath(digest, rel);
 	fd = openat(s->rootfd, rel, O_RDONLY | O_CLOEXEC);
 	/* EMFILE/ENFILE pass through (sf_err_sys keeps them): a caller
 	 * holding descriptors can free some and retry. */
@@ -145,10 +145,10 @@ static int local_open_read(struct blob_service *bs, const struct b3_digest *d,
 		return errno == ENOENT
 			   ? -ENOENT
 			   : sf_err_sys(errno, "cannot open blob '%s/%s'", s->root, rel);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
 		rc = sf_err(-EIO, "blob '%s/%s' is not a readable file", s->root, rel);
 	else
-		rc = blob_verify(s, d, rel, fd, &st);
+		rc = blob_verify(s, digest, rel, fd, &sb);
 	r = rc == 0 ? malloc(sizeof(*r)) : NULL;
 	if (rc == 0 && !r)
 		rc = -ENOMEM;
@@ -157,7 +157,7 @@ static int local_open_read(struct blob_service *bs, const struct b3_digest *d,
 		return rc;
 	}
 	r->base =
-	    (struct blob_reader){.ops = &local_reader_ops, .size = (uint64_t)st.st_size, .fd = fd};
+	    (struct blob_reader){.ops = &local_reader_ops, .size = (uint64_t)sb.st_size, .fd = fd};
 	*out = &r->base;
 	return 0;
 }
@@ -165,29 +165,29 @@ static int local_open_read(struct blob_service *bs, const struct b3_digest *d,
 /* Hashes the file of `d` in full whatever its recorded identity (the
  * scrub): 0 and the size if it matches, -ENOENT if absent, -EIO with a
  * message (and the file quarantined) if not. */
-static int blobs_check(struct local_blobs *s, const struct b3_digest *d, uint64_t *size)
+static int blobs_check(struct local_blobs *s, const struct b3_digest *digest, uint64_t *size)
 {
 	char rel[LOCAL_BLOB_REL_MAX], what[PATH_MAX];
 	struct local_ident id;
 	struct b3_digest got;
-	struct stat st;
+	struct stat sb;
 	int fd, rc;
 
-	local_blob_relpath(d, rel);
+	local_blob_relpath(digest, rel);
 	snprintf(what, sizeof(what), "%s/%s", s->root, rel);
 	fd = openat(s->rootfd, rel, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : sf_err_sys(errno, "cannot open blob '%s'", what);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
 		rc = sf_err(-EIO, "blob '%s' is not a readable file", what);
 	else
-		rc = local_hash_fd(fd, (uint64_t)st.st_size, what, &got);
-	if (rc == 0 && !b3_digest_eq(&got, d))
-		rc = local_quarantine(s->rootfd, s->root, d, rel, &st);
+		rc = local_hash_fd(fd, (uint64_t)sb.st_size, what, &got);
+	if (rc == 0 && !b3_digest_eq(&got, digest))
+		rc = local_quarantine(s->rootfd, s->root, digest, rel, &sb);
 	if (rc == 0) {
-		local_ident_of(&st, &id);
-		local_verifier_remember(s->verifier, d, &id, true);
-		*size = (uint64_t)st.st_size;
+		local_ident_of(&sb, &id);
+		local_verifier_remember(s->verifier, digest, &id, true);
+		*size = (uint64_t)sb.st_size;
 	}
 	close(fd);
 	return rc;
@@ -280,26 +280,27 @@ static int publish_in_shard(int rootfd, const char *tmp, const char *rel)
 }
 
 /* True if the file at `rel` is recorded as holding `d`. */
-static bool present_is_verified(struct local_writer *w, const char *rel, const struct b3_digest *d)
+static bool present_is_verified(struct local_writer *w, const char *rel,
+				const struct b3_digest *digest)
 {
 	struct local_ident id;
-	struct stat st;
+	struct stat sb;
 
-	if (fstatat(w->service->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+	if (fstatat(w->service->rootfd, rel, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
 		return false;
-	local_ident_of(&st, &id);
-	return local_verifier_known(w->service->verifier, d, &id);
+	local_ident_of(&sb, &id);
+	return local_verifier_known(w->service->verifier, digest, &id);
 }
 
 /* Records the identity of the file now at `rel`, known to hold `d`. */
-static void writer_remember(struct local_writer *w, const char *rel, const struct b3_digest *d)
+static void writer_remember(struct local_writer *w, const char *rel, const struct b3_digest *digest)
 {
 	struct local_ident id;
-	struct stat st;
+	struct stat sb;
 
-	if (fstatat(w->service->rootfd, rel, &st, 0) == 0) {
-		local_ident_of(&st, &id);
-		local_verifier_remember(w->service->verifier, d, &id, true);
+	if (fstatat(w->service->rootfd, rel, &sb, 0) == 0) {
+		local_ident_of(&sb, &id);
+		local_verifier_remember(w->service->verifier, digest, &id, true);
 	}
 }
 
@@ -309,19 +310,19 @@ static void writer_remember(struct local_writer *w, const char *rel, const struc
  * written. Replacing can race with another writer publishing the same
  * blob: then one good copy replaces another, and the loser's record goes
  * stale, which costs one more hash on a later open, nothing else. */
-static int writer_publish(struct local_writer *w, const char *rel, const struct b3_digest *d)
+static int writer_publish(struct local_writer *w, const char *rel, const struct b3_digest *digest)
 {
 	int rootfd = w->service->rootfd;
 	int rc = publish_in_shard(rootfd, w->tmp, rel);
 
-	if (rc == -EEXIST && present_is_verified(w, rel, d)) {
+	if (rc == -EEXIST && present_is_verified(w, rel, digest)) {
 		unlinkat(rootfd, w->tmp, 0); /* ignored: see publish_noreplace */
 		return 0;
 	}
 	if (rc == -EEXIST)
 		rc = renameat(rootfd, w->tmp, rootfd, rel) == 0 ? 0 : -errno;
 	if (rc == 0) {
-		writer_remember(w, rel, d);
+		writer_remember(w, rel, digest);
 		return 0;
 	}
 	unlinkat(rootfd, w->tmp, 0); /* ignored: see publish_noreplace */
@@ -343,24 +344,24 @@ static int local_writer_commit(struct blob_writer *bw, const struct b3_digest *e
 {
 	struct local_writer *w = (struct local_writer *)bw;
 	char rel[LOCAL_BLOB_REL_MAX], e[B3_TEXT_LEN + 1], g[B3_TEXT_LEN + 1];
-	struct b3_digest d;
+	struct b3_digest digest;
 	int rc = writer_close_fd(w);
 
-	b3_hasher_final(&w->hasher, &d);
-	if (rc == 0 && expect && !b3_digest_eq(expect, &d)) {
+	b3_hasher_final(&w->hasher, &digest);
+	if (rc == 0 && expect && !b3_digest_eq(expect, &digest)) {
 		b3_digest_to_text(expect, e);
-		b3_digest_to_text(&d, g);
+		b3_digest_to_text(&digest, g);
 		rc = sf_err(-EIO, "blob digest mismatch: expected '%s', got '%s'", e, g);
 	}
 	if (rc < 0) {
 		local_writer_abort(bw);
 		return rc;
 	}
-	local_blob_relpath(&d, rel);
-	rc = writer_publish(w, rel, &d);
+	local_blob_relpath(&digest, rel);
+	rc = writer_publish(w, rel, &digest);
 	free(w);
 	if (rc == 0 && out)
-		*out = d;
+		*out = digest;
 	return rc;
 }
 
@@ -512,9 +513,9 @@ void local_blobs_clean_tmp(int rootfd)
 
 /* --- the scrub: every blob file and every quarantined one --- */
 
-int local_blobs_check(struct blob_service *bs, const struct b3_digest *d, uint64_t *size)
+int local_blobs_check(struct blob_service *bs, const struct b3_digest *digest, uint64_t *size)
 {
-	return blobs_check((struct local_blobs *)bs, d, size);
+	return blobs_check((struct local_blobs *)bs, digest, size);
 }
 
 static bool is_hex_name(const char *name, size_t len)
@@ -540,14 +541,14 @@ DIR *local_opendirat(int dirfd, const char *name)
 /* Calls `cb` for each "<hex>" file in one shard blobs/ab/cd/. */
 static int shard_each(DIR *shard, const char *prefix, store_digest_fn cb, void *ctx)
 {
-	struct b3_digest d;
+	struct b3_digest digest;
 	struct dirent *de;
 	int rc = 0;
 
 	while (rc == 0 && (de = readdir(shard)))
 		if (is_hex_name(de->d_name, B3_HEX_LEN) && !strncmp(de->d_name, prefix, 4) &&
-		    b3_digest_from_hex(de->d_name, B3_HEX_LEN, &d) == 0)
-			rc = cb(ctx, &d);
+		    b3_digest_from_hex(de->d_name, B3_HEX_LEN, &digest) == 0)
+			rc = cb(ctx, &digest);
 	return rc;
 }
 
@@ -599,7 +600,7 @@ int local_blobs_quarantine_each(struct blob_service *bs, store_quarantine_fn cb,
 	struct local_blobs *s = (struct local_blobs *)bs;
 	DIR *q = local_opendirat(s->rootfd, LOCAL_QUARANTINE_DIR);
 	char path[PATH_MAX];
-	struct b3_digest d;
+	struct b3_digest digest;
 	struct dirent *de;
 	int rc = 0;
 
@@ -607,12 +608,12 @@ int local_blobs_quarantine_each(struct blob_service *bs, store_quarantine_fn cb,
 		return 0;
 	while (rc == 0 && (de = readdir(q))) {
 		if (strlen(de->d_name) < B3_HEX_LEN ||
-		    b3_digest_from_hex(de->d_name, B3_HEX_LEN, &d) < 0) {
+		    b3_digest_from_hex(de->d_name, B3_HEX_LEN, &digest) < 0) {
 			sf_err_clear(); /* not a quarantined blob: not ours to report */
 			continue;
 		}
 		snprintf(path, sizeof(path), "%s/%s/%s", s->root, LOCAL_QUARANTINE_DIR, de->d_name);
-		rc = cb(ctx, &d, path);
+		rc = cb(ctx, &digest, path);
 	}
 	closedir(q);
 	return rc;

@@ -122,10 +122,10 @@ static int env_create(const char *dbdir, bool readonly, struct local_env *e)
 	return rc;
 }
 
-static struct local_env *registry_find(const struct stat *st, pid_t pid)
+static struct local_env *registry_find(const struct stat *sb, pid_t pid)
 {
 	for (struct local_env *e = registry; e; e = e->next)
-		if (e->dev == st->st_dev && e->ino == st->st_ino && e->pid == pid)
+		if (e->dev == sb->st_dev && e->ino == sb->st_ino && e->pid == pid)
 			return e;
 	return NULL;
 }
@@ -143,20 +143,20 @@ static int env_share(struct local_env *e, bool readonly, const char *dbdir)
 int local_env_open(const char *dbdir, bool readonly, struct local_env **out)
 {
 	struct local_env *e;
-	struct stat st;
+	struct stat sb;
 	int rc;
 
-	if (stat(dbdir, &st) < 0)
+	if (stat(dbdir, &sb) < 0)
 		return sf_err_sys(errno, "cannot open '%s'", dbdir);
 	pthread_mutex_lock(&registry_lock);
-	e = registry_find(&st, getpid());
+	e = registry_find(&sb, getpid());
 	if (e) {
 		rc = env_share(e, readonly, dbdir);
 	} else {
 		e = calloc(1, sizeof(*e));
 		rc = e ? env_create(dbdir, readonly, e) : -ENOMEM;
 		if (rc == 0) {
-			e->dev = st.st_dev, e->ino = st.st_ino, e->pid = getpid();
+			e->dev = sb.st_dev, e->ino = sb.st_ino, e->pid = getpid();
 			e->refs = 1;
 			e->next = registry;
 			registry = e;

@@ -14,15 +14,15 @@ struct local_dirs {
 };
 
 /* The record must hash to its key and decode as a valid Directory. */
-static int dir_from_record(const struct b3_digest *d, const MDB_val *v, struct directory **out)
+static int dir_from_record(const struct b3_digest *digest, const MDB_val *v, struct directory **out)
 {
 	char text[B3_TEXT_LEN + 1];
 	struct b3_digest got;
 	int rc;
 
 	b3_digest_of(v->mv_data, v->mv_size, &got);
-	b3_digest_to_text(d, text);
-	if (!b3_digest_eq(&got, d))
+	b3_digest_to_text(digest, text);
+	if (!b3_digest_eq(&got, digest))
 		return sf_err(-EIO, "directory record '%s' is corrupt: digest mismatch", text);
 	rc = directory_decode(v->mv_data, v->mv_size, out);
 	if (rc == -ENOMEM)
@@ -32,10 +32,11 @@ static int dir_from_record(const struct b3_digest *d, const MDB_val *v, struct d
 	return 0;
 }
 
-static int local_dirs_get(struct dir_service *ds, const struct b3_digest *d, struct directory **out)
+static int local_dirs_get(struct dir_service *ds, const struct b3_digest *digest,
+			  struct directory **out)
 {
 	struct local_dirs *s = (struct local_dirs *)ds;
-	MDB_val key = {B3_LEN, (void *)d->bytes}, val;
+	MDB_val key = {B3_LEN, (void *)digest->bytes}, val;
 	MDB_txn *txn;
 	int rc = local_txn_begin(s->env, false, &txn);
 
@@ -43,7 +44,7 @@ static int local_dirs_get(struct dir_service *ds, const struct b3_digest *d, str
 		return rc;
 	rc = mdb_get(txn, s->env->dirs, &key, &val);
 	if (rc == 0)
-		rc = dir_from_record(d, &val, out);
+		rc = dir_from_record(digest, &val, out);
 	else
 		rc = local_mdb_err(rc, "cannot read a directory");
 	mdb_txn_abort(txn);
@@ -212,27 +213,27 @@ struct local_dir_stage {
 	size_t n, cap;
 };
 
-static int stage_get(struct dir_service *ds, const struct b3_digest *d, struct directory **out)
+static int stage_get(struct dir_service *ds, const struct b3_digest *digest, struct directory **out)
 {
 	struct local_dir_stage *st = (struct local_dir_stage *)ds;
 
-	return local_dirs_get(&st->real->base, d, out);
+	return local_dirs_get(&st->real->base, digest, out);
 }
 
 static int stage_grow(struct local_dir_stage *st, size_t more)
 {
 	size_t cap = st->cap ? st->cap : 16;
-	struct b3_digest *d;
+	struct b3_digest *digest;
 	struct encoded *e;
 
 	while (cap < st->n + more)
 		cap *= 2;
 	if (cap == st->cap)
 		return 0;
-	d = reallocarray(st->digests, cap, sizeof(*d));
-	if (d)
-		st->digests = d;
-	e = d ? reallocarray(st->e, cap, sizeof(*e)) : NULL;
+	digest = reallocarray(st->digests, cap, sizeof(*digest));
+	if (digest)
+		st->digests = digest;
+	e = digest ? reallocarray(st->e, cap, sizeof(*e)) : NULL;
 	if (!e)
 		return -ENOMEM;
 	st->e = e, st->cap = cap;

@@ -52,7 +52,7 @@ int local_txn_begin(struct local_env *e, bool write, MDB_txn **out);
 int local_mdb_err(int rc, const char *what);
 
 /* "blobs/ab/cd/<hex>" into `out` (LOCAL_BLOB_REL_MAX bytes). */
-void local_blob_relpath(const struct b3_digest *d, char *out);
+void local_blob_relpath(const struct b3_digest *digest, char *out);
 
 /* Constructors of the three services. Each takes its own duplicate of
  * `rootfd` and its own reference on `env` (the caller keeps its own). */
@@ -72,7 +72,7 @@ struct local_ident {
 };
 #define LOCAL_IDENT_LEN 48
 
-void local_ident_of(const struct stat *st, struct local_ident *out);
+void local_ident_of(const struct stat *sb, struct local_ident *out);
 
 /* Remembers which file identities are known to hold the right bytes: a
  * small in-process cache in front of the LMDB "verified" database. All
@@ -81,13 +81,13 @@ struct local_verifier;
 int local_verifier_new(struct local_env *env, bool readonly, struct local_verifier **out);
 /* Writes pending records, then frees. NULL is a no-op. */
 void local_verifier_free(struct local_verifier *v);
-/* True if `id` is the recorded identity of blob `d`. */
-bool local_verifier_known(struct local_verifier *v, const struct b3_digest *d,
+/* True if `id` is the recorded identity of blob `digest`. */
+bool local_verifier_known(struct local_verifier *v, const struct b3_digest *digest,
 			  const struct local_ident *id);
-/* Records `id` for `d`: in the cache at once, in LMDB now (`defer` false) or
+/* Records `id` for `digest`: in the cache at once, in LMDB now (`defer` false) or
  * at the next local_verifier_sync() (`defer` true, for commits in bulk).
  * Failures to record are not errors: the blob is just hashed again later. */
-void local_verifier_remember(struct local_verifier *v, const struct b3_digest *d,
+void local_verifier_remember(struct local_verifier *v, const struct b3_digest *digest,
 			     const struct local_ident *id, bool defer);
 /* Writes the deferred records in one LMDB transaction. */
 int local_verifier_sync(struct local_verifier *v);
@@ -96,15 +96,15 @@ int local_verifier_sync(struct local_verifier *v);
  * message naming `what` on a read error or if the file is not `size` long. */
 int local_hash_fd(int fd, uint64_t size, const char *what, struct b3_digest *out);
 
-/* Moves blob file `rel` (whose open descriptor has stat `st`) to
+/* Moves blob file `rel` (whose open descriptor has stat `sb`) to
  * quarantine/<hex>[.N], unless the name meanwhile holds another file. Logs
  * one error line naming the digest and both paths when it moved the file.
  * Returns -EIO with a message for the caller in every case. */
-int local_quarantine(int rootfd, const char *root, const struct b3_digest *d, const char *rel,
-		     const struct stat *st);
+int local_quarantine(int rootfd, const char *root, const struct b3_digest *digest, const char *rel,
+		     const struct stat *sb);
 
 /* The scrub's helpers behind the local store's optional operations. */
-int local_blobs_check(struct blob_service *bs, const struct b3_digest *d, uint64_t *size);
+int local_blobs_check(struct blob_service *bs, const struct b3_digest *digest, uint64_t *size);
 int local_blobs_each(struct blob_service *bs, store_digest_fn cb, void *ctx);
 int local_blobs_quarantine_each(struct blob_service *bs, store_quarantine_fn cb, void *ctx);
 int local_dirs_each(struct dir_service *ds, store_digest_fn cb, void *ctx);

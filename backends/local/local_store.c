@@ -308,9 +308,9 @@ static int local_store_blobs_each(struct store *st, store_digest_fn cb, void *ct
 	return local_blobs_each(st->blobs, cb, ctx);
 }
 
-static int local_store_blob_check(struct store *st, const struct b3_digest *d, uint64_t *size)
+static int local_store_blob_check(struct store *st, const struct b3_digest *digest, uint64_t *size)
 {
-	return local_blobs_check(st->blobs, d, size);
+	return local_blobs_check(st->blobs, digest, size);
 }
 
 static int local_store_quarantine_each(struct store *st, store_quarantine_fn cb, void *ctx)

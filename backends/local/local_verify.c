@@ -40,15 +40,15 @@ struct local_verifier {
 	size_t n_pending, cap_pending;
 };
 
-void local_ident_of(const struct stat *st, struct local_ident *out)
+void local_ident_of(const struct stat *sb, struct local_ident *out)
 {
 	*out = (struct local_ident){
-	    .ino = (uint64_t)st->st_ino,
-	    .size = (uint64_t)st->st_size,
-	    .mtime_s = st->st_mtim.tv_sec,
-	    .mtime_ns = st->st_mtim.tv_nsec,
-	    .ctime_s = st->st_ctim.tv_sec,
-	    .ctime_ns = st->st_ctim.tv_nsec,
+	    .ino = (uint64_t)sb->st_ino,
+	    .size = (uint64_t)sb->st_size,
+	    .mtime_s = sb->st_mtim.tv_sec,
+	    .mtime_ns = sb->st_mtim.tv_nsec,
+	    .ctime_s = sb->st_ctim.tv_sec,
+	    .ctime_ns = sb->st_ctim.tv_nsec,
 	};
 }
 
@@ -72,9 +72,9 @@ static bool ident_eq(const struct local_ident *a, const struct local_ident *b)
 	       a->mtime_ns == b->mtime_ns && a->ctime_s == b->ctime_s && a->ctime_ns == b->ctime_ns;
 }
 
-static struct cache_slot *cache_slot(struct local_verifier *v, const struct b3_digest *d)
+static struct cache_slot *cache_slot(struct local_verifier *v, const struct b3_digest *digest)
 {
-	unsigned i = (unsigned)d->bytes[0] | (unsigned)d->bytes[1] << 8;
+	unsigned i = (unsigned)digest->bytes[0] | (unsigned)digest->bytes[1] << 8;
 
 	return &v->cache[i & (CACHE_SLOTS - 1)];
 }
@@ -111,10 +111,10 @@ void local_verifier_free(struct local_verifier *v)
 }
 
 /* The LMDB record of `d` equals `id`. */
-static bool db_known(struct local_verifier *v, const struct b3_digest *d,
+static bool db_known(struct local_verifier *v, const struct b3_digest *digest,
 		     const struct local_ident *id)
 {
-	MDB_val key = {B3_LEN, (void *)d->bytes}, val;
+	MDB_val key = {B3_LEN, (void *)digest->bytes}, val;
 	uint8_t want[LOCAL_IDENT_LEN];
 	MDB_txn *txn;
 	bool same = false;
@@ -132,32 +132,32 @@ static bool db_known(struct local_verifier *v, const struct b3_digest *d,
 	return same;
 }
 
-static void cache_put(struct local_verifier *v, const struct b3_digest *d,
+static void cache_put(struct local_verifier *v, const struct b3_digest *digest,
 		      const struct local_ident *id)
 {
 	struct cache_slot *s;
 
 	pthread_mutex_lock(&v->lock);
-	s = cache_slot(v, d);
-	*s = (struct cache_slot){.d = *d, .id = *id, .used = true};
+	s = cache_slot(v, digest);
+	*s = (struct cache_slot){.d = *digest, .id = *id, .used = true};
 	pthread_mutex_unlock(&v->lock);
 }
 
-bool local_verifier_known(struct local_verifier *v, const struct b3_digest *d,
+bool local_verifier_known(struct local_verifier *v, const struct b3_digest *digest,
 			  const struct local_ident *id)
 {
 	struct cache_slot *s;
 	bool hit;
 
 	pthread_mutex_lock(&v->lock);
-	s = cache_slot(v, d);
-	hit = s->used && b3_digest_eq(&s->d, d) && ident_eq(&s->id, id);
+	s = cache_slot(v, digest);
+	hit = s->used && b3_digest_eq(&s->d, digest) && ident_eq(&s->id, id);
 	pthread_mutex_unlock(&v->lock);
 	if (hit)
 		return true;
-	if (!db_known(v, d, id))
+	if (!db_known(v, digest, id))
 		return false;
-	cache_put(v, d, id);
+	cache_put(v, digest, id);
 	return true;
 }
 
@@ -184,7 +184,7 @@ static int db_write(struct local_verifier *v, const struct pending *p, size_t n)
 }
 
 /* Appends to the deferred records; false if that failed (no memory). */
-static bool pending_add(struct local_verifier *v, const struct b3_digest *d,
+static bool pending_add(struct local_verifier *v, const struct b3_digest *digest,
 			const struct local_ident *id, bool *full)
 {
 	pthread_mutex_lock(&v->lock);
@@ -198,22 +198,22 @@ static bool pending_add(struct local_verifier *v, const struct b3_digest *d,
 		}
 		v->pending = p, v->cap_pending = cap;
 	}
-	v->pending[v->n_pending++] = (struct pending){.d = *d, .id = *id};
+	v->pending[v->n_pending++] = (struct pending){.d = *digest, .id = *id};
 	*full = v->n_pending >= PENDING_MAX;
 	pthread_mutex_unlock(&v->lock);
 	return true;
 }
 
-void local_verifier_remember(struct local_verifier *v, const struct b3_digest *d,
+void local_verifier_remember(struct local_verifier *v, const struct b3_digest *digest,
 			     const struct local_ident *id, bool defer)
 {
-	struct pending one = {.d = *d, .id = *id};
+	struct pending one = {.d = *digest, .id = *id};
 	bool full = false;
 
-	cache_put(v, d, id);
+	cache_put(v, digest, id);
 	if (!v->writable)
 		return;
-	if (defer && pending_add(v, d, id, &full)) {
+	if (defer && pending_add(v, digest, id, &full)) {
 		if (full) /* a record not written costs a hash later, nothing else */
 			local_verifier_sync(v);
 		return;
@@ -281,18 +281,18 @@ static int quarantine_move(int rootfd, const char *rel, const char *hex, char *d
 	return -EEXIST;
 }
 
-int local_quarantine(int rootfd, const char *root, const struct b3_digest *d, const char *rel,
-		     const struct stat *st)
+int local_quarantine(int rootfd, const char *root, const struct b3_digest *digest, const char *rel,
+		     const struct stat *sb)
 {
 	char hex[B3_HEX_LEN + 1], text[B3_TEXT_LEN + 1], dst[sizeof(LOCAL_QUARANTINE_DIR) + 80];
 	struct stat now;
 	int rc;
 
-	b3_digest_to_hex(d, hex);
-	b3_digest_to_text(d, text);
+	b3_digest_to_hex(digest, hex);
+	b3_digest_to_text(digest, text);
 	/* Only move the file we hashed, not one a writer has just put there. */
-	if (fstatat(rootfd, rel, &now, 0) < 0 || now.st_ino != st->st_ino ||
-	    now.st_dev != st->st_dev)
+	if (fstatat(rootfd, rel, &now, 0) < 0 || now.st_ino != sb->st_ino ||
+	    now.st_dev != sb->st_dev)
 		return sf_err(-EIO, "blob '%s' (%s/%s) failed verification", text, root, rel);
 	rc = quarantine_move(rootfd, rel, hex, dst, sizeof(dst));
 	if (rc == -ENOENT) /* another thread moved it first and logged */

@@ -51,7 +51,7 @@ extern const struct fuse_lowlevel_ops fusedev_ops;
 /* Raises the mount's readahead window to cfg->read_ahead_kb once, on the
  * first request after INIT (the INIT reply caps it at the kernel's
  * offer). Best effort. */
-void fusedev_read_ahead_once(struct fusedev *d);
+void fusedev_read_ahead_once(struct fusedev *dev);
 
 /* --- passthrough.c --- */
 
@@ -62,9 +62,9 @@ void fusedev_pt_release_all(struct fusedev_pt *pt);
 /* Mounts cfg->mountpoint on a /dev/fuse descriptor of our own and puts the
  * shim between libfuse and it. 0, or a negative errno (then nothing is
  * mounted and the caller mounts through libfuse). */
-int fusedev_pt_mount(struct fusedev *d);
+int fusedev_pt_mount(struct fusedev *dev);
 /* Logs what INIT settled about passthrough (called from init). */
-void fusedev_pt_log_init(struct fusedev *d);
+void fusedev_pt_log_init(struct fusedev *dev);
 /* Answers an OPEN of `f` by passthrough if it can: true if it replied
  * (and took over `f`'s reference), false if the caller must serve the
  * open itself. */
@@ -72,6 +72,6 @@ bool fusedev_pt_open(fuse_req_t req, fuse_ino_t ino, struct fs_file *f, struct f
 /* True if fi->fh is a passthrough handle. */
 bool fusedev_pt_is_handle(uint64_t fh);
 /* The RELEASE of a passthrough handle of `ino`. */
-void fusedev_pt_release(struct fusedev *d, fuse_ino_t ino);
+void fusedev_pt_release(struct fusedev *dev, fuse_ino_t ino);
 
 #endif

@@ -38,21 +38,21 @@ static void entry_param(const struct fs_entry *e, struct fuse_entry_param *ep)
 
 static void dev_init(void *userdata, struct fuse_conn_info *conn)
 {
-	struct fusedev *d = userdata;
+	struct fusedev *dev = userdata;
 	unsigned want = FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_READDIRPLUS | FUSE_CAP_PARALLEL_DIROPS |
 			FUSE_CAP_ASYNC_READ | FUSE_CAP_SPLICE_WRITE;
 
 	conn->want |= want & conn->capable;
 	/* Attributes cost nothing here, so always send them with names. */
 	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
-	d->zero_open =
-	    d->cfg->open_mode == FUSEDEV_OPEN_KERNEL && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT);
-	d->zero_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
+	dev->zero_open = dev->cfg->open_mode == FUSEDEV_OPEN_KERNEL &&
+			 (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT);
+	dev->zero_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
 	conn->max_background = MAX_BACKGROUND;
 	conn->congestion_threshold = CONGESTION_THRESHOLD;
 	log_info("fuse: protocol 7.%u, zero-message open %s, opendir %s", conn->proto_minor,
-		 d->zero_open ? "on" : "off", d->zero_opendir ? "on" : "off");
-	fusedev_pt_log_init(d);
+		 dev->zero_open ? "on" : "off", dev->zero_opendir ? "on" : "off");
+	fusedev_pt_log_init(dev);
 }
 
 static void dev_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -94,16 +94,16 @@ static void dev_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_da
 
 static void dev_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct stat st;
+	struct stat sb;
 	int rc;
 
 	fusedev_read_ahead_once(dev_of(req));
-	rc = fs_getattr(dev_of(req)->fs, ino, &st);
+	rc = fs_getattr(dev_of(req)->fs, ino, &sb);
 	if (rc) {
 		reply_error(req, rc);
 		return;
 	}
-	fuse_reply_attr(req, &st, TIMEOUT);
+	fuse_reply_attr(req, &sb, TIMEOUT);
 }
 
 static void dev_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -128,11 +128,11 @@ static void dev_readlink(fuse_req_t req, fuse_ino_t ino)
 
 static void dev_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fusedev *d = dev_of(req);
+	struct fusedev *dev = dev_of(req);
 	struct fs_file *f;
 	int rc;
 
-	if (d->zero_open) {
+	if (dev->zero_open) {
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
@@ -140,8 +140,8 @@ static void dev_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	fs_count(d->fs, FS_COUNT_OPEN);
-	rc = fs_file_get(d->fs, ino, &f);
+	fs_count(dev->fs, FS_COUNT_OPEN);
+	rc = fs_file_get(dev->fs, ino, &f);
 	if (rc) {
 		reply_error(req, rc);
 		return;
@@ -152,7 +152,7 @@ static void dev_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = 1;
 	fi->noflush = 1;
 	if (fuse_reply_open(req, fi))
-		fs_file_unref(d->fs, f);
+		fs_file_unref(dev->fs, f);
 }
 
 static void dev_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -198,13 +198,13 @@ static void read_reply(fuse_req_t req, struct fs_file *f, size_t size, off_t off
 static void dev_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	struct fusedev *d = dev_of(req);
+	struct fusedev *dev = dev_of(req);
 	/* A passed-through open should send no READ; serve one anyway. */
 	struct fs_file *f =
 	    fusedev_pt_is_handle(fi->fh) ? NULL : (struct fs_file *)(uintptr_t)fi->fh;
 	int rc;
 
-	fs_count(d->fs, FS_COUNT_READ);
+	fs_count(dev->fs, FS_COUNT_READ);
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -214,22 +214,22 @@ static void dev_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	/* Zero-message open: no handle, use the shared reader cache. */
-	rc = fs_file_get(d->fs, ino, &f);
+	rc = fs_file_get(dev->fs, ino, &f);
 	if (rc) {
 		reply_error(req, rc);
 		return;
 	}
 	read_reply(req, f, size, off);
-	fs_file_unref(d->fs, f);
+	fs_file_unref(dev->fs, f);
 }
 
 /* --- directories --- */
 
 static void dev_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fusedev *d = dev_of(req);
+	struct fusedev *dev = dev_of(req);
 
-	if (d->zero_opendir) {
+	if (dev->zero_opendir) {
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}

@@ -84,11 +84,11 @@ void fusedev_pt_release_all(struct fusedev_pt *pt)
 	pthread_mutex_destroy(&pt->mu);
 }
 
-void fusedev_pt_log_init(struct fusedev *d)
+void fusedev_pt_log_init(struct fusedev *dev)
 {
-	if (d->pt.devfd < 0)
+	if (dev->pt.devfd < 0)
 		return;
-	if (!atomic_load(&d->pt.offered))
+	if (!atomic_load(&dev->pt.offered))
 		log_warn("fuse: the kernel does not offer passthrough; files are read through the "
 			 "daemon");
 	else
@@ -163,20 +163,20 @@ static void patch_reply(struct fusedev_pt *pt, struct iovec *iov)
 /* libfuse passes the session's userdata, our struct fusedev. */
 static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
-	struct fusedev *d = userdata;
+	struct fusedev *dev = userdata;
 
 	if (count >= 2)
-		patch_reply(&d->pt, iov);
+		patch_reply(&dev->pt, iov);
 	return writev(fd, iov, count);
 }
 
 static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 {
-	struct fusedev *d = userdata;
+	struct fusedev *dev = userdata;
 	ssize_t n = read(fd, buf, len);
 
 	if (n > 0)
-		see_request(&d->pt, buf, n);
+		see_request(&dev->pt, buf, n);
 	return n;
 }
 
@@ -220,20 +220,20 @@ static int mount_own(const struct fusedev_config *cfg)
 	return fd;
 }
 
-int fusedev_pt_mount(struct fusedev *d)
+int fusedev_pt_mount(struct fusedev *dev)
 {
-	int fd = mount_own(d->cfg), rc;
+	int fd = mount_own(dev->cfg), rc;
 
 	if (fd < 0)
 		return fd;
-	rc = fuse_session_custom_io(d->se, &custom_io, fd);
+	rc = fuse_session_custom_io(dev->se, &custom_io, fd);
 	if (rc == 0) {
-		d->pt.devfd = fd;
+		dev->pt.devfd = fd;
 		return 0;
 	}
 	/* Best effort: the mount was never served, and the caller mounts
 	 * again through libfuse or fails with the error below. */
-	umount2(d->cfg->mountpoint, MNT_DETACH);
+	umount2(dev->cfg->mountpoint, MNT_DETACH);
 	close(fd);
 	return rc;
 }
@@ -308,9 +308,9 @@ static int backing_for(struct fusedev_pt *pt, uint64_t ino, struct fs_file *f, u
 	return rc;
 }
 
-void fusedev_pt_release(struct fusedev *d, fuse_ino_t ino)
+void fusedev_pt_release(struct fusedev *dev, fuse_ino_t ino)
 {
-	struct fusedev_pt *pt = &d->pt;
+	struct fusedev_pt *pt = &dev->pt;
 	struct fusedev_pt_backing **slot, *b;
 
 	pthread_mutex_lock(&pt->mu);
@@ -328,14 +328,14 @@ void fusedev_pt_release(struct fusedev *d, fuse_ino_t ino)
 
 bool fusedev_pt_open(fuse_req_t req, fuse_ino_t ino, struct fs_file *f, struct fuse_file_info *fi)
 {
-	struct fusedev *d = fuse_req_userdata(req);
+	struct fusedev *dev = fuse_req_userdata(req);
 	uint32_t id = 0;
 	int rc;
 
-	if (d->pt.devfd < 0 || backing_for(&d->pt, ino, f, &id))
+	if (dev->pt.devfd < 0 || backing_for(&dev->pt, ino, f, &id))
 		return false;
-	fs_file_unref(d->fs, f); /* the kernel holds the file now */
-	fs_count(d->fs, FS_COUNT_PASSTHROUGH);
+	fs_file_unref(dev->fs, f); /* the kernel holds the file now */
+	fs_count(dev->fs, FS_COUNT_PASSTHROUGH);
 	fi->fh = PT_FH_TAG | id;
 	/* The kernel allows only NOFLUSH (and direct io) next to
 	 * PASSTHROUGH, else the open fails with EIO; the backing file's
@@ -346,6 +346,6 @@ bool fusedev_pt_open(fuse_req_t req, fuse_ino_t ino, struct fs_file *f, struct f
 	rc = fuse_reply_open(req, fi);
 	tls_backing_id = 0;
 	if (rc)
-		fusedev_pt_release(d, ino);
+		fusedev_pt_release(dev, ino);
 	return true;
 }

@@ -70,10 +70,10 @@ static void set_read_ahead(const char *realmp, unsigned kb)
 /* The INIT reply sets the readahead window to at most what the kernel
  * offered (its 128 KiB default), so it can only be raised after INIT: on
  * the first request, which the kernel sends only once INIT is done. */
-void fusedev_read_ahead_once(struct fusedev *d)
+void fusedev_read_ahead_once(struct fusedev *dev)
 {
-	if (!atomic_flag_test_and_set(&d->ra_done))
-		set_read_ahead(d->realmp, d->cfg->read_ahead_kb);
+	if (!atomic_flag_test_and_set(&dev->ra_done))
+		set_read_ahead(dev->realmp, dev->cfg->read_ahead_kb);
 }
 
 unsigned fusedev_default_threads(void)
@@ -91,18 +91,18 @@ unsigned fusedev_default_threads(void)
  * request, as libfuse requires. */
 static void on_new_root(void *ctx, const uint8_t *name, size_t len)
 {
-	struct fusedev *d = ctx;
+	struct fusedev *dev = ctx;
 	int rc;
 
-	rc = fuse_lowlevel_notify_inval_entry(d->se, FUSE_ROOT_ID, (const char *)name, len);
+	rc = fuse_lowlevel_notify_inval_entry(dev->se, FUSE_ROOT_ID, (const char *)name, len);
 	if (rc && rc != -ENOENT)
 		log_debug("cannot invalidate root entry '%.*s': %s", (int)len, name, strerror(-rc));
-	rc = fuse_lowlevel_notify_inval_inode(d->se, FUSE_ROOT_ID, 0, 0);
+	rc = fuse_lowlevel_notify_inval_inode(dev->se, FUSE_ROOT_ID, 0, 0);
 	if (rc && rc != -ENOENT)
 		log_debug("cannot invalidate the root listing: %s", strerror(-rc));
 }
 
-static int session_create(struct fusedev *d, struct fuse_session **out)
+static int session_create(struct fusedev *dev, struct fuse_session **out)
 {
 	char opts[128];
 	char *argv[4] = {"storefs", "-o", opts, NULL};
@@ -110,21 +110,21 @@ static int session_create(struct fusedev *d, struct fuse_session **out)
 	int argc = 3;
 
 	snprintf(opts, sizeof(opts), "ro,default_permissions,fsname=storefs,subtype=storefs%s",
-		 d->cfg->allow_other ? ",allow_other" : "");
-	if (d->cfg->debug)
+		 dev->cfg->allow_other ? ",allow_other" : "");
+	if (dev->cfg->debug)
 		argv[argc++] = "-d";
 	args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
-	*out = fuse_session_new(&args, &fusedev_ops, sizeof(fusedev_ops), d);
+	*out = fuse_session_new(&args, &fusedev_ops, sizeof(fusedev_ops), dev);
 	fuse_opt_free_args(&args);
 	if (!*out)
 		return sf_err(-EIO, "cannot create a FUSE session");
 	return 0;
 }
 
-static int session_loop(struct fusedev *d)
+static int session_loop(struct fusedev *dev)
 {
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
-	unsigned threads = d->cfg->threads ? d->cfg->threads : fusedev_default_threads();
+	unsigned threads = dev->cfg->threads ? dev->cfg->threads : fusedev_default_threads();
 	int rc;
 
 	if (!lc)
@@ -135,7 +135,7 @@ static int session_loop(struct fusedev *d)
 	fuse_loop_cfg_set_clone_fd(lc, 1);
 	fuse_loop_cfg_set_max_threads(lc, threads);
 	fuse_loop_cfg_set_idle_threads(lc, threads);
-	rc = fuse_session_loop_mt(d->se, lc);
+	rc = fuse_session_loop_mt(dev->se, lc);
 	fuse_loop_cfg_destroy(lc);
 	/* > 0: the signal that ended the loop. */
 	if (rc < 0)
@@ -145,75 +145,75 @@ static int session_loop(struct fusedev *d)
 
 /* Mounts: by itself with passthrough hooks in passthrough mode (falling
  * back to libfuse's mount when that is not allowed), else via libfuse. */
-static int session_mount(struct fusedev *d)
+static int session_mount(struct fusedev *dev)
 {
 	int rc;
 
-	if (d->cfg->open_mode == FUSEDEV_OPEN_PASSTHROUGH) {
-		rc = fusedev_pt_mount(d);
+	if (dev->cfg->open_mode == FUSEDEV_OPEN_PASSTHROUGH) {
+		rc = fusedev_pt_mount(dev);
 		if (rc == 0)
 			return 0;
 		log_warn("fuse: cannot mount for passthrough (%s); files are read through the "
 			 "daemon",
 			 strerror(-rc));
 	}
-	if (fuse_session_mount(d->se, d->cfg->mountpoint))
-		return sf_err(-EIO, "cannot mount on '%s'", d->cfg->mountpoint);
+	if (fuse_session_mount(dev->se, dev->cfg->mountpoint))
+		return sf_err(-EIO, "cannot mount on '%s'", dev->cfg->mountpoint);
 	return 0;
 }
 
 /* Our own mount: unmount unless it is gone already (then the device
  * reports an error, as libfuse checks too). */
-static void session_unmount(struct fusedev *d)
+static void session_unmount(struct fusedev *dev)
 {
-	struct pollfd p = {.fd = d->pt.devfd, .events = POLLIN};
+	struct pollfd p = {.fd = dev->pt.devfd, .events = POLLIN};
 
-	if (d->pt.devfd < 0) {
-		fuse_session_unmount(d->se);
+	if (dev->pt.devfd < 0) {
+		fuse_session_unmount(dev->se);
 		return;
 	}
 	if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
 		return;
-	if (umount2(d->cfg->mountpoint, MNT_DETACH) < 0)
-		log_warn("cannot unmount '%s': %s", d->cfg->mountpoint, strerror(errno));
+	if (umount2(dev->cfg->mountpoint, MNT_DETACH) < 0)
+		log_warn("cannot unmount '%s': %s", dev->cfg->mountpoint, strerror(errno));
 }
 
 int fusedev_serve(struct fs *fs, const struct fusedev_config *cfg)
 {
-	struct fusedev d = {.fs = fs, .cfg = cfg, .ra_done = ATOMIC_FLAG_INIT};
+	struct fusedev dev = {.fs = fs, .cfg = cfg, .ra_done = ATOMIC_FLAG_INIT};
 	int rc;
 
 	/* Now: after mounting, resolving the path would ask the mount. */
-	d.realmp = realpath(cfg->mountpoint, NULL);
+	dev.realmp = realpath(cfg->mountpoint, NULL);
 
-	fusedev_pt_init(&d.pt);
-	rc = session_create(&d, &d.se);
+	fusedev_pt_init(&dev.pt);
+	rc = session_create(&dev, &dev.se);
 	if (rc)
 		goto out_free;
 	/* A shell starts background jobs with SIGINT ignored, and libfuse
 	 * leaves ignored signals alone; stopping on SIGINT is promised. */
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
-	if (fuse_set_signal_handlers(d.se)) {
+	if (fuse_set_signal_handlers(dev.se)) {
 		rc = sf_err(-EIO, "cannot install signal handlers");
 		goto out_destroy;
 	}
-	rc = session_mount(&d);
+	rc = session_mount(&dev);
 	if (rc)
 		goto out_signals;
-	rc = fs_watch_root(fs, on_new_root, &d);
+	rc = fs_watch_root(fs, on_new_root, &dev);
 	if (rc)
 		log_info("new store paths will not appear until remount: %s", sf_errmsg(rc));
 	log_info("mounted on '%s'", cfg->mountpoint);
-	rc = session_loop(&d);
+	rc = session_loop(&dev);
 	fs_unwatch_root(fs);
-	session_unmount(&d);
+	session_unmount(&dev);
 out_signals:
-	fuse_remove_signal_handlers(d.se);
+	fuse_remove_signal_handlers(dev.se);
 out_destroy:
-	fuse_session_destroy(d.se);
+	fuse_session_destroy(dev.se);
 out_free:
-	fusedev_pt_release_all(&d.pt);
-	free(d.realmp);
+	fusedev_pt_release_all(&dev.pt);
+	free(dev.realmp);
 	return rc;
 }

@@ -17,7 +17,8 @@
 static const struct cli_cmd cmd = {
     "serve",
     "serve [--store URL|DIR] [--listen ADDR:PORT] [--priority N] [--secret-key FILE]\n"
-    "             [--max-upload BYTES] [-v] [--readonly]",
+    "             [--allow-uploads --upload-token-file FILE [--max-upload BYTES]]\n"
+    "             [--readonly] [-v]",
     "Serves the store as a Nix binary cache over HTTP/1.1 until SIGINT or SIGTERM.\n"
     "Prints the URL it listens on (http://ADDR:PORT) on standard output.\n"
     "\n"
@@ -29,13 +30,24 @@ static const struct cli_cmd cmd = {
     "                               single 'Range: bytes=' requests get a 206. Every\n"
     "                               blob and directory is checked before the headers:\n"
     "                               a damaged path is a 500, never a short 200\n"
-    "  PUT /nar/<nix32>.nar         upload a NAR (checked strictly against the hash in\n"
-    "                               the URL and Content-Length); kept in memory (the\n"
-    "                               last 1024) until its narinfo comes\n"
-    "  PUT /<hash>.narinfo          register the path (at most 2 MiB; its NAR must be\n"
-    "                               uploaded or stored, its references registered)\n"
+    "  PUT /nar/<nix32>.nar[.xz|.zst|.bz2]\n"
+    "                               upload a NAR file (the hash in the URL is the\n"
+    "                               file's, as Nix names it; the NAR inside is parsed\n"
+    "                               strictly); kept in memory (the last 1024) until\n"
+    "                               its narinfo comes\n"
+    "  PUT /<hash>.narinfo          register the path (at most 2 MiB): its NAR must\n"
+    "                               be uploaded (NarHash and NarSize those of the\n"
+    "                               uploaded NAR) or stored, its references\n"
+    "                               registered, a CA must fit the contents; a path\n"
+    "                               registered with other contents is a 409\n"
     "\n"
-    "Only uncompressed NARs are accepted: nix copy --to 'http://ADDR:PORT?compression=none'.\n"
+    "The server is read-only (PUT is a 403) unless --allow-uploads is given, and\n"
+    "then every PUT needs the secret of --upload-token-file: as 'Authorization:\n"
+    "Bearer TOKEN', or HTTP Basic auth with TOKEN as the password, which is what\n"
+    "Nix sends from a netrc file (\"machine ADDR login any password TOKEN\"):\n"
+    "  nix copy --to http://ADDR:PORT --option netrc-file FILE STOREPATH\n"
+    "Without credentials PUT is a 401 (with a Basic challenge), with wrong ones a\n"
+    "403. The token is never logged.\n"
     "\n"
     "Options:\n"
     "  --store URL|DIR     the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
@@ -45,15 +57,28 @@ static const struct cli_cmd cmd = {
     "  --priority N        the Priority in nix-cache-info (default 40; lower wins)\n"
     "  --secret-key FILE   sign every narinfo with this Nix secret key (as made by\n"
     "                      nix-store --generate-binary-cache-key)\n"
-    "  --max-upload BYTES  largest NAR accepted by PUT (default 4 GiB)\n"
-    "  --readonly          refuse uploads (the store is opened read-only)\n"
+    "  --allow-uploads     accept PUT from clients with the upload token\n"
+    "  --upload-token-file FILE\n"
+    "                      the upload token: the file's first line (give the file\n"
+    "                      mode 0600)\n"
+    "  --max-upload BYTES  largest NAR (and NAR file) accepted by PUT (default\n"
+    "                      4 GiB)\n"
+    "  --readonly          open the store read-only (no uploads)\n"
     "  -v, --verbose       log one line per request on standard error\n"
     "  -h, --help          show this help\n"
     "\n"
     "Exit status: 0 success, 1 error, 2 usage error.\n",
 };
 
-enum { OPT_LISTEN = 256, OPT_PRIORITY, OPT_SECRET_KEY, OPT_MAX_UPLOAD, OPT_READONLY };
+enum {
+	OPT_LISTEN = 256,
+	OPT_PRIORITY,
+	OPT_SECRET_KEY,
+	OPT_MAX_UPLOAD,
+	OPT_READONLY,
+	OPT_ALLOW_UPLOADS,
+	OPT_TOKEN_FILE
+};
 
 static const struct option longopts[] = {
     {"store", required_argument, NULL, CLI_OPT_STORE},
@@ -63,14 +88,16 @@ static const struct option longopts[] = {
     {"secret-key", required_argument, NULL, OPT_SECRET_KEY},
     {"max-upload", required_argument, NULL, OPT_MAX_UPLOAD},
     {"readonly", no_argument, NULL, OPT_READONLY},
+    {"allow-uploads", no_argument, NULL, OPT_ALLOW_UPLOADS},
+    {"upload-token-file", required_argument, NULL, OPT_TOKEN_FILE},
     {"verbose", no_argument, NULL, 'v'},
     {0},
 };
 
 struct opts {
-	const char *url, *listen, *key_file;
+	const char *url, *listen, *key_file, *token_file;
 	unsigned long long priority, max_upload;
-	bool readonly;
+	bool readonly, uploads, max_upload_given;
 	int verbose;
 };
 
@@ -153,7 +180,12 @@ static int server_init(struct server *s, const struct opts *o)
 
 	s->priority = (unsigned)o->priority;
 	s->max_upload = o->max_upload;
-	s->readonly = o->readonly;
+	s->uploads = o->uploads;
+	if (o->uploads) {
+		rc = serve_token_load(o->token_file, s->token_sha256);
+		if (rc < 0)
+			return rc;
+	}
 	if (o->key_file) {
 		rc = signing_secret_key_load(o->key_file, &s->sk);
 		if (rc < 0)
@@ -199,6 +231,18 @@ static int serve(struct server *s, const struct opts *o)
 	return rc;
 }
 
+/* Uploads need a token: there are no anonymous writers (docs/trust.md). */
+static int check_upload_opts(const struct opts *o)
+{
+	if (o->uploads && !o->token_file)
+		return cli_usage(&cmd, "--allow-uploads needs --upload-token-file");
+	if (!o->uploads && (o->token_file || o->max_upload_given))
+		return cli_usage(&cmd, "--upload-token-file and --max-upload need --allow-uploads");
+	if (o->uploads && o->readonly)
+		return cli_usage(&cmd, "--allow-uploads and --readonly exclude each other");
+	return 0;
+}
+
 static int parse_opt(struct opts *o, int ch)
 {
 	switch (ch) {
@@ -214,6 +258,12 @@ static int parse_opt(struct opts *o, int ch)
 	case OPT_READONLY:
 		o->readonly = true;
 		return 0;
+	case OPT_ALLOW_UPLOADS:
+		o->uploads = true;
+		return 0;
+	case OPT_TOKEN_FILE:
+		o->token_file = optarg;
+		return 0;
 	case 'v':
 		o->verbose++;
 		return 0;
@@ -226,6 +276,7 @@ static int parse_opt(struct opts *o, int ch)
 		if (!parse_ull(optarg, UINT64_MAX, &o->max_upload) || !o->max_upload)
 			return cli_usage(&cmd, "--max-upload '%s' is not a positive number",
 					 optarg);
+		o->max_upload_given = true;
 		return 0;
 	default:
 		return CLI_USAGE;
@@ -249,6 +300,9 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_usage(&cmd, "unexpected argument '%s'", argv[optind]);
+	rc = check_upload_opts(&o);
+	if (rc)
+		return rc;
 	if (o.verbose)
 		log_set_level(o.verbose > 1 ? LOG_DEBUG : LOG_INFO);
 	s = calloc(1, sizeof(*s));

@@ -22,6 +22,15 @@ int nar_load_fd(struct store *st, int fd, const struct nar_summary *expect, stru
 	return blob_service_flush(st->blobs);
 }
 
+int nar_load_read(struct store *st, nar_read_fn read, void *ctx, const struct nar_summary *expect,
+		  struct nar_loaded *out)
+{
+	int rc = nar_ingest_expect(st->blobs, st->dirs, st->size_formula, read, ctx, expect,
+				   &out->root, out->target, &out->sum);
+
+	return rc < 0 ? rc : blob_service_flush(st->blobs);
+}
+
 int nar_hash_parse(const char *s, uint8_t out[32])
 {
 	struct nix_hash h;

@@ -6,6 +6,7 @@
 #define STOREFS_CLI_NAR_LOAD_H
 
 #include "store/nar.h"
+#include "store/nar_ingest.h"
 #include "store/path_info.h"
 #include "store/store.h"
 
@@ -26,6 +27,9 @@ struct nar_loaded {
  * NAR, -EIO for a mismatch, the services' or read()'s codes otherwise; each
  * with a message. */
 int nar_load_fd(struct store *st, int fd, const struct nar_summary *expect, struct nar_loaded *out);
+/* As nar_load_fd(), reading the NAR through `read`. */
+int nar_load_read(struct store *st, nar_read_fn read, void *ctx, const struct nar_summary *expect,
+		  struct nar_loaded *out);
 
 /* Parses a NAR hash in any Nix syntax ("sha256:" + nix32, hex or base64,
  * SRI "sha256-...", or a bare digest) into 32 bytes; -EINVAL with a

@@ -3,7 +3,8 @@
  * connection. Internal to cli/: cmd_serve.c parses options and runs
  * serve_start()/serve_stop(); serve_http.c routes requests;
  * serve_index.c keeps the NAR hash index and the upload LRU; serve_nar.c
- * streams NARs out and ingests uploaded ones.
+ * streams NARs out and ingests uploaded ones; serve_auth.c decides who may
+ * upload (docs/trust.md "Uploads").
  *
  * Thread-safety: every function here may be called from any connection
  * thread at once, except serve_start()/serve_stop() and the init/release
@@ -13,6 +14,7 @@
 
 #include "castore/digest_map.h"
 #include "cli/nar_load.h"
+#include "store/nar_decompress.h"
 #include "store/signing.h"
 #include "store/store.h"
 
@@ -34,9 +36,14 @@ struct serve_index {
 	uint64_t cursor;       /* the listing position reached */
 };
 
-/* NARs uploaded by PUT /nar/..., remembered until their narinfo comes. */
+/* NARs uploaded by PUT /nar/<hash>.nar[.xz|.zst|.bz2], remembered until
+ * their narinfo comes, under the hash of the file as uploaded (the URL's;
+ * for an uncompressed NAR that is its NAR hash). */
 struct serve_upload {
-	uint8_t sha256[32];
+	uint8_t file_sha256[32];
+	enum nar_compression comp;
+	uint64_t file_size;
+	uint8_t sha256[32]; /* of the NAR */
 	uint64_t nar_size;
 	struct node root; /* anonymous; target points into `target` */
 	uint8_t *target;  /* malloc'd copy of a symlink root's target, or NULL */
@@ -55,7 +62,8 @@ struct server {
 	bool has_key;
 	struct nix_secret_key sk;
 	uint64_t max_upload;
-	bool readonly; /* PUT is refused */
+	bool uploads;		  /* --allow-uploads: PUT is allowed ... */
+	uint8_t token_sha256[32]; /* ... with this token (SHA-256 of it) */
 	struct serve_index idx;
 	struct serve_uploads up;
 	struct MHD_Daemon *daemon;
@@ -75,12 +83,14 @@ int serve_index_add(struct serve_index *x, const uint8_t sha256[32],
 
 int serve_uploads_init(struct serve_uploads *u);
 void serve_uploads_release(struct serve_uploads *u);
-/* Remembers an uploaded NAR, evicting the least recently used one. */
-int serve_uploads_put(struct serve_uploads *u, const struct nar_loaded *l);
-/* Copies a remembered NAR's root (its target into `target`) and size;
- * -ENOENT if unknown. */
-int serve_uploads_get(struct serve_uploads *u, const uint8_t sha256[32], struct node *root,
-		      uint8_t target[CASTORE_MAX_TARGET_LEN], uint64_t *nar_size);
+/* Remembers an uploaded file `f` (file_sha256, comp, file_size set) holding
+ * the NAR `l`, evicting the least recently used one. */
+int serve_uploads_put(struct serve_uploads *u, const struct serve_upload *f,
+		      const struct nar_loaded *l);
+/* Copies the upload of the file with hash `file_sha256` into *out, its
+ * root's target into `target`; -ENOENT if unknown. */
+int serve_uploads_get(struct serve_uploads *u, const uint8_t file_sha256[32],
+		      struct serve_upload *out, uint8_t target[CASTORE_MAX_TARGET_LEN]);
 
 /* --- serve_nar.c --- */
 
@@ -98,10 +108,14 @@ int serve_nar_stream_new(struct server *s, struct path_info *pi, uint64_t start,
 ssize_t serve_nar_stream_read(void *cls, uint64_t pos, char *buf, size_t max);
 void serve_nar_stream_free(void *cls);
 
-/* A NAR upload: bytes pushed by the connection thread, ingested by a
- * worker thread against the expected hash and size. */
+/* A NAR upload: bytes pushed by the connection thread, decompressed and
+ * ingested by a worker thread. `f` is the file announced: the hash in the
+ * URL, the compression of its extension, the Content-Length. An
+ * uncompressed NAR is checked against them as it streams; a compressed
+ * file's hash is checked at its end, and its NAR may have at most
+ * s->max_upload bytes (-EFBIG). */
 struct serve_nar_upload;
-int serve_nar_upload_start(struct server *s, const struct nar_summary *expect,
+int serve_nar_upload_start(struct server *s, const struct serve_upload *f,
 			   struct serve_nar_upload **out);
 /* Passes body bytes on; after the worker has failed they are dropped. */
 void serve_nar_upload_push(struct serve_nar_upload *u, const char *data, size_t len);
@@ -112,6 +126,18 @@ int serve_nar_upload_finish(struct serve_nar_upload *u, struct nar_loaded *out, 
 			    size_t msglen);
 /* Aborts an unfinished upload (connection lost) and frees it. */
 void serve_nar_upload_abort(struct serve_nar_upload *u);
+
+/* --- serve_auth.c --- */
+
+/* Reads the token of --upload-token-file (one line; a final newline is
+ * not part of it) and keeps its SHA-256. -EINVAL with a message for an
+ * empty token or one with spaces or control characters. */
+int serve_token_load(const char *file, uint8_t sha256[32]);
+struct MHD_Connection;
+/* 0 if the request carries the token (Authorization: Bearer TOKEN, or
+ * Basic with TOKEN as the password), MHD_HTTP_UNAUTHORIZED (401) if it
+ * carries none, MHD_HTTP_FORBIDDEN (403) if another. */
+unsigned serve_auth_check(const struct server *s, struct MHD_Connection *c);
 
 /* --- serve_http.c --- */
 

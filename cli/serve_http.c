@@ -16,7 +16,10 @@
 #include <string.h>
 
 #define NAR_HASH_CHARS 52 /* nix32 of 32 bytes */
-#define NAR_BLOCK      (64u << 10)
+#define AUTH_NEEDED                                                                                \
+	"uploads need the upload token (Authorization: Bearer TOKEN, or Basic with TOKEN as "      \
+	"the password)\n"
+#define NAR_BLOCK (64u << 10)
 
 enum req_kind { REQ_PLAIN, REQ_NAR_PUT, REQ_NARINFO_PUT };
 
@@ -24,6 +27,7 @@ enum req_kind { REQ_PLAIN, REQ_NAR_PUT, REQ_NARINFO_PUT };
 struct request {
 	enum req_kind kind;
 	struct serve_nar_upload *up;	       /* REQ_NAR_PUT, until finished */
+	struct serve_upload file;	       /* REQ_NAR_PUT: the file announced */
 	uint8_t digest[STORE_PATH_DIGEST_LEN]; /* REQ_NARINFO_PUT: from the URL */
 	char *body;			       /* REQ_NARINFO_PUT */
 	size_t len, cap;
@@ -127,6 +131,26 @@ static bool parse_nar_url(const char *url, uint8_t sha256[32], const char **ext)
 		return false;
 	*ext = url + 5 + NAR_HASH_CHARS + 4;
 	return nixbase32_decode(url + 5, NAR_HASH_CHARS, sha256, 32) == 0;
+}
+
+/* The compression a NAR file's extension names ("" for none, as Nix
+ * names them: nix.md §3.1); false for any other. */
+static bool ext_compression(const char *ext, enum nar_compression *out)
+{
+	static const struct {
+		const char *ext;
+		enum nar_compression c;
+	} known[] = {{"", NAR_COMP_NONE},
+		     {".xz", NAR_COMP_XZ},
+		     {".zst", NAR_COMP_ZSTD},
+		     {".bz2", NAR_COMP_BZIP2}};
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(ext, known[i].ext)) {
+			*out = known[i].c;
+			return true;
+		}
+	return false;
 }
 
 /* --- GET and HEAD --- */
@@ -290,17 +314,29 @@ static int find_nar(struct server *s, const uint8_t sha256[32], struct path_info
 	return 0;
 }
 
+/* HEAD of a file uploaded and not yet registered, so that Nix does not
+ * upload it again (nix.md §3.5); a compressed one exists only so. */
+static enum MHD_Result head_upload(struct server *s, struct MHD_Connection *c, const char *method,
+				   const char *url, const uint8_t file_sha256[32], const char *ext)
+{
+	uint8_t target[CASTORE_MAX_TARGET_LEN];
+	enum nar_compression comp = NAR_COMP_NONE;
+	struct serve_upload up;
+
+	if (ext_compression(ext, &comp) &&
+	    serve_uploads_get(&s->up, file_sha256, &up, target) == 0 && up.comp == comp)
+		return send_head(c, method, url, "application/x-nix-nar", up.file_size);
+	return send_error(c, method, url, MHD_HTTP_NOT_FOUND, "no such NAR");
+}
+
 static enum MHD_Result get_nar(struct server *s, struct MHD_Connection *c, const char *method,
 			       const char *url, const uint8_t sha256[32], bool head)
 {
-	uint8_t target[CASTORE_MAX_TARGET_LEN];
 	struct path_info *pi;
-	struct node root;
-	uint64_t size;
 	int rc = find_nar(s, sha256, &pi);
 
-	if (rc == -ENOENT && head && serve_uploads_get(&s->up, sha256, &root, target, &size) == 0)
-		return send_head(c, method, url, "application/x-nix-nar", size);
+	if (rc == -ENOENT && head)
+		return head_upload(s, c, method, url, sha256, "");
 	if (rc == -ENOENT)
 		return send_error(c, method, url, MHD_HTTP_NOT_FOUND, "no such NAR");
 	if (rc == 0) {
@@ -326,6 +362,8 @@ static enum MHD_Result handle_get(struct server *s, struct MHD_Connection *c, co
 		return get_narinfo(s, c, method, url, digest);
 	if (parse_nar_url(url, sha256, &ext) && !*ext)
 		return get_nar(s, c, method, url, sha256, head);
+	if (parse_nar_url(url, sha256, &ext) && head)
+		return head_upload(s, c, method, url, sha256, ext);
 	if (!strcmp(url, "/")) {
 		static const char hello[] = "storefs binary cache\n";
 
@@ -350,10 +388,9 @@ static int content_length(struct MHD_Connection *c, uint64_t *out)
 }
 
 static enum MHD_Result put_nar_begin(struct server *s, struct MHD_Connection *c, const char *method,
-				     const char *url, const uint8_t sha256[32], uint64_t len,
-				     void **con_cls)
+				     const char *url, const uint8_t sha256[32],
+				     enum nar_compression comp, uint64_t len, void **con_cls)
 {
-	struct nar_summary expect = {.size = len};
 	struct request *rq = calloc(1, sizeof(*rq));
 	int rc = rq ? 0 : -ENOMEM;
 
@@ -363,9 +400,12 @@ static enum MHD_Result put_nar_begin(struct server *s, struct MHD_Connection *c,
 				  "the NAR is larger than --max-upload (%" PRIu64 " bytes)",
 				  s->max_upload);
 	}
-	memcpy(expect.sha256, sha256, 32);
-	if (rc == 0)
-		rc = serve_nar_upload_start(s, &expect, &rq->up);
+	if (rc == 0) {
+		memcpy(rq->file.file_sha256, sha256, 32);
+		rq->file.comp = comp;
+		rq->file.file_size = len;
+		rc = serve_nar_upload_start(s, &rq->file, &rq->up);
+	}
 	if (rc < 0) {
 		free(rq);
 		return send_error(c, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -403,6 +443,7 @@ static enum MHD_Result handle_put(struct server *s, struct MHD_Connection *c, co
 				  const char *url, void **con_cls)
 {
 	uint8_t digest[STORE_PATH_DIGEST_LEN], sha256[32];
+	enum nar_compression comp = NAR_COMP_NONE;
 	const char *ext = "";
 	bool is_nar = parse_nar_url(url, sha256, &ext);
 	bool is_narinfo = !is_nar && parse_narinfo_url(url, digest);
@@ -411,12 +452,12 @@ static enum MHD_Result handle_put(struct server *s, struct MHD_Connection *c, co
 
 	if (!is_nar && !is_narinfo)
 		return send_error(c, method, url, MHD_HTTP_NOT_FOUND,
-				  "uploads go to /nar/<nix32 NAR hash>.nar and /<hash>.narinfo");
-	if (*ext)
+				  "uploads go to /nar/<nix32 file hash>.nar[.xz|.zst|.bz2] and "
+				  "/<hash>.narinfo");
+	if (is_nar && !ext_compression(ext, &comp))
 		return send_error(c, method, url, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-				  "compressed NARs ('.nar%s') are not supported: only "
-				  "compression=none is, e.g. nix copy --to "
-				  "'http://HOST:PORT?compression=none'",
+				  "NAR files '.nar%s' are not supported: only '.nar' (none), "
+				  "'.nar.xz', '.nar.zst' and '.nar.bz2' are",
 				  ext);
 	rc = content_length(c, &len);
 	if (rc == -ENOENT)
@@ -425,7 +466,7 @@ static enum MHD_Result handle_put(struct server *s, struct MHD_Connection *c, co
 	if (rc < 0)
 		return send_error(c, method, url, MHD_HTTP_BAD_REQUEST, "bad Content-Length");
 	if (is_nar)
-		return put_nar_begin(s, c, method, url, sha256, len, con_cls);
+		return put_nar_begin(s, c, method, url, sha256, comp, len, con_cls);
 	return put_narinfo_begin(c, method, url, digest, len, con_cls);
 }
 
@@ -441,42 +482,78 @@ static enum MHD_Result put_nar_end(struct server *s, struct MHD_Connection *c, c
 	rc = serve_nar_upload_finish(rq->up, l, msg, sizeof(msg));
 	rq->up = NULL;
 	if (rc == 0) {
-		rc = serve_uploads_put(&s->up, l);
+		rc = serve_uploads_put(&s->up, &rq->file, l);
 		snprintf(msg, sizeof(msg), "%s", strerror(-rc));
 	}
 	free(l);
 	if (rc == -EINVAL || rc == -EIO)
 		return send_error(c, method, url, MHD_HTTP_BAD_REQUEST, "%s", msg);
+	if (rc == -EFBIG)
+		return send_error(c, method, url, MHD_HTTP_CONTENT_TOO_LARGE, "%s", msg);
 	if (rc < 0)
 		return send_error(c, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", msg);
 	return send_text(c, method, url, MHD_HTTP_OK, "text/plain", "", 0);
 }
 
-/* The root node of the NAR a narinfo names: uploaded, or already stored. */
+/* The upload a narinfo names: by its URL ("nar/<file hash>.nar<ext>", as
+ * Nix writes it), else an uncompressed one by its NarHash. */
+static int narinfo_upload(struct server *s, const struct narinfo *ni, struct serve_upload *up,
+			  uint8_t target[CASTORE_MAX_TARGET_LEN])
+{
+	enum nar_compression comp = NAR_COMP_NONE, label;
+	char url[8 + NAR_HASH_CHARS + 16];
+	const char *ext = "";
+	uint8_t file[32];
+	int rc;
+
+	if (snprintf(url, sizeof(url), "/%s", ni->url) < (int)sizeof(url) &&
+	    parse_nar_url(url, file, &ext) && ext_compression(ext, &comp))
+		rc = serve_uploads_get(&s->up, file, up, target);
+	else
+		rc = serve_uploads_get(&s->up, ni->nar_sha256, up, target);
+	if (rc < 0)
+		return rc;
+	rc = nar_compression_parse(ni->compression, &label);
+	if (rc == 0 && (label != up->comp || comp != up->comp))
+		rc =
+		    sf_err(-EINVAL, "the narinfo says Compression '%s', the NAR was uploaded as %s",
+			   ni->compression, nar_compression_name(up->comp));
+	return rc;
+}
+
+/* The root node of the NAR a narinfo names: uploaded (and then NarHash and
+ * NarSize must be those of the uploaded NAR), or already stored. */
 static int narinfo_root(struct server *s, const struct narinfo *ni, struct node *root,
 			uint8_t target[CASTORE_MAX_TARGET_LEN])
 {
-	char hash[CLI_NAR_HASH_TEXT_LEN];
+	char hash[CLI_NAR_HASH_TEXT_LEN], got[CLI_NAR_HASH_TEXT_LEN];
+	struct serve_upload up;
 	struct path_info *pi;
-	uint64_t size;
-	int rc = serve_uploads_get(&s->up, ni->nar_sha256, root, target, &size);
+	int rc = narinfo_upload(s, ni, &up, target);
 
-	if (rc == -ENOENT && find_nar(s, ni->nar_sha256, &pi) == 0) {
+	cli_nar_hash_text(ni->nar_sha256, hash);
+	if (rc == 0 && memcmp(up.sha256, ni->nar_sha256, 32)) {
+		cli_nar_hash_text(up.sha256, got);
+		return sf_err(-EINVAL, "the narinfo's NarHash %s is not the uploaded NAR's (%s)",
+			      hash, got);
+	}
+	if (rc == 0) {
+		*root = up.root;
+	} else if (rc == -ENOENT && find_nar(s, ni->nar_sha256, &pi) == 0) {
 		*root = pi->root;
 		if (root->kind == NODE_SYMLINK) {
 			memcpy(target, pi->root.target, pi->root.target_len);
 			root->target = target;
 		}
-		size = pi->nar_size;
+		up.nar_size = pi->nar_size;
 		path_info_free(pi);
 		rc = 0;
 	}
-	cli_nar_hash_text(ni->nar_sha256, hash);
 	if (rc == -ENOENT)
 		return sf_err(-EINVAL, "NAR '%s' has not been uploaded", hash);
-	if (rc == 0 && size != ni->nar_size)
+	if (rc == 0 && up.nar_size != ni->nar_size)
 		return sf_err(-EINVAL, "NAR '%s' has %" PRIu64 " bytes, the narinfo says %" PRIu64,
-			      hash, size, ni->nar_size);
+			      hash, up.nar_size, ni->nar_size);
 	return rc;
 }
 
@@ -493,9 +570,6 @@ static int narinfo_register(struct server *s, const struct request *rq)
 	if (memcmp(ni->path.digest, rq->digest, STORE_PATH_DIGEST_LEN))
 		rc = sf_err(-EINVAL, "the narinfo's StorePath '%s' does not match the URL",
 			    ni->path.name);
-	else if (strcmp(ni->compression, "none"))
-		rc = sf_err(-EINVAL, "Compression '%s' is not supported, only 'none'",
-			    ni->compression);
 	if (rc == 0)
 		rc = narinfo_root(s, ni, &root, target);
 	if (rc == 0)
@@ -518,8 +592,11 @@ static enum MHD_Result put_narinfo_end(struct server *s, struct MHD_Connection *
 		return send_error(c, method, url, MHD_HTTP_BAD_REQUEST,
 				  "the body does not match its Content-Length");
 	rc = narinfo_register(s, rq);
-	if (rc == -EINVAL || rc == -ENOENT)
+	/* A lie (a CA or NarHash that does not fit) is the client's fault. */
+	if (rc == -EINVAL || rc == -ENOENT || rc == -EIO)
 		return send_error(c, method, url, MHD_HTTP_BAD_REQUEST, "%s", sf_errmsg(rc));
+	if (rc == -EEXIST)
+		return send_error(c, method, url, MHD_HTTP_CONFLICT, "%s", sf_errmsg(rc));
 	if (rc < 0)
 		return send_error(c, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s",
 				  sf_errmsg(rc));
@@ -556,6 +633,36 @@ static enum MHD_Result handle_plain(struct server *s, struct MHD_Connection *c, 
 			  method);
 }
 
+/* docs/trust.md "Uploads": read-only unless --allow-uploads, and then
+ * only with the token; decided before any of the body is read. */
+static enum MHD_Result put_allowed(struct server *s, struct MHD_Connection *c, const char *method,
+				   const char *url, void **con_cls)
+{
+	struct MHD_Response *r;
+	unsigned status;
+
+	if (!s->uploads)
+		return send_error(c, method, url, MHD_HTTP_FORBIDDEN,
+				  "uploads are disabled (storefs serve --allow-uploads "
+				  "--upload-token-file FILE enables them)");
+	status = serve_auth_check(s, c);
+	if (status == MHD_HTTP_FORBIDDEN)
+		return send_error(c, method, url, status, "wrong upload token");
+	if (status == 0)
+		return handle_put(s, c, method, url, con_cls);
+	/* The challenge makes curl (Nix) send the netrc credentials. */
+	r = MHD_create_response_from_buffer(sizeof(AUTH_NEEDED) - 1, (void *)AUTH_NEEDED,
+					    MHD_RESPMEM_PERSISTENT);
+	if (r &&
+	    (MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+				     "Basic realm=\"storefs\"") != MHD_YES ||
+	     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain") != MHD_YES)) {
+		MHD_destroy_response(r);
+		r = NULL;
+	}
+	return queue(c, method, url, MHD_HTTP_UNAUTHORIZED, r, sizeof(AUTH_NEEDED) - 1);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *data,
 			      size_t *size, void **con_cls)
@@ -567,11 +674,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return handle_plain(s, c, method, url);
 	if (rq)
 		return handle_body(s, c, method, url, rq, data, size);
-	if (!strcmp(method, MHD_HTTP_METHOD_PUT) && s->readonly)
-		return send_error(c, method, url, MHD_HTTP_FORBIDDEN,
-				  "uploads are disabled (--readonly)");
 	if (!strcmp(method, MHD_HTTP_METHOD_PUT))
-		return handle_put(s, c, method, url, con_cls);
+		return put_allowed(s, c, method, url, con_cls);
 	/* Answering on the first call, before MHD has seen that there is no
 	 * body, would cost the connection its keep-alive. */
 	rq = calloc(1, sizeof(*rq));

@@ -116,8 +116,8 @@ void serve_uploads_release(struct serve_uploads *u)
 	pthread_mutex_destroy(&u->lock);
 }
 
-/* The slot for `sha256`, else a free or the least recently used one. */
-static struct serve_upload *uploads_slot(struct serve_uploads *u, const uint8_t sha256[32],
+/* The slot for `file_sha256`, else a free or the least recently used one. */
+static struct serve_upload *uploads_slot(struct serve_uploads *u, const uint8_t file_sha256[32],
 					 bool *found)
 {
 	struct serve_upload *victim = &u->slot[0];
@@ -125,7 +125,7 @@ static struct serve_upload *uploads_slot(struct serve_uploads *u, const uint8_t 
 	for (size_t i = 0; i < SERVE_UPLOADS_MAX; i++) {
 		struct serve_upload *e = &u->slot[i];
 
-		if (e->stamp && !memcmp(e->sha256, sha256, 32)) {
+		if (e->stamp && !memcmp(e->file_sha256, file_sha256, 32)) {
 			*found = true;
 			return e;
 		}
@@ -136,7 +136,8 @@ static struct serve_upload *uploads_slot(struct serve_uploads *u, const uint8_t 
 	return victim;
 }
 
-int serve_uploads_put(struct serve_uploads *u, const struct nar_loaded *l)
+int serve_uploads_put(struct serve_uploads *u, const struct serve_upload *f,
+		      const struct nar_loaded *l)
 {
 	uint8_t *target = NULL;
 	struct serve_upload *e;
@@ -149,8 +150,11 @@ int serve_uploads_put(struct serve_uploads *u, const struct nar_loaded *l)
 		memcpy(target, l->root.target, l->root.target_len);
 	}
 	pthread_mutex_lock(&u->lock);
-	e = uploads_slot(u, l->sum.sha256, &found);
+	e = uploads_slot(u, f->file_sha256, &found);
 	free(e->target);
+	memcpy(e->file_sha256, f->file_sha256, 32);
+	e->comp = f->comp;
+	e->file_size = f->file_size;
 	memcpy(e->sha256, l->sum.sha256, 32);
 	e->nar_size = l->sum.size;
 	e->root = l->root;
@@ -163,21 +167,21 @@ int serve_uploads_put(struct serve_uploads *u, const struct nar_loaded *l)
 	return 0;
 }
 
-int serve_uploads_get(struct serve_uploads *u, const uint8_t sha256[32], struct node *root,
-		      uint8_t target[CASTORE_MAX_TARGET_LEN], uint64_t *nar_size)
+int serve_uploads_get(struct serve_uploads *u, const uint8_t file_sha256[32],
+		      struct serve_upload *out, uint8_t target[CASTORE_MAX_TARGET_LEN])
 {
 	struct serve_upload *e;
 	bool found;
 
 	pthread_mutex_lock(&u->lock);
-	e = uploads_slot(u, sha256, &found);
+	e = uploads_slot(u, file_sha256, &found);
 	if (found) {
-		*root = e->root;
+		*out = *e;
+		out->target = NULL;
 		if (e->target) {
 			memcpy(target, e->target, e->root.target_len);
-			root->target = target;
+			out->root.target = target;
 		}
-		*nar_size = e->nar_size;
 		e->stamp = ++u->clock;
 	}
 	pthread_mutex_unlock(&u->lock);

@@ -7,6 +7,8 @@
 #include "common/err.h"
 #include "common/io.h"
 #include "common/log.h"
+#include "cli/cli.h"
+#include "store/nix_hash.h"
 
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -176,19 +178,90 @@ void serve_nar_stream_free(void *cls)
 
 struct serve_nar_upload {
 	struct server *s;
-	struct nar_summary expect;
+	struct serve_upload file; /* as announced: URL hash, compression, size */
 	int rfd, wfd;
 	pthread_t thread;
 	int rc;
 	char msg[256];
 	struct nar_loaded loaded;
+	/* The worker's reading: the file's bytes are hashed and counted, then
+	 * decompressed, and the NAR's bytes counted. */
+	struct nix_hasher *file_hash; /* compressed files only */
+	uint64_t file_bytes, nar_bytes;
+	struct nar_decomp *dc;
 };
+
+/* A nar_read_fn over the pipe: the uploaded file's bytes. */
+static int file_read(void *ctx, void *buf, size_t len, size_t *n)
+{
+	struct serve_nar_upload *u = ctx;
+	ssize_t got = read_retry(u->rfd, buf, len);
+
+	if (got < 0)
+		return sf_err_sys((int)-got, "cannot read the upload");
+	*n = (size_t)got;
+	u->file_bytes += *n;
+	return u->file_hash ? nix_hasher_update(u->file_hash, buf, *n) : 0;
+}
+
+/* A nar_read_fn over the decompressor, refusing NARs over --max-upload. */
+static int nar_read(void *ctx, void *buf, size_t len, size_t *n)
+{
+	struct serve_nar_upload *u = ctx;
+	int rc = nar_decomp_read(u->dc, buf, len, n);
+
+	if (rc < 0)
+		return rc;
+	u->nar_bytes += *n;
+	if (u->nar_bytes > u->s->max_upload)
+		return sf_err(-EFBIG, "the NAR is larger than --max-upload (%llu bytes)",
+			      (unsigned long long)u->s->max_upload);
+	return 0;
+}
+
+/* The file's hash must be the one its URL names. */
+static int file_hash_check(struct serve_nar_upload *u)
+{
+	char want[CLI_NAR_HASH_TEXT_LEN], got[CLI_NAR_HASH_TEXT_LEN];
+	uint8_t h[32], rest;
+	size_t n = 0;
+	int rc = file_read(u, &rest, 1, &n);
+
+	if (rc == 0 && n)
+		rc = sf_err(-EIO, "data follows the %s data", nar_compression_name(u->file.comp));
+	if (rc == 0)
+		rc = nix_hasher_final(u->file_hash, h);
+	if (rc < 0 || !memcmp(h, u->file.file_sha256, 32))
+		return rc;
+	cli_nar_hash_text(h, got);
+	cli_nar_hash_text(u->file.file_sha256, want);
+	return sf_err(-EIO, "file hash mismatch: the URL names %s, the body is %s", want, got);
+}
+
+static int upload_ingest(struct serve_nar_upload *u)
+{
+	struct nar_summary expect = {.size = u->file.file_size};
+	bool plain = u->file.comp == NAR_COMP_NONE;
+	int rc = plain ? 0 : nix_hasher_new(NIX_HASH_SHA256, &u->file_hash);
+
+	/* An uncompressed NAR is its own file: checked while it streams. */
+	memcpy(expect.sha256, u->file.file_sha256, 32);
+	if (rc == 0)
+		rc = nar_decomp_new(u->file.comp, file_read, u, &u->dc);
+	if (rc == 0)
+		rc = nar_load_read(u->s->st, nar_read, u, plain ? &expect : NULL, &u->loaded);
+	if (rc == 0 && !plain)
+		rc = file_hash_check(u);
+	nar_decomp_free(u->dc);
+	nix_hasher_free(u->file_hash);
+	return rc;
+}
 
 static void *upload_thread(void *arg)
 {
 	struct serve_nar_upload *u = arg;
 
-	u->rc = nar_load_fd(u->s->st, u->rfd, &u->expect, &u->loaded);
+	u->rc = upload_ingest(u);
 	if (u->rc < 0)
 		snprintf(u->msg, sizeof(u->msg), "%s", sf_errmsg(u->rc));
 	/* Later pushes fail with EPIPE instead of blocking. */
@@ -197,7 +270,7 @@ static void *upload_thread(void *arg)
 	return NULL;
 }
 
-int serve_nar_upload_start(struct server *s, const struct nar_summary *expect,
+int serve_nar_upload_start(struct server *s, const struct serve_upload *f,
 			   struct serve_nar_upload **out)
 {
 	struct serve_nar_upload *u = calloc(1, sizeof(*u));
@@ -211,7 +284,7 @@ int serve_nar_upload_start(struct server *s, const struct nar_summary *expect,
 		return rc;
 	}
 	u->s = s;
-	u->expect = *expect;
+	u->file = *f;
 	u->rfd = p[0];
 	u->wfd = p[1];
 	rc = -pthread_create(&u->thread, NULL, upload_thread, u);

@@ -6,6 +6,7 @@
 #ifndef STOREFS_BACKENDS_BC_INTERNAL_H
 #define STOREFS_BACKENDS_BC_INTERNAL_H
 
+#include "store/nar_decompress.h"
 #include "store/nar_ingest.h"
 #include "store/path_info_service.h"
 
@@ -38,22 +39,6 @@ int bc_source_read(void *source, void *buf, size_t len, size_t *n);
 uint64_t bc_source_bytes(const struct bc_source *s);
 /* Stops the transfer if it is still running and frees. NULL is a no-op. */
 void bc_source_close(struct bc_source *s);
-
-enum bc_compression { BC_COMP_NONE, BC_COMP_XZ, BC_COMP_ZSTD, BC_COMP_BZIP2 };
-
-/* Maps a narinfo Compression value: "none" and "" are none, "xz", "zstd",
- * "bzip2" (also what a missing value means). -EINVAL for anything else. */
-int bc_compression_parse(const char *label, enum bc_compression *out);
-
-/* A reader that decompresses what `src` yields, with fixed-size buffers.
- * Trailing bytes after the compressed data, corrupt data and truncation
- * are -EIO with a message; `src`'s own errors are passed up unchanged. */
-struct bc_decomp;
-
-int bc_decomp_new(enum bc_compression c, nar_read_fn src, void *src_ctx, struct bc_decomp **out);
-/* A nar_read_fn; ctx is the struct bc_decomp. */
-int bc_decomp_read(void *decomp, void *buf, size_t len, size_t *n);
-void bc_decomp_free(struct bc_decomp *d);
 
 /* As binary_cache_path_info_new() (binary_cache.h), but `local_paths`
  * stays the caller's on failure. */

@@ -203,14 +203,14 @@ static int fetch_narinfo(struct fetch *fx, const uint8_t *digest)
 static int fetch_nar(struct fetch *fx, struct node *root, uint8_t *target)
 {
 	struct nar_summary expect = {.size = fx->ni->nar_size};
-	struct bc_decomp *dc = NULL;
+	struct nar_decomp *dc = NULL;
 	struct bc_source *src = NULL;
-	enum bc_compression comp;
+	enum nar_compression comp;
 	char *url = NULL;
 	int rc;
 
 	memcpy(expect.sha256, fx->ni->nar_sha256, 32);
-	rc = bc_compression_parse(fx->ni->compression, &comp);
+	rc = nar_compression_parse(fx->ni->compression, &comp);
 	if (rc == 0)
 		rc = nar_url(fx, &url);
 	if (rc == 0) {
@@ -219,13 +219,13 @@ static int fetch_nar(struct fetch *fx, struct node *root, uint8_t *target)
 		rc = bc_source_open(url, &src);
 	}
 	if (rc == 0)
-		rc = bc_decomp_new(comp, bc_source_read, src, &dc);
+		rc = nar_decomp_new(comp, bc_source_read, src, &dc);
 	if (rc == 0)
-		rc = nar_ingest_expect(fx->s->bs, fx->s->ds, fx->s->f, bc_decomp_read, dc, &expect,
+		rc = nar_ingest_expect(fx->s->bs, fx->s->ds, fx->s->f, nar_decomp_read, dc, &expect,
 				       root, target, NULL);
 	if (rc == -ENOENT)
 		rc = sf_err(-EIO, "NAR '%s' is missing from the cache", url);
-	bc_decomp_free(dc);
+	nar_decomp_free(dc);
 	bc_source_close(src);
 	free(url);
 	return rc;

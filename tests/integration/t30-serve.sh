@@ -3,7 +3,8 @@
 # peer: a closure with references (CA and input-addressed paths) is brought
 # in from a throwaway chroot Nix store, served over HTTP on loopback, copied
 # and substituted by real Nix (which checks our signatures), and uploaded to
-# with `nix copy --to http://...?compression=none`. Also: Range requests,
+# with `nix copy --to http://...` (with the upload token from a netrc file;
+# t32 tests the authorization itself). Also: Range requests,
 # refused uploads that register nothing, a damaged path is a 500 and never
 # a short 200, clean shutdown.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -265,7 +266,8 @@ t_upload() {
 	mkdir -p "$T/ia3"
 	echo "$up" >"$T/ia3/ref"
 	ia3=$(add_ia ia3 9 "$T/ia3" "$up" "$SRC")
-	nix copy --from "$NIX_STORE_DIR" --to "$SIGNED?compression=none" "$ia3"
+	nix copy --from "$NIX_STORE_DIR" --to "$SIGNED?compression=none" \
+		--option netrc-file "$K/netrc" "$ia3"
 	for p in "$up" "$ia3"; do
 		sf nar --store "$S" "$p" | cmp - <(nix-store --dump "$(nix_phys "$p")")
 	done
@@ -281,18 +283,35 @@ t_upload() {
 	nix-store --store "$TMP/dest-up" --verify-path "$ia3"
 }
 
+# Compressed NAR files (nix copy's default xz, and zstd) are decompressed
+# and checked; a compression storefs does not read is refused; the
+# read-only server refuses every upload.
 t_upload_compressed() {
-	local p
-	mkdir -p "$T/up2" && echo xz >"$T/up2/f"
-	p=$(nix_store --add "$T/up2")
-	if nix copy --from "$NIX_STORE_DIR" --to "$SIGNED" "$p" 2>"$TMP/err"; then
-		fail "compressed upload accepted"
+	local p c
+	for c in xz zstd bzip2; do
+		mkdir -p "$T/up-$c" && echo "$c" >"$T/up-$c/f"
+		p=$(nix_store --add "$T/up-$c")
+		if [ "$c" = xz ]; then
+			nix copy --from "$NIX_STORE_DIR" --to "$SIGNED" --option netrc-file "$K/netrc" "$p"
+		else
+			nix copy --from "$NIX_STORE_DIR" --to "$SIGNED?compression=$c" \
+				--option netrc-file "$K/netrc" "$p"
+		fi
+		sf nar --store "$S" "$p" | cmp - <(nix-store --dump "$(phys "$p")")
+	done
+	grep -q "PUT /nar/.*\.nar\.xz 200" "$TMP/SIGNED.log"
+	grep -q "PUT /nar/.*\.nar\.zst 200" "$TMP/SIGNED.log"
+	mkdir -p "$T/up-gz" && echo gz >"$T/up-gz/f"
+	p=$(nix_store --add "$T/up-gz")
+	if nix copy --from "$NIX_STORE_DIR" --to "$SIGNED?compression=lz4" \
+		--option netrc-file "$K/netrc" "$p" 2>"$TMP/err"; then
+		fail "an lz4 upload was accepted"
 	fi
-	cat "$TMP/err"
-	grep -q "compression=none" "$TMP/err"
+	grep -q "PUT /nar/.*\.nar\.lz4 415" "$TMP/SIGNED.log"
 	if sf path-info --store "$S" "$p" 2>/dev/null; then fail "registered anyway"; fi
 	# The read-only server refuses every upload.
-	assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -T "$T/up2/f" \
+	assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -T "$T/up-gz/f" \
+		-H "Authorization: Bearer $(cat "$K/token")" \
 		"$UNSIGNED/nar/0000000000000000000000000000000000000000000000000000.nar")" 403
 }
 
@@ -300,15 +319,17 @@ t_upload_compressed() {
 # socket (curl cannot lie about lengths); prints the status code (000 if the
 # connection ended without a response).
 raw_put() {
-	python3 - "${SIGNED#http://}" "$@" <<'PY'
-import socket, sys
+	UPLOAD_TOKEN_FILE=$K/token python3 - "${SIGNED#http://}" "$@" <<'PY'
+import os, socket, sys
 hostport, path, body = sys.argv[1], sys.argv[2], open(sys.argv[3], 'rb').read()
 clen = int(sys.argv[4]) if len(sys.argv) > 4 else len(body)
 send = int(sys.argv[5]) if len(sys.argv) > 5 else len(body)
 host, port = hostport.rsplit(':', 1)
 s = socket.create_connection((host, int(port)))
-s.sendall(b'PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n'
-          % (path.encode(), host.encode(), clen) + body[:send])
+token = open(os.environ['UPLOAD_TOKEN_FILE']).read().strip()
+s.sendall(b'PUT %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n'
+          b'Connection: close\r\n\r\n' % (path.encode(), host.encode(), token.encode(), clen)
+          + body[:send])
 if send < clen:
     s.shutdown(socket.SHUT_WR)
 resp = b''
@@ -433,7 +454,12 @@ check "import-nix -r brings in the closure with its metadata" t_import_nix
 check "import-nix refuses missing references and unknown paths" t_import_nix_errors
 
 SIGNED_PID= UNSIGNED_PID=
-start_serve SIGNED --store "$S" --secret-key "$K/sk" --priority 30 --max-upload 100000000 ||
+# The upload token, and a netrc file that gives it to Nix (docs/trust.md).
+head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$K/token"
+printf 'machine 127.0.0.1 login nix password %s\n' "$(cat "$K/token")" >"$K/netrc"
+chmod 600 "$K/token" "$K/netrc"
+start_serve SIGNED --store "$S" --secret-key "$K/sk" --priority 30 --max-upload 100000000 \
+	--allow-uploads --upload-token-file "$K/token" ||
 	echo "not ok - signed server start"
 start_serve UNSIGNED --store "$S" --readonly || echo "not ok - unsigned server start"
 
@@ -445,7 +471,7 @@ check "nix-store -r substitutes from storefs serve" t_substitute
 check "unsigned or untrusted: Nix refuses" t_unsigned_refused
 check "NAR Range requests" t_range
 check "nix copy --to ?compression=none uploads into storefs" t_upload
-check "compressed or read-only uploads are refused" t_upload_compressed
+check "xz, zstd and bzip2 uploads are taken; lz4 and read-only ones are refused" t_upload_compressed
 check "bad uploads are refused and register nothing" t_bad_uploads
 check "a damaged path is a 500, not a short 200" t_damaged
 check "SIGTERM stops the server cleanly" t_shutdown

@@ -265,22 +265,22 @@ static int mem_read(void *ctx, void *buf, size_t len, size_t *n)
 }
 
 /* Decompresses `in` labelled `kind` through small reads into `out`. */
-static int decomp_all(enum bc_compression kind, const struct buf *in, struct buf *out)
+static int decomp_all(enum nar_compression kind, const struct buf *in, struct buf *out)
 {
 	struct mem_src src = {in->data, in->len, 0, 777};
-	struct bc_decomp *d;
+	struct nar_decomp *d;
 	uint8_t tmp[1000];
 	size_t n;
-	int rc = bc_decomp_new(kind, mem_read, &src, &d);
+	int rc = nar_decomp_new(kind, mem_read, &src, &d);
 
 	while (rc == 0) {
-		rc = bc_decomp_read(d, tmp, sizeof(tmp), &n);
+		rc = nar_decomp_read(d, tmp, sizeof(tmp), &n);
 		if (rc == 0 && n == 0)
 			break;
 		if (rc == 0)
 			buf_add(out, tmp, n);
 	}
-	bc_decomp_free(d);
+	nar_decomp_free(d);
 	return rc;
 }
 
@@ -298,7 +298,7 @@ static struct buf sample_data(size_t len)
 	return b;
 }
 
-static void check_decomp_kind(const char *label, enum bc_compression kind)
+static void check_decomp_kind(const char *label, enum nar_compression kind)
 {
 	struct buf data = sample_data(300000), packed = compress_buf(label, &data), out = {0};
 	struct buf cut = packed, extra = {0};
@@ -308,7 +308,7 @@ static void check_decomp_kind(const char *label, enum bc_compression kind)
 	CHECK_EQ(out.len, data.len);
 	CHECK_MEM(out.data, data.data, data.len);
 	free(out.data), out = (struct buf){0};
-	if (kind != BC_COMP_NONE) {
+	if (kind != NAR_COMP_NONE) {
 		cut.len = packed.len - 10;
 		CHECK_ERR(decomp_all(kind, &cut, &out), -EIO);
 		free(out.data), out = (struct buf){0};
@@ -327,19 +327,19 @@ static void check_decomp_kind(const char *label, enum bc_compression kind)
 
 TEST(bc_decompress_round_trips)
 {
-	check_decomp_kind("none", BC_COMP_NONE);
-	check_decomp_kind("xz", BC_COMP_XZ);
-	check_decomp_kind("zstd", BC_COMP_ZSTD);
-	check_decomp_kind("bzip2", BC_COMP_BZIP2);
+	check_decomp_kind("none", NAR_COMP_NONE);
+	check_decomp_kind("xz", NAR_COMP_XZ);
+	check_decomp_kind("zstd", NAR_COMP_ZSTD);
+	check_decomp_kind("bzip2", NAR_COMP_BZIP2);
 }
 
 TEST(bc_decompress_rejects_wrong_label)
 {
 	struct buf data = sample_data(5000), xz = compress_buf("xz", &data), out = {0};
 
-	CHECK_ERR(decomp_all(BC_COMP_ZSTD, &xz, &out), -EIO);
-	CHECK_ERR(decomp_all(BC_COMP_BZIP2, &xz, &out), -EIO);
-	CHECK_ERR(decomp_all(BC_COMP_XZ, &data, &out), -EIO);
+	CHECK_ERR(decomp_all(NAR_COMP_ZSTD, &xz, &out), -EIO);
+	CHECK_ERR(decomp_all(NAR_COMP_BZIP2, &xz, &out), -EIO);
+	CHECK_ERR(decomp_all(NAR_COMP_XZ, &data, &out), -EIO);
 	free(out.data);
 	free(data.data);
 	free(xz.data);
@@ -349,7 +349,7 @@ TEST(bc_decompress_concatenated_streams)
 {
 	struct buf a = sample_data(4000), b = sample_data(9000), both = {0}, out = {0};
 	const char *kinds[] = {"xz", "zstd", "bzip2"};
-	enum bc_compression ids[] = {BC_COMP_XZ, BC_COMP_ZSTD, BC_COMP_BZIP2};
+	enum nar_compression ids[] = {NAR_COMP_XZ, NAR_COMP_ZSTD, NAR_COMP_BZIP2};
 
 	for (int i = 0; i < 3; i++) {
 		struct buf pa = compress_buf(kinds[i], &a), pb = compress_buf(kinds[i], &b);
@@ -368,16 +368,16 @@ TEST(bc_decompress_concatenated_streams)
 
 TEST(bc_compression_labels)
 {
-	enum bc_compression c;
+	enum nar_compression c;
 
-	CHECK_OK(bc_compression_parse(NULL, &c));
-	CHECK_EQ(c, BC_COMP_BZIP2);
-	CHECK_OK(bc_compression_parse("", &c));
-	CHECK_EQ(c, BC_COMP_NONE);
-	CHECK_OK(bc_compression_parse("zstd", &c));
-	CHECK_EQ(c, BC_COMP_ZSTD);
-	CHECK_ERR(bc_compression_parse("gzip", &c), -EINVAL);
-	CHECK_ERR(bc_compression_parse("XZ", &c), -EINVAL);
+	CHECK_OK(nar_compression_parse(NULL, &c));
+	CHECK_EQ(c, NAR_COMP_BZIP2);
+	CHECK_OK(nar_compression_parse("", &c));
+	CHECK_EQ(c, NAR_COMP_NONE);
+	CHECK_OK(nar_compression_parse("zstd", &c));
+	CHECK_EQ(c, NAR_COMP_ZSTD);
+	CHECK_ERR(nar_compression_parse("gzip", &c), -EINVAL);
+	CHECK_ERR(nar_compression_parse("XZ", &c), -EINVAL);
 }
 
 /* --- transport --- */

@@ -1,6 +1,6 @@
-/* bc_decompress.c - streaming decompression of cache NAR files (xz, zstd,
- * bzip2 or none) with fixed buffers, as a nar_read_fn. */
-#include "backends/binary_cache/bc_internal.h"
+/* nar_decompress.c - streaming decompression of binary cache NAR files
+ * (xz, zstd, bzip2 or none) with fixed buffers, as a nar_read_fn. */
+#include "store/nar_decompress.h"
 
 #include "common/err.h"
 
@@ -16,8 +16,8 @@
  * would need absurd amounts of memory. */
 #define XZ_MEMLIMIT (256ULL * 1024 * 1024)
 
-struct bc_decomp {
-	enum bc_compression kind;
+struct nar_decomp {
+	enum nar_compression kind;
 	nar_read_fn src;
 	void *src_ctx;
 	uint8_t *in;
@@ -31,16 +31,16 @@ struct bc_decomp {
 	bool bz_live;
 };
 
-int bc_compression_parse(const char *label, enum bc_compression *out)
+int nar_compression_parse(const char *label, enum nar_compression *out)
 {
 	if (!label || !strcmp(label, "bzip2"))
-		*out = BC_COMP_BZIP2;
+		*out = NAR_COMP_BZIP2;
 	else if (!*label || !strcmp(label, "none"))
-		*out = BC_COMP_NONE;
+		*out = NAR_COMP_NONE;
 	else if (!strcmp(label, "xz"))
-		*out = BC_COMP_XZ;
+		*out = NAR_COMP_XZ;
 	else if (!strcmp(label, "zstd"))
-		*out = BC_COMP_ZSTD;
+		*out = NAR_COMP_ZSTD;
 	else
 		return sf_err(-EINVAL,
 			      "unsupported compression '%s' (storefs reads none, xz, "
@@ -49,14 +49,14 @@ int bc_compression_parse(const char *label, enum bc_compression *out)
 	return 0;
 }
 
-static const char *kind_name(enum bc_compression c)
+const char *nar_compression_name(enum nar_compression c)
 {
 	switch (c) {
-	case BC_COMP_XZ:
+	case NAR_COMP_XZ:
 		return "xz";
-	case BC_COMP_ZSTD:
+	case NAR_COMP_ZSTD:
 		return "zstd";
-	case BC_COMP_BZIP2:
+	case NAR_COMP_BZIP2:
 		return "bzip2";
 	default:
 		return "none";
@@ -64,7 +64,7 @@ static const char *kind_name(enum bc_compression c)
 }
 
 /* Refills the input buffer once it is used up; sets in_eof at the end. */
-static int fill(struct bc_decomp *d)
+static int fill(struct nar_decomp *d)
 {
 	size_t n = 0;
 	int rc;
@@ -79,19 +79,19 @@ static int fill(struct bc_decomp *d)
 	return 0;
 }
 
-static int truncated(const struct bc_decomp *d)
+static int truncated(const struct nar_decomp *d)
 {
-	return sf_err(-EIO, "%s data is truncated", kind_name(d->kind));
+	return sf_err(-EIO, "%s data is truncated", nar_compression_name(d->kind));
 }
 
-static int corrupt(const struct bc_decomp *d, const char *why)
+static int corrupt(const struct nar_decomp *d, const char *why)
 {
-	return sf_err(-EIO, "%s data is corrupt: %s", kind_name(d->kind), why);
+	return sf_err(-EIO, "%s data is corrupt: %s", nar_compression_name(d->kind), why);
 }
 
 /* --- xz --- */
 
-static int xz_init(struct bc_decomp *d)
+static int xz_init(struct nar_decomp *d)
 {
 	lzma_stream init = LZMA_STREAM_INIT;
 
@@ -101,7 +101,7 @@ static int xz_init(struct bc_decomp *d)
 	return 0;
 }
 
-static int xz_step(struct bc_decomp *d, uint8_t *buf, size_t len, size_t *n)
+static int xz_step(struct nar_decomp *d, uint8_t *buf, size_t len, size_t *n)
 {
 	lzma_ret r;
 
@@ -125,7 +125,7 @@ static int xz_step(struct bc_decomp *d, uint8_t *buf, size_t len, size_t *n)
 
 /* --- zstd --- */
 
-static int zstd_step(struct bc_decomp *d, uint8_t *buf, size_t len, size_t *n)
+static int zstd_step(struct nar_decomp *d, uint8_t *buf, size_t len, size_t *n)
 {
 	ZSTD_inBuffer in = {d->in + d->in_pos, d->in_len - d->in_pos, 0};
 	ZSTD_outBuffer out = {buf, len, 0};
@@ -150,7 +150,7 @@ static int zstd_step(struct bc_decomp *d, uint8_t *buf, size_t len, size_t *n)
 
 /* --- bzip2 --- */
 
-static int bz_init(struct bc_decomp *d)
+static int bz_init(struct nar_decomp *d)
 {
 	memset(&d->bz, 0, sizeof(d->bz));
 	if (BZ2_bzDecompressInit(&d->bz, 0, 0) != BZ_OK)
@@ -160,7 +160,7 @@ static int bz_init(struct bc_decomp *d)
 	return 0;
 }
 
-static int bz_step(struct bc_decomp *d, uint8_t *buf, size_t len, size_t *n)
+static int bz_step(struct nar_decomp *d, uint8_t *buf, size_t len, size_t *n)
 {
 	int r;
 
@@ -195,27 +195,27 @@ static int bz_step(struct bc_decomp *d, uint8_t *buf, size_t len, size_t *n)
 
 /* --- the reader --- */
 
-static int step(struct bc_decomp *d, uint8_t *buf, size_t len, size_t *n)
+static int step(struct nar_decomp *d, uint8_t *buf, size_t len, size_t *n)
 {
 	switch (d->kind) {
-	case BC_COMP_XZ:
+	case NAR_COMP_XZ:
 		return xz_step(d, buf, len, n);
-	case BC_COMP_ZSTD:
+	case NAR_COMP_ZSTD:
 		return zstd_step(d, buf, len, n);
-	case BC_COMP_BZIP2:
+	case NAR_COMP_BZIP2:
 		return bz_step(d, buf, len, n);
 	default:
 		return -EINVAL;
 	}
 }
 
-int bc_decomp_read(void *decomp, void *buf, size_t len, size_t *n)
+int nar_decomp_read(void *decomp, void *buf, size_t len, size_t *n)
 {
-	struct bc_decomp *d = decomp;
+	struct nar_decomp *d = decomp;
 	size_t got = 0;
 	int rc;
 
-	if (d->kind == BC_COMP_NONE)
+	if (d->kind == NAR_COMP_NONE)
 		return d->src(d->src_ctx, buf, len, n);
 	while (got == 0 && !d->done && len > 0) {
 		rc = fill(d);
@@ -236,35 +236,35 @@ int bc_decomp_read(void *decomp, void *buf, size_t len, size_t *n)
 	return 0;
 }
 
-int bc_decomp_new(enum bc_compression c, nar_read_fn src, void *src_ctx, struct bc_decomp **out)
+int nar_decomp_new(enum nar_compression c, nar_read_fn src, void *src_ctx, struct nar_decomp **out)
 {
-	struct bc_decomp *d = calloc(1, sizeof(*d));
+	struct nar_decomp *d = calloc(1, sizeof(*d));
 	int rc = 0;
 
 	if (!d)
 		return -ENOMEM;
 	d->kind = c, d->src = src, d->src_ctx = src_ctx;
-	if (c != BC_COMP_NONE && !(d->in = malloc(IN_BUF_SIZE)))
+	if (c != NAR_COMP_NONE && !(d->in = malloc(IN_BUF_SIZE)))
 		rc = -ENOMEM;
-	if (rc == 0 && c == BC_COMP_XZ)
+	if (rc == 0 && c == NAR_COMP_XZ)
 		rc = xz_init(d);
-	if (rc == 0 && c == BC_COMP_ZSTD && !(d->zstd = ZSTD_createDCtx()))
+	if (rc == 0 && c == NAR_COMP_ZSTD && !(d->zstd = ZSTD_createDCtx()))
 		rc = -ENOMEM;
-	if (rc == 0 && c == BC_COMP_BZIP2)
+	if (rc == 0 && c == NAR_COMP_BZIP2)
 		rc = bz_init(d);
 	if (rc < 0) {
-		bc_decomp_free(d);
+		nar_decomp_free(d);
 		return rc;
 	}
 	*out = d;
 	return 0;
 }
 
-void bc_decomp_free(struct bc_decomp *d)
+void nar_decomp_free(struct nar_decomp *d)
 {
 	if (!d)
 		return;
-	if (d->kind == BC_COMP_XZ)
+	if (d->kind == NAR_COMP_XZ)
 		lzma_end(&d->xz);
 	ZSTD_freeDCtx(d->zstd);
 	if (d->bz_live)

@@ -1,0 +1,109 @@
+/* serve_auth.c - who may upload to `storefs serve` (docs/trust.md "Uploads"):
+ * the secret of --upload-token-file, sent as a Bearer token or as the
+ * password of HTTP Basic auth (what Nix's curl sends from a netrc file). */
+#include "cli/serve.h"
+
+#include "common/encoding.h"
+#include "common/err.h"
+#include "store/nix_hash.h"
+
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TOKEN_FILE_MAX 4096
+/* Longest Authorization header value considered (a Basic header holds the
+ * base64 of "user:token"). */
+#define AUTH_HEADER_MAX (2 * TOKEN_FILE_MAX)
+
+static int token_check(const char *file, const char *t, size_t len)
+{
+	if (len == 0)
+		return sf_err(-EINVAL, "upload token file '%s' is empty", file);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)t[i] <= ' ' || t[i] == 0x7f)
+			return sf_err(-EINVAL,
+				      "upload token in '%s' holds a space or control character",
+				      file);
+	return 0;
+}
+
+int serve_token_load(const char *file, uint8_t sha256[32])
+{
+	char buf[TOKEN_FILE_MAX + 1];
+	struct stat sb;
+	ssize_t n = -1;
+	size_t len;
+	int fd = open(file, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return sf_err_sys(errno, "cannot open upload token file '%s'", file);
+	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
+		n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 0 || n > TOKEN_FILE_MAX)
+		return sf_err(-EINVAL,
+			      "upload token file '%s' is not a regular file of at most %d "
+			      "bytes",
+			      file, TOKEN_FILE_MAX);
+	len = (size_t)n;
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	rc = token_check(file, buf, len);
+	if (rc == 0)
+		rc = nix_hash_buf(NIX_HASH_SHA256, buf, len, sha256);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return rc;
+}
+
+/* Compares digests, so neither the time nor the lengths compared depend on
+ * the secret (CRYPTO_memcmp is constant-time for equal lengths). */
+static bool token_matches(const struct server *s, const char *given, size_t len)
+{
+	uint8_t h[32];
+	bool ok = nix_hash_buf(NIX_HASH_SHA256, given, len, h) == 0 &&
+		  CRYPTO_memcmp(h, s->token_sha256, 32) == 0;
+
+	OPENSSL_cleanse(h, sizeof(h));
+	return ok;
+}
+
+/* "Basic base64(user:password)": the password must be the token. */
+static bool basic_matches(const struct server *s, const char *b64)
+{
+	uint8_t raw[AUTH_HEADER_MAX];
+	size_t n = 0;
+	char *colon;
+	bool ok;
+
+	if (base64_decode(b64, strlen(b64), raw, sizeof(raw) - 1, &n, BASE64_STD) < 0) {
+		sf_err_clear();
+		return false;
+	}
+	raw[n] = '\0';
+	colon = memchr(raw, ':', n);
+	ok = colon && token_matches(s, colon + 1, n - (size_t)(colon + 1 - (char *)raw));
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return ok;
+}
+
+unsigned serve_auth_check(const struct server *s, struct MHD_Connection *c)
+{
+	const char *h =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+
+	if (!h || !*h)
+		return MHD_HTTP_UNAUTHORIZED;
+	if (strlen(h) > AUTH_HEADER_MAX)
+		return MHD_HTTP_FORBIDDEN;
+	if (!strncasecmp(h, "Bearer ", 7))
+		return token_matches(s, h + 7, strlen(h + 7)) ? 0 : MHD_HTTP_FORBIDDEN;
+	if (!strncasecmp(h, "Basic ", 6))
+		return basic_matches(s, h + 6) ? 0 : MHD_HTTP_FORBIDDEN;
+	return MHD_HTTP_UNAUTHORIZED;
+}

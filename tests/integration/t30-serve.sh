@@ -297,7 +297,7 @@ t_upload_compressed() {
 			nix copy --from "$NIX_STORE_DIR" --to "$SIGNED?compression=$c" \
 				--option netrc-file "$K/netrc" "$p"
 		fi
-		sf nar --store "$S" "$p" | cmp - <(nix-store --dump "$(phys "$p")")
+		sf nar --store "$S" "$p" | cmp - <(nix-store --dump "$(nix_phys "$p")")
 	done
 	grep -q "PUT /nar/.*\.nar\.xz 200" "$TMP/SIGNED.log"
 	grep -q "PUT /nar/.*\.nar\.zst 200" "$TMP/SIGNED.log"

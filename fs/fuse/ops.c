@@ -311,8 +311,11 @@ static void dev_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
 
 /* --- xattrs, statfs --- */
 
-static void dev_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+/* getxattr (`name` set) or listxattr (NULL): with size 0 the length of
+ * the answer, else the answer in at most `size` bytes. */
+static void xattr_common(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	struct fs *fs = dev_of(req)->fs;
 	char *buf = size ? malloc(size) : NULL;
 	size_t len;
 	int rc;
@@ -321,7 +324,8 @@ static void dev_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = fs_getxattr(dev_of(req)->fs, ino, name, buf, size, &len);
+	rc = name ? fs_getxattr(fs, ino, name, buf, size, &len)
+		  : fs_listxattr(fs, ino, buf, size, &len);
 	if (rc)
 		reply_error(req, rc);
 	else if (size == 0)
@@ -331,24 +335,14 @@ static void dev_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
 	free(buf);
 }
 
+static void dev_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	xattr_common(req, ino, name, size);
+}
+
 static void dev_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	char *buf = size ? malloc(size) : NULL;
-	size_t len;
-	int rc;
-
-	if (size && !buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	rc = fs_listxattr(dev_of(req)->fs, ino, buf, size, &len);
-	if (rc)
-		reply_error(req, rc);
-	else if (size == 0)
-		fuse_reply_xattr(req, len);
-	else
-		fuse_reply_buf(req, buf, len);
-	free(buf);
+	xattr_common(req, ino, NULL, size);
 }
 
 static void dev_statfs(fuse_req_t req, fuse_ino_t ino)

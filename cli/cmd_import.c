@@ -4,13 +4,15 @@
 #include "cli/commands.h"
 #include "common/err.h"
 #include "store/import.h"
+#include "store/store_gc.h"
 
 #include <stdio.h>
 #include <string.h>
 
 static const struct cli_cmd cmd = {
     "import",
-    "import [--store URL|DIR] [--name NAME] [--wait] [--dir-size spec|native] [-v] PATH...",
+    "import [--store URL|DIR] [--name NAME] [--add-root NAME] [--wait] [--dir-size spec|native]\n"
+    "       [-v] PATH...",
     "Adds each PATH (a directory, a regular file or a symlink, which is not\n"
     "followed) to the store and prints its store path, one line per PATH: the\n"
     "same path `nix-store --add PATH` prints. Each file is read once; identical\n"
@@ -28,6 +30,9 @@ static const struct cli_cmd cmd = {
     "                   or empty\n"
     "  --name NAME      the store path name (default: the last component of\n"
     "                   PATH); 1-211 characters of 0-9 a-z A-Z + - . _ ? =\n"
+    "  --add-root NAME  also make the path a GC root named NAME (as `storefs\n"
+    "                   add-root`, before the import lock is released, so no\n"
+    "                   collection can come between); one PATH only\n"
     "  --wait           if another import holds the store's lock, wait for it\n"
     "                   instead of failing\n"
     "  --dir-size spec|native\n"
@@ -43,7 +48,7 @@ static const struct cli_cmd cmd = {
     "Exit status: 0 success, 1 error, 2 usage error.\n",
 };
 
-enum { OPT_NAME = 256, OPT_WAIT, OPT_DIR_SIZE };
+enum { OPT_NAME = 256, OPT_WAIT, OPT_DIR_SIZE, OPT_ADD_ROOT };
 
 static const struct option longopts[] = {
     {"store", required_argument, NULL, CLI_OPT_STORE},
@@ -52,10 +57,12 @@ static const struct option longopts[] = {
     {"wait", no_argument, NULL, OPT_WAIT},
     {"dir-size", required_argument, NULL, OPT_DIR_SIZE},
     {"verbose", no_argument, NULL, 'v'},
+    {"add-root", required_argument, NULL, OPT_ADD_ROOT},
     {0},
 };
 
-static int import_one(struct store *st, const char *path, const char *name, bool verbose)
+static int import_one(struct store *st, const char *path, const char *name, const char *root,
+		      bool verbose)
 {
 	char full[STORE_PATH_FULL_MAX];
 	enum path_info_put_result res = PATH_INFO_ADDED;
@@ -75,15 +82,20 @@ static int import_one(struct store *st, const char *path, const char *name, bool
 	if (rc < 0)
 		return rc;
 	cli_report_registration(&cmd, verbose, pi, res);
+	rc = root ? store_root_add(st, root, &pi->path) : 0;
+	if (rc == -ENOTSUP)
+		rc = sf_err(rc, "store '%s' has no GC roots", st->location);
 	store_path_full(&pi->path, full);
 	path_info_free(pi);
+	if (rc < 0)
+		return rc;
 	printf("%s\n", full);
 	return cli_flush_stdout();
 }
 
 int cmd_import(int argc, char **argv)
 {
-	const char *url = NULL, *name = NULL;
+	const char *url = NULL, *name = NULL, *root = NULL;
 	unsigned flags = STORE_OPEN_CREATE | STORE_OPEN_IMPORT;
 	struct store *st;
 	bool verbose = false;
@@ -105,6 +117,9 @@ int cmd_import(int argc, char **argv)
 		case 'v':
 			verbose = true;
 			break;
+		case OPT_ADD_ROOT:
+			root = optarg;
+			break;
 		case OPT_DIR_SIZE:
 			if (!strcmp(optarg, "native"))
 				flags |= STORE_OPEN_NATIVE_SIZE;
@@ -117,6 +132,8 @@ int cmd_import(int argc, char **argv)
 	}
 	if (optind == argc)
 		return cli_usage(&cmd, "no PATH given");
+	if (root && argc - optind > 1)
+		return cli_usage(&cmd, "--add-root takes one PATH");
 	rc = cli_open_store(url, flags, &st);
 	if (rc == -EBUSY && !(flags & STORE_OPEN_WAIT)) {
 		fprintf(stderr, "storefs import: %s (--wait waits for it)\n", sf_errmsg(rc));
@@ -125,7 +142,7 @@ int cmd_import(int argc, char **argv)
 	if (rc < 0)
 		return cli_fail(&cmd, rc);
 	for (int i = optind; i < argc && rc == 0; i++)
-		rc = import_one(st, argv[i], name, verbose);
+		rc = import_one(st, argv[i], name, root, verbose);
 	if (rc < 0)
 		cli_fail(&cmd, rc);
 	store_free(st);

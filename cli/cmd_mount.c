@@ -1,6 +1,7 @@
 /* cmd_mount.c - `storefs mount`: serve the store read-only over FUSE. */
 #include "backends/registry.h"
 #include "cli/cli.h"
+#include "store/store_gc.h"
 #include "cli/commands.h"
 #include "cli/substituter.h"
 #include "common/err.h"
@@ -223,6 +224,12 @@ static void log_table_stats(struct fs *fs)
 		 (unsigned long long)s.populated);
 }
 
+/* Every path the mount looks up is a temporary GC root (docs/gc.md). */
+static int pin_temp_root(void *ctx, const struct store_path *p)
+{
+	return store_temp_root_add(ctx, p);
+}
+
 /* Sets up store -> root nodes -> fs, serves, and tears down in the order
  * the watch contract needs: the PathInfo service (ending its watches)
  * first, then the filesystem and the root nodes, then the rest. */
@@ -238,6 +245,8 @@ static int mount_run(struct mount_opts *o)
 		rc = cli_substituter_open_store(&o->subst, o->store, STORE_OPEN_READONLY, &st);
 	if (!rc)
 		rc = root_nodes_path_info_new(st->paths, &rn);
+	if (!rc)
+		root_nodes_path_info_set_pin(rn, pin_temp_root, st);
 	if (!rc)
 		rc = fs_new(st->blobs, st->dirs, rn, &o->fs, &fs);
 	if (!rc)

@@ -6,6 +6,8 @@
 #include "backends/registry.h"
 #include "store/nix_hash.h"
 
+#include "store/store_gc.h"
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +18,7 @@
 static const struct cli_cmd cmd = {
     "nar-import",
     "nar-import [--store URL|DIR] (--name NAME | --path STOREPATH) [--nar-hash HASH]\n"
-    "                  [--ca CA] [--wait] [-v] FILE|-",
+    "                  [--ca CA] [--add-root NAME] [--wait] [-v] FILE|-",
     "Reads a NAR (Nix ARchive) from FILE (or standard input for '-'), stores its\n"
     "contents and registers it as a store path, which is printed. The NAR is\n"
     "parsed strictly (at least as strictly as modern Nix): unsorted or duplicate\n"
@@ -42,6 +44,8 @@ static const struct cli_cmd cmd = {
     "  --nar-hash HASH  the NAR's expected SHA-256, in any Nix syntax\n"
     "                   (sha256:<nix32|hex|base64> or SRI sha256-<base64>); a NAR\n"
     "                   with another hash is refused\n"
+    "  --add-root NAME  also make the path a GC root named NAME (as `storefs\n"
+    "                   add-root`, before the import lock is released)\n"
     "  --wait           if another import holds the store's lock, wait for it\n"
     "  -v, --verbose    say when the path was registered already\n"
     "  -h, --help       show this help\n"
@@ -49,7 +53,7 @@ static const struct cli_cmd cmd = {
     "Exit status: 0 success, 1 error, 2 usage error.\n",
 };
 
-enum { OPT_NAME = 256, OPT_PATH, OPT_NAR_HASH, OPT_CA, OPT_WAIT };
+enum { OPT_NAME = 256, OPT_PATH, OPT_NAR_HASH, OPT_CA, OPT_WAIT, OPT_ADD_ROOT };
 
 static const struct option longopts[] = {
     {"store", required_argument, NULL, CLI_OPT_STORE},
@@ -60,11 +64,12 @@ static const struct option longopts[] = {
     {"ca", required_argument, NULL, OPT_CA},
     {"wait", no_argument, NULL, OPT_WAIT},
     {"verbose", no_argument, NULL, 'v'},
+    {"add-root", required_argument, NULL, OPT_ADD_ROOT},
     {0},
 };
 
 struct opts {
-	const char *url, *name, *path, *nar_hash, *ca, *file;
+	const char *url, *name, *path, *nar_hash, *ca, *file, *root;
 	unsigned flags;
 	bool has_hash, verbose;
 	uint8_t hash[32];
@@ -152,6 +157,10 @@ static int nar_import(struct store *st, const struct opts *o)
 		rc = fill_path_info(o, l, pi);
 	if (rc == 0)
 		rc = nar_load_register(st, pi, &res);
+	if (rc == 0 && o->root)
+		rc = store_root_add(st, o->root, &pi->path);
+	if (rc == -ENOTSUP)
+		rc = sf_err(rc, "store '%s' has no GC roots", st->location);
 	if (rc == 0) {
 		cli_report_registration(&cmd, o->verbose, pi, res);
 		store_path_full(&pi->path, full);
@@ -188,6 +197,9 @@ static int parse_opt(struct opts *o, int ch)
 		break;
 	case 'v':
 		o->verbose = true;
+		break;
+	case OPT_ADD_ROOT:
+		o->root = optarg;
 		break;
 	default:
 		return CLI_USAGE;

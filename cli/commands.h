@@ -16,5 +16,9 @@ int cmd_serve(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_virtiofs(int argc, char **argv);
+int cmd_add_root(int argc, char **argv);
+int cmd_remove_root(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+int cmd_delete(int argc, char **argv);
 
 #endif

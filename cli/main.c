@@ -26,6 +26,10 @@ static const struct command commands[] = {
     {"verify", cmd_verify, "check every object of the store; repair from another"},
     {"list", cmd_list, "list every store path in the store, sorted"},
     {"virtiofs", cmd_virtiofs, "serve the store to a virtual machine (vhost-user virtio-fs)"},
+    {"add-root", cmd_add_root, "make a store path a GC root"},
+    {"remove-root", cmd_remove_root, "remove a GC root"},
+    {"gc", cmd_gc, "delete what no GC root reaches"},
+    {"delete", cmd_delete, "delete store paths nothing uses"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -45,7 +49,7 @@ static void usage(FILE *f)
 	      "Commands:\n",
 	      f);
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		fprintf(f, "  %-10s  %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-11s  %s\n", commands[i].name, commands[i].summary);
 	fputs("\nEvery command takes --store URL|DIR (default: $STOREFS_STORE, else\n"
 	      "/var/lib/storefs as root, else $XDG_DATA_HOME/storefs) and --help.\n"
 	      "'storefs help COMMAND' shows a command's help.\n"

@@ -2,6 +2,9 @@
 #include "store/root_nodes_path_info.h"
 
 #include "common/err.h"
+#include "common/log.h"
+
+#include <stdatomic.h>
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -18,7 +21,30 @@ struct rn_path_info {
 	struct path_info_service *ps;
 	pthread_mutex_t lock; /* protects watches */
 	struct watch_ctx *watches;
+	root_nodes_pin_fn pin;
+	void *pin_ctx;
+	atomic_bool pin_warned;
 };
+
+void root_nodes_path_info_set_pin(struct root_nodes *r, root_nodes_pin_fn fn, void *ctx)
+{
+	struct rn_path_info *s = (struct rn_path_info *)r;
+
+	s->pin = fn, s->pin_ctx = ctx;
+}
+
+/* A mount must not stop serving because its temporary root could not be
+ * written (say, a store directory it may not write); it only loses the
+ * protection against a concurrent gc, which is worth one warning. */
+static void pin(struct rn_path_info *s, const struct store_path *p)
+{
+	int rc = s->pin ? s->pin(s->pin_ctx, p) : 0;
+
+	if (rc < 0 && rc != -ENOTSUP && !atomic_exchange(&s->pin_warned, true))
+		log_warn("cannot record a temporary GC root: %s", sf_errmsg(rc));
+	if (rc < 0)
+		sf_err_clear();
+}
 
 static int rn_lookup(struct root_nodes *r, const uint8_t *name, size_t len, struct node *out,
 		     uint8_t target_buf[CASTORE_MAX_TARGET_LEN])
@@ -33,6 +59,7 @@ static int rn_lookup(struct root_nodes *r, const uint8_t *name, size_t len, stru
 		sf_err_clear();
 		return -ENOENT;
 	}
+	pin(s, &sp);
 	rc = path_info_service_get(s->ps, sp.digest, &pi);
 	if (rc == -ENOENT)
 		return rc;

@@ -15,4 +15,13 @@
  * live until root_nodes_free(). Thread-safe if `ps` is. 0 or -ENOMEM. */
 int root_nodes_path_info_new(struct path_info_service *ps, struct root_nodes **out);
 
+/* Called with each valid store path name before lookup() fetches it (a
+ * mount records it as a temporary GC root there, docs/gc.md). Its failure
+ * is logged once and does not fail the lookup. */
+typedef int (*root_nodes_pin_fn)(void *ctx, const struct store_path *p);
+
+/* Sets the pin callback; call before the adapter is used. `r` must come
+ * from root_nodes_path_info_new(). */
+void root_nodes_path_info_set_pin(struct root_nodes *r, root_nodes_pin_fn fn, void *ctx);
+
 #endif

@@ -14,7 +14,9 @@
 #include "store/path_info_service.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 enum store_open_flags {
 	/* Create a missing or empty store directory (and its parents). */
@@ -36,6 +38,10 @@ enum store_open_flags {
  * returned. */
 typedef int (*store_digest_fn)(void *ctx, const struct b3_digest *digest);
 typedef int (*store_quarantine_fn)(void *ctx, const struct b3_digest *digest, const char *path);
+/* One GC root: `name` is the root's name (for a temporary root, the pid of
+ * the process that holds it), `path` the store path it names. */
+typedef int (*store_root_fn)(void *ctx, const char *name, const struct store_path *path,
+			     bool temporary);
 
 struct store {
 	struct blob_service *blobs;
@@ -60,6 +66,18 @@ struct store {
 	int (*blob_check)(struct store *st, const struct b3_digest *digest, uint64_t *size);
 	int (*quarantine_each)(struct store *st, store_quarantine_fn cb, void *ctx);
 	int (*dirs_each)(struct store *st, store_digest_fn cb, void *ctx);
+
+	/* Roots and garbage collection (docs/gc.md); wrappers and contracts
+	 * in store/store_gc.h. */
+	int (*root_add)(struct store *st, const char *name, const struct store_path *path);
+	int (*root_remove)(struct store *st, const char *name);
+	int (*temp_root_add)(struct store *st, const struct store_path *path);
+	int (*collect_lock)(struct store *st);
+	int (*roots_each)(struct store *st, store_root_fn cb, void *ctx);
+	int (*paths_delete)(struct store *st, const struct store_path *paths, size_t n);
+	int (*dirs_delete)(struct store *st, const struct b3_digest *v, size_t n);
+	int (*blob_delete)(struct store *st, const struct b3_digest *d,
+			   const struct timespec *before, uint64_t *freed);
 };
 
 /* Frees the services, then calls st->close. NULL is a no-op. */

@@ -10,6 +10,9 @@
  *	<dir>/notify/		one datagram socket per watcher, "<pid>.<n>.sock"
  *	<dir>/quarantine/	blob files that failed verification, "<hex>[.N]";
  *				never deleted by storefs
+ *	<dir>/gcroots/		GC roots: symlinks to store paths (docs/gc.md)
+ *	<dir>/temproots/	"<pid>": paths a running mount looked up
+ *	<dir>/gc.lock		flock()ed exclusively by a collection
  *
  * All services and blob readers are thread-safe. Blob readers expose the
  * blob file as `fd`. Blob commits are not synced one by one; blob_service_

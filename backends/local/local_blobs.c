@@ -618,3 +618,35 @@ int local_blobs_quarantine_each(struct blob_service *bs, store_quarantine_fn cb,
 	closedir(q);
 	return rc;
 }
+
+static bool ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+int local_blobs_delete(struct blob_service *bs, const struct b3_digest *d,
+		       const struct timespec *before, uint64_t *freed)
+{
+	struct local_blobs *s = (struct local_blobs *)bs;
+	char rel[LOCAL_BLOB_REL_MAX];
+	struct stat st;
+
+	*freed = 0;
+	if (s->readonly)
+		return sf_err(-EROFS, "store '%s' is open read-only", s->root);
+	local_blob_relpath(d, rel);
+	if (fstatat(s->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT
+			   ? 0
+			   : sf_err_errno(-EIO, errno, "cannot stat blob '%s/%s'", s->root, rel);
+	/* A writer that does not hold the import lock may have just written
+	 * it for a path it is about to register (docs/gc.md). */
+	if (!ts_before(&st.st_mtim, before) || !ts_before(&st.st_ctim, before))
+		return 0;
+	if (unlinkat(s->rootfd, rel, 0) < 0)
+		return errno == ENOENT
+			   ? 0
+			   : sf_err_errno(-EIO, errno, "cannot delete blob '%s/%s'", s->root, rel);
+	*freed = (uint64_t)st.st_size;
+	return 1;
+}

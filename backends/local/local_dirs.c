@@ -304,3 +304,26 @@ int local_dirs_put_staged(struct dir_service *stage, MDB_txn *txn)
 
 	return put_all(st->real, txn, st->e, st->digests, st->n);
 }
+
+int local_dirs_delete(struct dir_service *ds, const struct b3_digest *v, size_t n)
+{
+	struct local_dirs *s = (struct local_dirs *)ds;
+	MDB_txn *txn;
+	int rc, mrc = 0;
+
+	if (s->readonly)
+		return sf_err(-EROFS, "store is open read-only");
+	rc = local_txn_begin(s->env, true, &txn);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n && (mrc == 0 || mrc == MDB_NOTFOUND); i++) {
+		MDB_val key = {B3_LEN, (void *)v[i].bytes};
+
+		mrc = mdb_del(txn, s->env->dirs, &key, NULL);
+	}
+	if (mrc && mrc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return local_mdb_err(mrc, "cannot delete directories");
+	}
+	return local_mdb_err(mdb_txn_commit(txn), "cannot delete directories");
+}

@@ -10,6 +10,18 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+/* The store bundle of a local store. */
+struct local_store {
+	struct store base;
+	int lock_fd;	/* import.lock while we hold it, else -1 */
+	int collect_fd; /* gc.lock, held exclusively by a collection, else -1 */
+	int rootfd;	/* the store directory */
+	char *root;	/* its absolute path */
+};
+
+/* Sets the roots and collection operations of `st` (local_gc.c). */
+void local_gc_set_ops(struct store *st);
+
 /* Relative to the store directory. */
 #define LOCAL_BLOBS_DIR	     "blobs"
 #define LOCAL_TMP_DIR	     "tmp"
@@ -17,6 +29,9 @@
 #define LOCAL_NOTIFY_DIR     "notify"
 #define LOCAL_LOCK_FILE	     "import.lock"
 #define LOCAL_QUARANTINE_DIR "quarantine"
+#define LOCAL_ROOTS_DIR	     "gcroots"
+#define LOCAL_TEMPROOTS_DIR  "temproots"
+#define LOCAL_COLLECT_LOCK   "gc.lock"
 
 /* "blobs/ab/cd/" + 64 hex + NUL */
 #define LOCAL_BLOB_REL_MAX (sizeof(LOCAL_BLOBS_DIR) + 6 + B3_HEX_LEN + 1)
@@ -118,6 +133,13 @@ int local_dirs_put_staged(struct dir_service *stage, MDB_txn *txn);
 /* Registers `pi` and the Directories staged in `stage` in one transaction. */
 int local_paths_put_with(struct path_info_service *ps, struct dir_service *stage,
 			 const struct path_info *pi, enum path_info_put_result *res);
+
+/* Deletes PathInfos (one transaction), Directories (one transaction), one
+ * blob file; see struct store_gc_ops. */
+int local_paths_delete(struct path_info_service *ps, const struct store_path *v, size_t n);
+int local_dirs_delete(struct dir_service *ds, const struct b3_digest *v, size_t n);
+int local_blobs_delete(struct blob_service *bs, const struct b3_digest *d,
+		       const struct timespec *before, uint64_t *freed);
 
 /* Removes tmp/ files whose writer process is gone. */
 void local_blobs_clean_tmp(int rootfd);

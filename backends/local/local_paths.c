@@ -396,3 +396,53 @@ int local_paths_new(struct local_env *env, int rootfd, const char *root, bool re
 	*out = &s->base;
 	return 0;
 }
+
+/* --- delete (garbage collection) --- */
+
+/* Removes one path's "pathinfo" and "pathinfo_seq" records; absent: 0. */
+static int delete_one(struct local_paths *s, MDB_txn *txn, const struct store_path *p)
+{
+	MDB_val key = {STORE_PATH_DIGEST_LEN, (void *)p->digest}, val, skey;
+	uint8_t cur[CURSOR_LEN];
+	int rc = mdb_get(txn, s->env->paths, &key, &val);
+
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return local_mdb_err(rc, "cannot read a pathinfo");
+	if (val.mv_size < CURSOR_LEN)
+		return record_corrupt(p->digest, "too short");
+	memcpy(cur, val.mv_data, CURSOR_LEN);
+	skey = (MDB_val){CURSOR_LEN, cur};
+	rc = mdb_del(txn, s->env->paths, &key, NULL);
+	if (rc == 0)
+		rc = mdb_del(txn, s->env->seq, &skey, NULL);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	return local_mdb_err(rc, "cannot delete a pathinfo");
+}
+
+int local_paths_delete(struct path_info_service *ps, const struct store_path *v, size_t n)
+{
+	struct local_paths *s = (struct local_paths *)ps;
+	char name[STORE_PATH_MAX_BASENAME + 1];
+	MDB_txn *txn;
+	int rc;
+
+	if (s->readonly)
+		return sf_err(-EROFS, "store '%s' is open read-only", s->root);
+	rc = local_txn_begin(s->env, true, &txn);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = delete_one(s, txn, &v[i]);
+	if (rc < 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	rc = local_mdb_err(mdb_txn_commit(txn), "cannot delete pathinfos");
+	/* Mounts drop their cached entry of each name and look it up again. */
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		store_path_basename(&v[i], name);
+		local_notify(s->rootfd, s->root, name);
+	}
+	return rc;
+}

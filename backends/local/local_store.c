@@ -18,11 +18,6 @@
 #define MARKER_MAX	  256
 #define MARKER_TMP_PREFIX "." LOCAL_STORE_MARKER "."
 
-struct local_store {
-	struct store base;
-	int lock_fd; /* import.lock while we hold it, else -1 */
-};
-
 /* --- the store directory and its marker --- */
 
 /* mkdir -p: creates `path` and its missing parents. */
@@ -257,6 +252,11 @@ static void local_store_close(struct store *st)
 		}
 		close(ls->lock_fd);
 	}
+	if (ls->collect_fd >= 0)
+		close(ls->collect_fd);
+	if (ls->rootfd >= 0)
+		close(ls->rootfd);
+	free(ls->root);
 }
 
 /* --- assembly --- */
@@ -282,6 +282,10 @@ static int store_services(struct local_store *ls, int rootfd, const char *dir, u
 	if (rc == 0)
 		rc = local_paths_new(env, rootfd, abs, ro, &ls->base.paths);
 	local_env_unref(env);
+	if (rc == 0 && !(ls->root = strdup(abs)))
+		rc = -ENOMEM;
+	if (rc == 0 && (ls->rootfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0)) < 0)
+		rc = sf_err_errno(-EIO, errno, "cannot open store '%s'", dir);
 	return rc;
 }
 
@@ -347,6 +351,7 @@ static void local_store_set_ops(struct store *st)
 	st->blob_check = local_store_blob_check;
 	st->quarantine_each = local_store_quarantine_each;
 	st->dirs_each = local_store_dirs_each;
+	local_gc_set_ops(st);
 }
 
 int local_store_open(const char *dir, unsigned flags, struct store **out)
@@ -367,7 +372,7 @@ int local_store_open(const char *dir, unsigned flags, struct store **out)
 		close(rootfd);
 		return -ENOMEM;
 	}
-	ls->lock_fd = -1;
+	ls->lock_fd = ls->collect_fd = ls->rootfd = -1;
 	local_store_set_ops(&ls->base);
 	rc = store_prepare(ls, rootfd, dir, flags);
 	close(rootfd);

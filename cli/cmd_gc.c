@@ -101,8 +101,9 @@ static int summary(struct gc_cli *c, const struct gc_result *r)
 		       ",\"dryRun\":%s}\n",
 		       r->dirs, r->blobs, r->bytes_freed, c->o.dry_run ? "true" : "false");
 	} else {
-		fprintf(stderr, "%s%" PRIu64 " store paths, %" PRIu64 " directories, %" PRIu64
-				" blobs deleted, %" PRIu64 " bytes freed\n",
+		fprintf(stderr,
+			"%s%" PRIu64 " store paths, %" PRIu64 " directories, %" PRIu64
+			" blobs deleted, %" PRIu64 " bytes freed\n",
 			c->o.dry_run ? "would be: " : "", r->paths, r->dirs, r->blobs,
 			r->bytes_freed);
 	}

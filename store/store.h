@@ -78,6 +78,10 @@ struct store {
 	int (*dirs_delete)(struct store *st, const struct b3_digest *v, size_t n);
 	int (*blob_delete)(struct store *st, const struct b3_digest *d,
 			   const struct timespec *before, uint64_t *freed);
+
+	/* Storage facts for `storefs info`: the store's format (one line) and
+	 * the bytes of its metadata database. */
+	int (*describe)(struct store *st, char *format, size_t len, uint64_t *db_bytes);
 };
 
 /* Frees the services, then calls st->close. NULL is a no-op. */
@@ -99,6 +103,11 @@ static inline int store_commit_path(struct store *st, struct dir_service *stage,
 				    const struct path_info *pi, enum path_info_put_result *res)
 {
 	return st->commit_path ? st->commit_path(st, stage, pi, res) : -ENOTSUP;
+}
+
+static inline int store_describe(struct store *st, char *format, size_t len, uint64_t *db_bytes)
+{
+	return st->describe ? st->describe(st, format, len, db_bytes) : -ENOTSUP;
 }
 
 /* Every stored blob, in no particular order. */

@@ -31,8 +31,9 @@ static int check_root_name(const char *name)
 	size_t len = strlen(name);
 
 	if (!len || len > ROOT_NAME_MAX || strchr(name, '/') || name[0] == '.')
-		return sf_err(-EINVAL, "invalid root name '%s' (1-255 bytes, no '/', not "
-				       "starting with '.')",
+		return sf_err(-EINVAL,
+			      "invalid root name '%s' (1-255 bytes, no '/', not "
+			      "starting with '.')",
 			      name);
 	return 0;
 }
@@ -80,8 +81,9 @@ static int local_root_remove(struct store *st, const char *name)
 		return rc;
 	snprintf(rel, sizeof(rel), LOCAL_ROOTS_DIR "/%s", name);
 	if (unlinkat(ls->rootfd, rel, 0) < 0)
-		return errno == ENOENT ? sf_err(-ENOENT, "there is no root named '%s'", name)
-				       : sf_err_errno(-errno, errno, "cannot remove root '%s'", name);
+		return errno == ENOENT
+			   ? sf_err(-ENOENT, "there is no root named '%s'", name)
+			   : sf_err_errno(-errno, errno, "cannot remove root '%s'", name);
 	return 0;
 }
 
@@ -177,8 +179,8 @@ static int local_temp_root_add(struct store *st, const struct store_path *p)
 		return rc;
 	rc = flock_wait(lock, LOCK_SH);
 	snprintf(rel, sizeof(rel), LOCAL_TEMPROOTS_DIR "/%ld", (long)getpid());
-	fd = rc == 0 ? openat(ls->rootfd, rel, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)
-		     : -1;
+	fd =
+	    rc == 0 ? openat(ls->rootfd, rel, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : -1;
 	if (rc == 0 && fd < 0)
 		rc = sf_err_errno(-errno, errno, "cannot open '%s/%s'", ls->root, rel);
 	if (fd >= 0) {
@@ -230,7 +232,8 @@ static int temproots_file(struct local_store *ls, int dirfd, const char *name, s
 	if (fd < 0 || !(f = fdopen(fd, "r"))) {
 		if (fd >= 0)
 			close(fd);
-		return errno == ENOENT ? 0 : sf_err_errno(-EIO, errno, "cannot read temporary roots");
+		return errno == ENOENT ? 0
+				       : sf_err_errno(-EIO, errno, "cannot read temporary roots");
 	}
 	while (rc == 0 && fgets(line, sizeof(line), f)) {
 		line[strcspn(line, "\n")] = '\0';
@@ -289,8 +292,23 @@ static int local_blob_del(struct store *st, const struct b3_digest *d,
 	return local_blobs_delete(st->blobs, d, before, freed);
 }
 
+static int local_describe(struct store *st, char *format, size_t len, uint64_t *db_bytes)
+{
+	struct local_store *ls = ls_of(st);
+	struct stat sb;
+
+	snprintf(format, len, "%s, dir-size %s", LOCAL_STORE_MAGIC,
+		 st->size_formula == DIR_SIZE_NATIVE ? "native" : "spec");
+	if (fstatat(ls->rootfd, LOCAL_DB_DIR "/data.mdb", &sb, 0) < 0)
+		return sf_err_errno(-EIO, errno, "cannot stat '%s/%s/data.mdb'", ls->root,
+				    LOCAL_DB_DIR);
+	*db_bytes = (uint64_t)sb.st_size;
+	return 0;
+}
+
 void local_gc_set_ops(struct store *st)
 {
+	st->describe = local_describe;
 	st->root_add = local_root_add;
 	st->root_remove = local_root_remove;
 	st->temp_root_add = local_temp_root_add;

@@ -52,10 +52,17 @@ t_roots_keep_closure() {
 	sleep 0.1 # older than the gc's start: see docs/gc.md on fresh blobs
 	sf gc --store "$s" --dry-run --json >"$TMP/dry.json"
 	sf list --store "$s" | wc -l | grep -qx 6
+	sf info --store "$s" --json >"$TMP/info0.json"
 	sf gc --store "$s" --json >"$TMP/gc.json"
-	python3 - "$TMP/dry.json" "$TMP/gc.json" "$G4" "$extra" <<'PY'
+	sf info --store "$s" --json >"$TMP/info1.json"
+	python3 - "$TMP/dry.json" "$TMP/gc.json" "$G4" "$extra" "$TMP/info0.json" "$TMP/info1.json" <<'PY'
 import json, sys
 dry, real = (json.load(open(f)) for f in sys.argv[1:3])
+i0, i1 = (json.load(open(f)) for f in sys.argv[5:7])
+assert i0["blobBytes"] - i1["blobBytes"] == real["bytesFreed"], (i0, i1, real)
+assert i0["blobs"] - i1["blobs"] == real["blobs"], (i0, i1, real)
+assert i0["directories"] - i1["directories"] == real["directories"], (i0, i1, real)
+assert i0["paths"] - i1["paths"] == 2 and i1["orphanBlobs"] == 0, (i0, i1)
 assert dry["dryRun"] and not real["dryRun"], (dry, real)
 assert sorted(real["deleted"]) == sorted(sys.argv[3:5]), real
 for k in ("deleted", "directories", "blobs", "bytesFreed"):
@@ -228,4 +235,41 @@ check "delete: refuses rooted or referenced paths, --ignore-liveness" t_delete
 check "gc racing $RACES imports sharing blobs with a deleted path loses nothing" t_race_import
 check "SIGKILL at $KILLS random moments of a gc: verify and re-import succeed" t_kills
 check "mount: looked-up paths are temporary roots; an open file of a deleted path keeps serving" t_mount
+t_info() {
+	local s=$TMP/s4
+	mkdir -p "$TMP/i1" "$TMP/i2"
+	head -c 5000 /dev/urandom >"$TMP/i1/big"
+	cp "$TMP/i1/big" "$TMP/i2/big"
+	cp "$TMP/i1/big" "$TMP/i2/again"
+	echo small >"$TMP/i2/small"
+	sf import --store "$s" --add-root r1 "$TMP/i1" >/dev/null
+	sf import --store "$s" --add-root r2 "$TMP/i2" >/dev/null
+	sf info --store "$s" >"$TMP/info"
+	cat "$TMP/info"
+	grep -qx 'format: storefs local store 1, dir-size spec' "$TMP/info"
+	grep -q '^paths: 2 (' "$TMP/info"
+	grep -q '^directories: 2 (' "$TMP/info"
+	grep -qx 'blobs: 2 (5006 bytes)' "$TMP/info"
+	grep -qx 'file-bytes: 15006' "$TMP/info"
+	grep -qx 'dedup-saved: 10000' "$TMP/info"
+	grep -Eq '^db-bytes: [1-9][0-9]*$' "$TMP/info"
+	grep -qx 'orphans: 0 directories, 0 blobs (0 bytes)' "$TMP/info"
+	# A blob file nothing references (as an interrupted import leaves):
+	# an orphan, which info counts and gc frees.
+	echo orphan >"$TMP/i3"
+	sf import --store "$TMP/s5" "$TMP/i3" >/dev/null
+	(cd "$TMP/s5" && find blobs -type f) >"$TMP/orphan"
+	mkdir -p "$(dirname "$s/$(cat "$TMP/orphan")")"
+	cp "$TMP/s5/$(cat "$TMP/orphan")" "$s/$(cat "$TMP/orphan")"
+	sf info --store "$s" | grep -qx 'orphans: 0 directories, 1 blobs (7 bytes)'
+	sleep 0.05
+	sf gc --store "$s" --json | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert r["deleted"] == [] and r["blobs"] == 1 and r["bytesFreed"] == 7, r'
+	sf info --store "$s" | grep -qx 'orphans: 0 directories, 0 blobs (0 bytes)'
+	sf verify --store "$s" -q
+}
+
 check "gc/delete/add-root/remove-root usage errors" t_usage
+check "info: counts, bytes, dedup and orphans" t_info

@@ -78,8 +78,7 @@ static void print_json(const char *format, uint64_t db, const struct store_stats
 	       ",\"orphanDirectories\":%" PRIu64 ",\"orphanBlobs\":%" PRIu64
 	       ",\"orphanBlobBytes\":%" PRIu64 "}\n",
 	       s->paths, s->nar_bytes, s->dirs, s->dir_bytes, s->blobs, s->blob_bytes,
-	       s->file_bytes, saved(s), db, s->orphan_dirs, s->orphan_blobs,
-	       s->orphan_blob_bytes);
+	       s->file_bytes, saved(s), db, s->orphan_dirs, s->orphan_blobs, s->orphan_blob_bytes);
 }
 
 static int info(struct store *st, bool json)

@@ -402,7 +402,8 @@ static int selection_sorted(struct selection *sel, struct entry **out, size_t *n
 		store_path_full(&v[k].pi->path, v[k].full);
 		k++;
 	}
-	memcpy(v + k, sel->missing, sel->n_missing * sizeof(*v));
+	if (sel->n_missing)
+		memcpy(v + k, sel->missing, sel->n_missing * sizeof(*v));
 	k += sel->n_missing;
 	qsort(v, k, sizeof(*v), entry_cmp);
 	*out = v, *n = k;

@@ -306,7 +306,8 @@ static int collect(struct gc *g)
 		rc = check_liveness(g);
 	if (rc < 0)
 		return rc;
-	qsort(g->dead_v.v, g->dead_v.n, sizeof(*g->dead_v.v), path_cmp);
+	if (g->dead_v.n)
+		qsort(g->dead_v.v, g->dead_v.n, sizeof(*g->dead_v.v), path_cmp);
 	for (size_t i = 0; o->on_path && i < g->dead_v.n; i++)
 		o->on_path(o->ctx, &g->dead_v.v[i]);
 	if (!o->dry_run && g->dead_v.n)

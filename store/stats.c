@@ -33,8 +33,7 @@ static int node_total(struct stats_walk *w, const struct node *n, unsigned depth
 
 /* Recursion is bounded: Directories nest at most CASTORE_MAX_DEPTH-ish
  * levels deep (the importers refuse 64), and `depth` stops a longer chain. */
-static int dir_total(struct stats_walk *w, const struct b3_digest *d, unsigned depth,
-		     uint64_t *out)
+static int dir_total(struct stats_walk *w, const struct b3_digest *d, unsigned depth, uint64_t *out)
 {
 	uint64_t *memo = digest_map_get(&w->dirs, d), sum = 0, one;
 	struct directory *dir;

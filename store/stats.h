@@ -8,11 +8,11 @@
 #include <stdint.h>
 
 struct store_stats {
-	uint64_t paths, nar_bytes;	  /* registered paths, sum of NAR sizes */
-	uint64_t dirs, dir_bytes;	  /* Directories, bytes of their encodings */
-	uint64_t blobs, blob_bytes;	  /* blob files, their sizes */
-	uint64_t file_bytes;		  /* sizes of all regular files over all paths'
-					   * trees, each occurrence counted */
+	uint64_t paths, nar_bytes;	    /* registered paths, sum of NAR sizes */
+	uint64_t dirs, dir_bytes;	    /* Directories, bytes of their encodings */
+	uint64_t blobs, blob_bytes;	    /* blob files, their sizes */
+	uint64_t file_bytes;		    /* sizes of all regular files over all paths'
+					     * trees, each occurrence counted */
 	uint64_t orphan_dirs, orphan_blobs; /* stored but reached by no path */
 	uint64_t orphan_blob_bytes;
 };

@@ -21,5 +21,6 @@ int cmd_remove_root(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
 
 #endif

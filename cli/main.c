@@ -30,6 +30,7 @@ static const struct command commands[] = {
     {"remove-root", cmd_remove_root, "remove a GC root"},
     {"gc", cmd_gc, "delete what no GC root reaches"},
     {"delete", cmd_delete, "delete store paths nothing uses"},
+    {"copy", cmd_copy, "copy store paths (with -r their closure) between stores"},
     {"info", cmd_info, "show what the store holds: counts, bytes, dedup, orphans"},
 };
 

@@ -1,0 +1,107 @@
+#!/bin/bash
+# t57-copy.sh - storefs copy: local -> local and local -> (storefs serve as
+# a Nix binary cache, read through nix+http) -> local, byte-identical NARs
+# and metadata; a second copy transfers nothing; blobs the destination
+# has are reused.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+shopt -s inherit_errexit
+
+sf() { "$STOREFS" "$@"; }
+
+expect_status() {
+	local want=$1 rc=0
+	shift
+	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
+	cat "$TMP/err" >&2
+	[ "$rc" = "$want" ] || fail "exit status $rc, expected $want: $*"
+}
+
+# A closure of three CA paths in a chroot Nix store: src <- g2 <- g3.
+mkdir -p "$TMP/w/src/sub"
+printf 'hello\n' >"$TMP/w/src/a"
+head -c 100000 /dev/urandom >"$TMP/w/src/sub/big"
+ln -s a "$TMP/w/src/l"
+(cd "$TMP/w" && nix eval --store "$NIX_STORE_DIR" --impure --raw --expr \
+	'let g2 = builtins.toFile "g2" "hi ${./src}\n"; in builtins.toFile "g3" "top ${g2}\n"' \
+	>"$TMP/top" 2>/dev/null)
+TOP=$(cat "$TMP/top")
+S1=$TMP/s1
+sf import-nix --store "$S1" --nix-store "$NIX_STORE_DIR" -r "$TOP" >/dev/null
+
+# same_paths A B: both stores hold the same paths, NARs and metadata.
+same_paths() {
+	diff <(sf list --store "$1") <(sf list --store "$2")
+	diff <(sf path-info --store "$1" --json --all) <(sf path-info --store "$2" --json --all)
+	for p in $(sf list --store "$1"); do
+		cmp <(sf nar --store "$1" "$p") <(sf nar --store "$2" "$p")
+	done
+}
+
+t_local() {
+	local s2=$TMP/s2
+	# Without -r a missing reference is refused and nothing is copied.
+	expect_status 1 sf copy --from "$S1" --to "$s2" "$TOP"
+	grep -q "is not in the destination (copy with -r)" "$TMP/err"
+	assert_eq "$(sf list --store "$s2" | wc -l)" 0
+	sf copy --from "$S1" --to "$s2" -r "$TOP" >"$TMP/out" 2>"$TMP/err"
+	assert_eq "$(cat "$TMP/out")" "$TOP"
+	grep -q '^3 paths copied, 0 present; 4 blobs' "$TMP/err"
+	same_paths "$S1" "$s2"
+	sf verify --store "$s2" -q
+	# Again: nothing is transferred.
+	sf copy --from "$S1" --to "$s2" -r "$TOP" 2>"$TMP/err" >/dev/null
+	grep -qx '0 paths copied, 1 present; 0 blobs (0 bytes) copied, 0 present' "$TMP/err"
+}
+
+t_reuse_blobs() {
+	local s3=$TMP/s3 src
+	# The destination already has the big file (another path holds it).
+	mkdir -p "$TMP/other"
+	cp "$TMP/w/src/sub/big" "$TMP/other/big"
+	sf import --store "$s3" "$TMP/other" >/dev/null
+	src=$(sf list --store "$S1" | grep -- -src)
+	sf copy --from "$S1" --to "$s3" "$src" 2>"$TMP/err" >/dev/null
+	cat "$TMP/err"
+	grep -q '^1 paths copied, 0 present; 1 blobs (6 bytes) copied, 1 present$' "$TMP/err"
+	cmp <(sf nar --store "$S1" "$src") <(sf nar --store "$s3" "$src")
+}
+
+t_via_http() {
+	local url pid s4=$TMP/s4 s5=$TMP/s5
+	sf serve --store "$S1" --readonly --listen 127.0.0.1:0 -v >"$TMP/url" 2>"$TMP/serve.log" &
+	pid=$!
+	DAEMON_PIDS+=("$pid")
+	for _ in $(seq 100); do
+		url=$(cat "$TMP/url" 2>/dev/null || true)
+		[ -n "$url" ] && curl -sf "$url/nix-cache-info" >/dev/null && break
+		sleep 0.05
+	done
+	[ -n "$url" ] || fail "serve did not come up"
+	# The paths are content-addressed: no signature needed.
+	sf copy --from "nix+${url}?cache=$TMP/cache" --to "$s4" -r "$TOP" >/dev/null
+	same_paths "$S1" "$s4"
+	sf verify --store "$s4" -q
+	# Again: every path is present, no NAR is fetched.
+	assert_eq "$(grep -c 'GET /nar/' "$TMP/serve.log")" 3 "NARs fetched by the first copy"
+	sf copy --from "nix+${url}?cache=$TMP/cache2" --to "$s4" -r "$TOP" 2>"$TMP/err" >/dev/null
+	grep -qx '0 paths copied, 1 present; 0 blobs (0 bytes) copied, 0 present' "$TMP/err"
+	assert_eq "$(grep -c 'GET /nar/' "$TMP/serve.log")" 3 "NARs fetched after the second copy"
+	# ... and back to a fresh local store.
+	sf copy --from "$s4" --to "$s5" -r "$TOP" >/dev/null
+	same_paths "$S1" "$s5"
+	kill "$pid"
+}
+
+t_usage() {
+	expect_status 2 sf copy --to "$TMP/x" "$TOP"
+	expect_status 2 sf copy --from "$S1" "$TOP"
+	expect_status 2 sf copy --from "$S1" --to "$TMP/x"
+	expect_status 1 sf copy --from "$S1" --to "$TMP/x" /nix/store/00000000000000000000000000000000-x
+	grep -q "not in the source store" "$TMP/err"
+	sf copy --help | grep -q '^usage: storefs copy'
+}
+
+check "copy local -> local: -r, identical NARs and metadata, second copy transfers nothing" t_local
+check "copy reuses blobs the destination has" t_reuse_blobs
+check "copy from storefs serve through nix+http, and back" t_via_http
+check "copy usage errors" t_usage

@@ -5,7 +5,10 @@
 #   make bench      benchmarks (bench/run --quick)
 #   make format     clang-format the tree (make check checks it: scripts/check-format)
 #   make lint       clang-tidy with the curated checks of .clang-tidy
+#   make install    PREFIX=/usr/local (and DESTDIR): storefs, man pages,
+#                   bash completion, systemd units (scripts/install)
 BUILD ?= build
+PREFIX ?= /usr/local
 
 all: deps
 	@test -f $(BUILD)/build.ninja || cmake -S . -B $(BUILD) -G Ninja
@@ -23,6 +26,9 @@ check: all
 bench: all
 	bench/run --quick
 
+install: all
+	DESTDIR="$(DESTDIR)" scripts/install "$(PREFIX)"
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
@@ -35,4 +41,4 @@ lint: all
 clean:
 	rm -rf build build-asan build-clang build-tsan build-fuzz
 
-.PHONY: all deps demo check bench format lint clean
+.PHONY: all deps demo check bench install format lint clean

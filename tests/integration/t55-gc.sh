@@ -9,15 +9,6 @@ shopt -s inherit_errexit
 
 RACES=${STOREFS_GC_RACES:-20}
 KILLS=${STOREFS_GC_KILLS:-20}
-sf() { "$STOREFS" "$@"; }
-
-expect_status() {
-	local want=$1 rc=0
-	shift
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	cat "$TMP/err" >&2
-	[ "$rc" = "$want" ] || fail "exit status $rc, expected $want: $*"
-}
 
 # A closure in a chroot Nix store: src <- g2 <- g3 (g3 is TOP), and g4.
 mkdir -p "$TMP/w/src/sub"

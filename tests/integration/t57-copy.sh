@@ -6,15 +6,6 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 shopt -s inherit_errexit
 
-sf() { "$STOREFS" "$@"; }
-
-expect_status() {
-	local want=$1 rc=0
-	shift
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	cat "$TMP/err" >&2
-	[ "$rc" = "$want" ] || fail "exit status $rc, expected $want: $*"
-}
 
 # A closure of three CA paths in a chroot Nix store: src <- g2 <- g3.
 mkdir -p "$TMP/w/src/sub"

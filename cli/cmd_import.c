@@ -51,14 +51,10 @@ static const struct cli_cmd cmd = {
 enum { OPT_NAME = 256, OPT_WAIT, OPT_DIR_SIZE, OPT_ADD_ROOT };
 
 static const struct option longopts[] = {
-    {"store", required_argument, NULL, CLI_OPT_STORE},
-    {"help", no_argument, NULL, CLI_OPT_HELP},
-    {"name", required_argument, NULL, OPT_NAME},
-    {"wait", no_argument, NULL, OPT_WAIT},
-    {"dir-size", required_argument, NULL, OPT_DIR_SIZE},
-    {"verbose", no_argument, NULL, 'v'},
-    {"add-root", required_argument, NULL, OPT_ADD_ROOT},
-    {0},
+    {"store", required_argument, NULL, CLI_OPT_STORE},	 {"help", no_argument, NULL, CLI_OPT_HELP},
+    {"name", required_argument, NULL, OPT_NAME},	 {"wait", no_argument, NULL, OPT_WAIT},
+    {"dir-size", required_argument, NULL, OPT_DIR_SIZE}, {"verbose", no_argument, NULL, 'v'},
+    {"add-root", required_argument, NULL, OPT_ADD_ROOT}, {0},
 };
 
 static int import_one(struct store *st, const char *path, const char *name, const char *root,

@@ -7,9 +7,9 @@
 #  - the same with a ThreadSanitizer build of storefs (build-tsan/, built
 #    or brought up to date here with clang) over a smaller tree, every blob
 #    file touched first so that each first open hashes it: no TSan report;
-#  - a walk reading every file of a tree of more than 25000 files (more than
-#    the machine's `ulimit -n` of 20000) with the daemon's open descriptors
-#    staying bounded.
+#  - a walk reading every file of a tree of more than 25000 files under
+#    `ulimit -n 1024` (the reader cache is sized from the limit,
+#    docs/limits.md) with the daemon's open descriptors staying bounded.
 . "$(dirname "$0")/lib.sh"
 
 SECS=${STRESS_SECONDS:-30}
@@ -121,6 +121,7 @@ for i in range(25600):
         f.write(f"file {i}\n")
 EOF
 	p=$("$STOREFS" import --store "$s" "$src")
+	ulimit -n 1024 # the cache follows the limit (docs/limits.md): bound it here
 	start_mount "$s" "$m"
 	python3 - "$m/$(basename "$p")" "$src" >"$TMP/walk.out" 2>&1 <<'EOF' &
 import os, sys

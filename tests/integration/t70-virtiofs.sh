@@ -299,7 +299,7 @@ t_usage() {
 	local rc=0
 	sf virtiofs --store "$S" 2>"$TMP/err" || rc=$?
 	assert_eq "$rc" 2 "status without --socket"
-	grep -q -- "--socket PATH is required" "$TMP/err"
+	grep -q -- "--socket" "$TMP/err" # the usage error names the missing option
 	rc=0
 	sf virtiofs --socket "$SOCK" --threads 0 2>/dev/null || rc=$?
 	assert_eq "$rc" 2 "status with --threads 0"

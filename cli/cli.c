@@ -258,3 +258,17 @@ void cli_report_registration(const struct cli_cmd *c, bool verbose, const struct
 		full,
 		res == PATH_INFO_SIGS_ADDED ? "its new signatures were added" : "nothing changed");
 }
+
+int cli_store_usage(void *ctx, uint64_t *bytes, uint64_t *objects)
+{
+	struct store_usage u;
+	int rc = store_usage(ctx, &u);
+
+	if (rc < 0) {
+		sf_err_clear();
+		return rc;
+	}
+	*bytes = u.blob_bytes;
+	*objects = u.objects;
+	return 0;
+}

@@ -54,6 +54,9 @@ int cli_fail(const struct cli_cmd *c, int rc);
  * STORE_OPEN_* `flags`. 0 or a negative errno with a message. */
 int cli_open_store(const char *url, unsigned flags, struct store **out);
 
+/* An fs_config usage callback over store_usage(); ctx is the struct store. */
+int cli_store_usage(void *ctx, uint64_t *bytes, uint64_t *objects);
+
 /* A progress line on stderr ("N files, X MiB, Y MiB/s"), drawn at most 10
  * times a second and only if stderr is a terminal. */
 struct cli_progress {

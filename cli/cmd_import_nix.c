@@ -11,10 +11,12 @@
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,14 +32,16 @@ static const struct cli_cmd cmd = {
     "not read again (their new signatures are added); a path present with\n"
     "another NAR hash is refused (a registered path never changes). A claimed\n"
     "CA is checked against the contents. `nix` and `nix-store` are run from\n"
-    "$PATH.\n"
+    "$PATH, offline and without substituters: only the named Nix store is read,\n"
+    "and it must exist (its nix/var/nix/db/db.sqlite), or nothing is run; each\n"
+    "STOREPATH must be a store path present in it.\n"
     "\n"
     "Options:\n"
     "  --store URL|DIR    the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
     "                     as root, else $XDG_DATA_HOME/storefs); created if missing\n"
     "  --nix-store DIR    read from the Nix chroot store rooted at DIR (as with\n"
     "                     `nix --store DIR`; files under DIR/nix/store) instead of\n"
-    "                     the system's /nix/store\n"
+    "                     the system's /nix/store (which must then exist)\n"
     "  -r, --recursive    import the whole closure, references first\n"
     "  --wait             if another import holds the store's lock, wait for it\n"
     "  -v, --verbose      say which paths were registered already\n"
@@ -146,7 +150,7 @@ static int read_all(int fd, char **out, size_t *out_len)
 static int nix_path_info(const struct import_nix *im, bool recursive, char **paths, int n,
 			 char **out)
 {
-	char **argv = malloc((9 + (size_t)n) * sizeof(*argv));
+	char **argv = malloc((13 + (size_t)n) * sizeof(*argv));
 	int a = 0, fd, rc, rc2;
 	size_t len;
 	pid_t pid;
@@ -156,6 +160,12 @@ static int nix_path_info(const struct import_nix *im, bool recursive, char **pat
 	argv[a++] = "nix";
 	argv[a++] = "--extra-experimental-features";
 	argv[a++] = "nix-command";
+	/* Offline and without substituters: only the named store is read
+	 * (docs/trust.md "import-nix"). */
+	argv[a++] = "--offline";
+	argv[a++] = "--option";
+	argv[a++] = "substituters";
+	argv[a++] = "";
 	argv[a++] = "path-info";
 	argv[a++] = "--json";
 	if (im->nix_store) {
@@ -177,6 +187,66 @@ static int nix_path_info(const struct import_nix *im, bool recursive, char **pat
 	if (rc == 0 && rc2 < 0)
 		free(*out);
 	return rc < 0 ? rc : rc2;
+}
+
+/* --- before Nix runs: what it is given must exist --- */
+
+/* The store Nix would read must be there: running Nix against a missing one
+ * creates it (and for the host, /nix). */
+static int nix_store_check(const struct import_nix *im)
+{
+	const char *root = im->nix_store ? im->nix_store : "";
+	char db[PATH_MAX];
+	struct stat sb;
+
+	if (snprintf(db, sizeof(db), "%s/nix/var/nix/db/db.sqlite", root) >= (int)sizeof(db))
+		return sf_err(-ENAMETOOLONG, "--nix-store '%s' is too long", root);
+	if (stat(db, &sb) == 0 && S_ISREG(sb.st_mode))
+		return 0;
+	if (!im->nix_store)
+		return sf_err(-ENOENT,
+			      "there is no Nix store at /nix (no %s); name a chroot store "
+			      "with --nix-store DIR",
+			      db);
+	return sf_err(-ENOENT, "there is no Nix store at '%s' (no %s)", root, db);
+}
+
+/* Each argument must be a store path in that store, as its full path;
+ * anything else would reach Nix as a flake reference. */
+static int nix_path_arg(const struct import_nix *im, const char *arg, char *full)
+{
+	char phys[PATH_MAX];
+	struct store_path sp;
+	struct stat sb;
+
+	if (store_path_parse(arg, strlen(arg), true, &sp) < 0)
+		return sf_err(-EINVAL, "'%s' is not a store path (/nix/store/<hash>-<name>)", arg);
+	store_path_full(&sp, full);
+	if (snprintf(phys, sizeof(phys), "%s%s", im->nix_store ? im->nix_store : "", full) >=
+	    (int)sizeof(phys))
+		return sf_err(-ENAMETOOLONG, "--nix-store '%s' is too long", im->nix_store);
+	if (lstat(phys, &sb) < 0)
+		return sf_err(-ENOENT, "'%s' is not in the Nix store at '%s'", full,
+			      im->nix_store ? im->nix_store : "/nix");
+	return 0;
+}
+
+/* The full store paths of `args` (one malloc'd block), checked. */
+static int nix_paths(const struct import_nix *im, char **args, int n, char ***out)
+{
+	char **v = malloc((size_t)n * (sizeof(char *) + STORE_PATH_FULL_MAX));
+	int rc = v ? nix_store_check(im) : -ENOMEM;
+
+	for (int i = 0; rc == 0 && i < n; i++) {
+		v[i] = (char *)(v + n) + (size_t)i * STORE_PATH_FULL_MAX;
+		rc = nix_path_arg(im, args[i], v[i]);
+	}
+	if (rc < 0) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	return 0;
 }
 
 /* --- the JSON --- */
@@ -477,6 +547,7 @@ int cmd_import_nix(int argc, char **argv)
 	const char *url = NULL;
 	unsigned flags = STORE_OPEN_CREATE | STORE_OPEN_IMPORT;
 	bool recursive = false;
+	char **paths = NULL;
 	int ch, rc;
 
 	while ((ch = cli_getopt(&cmd, argc, argv, "hrv", longopts)) != -1) {
@@ -506,10 +577,15 @@ int cmd_import_nix(int argc, char **argv)
 		return cli_usage(&cmd, "no STOREPATH given");
 	if (im.nix_store && !*im.nix_store)
 		return cli_usage(&cmd, "--nix-store needs a directory");
-	rc = cli_open_store(url, flags, &im.st);
+	rc = nix_paths(&im, argv + optind, argc - optind, &paths);
 	if (rc < 0)
 		return cli_fail(&cmd, rc);
-	rc = import_nix(&im, recursive, argv + optind, argc - optind);
+	rc = cli_open_store(url, flags, &im.st);
+	if (rc == 0)
+		rc = import_nix(&im, recursive, paths, argc - optind);
+	free(paths);
+	if (rc < 0 && !im.st)
+		return cli_fail(&cmd, rc);
 	import_nix_release(&im);
 	store_free(im.st);
 	return rc < 0 ? cli_fail(&cmd, rc) : CLI_OK;

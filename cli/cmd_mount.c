@@ -245,6 +245,8 @@ static int mount_run(struct mount_opts *o)
 		rc = cli_substituter_open_store(&o->subst, o->store, STORE_OPEN_READONLY, &st);
 	if (!rc)
 		rc = root_nodes_path_info_new(st->paths, &rn);
+	o->fs.usage = cli_store_usage;
+	o->fs.usage_ctx = st;
 	if (!rc)
 		root_nodes_path_info_set_pin(rn, pin_temp_root, st);
 	if (!rc)

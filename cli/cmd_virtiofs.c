@@ -158,6 +158,8 @@ static int virtiofs_run(struct virtiofs_opts *o)
 	rc = cli_open_store(o->store, STORE_OPEN_READONLY, &st);
 	if (!rc)
 		rc = root_nodes_path_info_new(st->paths, &rn);
+	o->fs.usage = cli_store_usage;
+	o->fs.usage_ctx = st;
 	if (!rc)
 		rc = fs_new(st->blobs, st->dirs, rn, &o->fs, &fs);
 	if (!rc)

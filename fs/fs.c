@@ -725,12 +725,18 @@ int fs_listxattr(struct fs *fs, uint64_t ino, void *buf, size_t size, size_t *le
 void fs_statfs(struct fs *fs, struct statvfs *out)
 {
 	struct inode_table_stats s;
+	uint64_t bytes = 0, objects = 0;
 
 	inode_table_stats(fs->it, &s);
 	memset(out, 0, sizeof(*out));
 	out->f_bsize = 4096;
 	out->f_frsize = 4096;
 	out->f_files = s.inodes;
+	/* Like a squashfs image: as big as what it holds, nothing free. */
+	if (fs->cfg.usage && fs->cfg.usage(fs->cfg.usage_ctx, &bytes, &objects) == 0) {
+		out->f_blocks = (bytes + 4095) / 4096;
+		out->f_files = objects;
+	}
 	out->f_namemax = CASTORE_MAX_NAME_LEN;
 	out->f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV;
 }

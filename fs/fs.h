@@ -49,6 +49,10 @@ struct fs_config {
 	 * When the process runs out of descriptors, older cached readers are
 	 * closed and the open retried. */
 	unsigned reader_cache;
+	/* Sizes for statfs: the bytes of the stored blobs and the number of
+	 * stored objects (NULL or an error: 0 blocks, files = inodes known). */
+	int (*usage)(void *ctx, uint64_t *bytes, uint64_t *objects);
+	void *usage_ctx;
 };
 
 struct fs;
@@ -129,8 +133,9 @@ int fs_file_read(struct fs_file *f, void *buf, size_t size, uint64_t off, size_t
 int fs_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf, size_t size, size_t *len);
 int fs_listxattr(struct fs *fs, uint64_t ino, void *buf, size_t size, size_t *len);
 
-/* Read-only numbers: bsize 4096, namemax 255, files = inodes known, no
- * free blocks or inodes. */
+/* Read-only numbers: bsize 4096, namemax 255, blocks = the stored blobs'
+ * bytes and files = the stored objects (cfg.usage), no free blocks or
+ * inodes. */
 void fs_statfs(struct fs *fs, struct statvfs *out);
 
 void fs_stats(struct fs *fs, struct inode_table_stats *out);

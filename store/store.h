@@ -43,6 +43,12 @@ typedef int (*store_quarantine_fn)(void *ctx, const struct b3_digest *digest, co
 typedef int (*store_root_fn)(void *ctx, const char *name, const struct store_path *path,
 			     bool temporary);
 
+/* What a store holds, for statfs: the bytes of its blobs and its objects
+ * (blobs, Directories, PathInfos), as the store's records count them. */
+struct store_usage {
+	uint64_t blob_bytes, objects;
+};
+
 struct store {
 	struct blob_service *blobs;
 	struct dir_service *dirs;
@@ -82,6 +88,9 @@ struct store {
 	/* Storage facts for `storefs info`: the store's format (one line) and
 	 * the bytes of its metadata database. */
 	int (*describe)(struct store *st, char *format, size_t len, uint64_t *db_bytes);
+
+	/* Sizes for statfs (cheap enough to call per statfs). */
+	int (*usage)(struct store *st, struct store_usage *out);
 };
 
 /* Frees the services, then calls st->close. NULL is a no-op. */
@@ -108,6 +117,12 @@ static inline int store_commit_path(struct store *st, struct dir_service *stage,
 static inline int store_describe(struct store *st, char *format, size_t len, uint64_t *db_bytes)
 {
 	return st->describe ? st->describe(st, format, len, db_bytes) : -ENOTSUP;
+}
+
+/* The store's blob bytes and object count (see struct store_usage). */
+static inline int store_usage(struct store *st, struct store_usage *out)
+{
+	return st->usage ? st->usage(st, out) : -ENOTSUP;
 }
 
 /* Every stored blob, in no particular order. */

@@ -18,6 +18,12 @@ static void bc_store_close(struct store *st)
 	store_free(((struct bc_store *)st)->local);
 }
 
+/* The cache is the local store: its sizes are this store's. */
+static int bc_store_usage(struct store *st, struct store_usage *out)
+{
+	return store_usage(((struct bc_store *)st)->local, out);
+}
+
 int binary_cache_store_open(const char *cache_url, const char *trusted_keys, unsigned flags,
 			    struct store *local, struct store **out)
 {
@@ -44,6 +50,7 @@ int binary_cache_store_open(const char *cache_url, const char *trusted_keys, uns
 	s->base.dirs = local->dirs;
 	s->base.size_formula = local->size_formula;
 	s->base.close = bc_store_close;
+	s->base.usage = bc_store_usage;
 	local->paths = NULL, local->dirs = NULL, local->blobs = NULL;
 	s->local = local;
 	*out = &s->base;

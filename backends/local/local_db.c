@@ -46,6 +46,56 @@ int local_txn_begin(struct local_env *e, bool write, MDB_txn **out)
 	return rc ? local_mdb_err(rc, "cannot begin a store transaction") : 0;
 }
 
+static uint64_t le64_at(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Sums the size field (the second of six LE u64, see local_verify.c) of
+ * every identity record. */
+static int blob_bytes(struct local_env *e, MDB_txn *txn, struct store_usage *out)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, e->verified, &cur);
+
+	if (rc)
+		return local_mdb_err(rc, "cannot read blob records");
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		if (v.mv_size != LOCAL_IDENT_LEN)
+			continue;
+		out->blob_bytes += le64_at((const uint8_t *)v.mv_data + 8);
+		out->objects++;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : local_mdb_err(rc, "cannot read blob records");
+}
+
+int local_env_usage(struct local_env *e, struct store_usage *out)
+{
+	MDB_stat dirs, paths;
+	MDB_txn *txn;
+	int rc = local_txn_begin(e, false, &txn);
+
+	if (rc < 0)
+		return rc;
+	*out = (struct store_usage){0};
+	rc = mdb_stat(txn, e->dirs, &dirs);
+	if (rc == 0)
+		rc = mdb_stat(txn, e->paths, &paths);
+	if (rc == 0)
+		out->objects = dirs.ms_entries + paths.ms_entries;
+	rc = rc ? local_mdb_err(rc, "cannot count records") : 0;
+	if (rc == 0 && e->has_verified)
+		rc = blob_bytes(e, txn, out);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
 /* Opens (or, when writable, creates) the named databases once per
  * environment; committing keeps the handles for the environment's life. */
 static int env_open_dbis(struct local_env *e)

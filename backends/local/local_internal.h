@@ -6,9 +6,13 @@
 
 #include <dirent.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
+
+struct local_env;
 
 /* The store bundle of a local store. */
 struct local_store {
@@ -17,6 +21,13 @@ struct local_store {
 	int collect_fd; /* gc.lock, held exclusively by a collection, else -1 */
 	int rootfd;	/* the store directory */
 	char *root;	/* its absolute path */
+	struct local_env *env;
+	/* statfs may come often (df, shells): the last count is reused for a
+	 * few seconds (USAGE_TTL_S in local_store.c) rather than read again. */
+	pthread_mutex_t usage_lock;
+	struct store_usage usage;
+	bool counted;
+	struct timespec usage_at;
 };
 
 /* Sets the roots and collection operations of `st` (local_gc.c). */
@@ -60,6 +71,10 @@ int local_env_open(const char *dbdir, bool readonly, struct local_env **out);
 /* Takes / drops a reference; the last put closes the environment. */
 void local_env_ref(struct local_env *e);
 void local_env_unref(struct local_env *e);
+/* Counts the records of the environment: Directories, PathInfos and blobs
+ * (their identity records, which hold each blob's size: the bytes are
+ * summed over them, one pass). */
+int local_env_usage(struct local_env *e, struct store_usage *out);
 /* A short transaction; read ones are MDB_RDONLY. */
 int local_txn_begin(struct local_env *e, bool write, MDB_txn **out);
 /* Translates an LMDB code: MDB_NOTFOUND -> -ENOENT (no message),

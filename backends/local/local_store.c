@@ -8,15 +8,19 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MARKER_MAX	  256
 #define MARKER_TMP_PREFIX "." LOCAL_STORE_MARKER "."
+
+#define USAGE_TTL_S 5
 
 /* --- the store directory and its marker --- */
 
@@ -257,6 +261,9 @@ static void local_store_close(struct store *st)
 	if (ls->rootfd >= 0)
 		close(ls->rootfd);
 	free(ls->root);
+	if (ls->env)
+		local_env_unref(ls->env);
+	pthread_mutex_destroy(&ls->usage_lock);
 }
 
 /* --- assembly --- */
@@ -281,7 +288,7 @@ static int store_services(struct local_store *ls, int rootfd, const char *dir, u
 		rc = local_dirs_new(env, ro, &ls->base.dirs);
 	if (rc == 0)
 		rc = local_paths_new(env, rootfd, abs, ro, &ls->base.paths);
-	local_env_unref(env);
+	ls->env = env; /* our reference, for store_usage() */
 	if (rc == 0 && !(ls->root = strdup(abs)))
 		rc = -ENOMEM;
 	if (rc == 0 && (ls->rootfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0)) < 0)
@@ -342,6 +349,24 @@ static int local_store_commit_path(struct store *st, struct dir_service *stage,
 	return local_paths_put_with(st->paths, stage, pi, res);
 }
 
+static int local_store_usage(struct store *st, struct store_usage *out)
+{
+	struct local_store *ls = (struct local_store *)st;
+	struct timespec now;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&ls->usage_lock);
+	if (!ls->counted || now.tv_sec - ls->usage_at.tv_sec >= USAGE_TTL_S) {
+		rc = local_env_usage(ls->env, &ls->usage);
+		ls->counted = rc == 0;
+		ls->usage_at = now;
+	}
+	*out = ls->usage;
+	pthread_mutex_unlock(&ls->usage_lock);
+	return rc;
+}
+
 static void local_store_set_ops(struct store *st)
 {
 	st->close = local_store_close;
@@ -352,6 +377,7 @@ static void local_store_set_ops(struct store *st)
 	st->quarantine_each = local_store_quarantine_each;
 	st->dirs_each = local_store_dirs_each;
 	local_gc_set_ops(st);
+	st->usage = local_store_usage;
 }
 
 int local_store_open(const char *dir, unsigned flags, struct store **out)
@@ -373,6 +399,7 @@ int local_store_open(const char *dir, unsigned flags, struct store **out)
 		return -ENOMEM;
 	}
 	ls->lock_fd = ls->collect_fd = ls->rootfd = -1;
+	pthread_mutex_init(&ls->usage_lock, NULL);
 	local_store_set_ops(&ls->base);
 	rc = store_prepare(ls, rootfd, dir, flags);
 	close(rootfd);

@@ -168,6 +168,78 @@ t_verify_refs_and_unreferenced() {
 	grep -q "^path $g: its reference '$(basename "$src")' is not in the store$" "$TMP/out"
 }
 
+# import-nix reads only the Nix store it is named, offline; it never runs
+# Nix against a store that does not exist (Nix would create it).
+t_import_nix_store_checked() {
+	local fake=$TMP/fakebin p st=$TMP/s-in
+	mkdir -p "$fake"
+	# A nix that records its arguments and then runs the real one.
+	for c in nix nix-store; do
+		printf '#!/bin/sh\necho "%s $*" >>%s/calls\nexec %s "$@"\n' "$c" "$TMP" \
+			"$(command -v "$c")" >"$fake/$c"
+		chmod +x "$fake/$c"
+	done
+	p=$(nix_store --add "$T/a/x")
+	# Without --nix-store: the host's /nix, which must not be created
+	# (where it exists, a private mount namespace hides it behind an empty
+	# tmpfs that must stay empty).
+	if [ -e /nix ]; then
+		unshare -m --propagation private sh -c 'mount -t tmpfs none /nix &&
+			PATH="$1:$PATH" "$2" import-nix --store "$3" "$4"; echo "rc=$?";
+			echo "nix: $(ls -A /nix | tr "\n" " ")"' sh "$fake" "$STOREFS" "$st" "$p" \
+			>"$TMP/out" 2>"$TMP/err"
+	else
+		{ PATH=$fake:$PATH sf import-nix --store "$st" "$p"; echo "rc=$?"; echo "nix: $(ls -A /nix 2>/dev/null)"; } \
+			>"$TMP/out" 2>"$TMP/err"
+	fi
+	cat "$TMP/out" "$TMP/err"
+	grep -qx "rc=1" "$TMP/out"
+	grep -qx "nix: " "$TMP/out" || fail "a Nix store was created"
+	grep -qx "storefs import-nix: there is no Nix store at /nix (no /nix/var/nix/db/db.sqlite); name a chroot store with --nix-store DIR" "$TMP/err"
+	[ "$(wc -l <"$TMP/err")" = 1 ] || fail "more than one line"
+	[ ! -e "$TMP/calls" ] || fail "Nix was run: $(cat "$TMP/calls")"
+	[ ! -e "$st" ] || fail "the storefs store was created for nothing"
+	# A --nix-store that does not exist is not created either.
+	PATH=$fake:$PATH expect_status 1 sf import-nix --store "$st" --nix-store "$TMP/nonix" "$p"
+	grep -q "there is no Nix store at '$TMP/nonix'" "$TMP/err"
+	[ ! -e "$TMP/nonix" ] || fail "--nix-store DIR was created"
+	# Not a store path (Nix would take it for a flake), or not in that store.
+	PATH=$fake:$PATH expect_status 1 sf import-nix --store "$st" --nix-store "$NIX_STORE_DIR" nixpkgs#hello
+	grep -qx "storefs import-nix: 'nixpkgs#hello' is not a store path (/nix/store/<hash>-<name>)" "$TMP/err"
+	PATH=$fake:$PATH expect_status 1 sf import-nix --store "$st" --nix-store "$NIX_STORE_DIR" \
+		/nix/store/00000000000000000000000000000000-absent
+	grep -qx "storefs import-nix: '/nix/store/00000000000000000000000000000000-absent' is not in the Nix store at '$NIX_STORE_DIR'" "$TMP/err"
+	[ ! -e "$TMP/calls" ] || fail "Nix was run: $(cat "$TMP/calls")"
+	# A good run: Nix offline, no substituters.
+	PATH=$fake:$PATH sf import-nix --store "$st" --nix-store "$NIX_STORE_DIR" "$p" >/dev/null
+	grep -q "^nix .*--offline --option substituters  path-info --json --store $NIX_STORE_DIR $p" "$TMP/calls"
+}
+
+# statfs: as big as the store's blobs, as many files as its objects, nothing
+# free (what was seen: 0 blocks, so df said size 0 and Python's
+# shutil.disk_usage gave a total of 0).
+t_statfs() {
+	local st=$TMP/s-df m=$TMP/mnt-df
+	mkdir -p "$T/df"
+	head -c 300000 /dev/urandom >"$T/df/big"
+	echo small >"$T/df/small"
+	sf import --store "$st" "$T/df" >/dev/null
+	start_mount "$st" "$m"
+	stat -f -c '%b %f %a %c %d %l %S' "$m" | tee "$TMP/statf"
+	read -r blocks bfree bavail files ffree namemax bsize <"$TMP/statf"
+	[ "$bfree $bavail $ffree" = "0 0 0" ] || fail "free space on a read-only store"
+	assert_eq "$namemax" 255 "namemax"
+	[ $((blocks * bsize)) -ge 300006 ] || fail "$blocks blocks of $bsize bytes hold less than the blobs"
+	[ $((blocks * bsize)) -lt $((300006 + 2 * 4096)) ] || fail "$blocks blocks: more than the blobs"
+	[ "$files" -ge 4 ] || fail "files $files: 2 blobs, 1 Directory and 1 path are 4 objects"
+	df "$m" | tee "$TMP/df"
+	awk 'NR == 2 { exit !($2 > 0) }' "$TMP/df" || fail "df says size 0"
+	python3 -c 'import shutil, sys; u = shutil.disk_usage(sys.argv[1]); print(u);
+assert u.total > 0 and u.free == 0 and u.used == u.total' "$m"
+	grep -q " $m fuse.* ro[,\ ]" /proc/mounts || fail "not mounted read-only"
+	stop_mount "$m"
+}
+
 check "setup" setup
 . "$TMP/vars"
 check "nar-import --path over a registered path is refused, naming both NAR hashes" t_nar_import_path_refused
@@ -175,6 +247,8 @@ check "registering the same content again is a no-op (-v says so)" t_same_conten
 check "racing registrations of one path: exactly one wins (10 rounds)" t_race
 check "a --ca that does not fit the contents: 'ca hash mismatch'" t_ca_lie_nar_import
 check "import-nix refuses a path present with other content" t_import_nix_refused
+check "import-nix: no Nix store is created or asked that was not named; offline" t_import_nix_store_checked
+check "statfs on a mount: blocks = blob bytes, files = objects, nothing free" t_statfs
 check "verify names a flat CA path whose root blob was swapped" t_verify_flat_swapped
 check "verify --check-contents names a source path whose tree was swapped" t_verify_source_swapped
 check "verify: references must resolve; unreferenced objects are counted, not problems" t_verify_refs_and_unreferenced

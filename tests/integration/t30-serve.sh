@@ -102,7 +102,7 @@ t_import_nix_errors() {
 		fail "unknown path imported"
 	fi
 	cat "$TMP/err"
-	grep -q "is not a valid path in the Nix store" "$TMP/err"
+	grep -q "is not in the Nix store at '$NIX_STORE_DIR'" "$TMP/err"
 }
 
 # --- serving ---

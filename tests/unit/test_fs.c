@@ -555,6 +555,38 @@ TEST(fs_statfs_numbers)
 	world_free(&w);
 }
 
+static int fake_usage(void *ctx, uint64_t *bytes, uint64_t *objects)
+{
+	*bytes = 10000;
+	*objects = 7;
+	return *(int *)ctx;
+}
+
+/* With the store's sizes: as big as its blobs, as many files as objects,
+ * nothing free (docs/trust.md "statfs"); without them, blocks 0. */
+TEST(fs_statfs_store_usage)
+{
+	struct fs_config cfg = {.usage = fake_usage};
+	struct fs *fs;
+	struct store *st;
+	struct statvfs sv;
+	int fail = 0;
+
+	cfg.usage_ctx = &fail;
+	CHECK_OK(memory_store_new(DIR_SIZE_SPEC, &st));
+	CHECK_OK(fs_new(st->blobs, st->dirs, NULL, &cfg, &fs));
+	fs_statfs(fs, &sv);
+	CHECK_EQ(sv.f_blocks, 3); /* 10000 bytes in 4096-byte blocks */
+	CHECK_EQ(sv.f_files, 7);
+	CHECK(sv.f_bfree == 0 && sv.f_bavail == 0 && sv.f_ffree == 0 && sv.f_favail == 0);
+	CHECK(sv.f_flag & ST_RDONLY);
+	fail = -EIO;
+	fs_statfs(fs, &sv);
+	CHECK_EQ(sv.f_blocks, 0);
+	fs_free(fs);
+	store_free(st);
+}
+
 /* --- concurrency: many threads resolve, list, read and forget at once --- */
 
 struct hammer {

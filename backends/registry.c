@@ -85,6 +85,11 @@ int store_open_substituted(struct store *local, const char *cache_url, const cha
 				       check_sigs ? 0 : BINARY_CACHE_NO_CHECK_SIGS, local, out);
 }
 
+void store_substituted_set_deadline(struct store *st, const struct deadline_rule *r)
+{
+	binary_cache_set_deadline(st->paths, r);
+}
+
 int store_open(const char *url, unsigned flags, struct store **out)
 {
 	if (!url)

@@ -10,6 +10,7 @@
 #ifndef STOREFS_BACKENDS_REGISTRY_H
 #define STOREFS_BACKENDS_REGISTRY_H
 
+#include "common/deadline.h"
 #include "store/store.h"
 
 #include <stdbool.h>
@@ -29,6 +30,11 @@ int store_open(const char *url, unsigned flags, struct store **out);
  * for a bad URL or key, -ENOMEM. */
 int store_open_substituted(struct store *local, const char *cache_url, const char *trusted_keys,
 			   bool check_sigs, struct store **out);
+
+/* Sets the deadlines of the remote operations of a store made by
+ * store_open_substituted() (common/deadline.h, docs/limits.md); before
+ * its first use. */
+void store_substituted_set_deadline(struct store *st, const struct deadline_rule *r);
 
 /* The default store directory: $STOREFS_STORE if set and non-empty, else
  * /var/lib/storefs when running as root (euid 0), else

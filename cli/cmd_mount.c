@@ -136,7 +136,11 @@ static int parse_open(const char *s, enum fusedev_open_mode *out)
 /* 0 to go on, or the exit status (help, usage error). */
 static int parse_one(struct mount_opts *o, int ch, int *done)
 {
-	if (cli_substituter_option(&o->subst, ch, optarg))
+	int taken = cli_substituter_option(&o->subst, ch, optarg);
+
+	if (taken < 0)
+		return cli_usage(&cmd, "%s", sf_errmsg(-EINVAL));
+	if (taken)
 		return 0;
 	switch (ch) {
 	case CLI_OPT_STORE:
@@ -251,6 +255,11 @@ static int mount_run(struct mount_opts *o)
 		root_nodes_path_info_set_pin(rn, pin_temp_root, st);
 	if (!rc)
 		rc = fs_new(st->blobs, st->dirs, rn, &o->fs, &fs);
+	if (o->subst.url) {
+		o->dev.root_negative_finite = true;
+		o->dev.root_negative_ttl =
+		    o->subst.negative_ttl_set ? o->subst.negative_ttl : CLI_NEGATIVE_TTL_DEFAULT;
+	}
 	if (!rc)
 		rc = fusedev_serve(fs, &o->dev);
 	if (fs && o->verbose)

@@ -6,6 +6,25 @@
 #include "common/err.h"
 #include "common/log.h"
 
+#include <stdlib.h>
+
+/* 1 with *out set, or -1 with a message. */
+static int seconds_arg(const char *opt, const char *arg, unsigned min, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (*arg < '0' || *arg > '9' || errno || *end || v < min || v > DEADLINE_BASE_S_MAX) {
+		sf_err(-EINVAL, "%s wants a number of seconds from %u to %u, not '%s'", opt, min,
+		       DEADLINE_BASE_S_MAX, arg);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 1;
+}
+
 int cli_substituter_option(struct cli_substituter *o, int ch, const char *arg)
 {
 	switch (ch) {
@@ -18,6 +37,11 @@ int cli_substituter_option(struct cli_substituter *o, int ch, const char *arg)
 	case CLI_OPT_NO_CHECK_SIGS:
 		o->no_check_sigs = true;
 		return 1;
+	case CLI_OPT_SUBST_TIMEOUT:
+		return seconds_arg("--substituter-timeout", arg, 1, &o->timeout_s);
+	case CLI_OPT_NEGATIVE_TTL:
+		o->negative_ttl_set = true;
+		return seconds_arg("--negative-ttl", arg, 0, &o->negative_ttl);
 	default:
 		return 0;
 	}
@@ -26,12 +50,19 @@ int cli_substituter_option(struct cli_substituter *o, int ch, const char *arg)
 int cli_substituter_open_store(const struct cli_substituter *o, const char *store_url,
 			       unsigned flags, struct store **out)
 {
-	if (!o->url && (o->keys || o->no_check_sigs))
-		return sf_err(-EINVAL, "--trusted-public-keys and --no-check-sigs need "
-				       "--substituter");
+	struct deadline_rule rule = {.base_s = o->timeout_s};
+	int rc;
+
+	if (!o->url && (o->keys || o->no_check_sigs || o->timeout_s || o->negative_ttl_set))
+		return sf_err(-EINVAL,
+			      "--trusted-public-keys, --no-check-sigs, "
+			      "--substituter-timeout and --negative-ttl need --substituter");
 	if (!o->url)
 		return cli_open_store(store_url, flags, out);
-	return cli_open_substituter(store_url, o->url, o->keys, o->no_check_sigs, out);
+	rc = cli_open_substituter(store_url, o->url, o->keys, o->no_check_sigs, out);
+	if (rc == 0)
+		store_substituted_set_deadline(*out, &rule);
+	return rc;
 }
 
 int cli_open_substituter(const char *store_url, const char *substituter, const char *trusted_keys,

@@ -11,18 +11,28 @@
 #include <stdbool.h>
 
 /* getopt_long values (above any short option and other commands' 256+). */
-enum { CLI_OPT_SUBSTITUTER = 0x300, CLI_OPT_TRUSTED_KEYS, CLI_OPT_NO_CHECK_SIGS };
+enum {
+	CLI_OPT_SUBSTITUTER = 0x300,
+	CLI_OPT_TRUSTED_KEYS,
+	CLI_OPT_NO_CHECK_SIGS,
+	CLI_OPT_SUBST_TIMEOUT,
+	CLI_OPT_NEGATIVE_TTL
+};
 
 /* Entries for a command's struct option array. */
 // clang-format off
 #define CLI_SUBSTITUTER_LONGOPTS \
 	{"substituter", required_argument, NULL, CLI_OPT_SUBSTITUTER}, \
 	{"trusted-public-keys", required_argument, NULL, CLI_OPT_TRUSTED_KEYS}, \
-	{"no-check-sigs", no_argument, NULL, CLI_OPT_NO_CHECK_SIGS}
+	{"no-check-sigs", no_argument, NULL, CLI_OPT_NO_CHECK_SIGS}, \
+	{"substituter-timeout", required_argument, NULL, CLI_OPT_SUBST_TIMEOUT}, \
+	{"negative-ttl", required_argument, NULL, CLI_OPT_NEGATIVE_TTL}
 // clang-format on
 
 /* The usage synopsis part and the --help lines of the options. */
-#define CLI_SUBSTITUTER_USAGE "[--substituter URL [--trusted-public-keys KEYS] [--no-check-sigs]]"
+#define CLI_SUBSTITUTER_USAGE                                                                      \
+	"[--substituter URL [--trusted-public-keys KEYS] [--no-check-sigs]\n"                      \
+	"              [--substituter-timeout SECONDS] [--negative-ttl SECONDS]]"
 #define CLI_SUBSTITUTER_HELP                                                                       \
 	"  --substituter URL  fill the store on demand from the Nix binary cache at URL\n"         \
 	"                     (file:///DIR, http://HOST[:PORT][/PATH], https://...): a\n"          \
@@ -35,16 +45,27 @@ enum { CLI_OPT_SUBSTITUTER = 0x300, CLI_OPT_TRUSTED_KEYS, CLI_OPT_NO_CHECK_SIGS 
 	"  --trusted-public-keys KEYS  space-separated name:base64 keys (as in Nix);\n"            \
 	"                     a substituted path needs a valid signature by one of\n"              \
 	"                     them unless it is content-addressed\n"                               \
-	"  --no-check-sigs    accept paths without a valid trusted signature\n"
+	"  --no-check-sigs    accept paths without a valid trusted signature\n"                    \
+	"  --substituter-timeout S  a narinfo's deadline (default 60 s); a NAR's is S\n"           \
+	"                     + NarSize at 256 KiB/s; then EIO (docs/limits.md)\n"                 \
+	"  --negative-ttl S   a name the cache lacks stays missing S seconds\n"                    \
+	"                     (default 3600, as in Nix)\n"
 
 struct cli_substituter {
 	const char *url;  /* NULL: no substituter */
 	const char *keys; /* NULL: none */
 	bool no_check_sigs;
+	unsigned timeout_s;    /* 0: DEADLINE_BASE_S_DEFAULT */
+	unsigned negative_ttl; /* seconds */
+	bool negative_ttl_set;
 };
 
+/* The default of --negative-ttl (Nix's narinfo-cache-negative-ttl). */
+#define CLI_NEGATIVE_TTL_DEFAULT 3600
+
 /* Takes option `ch` with argument `arg` if it is one of the above: 1 if it
- * was taken, 0 if it is not ours. */
+ * was taken, 0 if it is not ours, -1 if its argument is bad (a message is
+ * recorded). */
 int cli_substituter_option(struct cli_substituter *o, int ch, const char *arg);
 
 /* Opens the store for a command: with a substituter (o->url set), the

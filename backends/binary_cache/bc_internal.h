@@ -23,14 +23,17 @@ int bc_url_check(const char *url);
 /* Fetches the whole resource at `url` (at most `max` bytes) into a
  * malloc'd, NUL-terminated buffer (caller frees). -ENOENT if it does not
  * exist (a missing file, HTTP 404 or 403); -EIO with a message for any
- * other failure, including a body over `max` bytes. */
-int bc_fetch_all(const char *url, size_t max, char **out, size_t *out_len);
+ * other failure, including a body over `max` bytes and an http(s)
+ * transfer not done within `timeout_ms` (common/deadline.h). */
+int bc_fetch_all(const char *url, size_t max, uint64_t timeout_ms, char **out, size_t *out_len);
 
 /* A streaming download. For http(s) a helper thread runs the transfer and
  * hands the body over through a socket pair, so memory stays constant. */
 struct bc_source;
 
-int bc_source_open(const char *url, struct bc_source **out);
+/* An http(s) transfer must end within `timeout_ms`, else reading fails
+ * with -EIO. */
+int bc_source_open(const char *url, uint64_t timeout_ms, struct bc_source **out);
 /* A nar_read_fn over the source: *n = 0 only at the end of a complete,
  * successful transfer. -ENOENT if the resource does not exist, -EIO with
  * a message for a failed or cut transfer. */

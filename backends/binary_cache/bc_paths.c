@@ -3,6 +3,7 @@
 #include "backends/binary_cache/bc_internal.h"
 #include "backends/binary_cache/binary_cache.h"
 
+#include "common/deadline.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "store/ca_verify.h"
@@ -17,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* How long a waiter gives the owner of a fetch beyond its deadline. */
+#define WAIT_GRACE_MS 10000
+
 /* A fetch in progress; waiters hold references. */
 struct inflight {
 	struct inflight *next;
@@ -24,6 +28,7 @@ struct inflight {
 	bool done;
 	int rc; /* the fetch's result once done */
 	unsigned refs;
+	uint64_t until_ms; /* its deadline (deadline_now_ms() clock) */
 };
 
 struct bc_paths {
@@ -36,7 +41,8 @@ struct bc_paths {
 	struct nix_public_key *keys;
 	size_t n_keys;
 	unsigned flags;
-	pthread_mutex_t lock; /* protects inflight */
+	struct deadline_rule deadline;
+	pthread_mutex_t lock; /* protects inflight and their until_ms */
 	pthread_cond_t cond;
 	struct inflight *inflight;
 	atomic_uint_fast64_t narinfos, nars, added, failures;
@@ -45,6 +51,7 @@ struct bc_paths {
 /* What one fetch works with. */
 struct fetch {
 	struct bc_paths *s;
+	struct inflight *f;
 	char hash[STORE_PATH_HASH_CHARS + 1];
 	char full[STORE_PATH_FULL_MAX]; /* once the narinfo names it */
 	struct narinfo *ni;
@@ -178,7 +185,7 @@ static int fetch_narinfo(struct fetch *fx, const uint8_t *digest)
 		return -ENOMEM;
 	atomic_fetch_add(&fx->s->narinfos, 1);
 	log_debug("substituter: fetching '%s'", url);
-	rc = bc_fetch_all(url, BC_NARINFO_MAX, &text, &len);
+	rc = bc_fetch_all(url, BC_NARINFO_MAX, deadline_ms(&fx->s->deadline, 0), &text, &len);
 	if (rc == 0 && (rc = narinfo_parse(text, len, &fx->ni)) < 0)
 		rc = wrap_eio(rc, "narinfo '%s' is invalid", url);
 	free(url);
@@ -199,6 +206,17 @@ static int fetch_narinfo(struct fetch *fx, const uint8_t *digest)
 	return 0;
 }
 
+/* The NAR's deadline, also the limit of concurrent waiters' waits. */
+static uint64_t nar_deadline(struct fetch *fx)
+{
+	uint64_t ms = deadline_ms(&fx->s->deadline, fx->ni->nar_size);
+
+	pthread_mutex_lock(&fx->s->lock);
+	fx->f->until_ms = deadline_now_ms() + ms;
+	pthread_mutex_unlock(&fx->s->lock);
+	return ms;
+}
+
 /* Streams the NAR through the decompressor into the local services. */
 static int fetch_nar(struct fetch *fx, struct node *root, uint8_t *target)
 {
@@ -216,7 +234,7 @@ static int fetch_nar(struct fetch *fx, struct node *root, uint8_t *target)
 	if (rc == 0) {
 		atomic_fetch_add(&fx->s->nars, 1);
 		log_info("substituter: fetching '%s' from '%s'", fx->full, url);
-		rc = bc_source_open(url, &src);
+		rc = bc_source_open(url, nar_deadline(fx), &src);
 	}
 	if (rc == 0)
 		rc = nar_decomp_new(comp, bc_source_read, src, &dc);
@@ -231,10 +249,11 @@ static int fetch_nar(struct fetch *fx, struct node *root, uint8_t *target)
 	return rc;
 }
 
-static int fetch_path(struct bc_paths *s, const uint8_t *digest, struct path_info **out)
+static int fetch_path(struct bc_paths *s, struct inflight *f, const uint8_t *digest,
+		      struct path_info **out)
 {
 	uint8_t target[CASTORE_MAX_TARGET_LEN];
-	struct fetch fx = {.s = s};
+	struct fetch fx = {.s = s, .f = f};
 	struct node root;
 	int rc;
 
@@ -300,9 +319,20 @@ static int wait_for(struct bc_paths *s, struct inflight *f, const uint8_t *diges
 	int rc;
 
 	f->refs++;
-	while (!f->done)
-		pthread_cond_wait(&s->cond, &s->lock);
-	rc = f->rc;
+	/* Timed: the owner's own deadline plus a grace for its local work
+	 * (ingest, registration); it may move the deadline once it knows the
+	 * NAR's size. */
+	rc = 0;
+	while (!f->done && rc == 0) {
+		uint64_t now = deadline_now_ms(), until = f->until_ms + WAIT_GRACE_MS;
+		struct timespec ts = deadline_abs(until > now ? until - now : 0);
+
+		if (pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT &&
+		    deadline_now_ms() >= f->until_ms + WAIT_GRACE_MS)
+			rc = -ETIMEDOUT;
+	}
+	if (rc == 0)
+		rc = f->rc;
 	inflight_unref(f);
 	pthread_mutex_unlock(&s->lock);
 	if (rc == -ENOENT)
@@ -311,6 +341,11 @@ static int wait_for(struct bc_paths *s, struct inflight *f, const uint8_t *diges
 		char hash[STORE_PATH_HASH_CHARS + 1];
 
 		store_path_hash_part(digest, hash);
+		if (rc == -ETIMEDOUT)
+			return sf_err(-EIO,
+				      "substituting '%s' in a concurrent request missed its "
+				      "deadline",
+				      hash);
 		return sf_err(-EIO, "substituting '%s' failed in a concurrent request", hash);
 	}
 	return path_info_service_get(s->local, digest, out);
@@ -324,7 +359,7 @@ static int fetch_owned(struct bc_paths *s, struct inflight *f, const uint8_t *di
 
 	/* Another fetch may have finished between our miss and our entry. */
 	if (rc == -ENOENT) {
-		rc = fetch_path(s, digest, out);
+		rc = fetch_path(s, f, digest, out);
 		if (rc < 0 && rc != -ENOENT) {
 			atomic_fetch_add(&s->failures, 1);
 			if (rc != -ENOMEM && rc != -EIO) {
@@ -365,6 +400,7 @@ static int bc_get(struct path_info_service *ps, const uint8_t digest[STORE_PATH_
 	}
 	memcpy(f->digest, digest, STORE_PATH_DIGEST_LEN);
 	f->refs = 1;
+	f->until_ms = deadline_now_ms() + deadline_ms(&s->deadline, 0);
 	f->next = s->inflight;
 	s->inflight = f;
 	pthread_mutex_unlock(&s->lock);
@@ -419,6 +455,25 @@ void binary_cache_stats(struct path_info_service *ps, struct binary_cache_stats 
 	out->failures = atomic_load(&s->failures);
 }
 
+/* Timed waits use the monotonic clock (common/deadline.h). */
+static int cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+	int rc = pthread_condattr_init(&a);
+
+	if (rc == 0)
+		rc = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	if (rc == 0)
+		rc = pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+	return rc;
+}
+
+void binary_cache_set_deadline(struct path_info_service *ps, const struct deadline_rule *r)
+{
+	((struct bc_paths *)ps)->deadline = *r;
+}
+
 static int bc_config(struct bc_paths *s, const char *cache_url, const char *trusted_keys)
 {
 	size_t len;
@@ -450,7 +505,7 @@ int bc_paths_create(const char *cache_url, const char *trusted_keys, unsigned fl
 	rc = bc_config(s, cache_url, trusted_keys);
 	if (rc == 0 && pthread_mutex_init(&s->lock, NULL) != 0)
 		rc = -ENOMEM;
-	if (rc == 0 && pthread_cond_init(&s->cond, NULL) != 0) {
+	if (rc == 0 && cond_init_monotonic(&s->cond) != 0) {
 		pthread_mutex_destroy(&s->lock);
 		rc = -ENOMEM;
 	}

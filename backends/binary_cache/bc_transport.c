@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -59,8 +60,10 @@ static void curl_init_once(void)
 }
 
 /* A configured easy handle: no signals (we are threaded), http(s) only,
- * redirects followed, transfers that stall for a minute given up. */
-static int curl_handle_new(const char *url, char *errbuf, CURL **out)
+ * redirects followed, the whole transfer (connect, redirects, body)
+ * within `timeout_ms` (common/deadline.h), and given up earlier if it
+ * stalls for a minute. */
+static int curl_handle_new(const char *url, uint64_t timeout_ms, char *errbuf, CURL **out)
 {
 	CURL *c;
 	int bad = 0;
@@ -84,6 +87,8 @@ static int curl_handle_new(const char *url, char *errbuf, CURL **out)
 	bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
 	bad |= curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	bad |= curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+	bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+				timeout_ms > LONG_MAX ? LONG_MAX : (long)timeout_ms);
 	bad |= curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
 	bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "storefs");
 	if (bad) {
@@ -107,6 +112,9 @@ static int curl_result(CURL *c, CURLcode res, const char *url, const char *errbu
 			return -ENOENT;
 		return sf_err(-EIO, "cannot download '%s': HTTP status %ld", url, status);
 	}
+	if (res == CURLE_OPERATION_TIMEDOUT)
+		return sf_err(-EIO, "cannot download '%s': deadline missed (%s)", url,
+			      errbuf[0] ? errbuf : curl_easy_strerror(res));
 	return sf_err(-EIO, "cannot download '%s': %s", url,
 		      errbuf[0] ? errbuf : curl_easy_strerror(res));
 }
@@ -138,12 +146,12 @@ static size_t membuf_write(char *ptr, size_t size, size_t nmemb, void *ctx)
 	return n;
 }
 
-static int http_fetch_all(const char *url, struct membuf *m)
+static int http_fetch_all(const char *url, uint64_t timeout_ms, struct membuf *m)
 {
 	char errbuf[CURL_ERROR_SIZE];
 	CURLcode res;
 	CURL *c;
-	int rc = curl_handle_new(url, errbuf, &c);
+	int rc = curl_handle_new(url, timeout_ms, errbuf, &c);
 
 	if (rc < 0)
 		return rc;
@@ -189,7 +197,7 @@ static int file_fetch_all(const char *url, struct membuf *m)
 	return rc;
 }
 
-int bc_fetch_all(const char *url, size_t max, char **out, size_t *out_len)
+int bc_fetch_all(const char *url, size_t max, uint64_t timeout_ms, char **out, size_t *out_len)
 {
 	struct membuf m = {.data = malloc(1), .max = max};
 	int rc;
@@ -198,7 +206,7 @@ int bc_fetch_all(const char *url, size_t max, char **out, size_t *out_len)
 		return -ENOMEM;
 	rc = bc_url_check(url);
 	if (rc == 0)
-		rc = is_http(url) ? http_fetch_all(url, &m) : file_fetch_all(url, &m);
+		rc = is_http(url) ? http_fetch_all(url, timeout_ms, &m) : file_fetch_all(url, &m);
 	if (rc < 0) {
 		free(m.data);
 		return rc;
@@ -263,11 +271,11 @@ static void *stream_thread(void *ctx)
 	return NULL;
 }
 
-static int http_source_start(struct bc_source *s, const char *url)
+static int http_source_start(struct bc_source *s, const char *url, uint64_t timeout_ms)
 {
 	int sv[2], rc;
 
-	rc = curl_handle_new(url, s->errbuf, &s->curl);
+	rc = curl_handle_new(url, timeout_ms, s->errbuf, &s->curl);
 	if (rc < 0)
 		return rc;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -286,7 +294,7 @@ static int http_source_start(struct bc_source *s, const char *url)
 	return 0;
 }
 
-int bc_source_open(const char *url, struct bc_source **out)
+int bc_source_open(const char *url, uint64_t timeout_ms, struct bc_source **out)
 {
 	struct bc_source *s;
 	int rc = bc_url_check(url);
@@ -301,7 +309,7 @@ int bc_source_open(const char *url, struct bc_source **out)
 	s->fd = s->wfd = -1;
 	s->http = is_http(url);
 	s->joined = !s->http;
-	rc = s->http ? http_source_start(s, url) : file_open(url, &s->fd);
+	rc = s->http ? http_source_start(s, url, timeout_ms) : file_open(url, &s->fd);
 	if (rc < 0) {
 		bc_source_close(s);
 		return rc;

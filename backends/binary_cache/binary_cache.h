@@ -34,6 +34,7 @@
 #ifndef STOREFS_BACKENDS_BINARY_CACHE_H
 #define STOREFS_BACKENDS_BINARY_CACHE_H
 
+#include "common/deadline.h"
 #include "store/store.h"
 
 #include <stdint.h>
@@ -63,6 +64,12 @@ int binary_cache_path_info_new(const char *cache_url, const char *trusted_keys, 
 			       struct path_info_service *local_paths, struct blob_service *blobs,
 			       struct dir_service *dirs, enum dir_size_formula f,
 			       struct path_info_service **out);
+
+/* Sets the deadlines of the service's remote operations (common/deadline.h;
+ * the defaults until then): a narinfo within r->base_s, a NAR within
+ * r->base_s plus NarSize at r->min_rate. A missed deadline is -EIO, logged
+ * once, and a later get() tries again. Call before the first get(). */
+void binary_cache_set_deadline(struct path_info_service *s, const struct deadline_rule *r);
 
 /* Counters of a service made by binary_cache_path_info_new() (and of no
  * other service). Thread-safe. */

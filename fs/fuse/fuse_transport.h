@@ -46,6 +46,11 @@ struct fusedev_config {
 	/* The mount's bdi read_ahead_kb (the size of sequential READs); 0
 	 * keeps the kernel's default (128). Best effort. */
 	unsigned read_ahead_kb;
+	/* How long the kernel may remember that a name is missing at the
+	 * root: forever unless root_negative_finite (a local store tells us
+	 * about new names; a substituter's cache does not). */
+	bool root_negative_finite;
+	unsigned root_negative_ttl; /* seconds */
 };
 
 /* The default worker thread count for this machine. */

@@ -23,9 +23,11 @@ struct fusedev_pt {
 	bool force_fail;	/* STOREFS_TEST_PASSTHROUGH_FAIL */
 	_Atomic bool init_seen; /* the INIT request went by */
 	_Atomic uint64_t init_unique;
-	_Atomic bool offered;	  /* the kernel offered passthrough in INIT */
-	_Atomic bool on;	  /* ... and the INIT reply accepted it */
-	atomic_flag told_refused; /* "said so once in the log" */
+	_Atomic bool init_patched;   /* the INIT reply went by */
+	_Atomic bool dirops_offered; /* the kernel offered parallel dirops */
+	_Atomic bool offered;	     /* the kernel offered passthrough in INIT */
+	_Atomic bool on;	     /* ... and the INIT reply accepted it */
+	atomic_flag told_refused;    /* "said so once in the log" */
 	atomic_flag told_no_fd;
 	pthread_mutex_t mu;
 	struct fusedev_pt_backing *backing[FUSEDEV_PT_BUCKETS]; /* protected by mu */
@@ -63,6 +65,11 @@ void fusedev_pt_release_all(struct fusedev_pt *pt);
  * shim between libfuse and it. 0, or a negative errno (then nothing is
  * mounted and the caller mounts through libfuse). */
 int fusedev_pt_mount(struct fusedev *dev);
+/* Puts the shim's hooks on libfuse's own descriptor after
+ * fuse_session_mount() (no passthrough then), so that the INIT reply
+ * carries FUSE_PARALLEL_DIROPS (docs/limits.md "Parallel lookups"). 0 or
+ * a negative errno. */
+int fusedev_hook_init(struct fusedev *dev);
 /* Logs what INIT settled about passthrough (called from init). */
 void fusedev_pt_log_init(struct fusedev *dev);
 /* Answers an OPEN of `f` by passthrough if it can: true if it replied

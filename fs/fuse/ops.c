@@ -67,6 +67,8 @@ static void dev_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		/* A cached miss: PATH and import probing ask again and again. */
 		memset(&ep, 0, sizeof(ep));
 		ep.entry_timeout = TIMEOUT;
+		if (parent == FUSE_ROOT_ID && dev_of(req)->cfg->root_negative_finite)
+			ep.entry_timeout = dev_of(req)->cfg->root_negative_ttl;
 		fuse_reply_entry(req, &ep);
 		return;
 	}

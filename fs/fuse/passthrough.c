@@ -3,6 +3,8 @@
  * through fuse_session_custom_io(), watches the INIT request and patches
  * the INIT reply and the OPEN replies of passed-through files on their way
  * to the kernel, registering each blob file as a backing file by ioctl.
+ * The same hooks set FUSE_PARALLEL_DIROPS in the INIT reply in every open
+ * mode (fusedev_hook_init()), which libfuse 3.14 drops.
  *
  * Delete this file when storefs can require libfuse >= 3.17 (Debian 13
  * ships 3.17): there fuse_passthrough_open()/fuse_passthrough_close(), the
@@ -29,14 +31,15 @@ struct pt_backing_map {
 	uint32_t flags;
 	uint64_t padding;
 };
-#define PT_IOC_BACKING_OPEN  _IOW(229, 1, struct pt_backing_map)
-#define PT_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
-#define PT_OP_INIT	     26		/* FUSE_INIT */
-#define PT_INIT_EXT	     (1u << 30) /* fuse_init_in/out.flags: flags2 is valid */
-#define PT_FLAGS2_PASSTHRU   (1u << 5)	/* FUSE_PASSTHROUGH (bit 37) in flags2 */
-#define PT_FOPEN_PASSTHRU    (1u << 7)	/* FOPEN_PASSTHROUGH */
-#define PT_IN_HEADER	     40		/* sizeof(struct fuse_in_header) */
-#define PT_OUT_HEADER	     16		/* sizeof(struct fuse_out_header) */
+#define PT_IOC_BACKING_OPEN	_IOW(229, 1, struct pt_backing_map)
+#define PT_IOC_BACKING_CLOSE	_IOW(229, 2, uint32_t)
+#define PT_OP_INIT		26	   /* FUSE_INIT */
+#define PT_INIT_EXT		(1u << 30) /* fuse_init_in/out.flags: flags2 is valid */
+#define PT_INIT_PARALLEL_DIROPS (1u << 18) /* FUSE_PARALLEL_DIROPS */
+#define PT_FLAGS2_PASSTHRU	(1u << 5)  /* FUSE_PASSTHROUGH (bit 37) in flags2 */
+#define PT_FOPEN_PASSTHRU	(1u << 7)  /* FOPEN_PASSTHROUGH */
+#define PT_IN_HEADER		40	   /* sizeof(struct fuse_in_header) */
+#define PT_OUT_HEADER		16	   /* sizeof(struct fuse_out_header) */
 /* u32 indexes into fuse_init_in / fuse_init_out / fuse_open_out. */
 #define PT_INIT_FLAGS	    3
 #define PT_INIT_IN_FLAGS2   4
@@ -115,7 +118,8 @@ static void u32_set(void *p, unsigned idx, uint32_t v)
 	memcpy((char *)p + 4 * idx, &v, 4);
 }
 
-/* Notes whether the kernel offers passthrough in its INIT request. */
+/* Notes what the kernel offers in its INIT request: passthrough (used only
+ * on our own mount) and parallel directory operations. */
 static void see_request(struct fusedev_pt *pt, const void *buf, ssize_t n)
 {
 	const char *in = (const char *)buf + PT_IN_HEADER;
@@ -126,13 +130,35 @@ static void see_request(struct fusedev_pt *pt, const void *buf, ssize_t n)
 		return;
 	memcpy(&unique, (const char *)buf + 8, 8);
 	atomic_store(&pt->init_unique, unique);
-	atomic_store(&pt->offered, (u32_at(in, PT_INIT_FLAGS) & PT_INIT_EXT) &&
+	atomic_store(&pt->offered, pt->devfd >= 0 && (u32_at(in, PT_INIT_FLAGS) & PT_INIT_EXT) &&
 				       (u32_at(in, PT_INIT_IN_FLAGS2) & PT_FLAGS2_PASSTHRU));
+	atomic_store(&pt->dirops_offered, u32_at(in, PT_INIT_FLAGS) & PT_INIT_PARALLEL_DIROPS);
 	atomic_store(&pt->init_seen, true);
 }
 
-/* Turns passthrough on in the INIT reply, and on in an OPEN reply that
- * this thread marked. */
+/* libfuse 3.14 never puts FUSE_PARALLEL_DIROPS into its INIT reply (fixed
+ * in 3.17.1), so the kernel would serialize every lookup in a directory:
+ * one slow substituter fetch at the root would stall all lookups there. */
+static void patch_init_reply(struct fusedev_pt *pt, char *out, size_t len)
+{
+	uint32_t flags = u32_at(out, PT_INIT_FLAGS);
+
+	if (atomic_load(&pt->dirops_offered))
+		flags |= PT_INIT_PARALLEL_DIROPS;
+	if (atomic_load(&pt->offered) && len >= 4 * (PT_INIT_STACK_DEPTH + 1)) {
+		flags |= PT_INIT_EXT;
+		u32_set(out, PT_INIT_OUT_FLAGS2,
+			u32_at(out, PT_INIT_OUT_FLAGS2) | PT_FLAGS2_PASSTHRU);
+		u32_set(out, PT_INIT_STACK_DEPTH, 1);
+		atomic_store(&pt->on, true);
+	}
+	log_debug("fuse: INIT reply flags 0x%x, patched to 0x%x", u32_at(out, PT_INIT_FLAGS),
+		  flags);
+	u32_set(out, PT_INIT_FLAGS, flags);
+}
+
+/* Patches the INIT reply (patch_init_reply()), and turns passthrough on in
+ * an OPEN reply that this thread marked. */
 static void patch_reply(struct fusedev_pt *pt, struct iovec *iov)
 {
 	uint64_t unique;
@@ -150,14 +176,12 @@ static void patch_reply(struct fusedev_pt *pt, struct iovec *iov)
 		u32_set(out, PT_OPEN_BACKING_ID, tls_backing_id);
 		return;
 	}
-	if (!atomic_load(&pt->offered) || atomic_load(&pt->on) ||
-	    unique != atomic_load(&pt->init_unique) ||
-	    iov[1].iov_len < 4 * (PT_INIT_STACK_DEPTH + 1) || u32_at(out, 0) != 7)
+	if (!atomic_load(&pt->init_seen) || atomic_load(&pt->init_patched) ||
+	    unique != atomic_load(&pt->init_unique) || iov[1].iov_len < 4 * (PT_INIT_FLAGS + 1) ||
+	    u32_at(out, 0) != 7)
 		return;
-	u32_set(out, PT_INIT_FLAGS, u32_at(out, PT_INIT_FLAGS) | PT_INIT_EXT);
-	u32_set(out, PT_INIT_OUT_FLAGS2, u32_at(out, PT_INIT_OUT_FLAGS2) | PT_FLAGS2_PASSTHRU);
-	u32_set(out, PT_INIT_STACK_DEPTH, 1);
-	atomic_store(&pt->on, true);
+	atomic_store(&pt->init_patched, true);
+	patch_init_reply(pt, out, iov[1].iov_len);
 }
 
 /* libfuse passes the session's userdata, our struct fusedev. */
@@ -236,6 +260,11 @@ int fusedev_pt_mount(struct fusedev *dev)
 	umount2(dev->cfg->mountpoint, MNT_DETACH);
 	close(fd);
 	return rc;
+}
+
+int fusedev_hook_init(struct fusedev *d)
+{
+	return fuse_session_custom_io(d->se, &custom_io, fuse_session_fd(d->se)) ? -EIO : 0;
 }
 
 /* --- backing files --- */

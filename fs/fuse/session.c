@@ -159,6 +159,9 @@ static int session_mount(struct fusedev *dev)
 	}
 	if (fuse_session_mount(dev->se, dev->cfg->mountpoint))
 		return sf_err(-EIO, "cannot mount on '%s'", dev->cfg->mountpoint);
+	if (fusedev_hook_init(dev))
+		log_warn("fuse: cannot hook the INIT reply; lookups in one directory run one at a "
+			 "time");
 	return 0;
 }
 

@@ -393,7 +393,7 @@ TEST(bc_transport_urls)
 	CHECK_ERR(bc_url_check("ftp://host/x"), -EINVAL);
 	CHECK_ERR(bc_url_check("http:///x"), -EINVAL);
 	CHECK_ERR(bc_url_check("http://host/a b"), -EINVAL);
-	CHECK_ERR(bc_fetch_all("file:///nonexistent/storefs/x", 100, &data, &len), -ENOENT);
+	CHECK_ERR(bc_fetch_all("file:///nonexistent/storefs/x", 100, 1000, &data, &len), -ENOENT);
 }
 
 TEST(bc_transport_file_limits)
@@ -406,11 +406,11 @@ TEST(bc_transport_file_limits)
 	snprintf(path, sizeof(path), "%s/f", c.dir);
 	snprintf(url, sizeof(url), "file://%s", path);
 	CHECK_OK(write_file(path, "0123456789", 10));
-	CHECK_OK(bc_fetch_all(url, 10, &data, &len));
+	CHECK_OK(bc_fetch_all(url, 10, 1000, &data, &len));
 	CHECK_EQ(len, 10);
 	CHECK_STR(data, "0123456789");
 	free(data);
-	CHECK_ERR(bc_fetch_all(url, 9, &data, &len), -EIO);
+	CHECK_ERR(bc_fetch_all(url, 9, 1000, &data, &len), -EIO);
 	rm_rf(c.dir);
 }
 

@@ -1,0 +1,172 @@
+#!/bin/bash
+# t40-limits.sh - robustness against ordinary limits and slow or hostile
+# peers (docs/limits.md): descriptor limits, deadlines of the substituter,
+# parallel lookups, negative entries, serve's connection limits.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+shopt -s inherit_errexit
+
+S=$TMP/store
+SRC=$TMP/src
+
+# Reads every regular file below $1; fails naming the first unreadable one.
+read_all() {
+	python3 - "$1" <<'PY'
+import os, sys
+n = 0
+for d, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        p = os.path.join(d, f)
+        try:
+            with open(p, "rb") as fh:
+                fh.read()
+        except OSError as e:
+            sys.exit(f"{p}: {e} after {n} files")
+        n += 1
+print(f"read {n} files")
+PY
+}
+
+# 5,000 distinct files under a descriptor limit of 256 (soft and hard):
+# the reader cache sizes itself from the limit and gives descriptors back
+# when the process runs out.
+t_nofile_256() {
+	local t=$SRC/many m=$TMP/m-nofile p
+	mkdir -p "$t"
+	python3 -c '
+import os, sys
+for i in range(5000):
+    d = os.path.join(sys.argv[1], "d%02d" % (i % 50))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%d" % i), "w") as f:
+        f.write("file %d\n" % i)' "$t"
+	p=$(sf import --store "$S" "$t")
+	ulimit -n 256
+	start_mount "$S" "$m"
+	read_all "$m/$(base "$p")" | tee "$TMP/read.out"
+	grep -qx "read 5000 files" "$TMP/read.out"
+	stop_mount "$m"
+	! grep -q "cannot open blob" "$TMP/mount.log" || fail "EIO logged: $(cat "$TMP/mount.log")"
+}
+
+# A soft limit below the hard one is raised to it at start.
+t_nofile_raised() {
+	local m=$TMP/m-raise
+	ulimit -Sn 300
+	start_mount "$S" "$m"
+	grep "^Max open files" /proc/"$MOUNT_PID"/limits | tee "$TMP/limits"
+	read -r _ _ _ soft hard2 _ <"$TMP/limits"
+	assert_eq "$soft" "$hard2" "soft limit"
+	[ "$soft" != 300 ] || fail "soft limit not raised"
+	stop_mount "$m"
+}
+
+# start_trickle: the static server of trickle_http.py over $WWW (outside
+# any check, so the cleanup stops it); sets URL.
+start_trickle() {
+	WWW=$TMP/www
+	mkdir -p "$WWW"
+	python3 "$HERE/trickle_http.py" "$WWW" "$TMP/port" >"$TMP/http.log" 2>&1 &
+	DAEMON_PIDS+=("$!")
+	for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
+	URL=http://127.0.0.1:$(cat "$TMP/port")
+}
+
+# publish PATH: puts PATH's narinfo and NAR (as `storefs serve` of $S2
+# makes them) into $WWW.
+publish() {
+	local h url n
+	h=$(base "$1" | cut -c1-32)
+	url=$(cat "$TMP/SERVE.url")
+	curl -sf "$url/$h.narinfo" >"$WWW/$h.narinfo.tmp"
+	n=$(sed -n 's/^URL: //p' "$WWW/$h.narinfo.tmp")
+	mkdir -p "$WWW/$(dirname "$n")"
+	curl -sf "$url/$n" >"$WWW/$n"
+	mv "$WWW/$h.narinfo.tmp" "$WWW/$h.narinfo"
+}
+
+# stat_ms PATH: "<errno name or ok> <milliseconds>" of one stat(2).
+stat_ms() {
+	python3 - "$1" <<'PY'
+import errno, os, sys, time
+t = time.monotonic()
+try:
+    os.stat(sys.argv[1])
+    r = "ok"
+except OSError as e:
+    r = errno.errorcode[e.errno]
+print(r, int((time.monotonic() - t) * 1000))
+PY
+}
+
+# A narinfo and a NAR trickled at 2 bytes/s: local lookups at the root
+# answer at once meanwhile (parallel lookups reach the kernel), and the
+# slow lookups end in EIO within their deadline, retried by a later one.
+t_slow_substituter() {
+	local m=$TMP/m-slow slow_ni=0123456789abcdfghijklmnpqrsvwxyz slow_nar h r ms
+	publish "$SLOWNAR"
+	slow_nar=$(sed -n 's/^URL: //p' "$WWW/$(base "$SLOWNAR" | cut -c1-32).narinfo")
+	printf '%s\n' "$slow_ni.narinfo" "$slow_nar" >"$WWW/.slow"
+	start_mount "$S" "$m" --substituter "$URL" --no-check-sigs --substituter-timeout 3 -v
+	stat_ms "$m/$slow_ni-x" >"$TMP/slow1" &
+	local p1=$!
+	stat_ms "$m/$(base "$SLOWNAR")" >"$TMP/slow2" &
+	local p2=$!
+	sleep 1
+	read -r r ms < <(stat_ms "$m/$(base "$LOCAL")")
+	echo "local lookup during slow fetches: $r in $ms ms"
+	assert_eq "$r" ok "local lookup"
+	[ "$ms" -lt 1000 ] || fail "a local lookup took $ms ms while a fetch was slow"
+	wait "$p1" "$p2"
+	cat "$TMP/slow1" "$TMP/slow2"
+	for f in slow1 slow2; do
+		read -r r ms <"$TMP/$f"
+		assert_eq "$r" EIO "$f"
+		[ "$ms" -lt 20000 ] || fail "$f took $ms ms, deadline 3 s"
+	done
+	grep "narinfo': deadline missed" "$TMP/mount.log"
+	grep "\.nar': deadline missed" "$TMP/mount.log"
+	assert_eq "$(grep -c "GET /$slow_ni.narinfo" "$TMP/http.log")" 1 "narinfo requests"
+	read -r r ms < <(stat_ms "$m/$slow_ni-x")
+	assert_eq "$r" EIO "the retry"
+	assert_eq "$(grep -c "GET /$slow_ni.narinfo" "$TMP/http.log")" 2 "narinfo requests after a retry"
+	stop_mount "$m"
+}
+
+# A path the cache lacks stays missing for --negative-ttl only: once
+# published it appears without a remount.
+t_negative_ttl() {
+	local m=$TMP/m-neg late r
+	: >"$WWW/.slow"
+	mkdir -p "$SRC/late"
+	echo "late $RANDOM" >"$SRC/late/f"
+	late=$(sf import --store "$TMP/s2" "$SRC/late")
+	start_mount "$S" "$m" --substituter "$URL" --no-check-sigs --negative-ttl 2 -v
+	read -r r _ < <(stat_ms "$m/$(base "$late")")
+	assert_eq "$r" ENOENT "before publishing"
+	publish "$late"
+	sleep 3
+	read -r r _ < <(stat_ms "$m/$(base "$late")")
+	assert_eq "$r" ok "after publishing and the negative TTL"
+	assert_eq "$(cat "$m/$(base "$late")/f")" "$(cat "$SRC/late/f")"
+	stop_mount "$m"
+}
+
+check "5,000 distinct files read under ulimit -n 256" t_nofile_256
+check "the soft descriptor limit is raised to the hard one" t_nofile_raised
+
+setup_cache() {
+	mkdir -p "$SRC/local" "$SRC/slow"
+	echo "local $RANDOM" >"$SRC/local/f"
+	head -c 200000 /dev/urandom >"$SRC/slow/big"
+	LOCAL=$(sf import --store "$S" "$SRC/local")
+	SLOWNAR=$(sf import --store "$TMP/s2" "$SRC/slow")
+	"$STOREFS" serve --store "$TMP/s2" --readonly --listen 127.0.0.1:0 >"$TMP/SERVE.url" \
+		2>"$TMP/serve.log" &
+	DAEMON_PIDS+=("$!")
+	for _ in $(seq 100); do [ -s "$TMP/SERVE.url" ] && break; sleep 0.05; done
+	sleep 0.2
+	start_trickle
+}
+setup_cache
+check "slow narinfo and NAR: local lookups answer, slow ones EIO by their deadline" t_slow_substituter
+check "a path published after a miss appears after --negative-ttl" t_negative_ttl

@@ -157,8 +157,10 @@ static int env_create(const char *dbdir, bool readonly, struct local_env *e)
 	int rc = ENOMEM, dead;
 
 	/* A smaller map where the address space is short (ThreadSanitizer's
-	 * shadow memory, `ulimit -v`); LMDB still maps at least the file. */
-	for (size_t size = LOCAL_MAP_SIZE; rc == ENOMEM && size >= LOCAL_MAP_MIN; size /= 4)
+	 * shadow memory, `ulimit -v`: ENOMEM; valgrind refuses a mapping it
+	 * cannot place with EINVAL); LMDB still maps at least the file. */
+	for (size_t size = LOCAL_MAP_SIZE; (rc == ENOMEM || rc == EINVAL) && size >= LOCAL_MAP_MIN;
+	     size /= 4)
 		rc = env_try_open(dbdir, flags, size, &e->env);
 	if (rc)
 		return sf_err(rc == EACCES || rc == EROFS ? -rc : -EIO,

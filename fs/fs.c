@@ -425,17 +425,69 @@ static int readdir_root(struct fs *fs, uint64_t off, bool plus, fs_dirent_fn cb,
 	return rc < 0 && !any ? rc : 0;
 }
 
+/* "." and ".." take the offsets 0 and 1; the entries follow with their
+ * offsets shifted by DOT_ENTRIES (docs/limits.md "Directory listings"). */
+#define DOT_ENTRIES 2
+
+struct shifted {
+	fs_dirent_fn cb;
+	void *ctx;
+};
+
+static int shifted_add(void *ctx, const char *name, size_t len, const struct fs_entry *e,
+		       uint64_t next_off)
+{
+	struct shifted *s = ctx;
+
+	return s->cb(s->ctx, name, len, e, next_off + DOT_ENTRIES);
+}
+
+/* "." is the directory itself; ".." carries the root's inode number, as a
+ * content-addressed directory has no single parent (the kernel resolves
+ * ".." itself). Neither counts a kernel reference: the kernel takes none
+ * for them. > 0 if one did not fit. */
+static int readdir_dots(struct fs *fs, uint64_t ino, uint64_t off, fs_dirent_fn cb, void *ctx)
+{
+	struct fs_entry e = {.ino = ino};
+	int rc = 0;
+
+	attr_fill(fs, ino, fs_inode(fs, ino), &e.attr);
+	if (off == 0)
+		rc = cb(ctx, ".", 1, &e, 1);
+	if (rc == 0 && off <= 1) {
+		e.ino = INODE_ROOT;
+		attr_fill(fs, INODE_ROOT, fs_inode(fs, INODE_ROOT), &e.attr);
+		rc = cb(ctx, "..", 2, &e, 2);
+	}
+	return rc;
+}
+
 int fs_readdir(struct fs *fs, uint64_t ino, uint64_t off, bool plus, fs_dirent_fn cb, void *ctx)
 {
 	const struct inode *r = fs_inode(fs, ino);
+	struct shifted sh = {cb, ctx};
+	struct inode_children *c;
+	int rc;
 
 	if (!r)
 		return -ESTALE;
-	if (ino == INODE_ROOT)
-		return fs->cfg.list_root ? readdir_root(fs, off, plus, cb, ctx) : -EPERM;
-	if (r->kind != NODE_DIRECTORY)
+	if (ino == INODE_ROOT && !fs->cfg.list_root)
+		return -EPERM;
+	if (ino != INODE_ROOT && r->kind != NODE_DIRECTORY)
 		return -ENOTDIR;
-	return readdir_dir(fs, ino, r, off, plus, cb, ctx);
+	/* A missing Directory is EIO, not a listing of "." and ".." only. */
+	if (ino != INODE_ROOT) {
+		rc = dir_children(fs, ino, r, &c);
+		if (rc)
+			return rc;
+		inode_children_unref(c);
+	}
+	if (off < DOT_ENTRIES && readdir_dots(fs, ino, off, cb, ctx) > 0)
+		return 0;
+	off = off < DOT_ENTRIES ? 0 : off - DOT_ENTRIES;
+	if (ino == INODE_ROOT)
+		return readdir_root(fs, off, plus, shifted_add, &sh);
+	return readdir_dir(fs, ino, r, off, plus, shifted_add, &sh);
 }
 
 /* --- files and the reader cache --- */

@@ -105,10 +105,11 @@ int fs_readlink(struct fs *fs, uint64_t ino, const uint8_t **target, size_t *len
 typedef int (*fs_dirent_fn)(void *ctx, const char *name, size_t len, const struct fs_entry *e,
 			    uint64_t next_off);
 
-/* Lists directory `ino` from offset `off` (0 = the start) in bytewise name
- * order, without "." and "..". Offsets are index + 1, or at the root the
- * root nodes' cursors, so listings resume exactly even while names are
- * added to the root. -EPERM for the root unless list_root; -ENOTDIR;
+/* Lists directory `ino` from offset `off` (0 = the start): "." (next
+ * offset 1) and ".." (2) first, counting no kernel reference, then the
+ * entries in bytewise name order with offsets 2 + index + 1, or at the
+ * root 2 + the root nodes' cursors, so listings resume exactly even while
+ * names are added to the root. -EPERM for the root unless list_root; -ENOTDIR;
  * -EIO (Directory missing); an error after some entries were taken ends
  * the listing with 0 so the kernel keeps what it got. */
 int fs_readdir(struct fs *fs, uint64_t ino, uint64_t off, bool plus, fs_dirent_fn cb, void *ctx);

@@ -158,6 +158,19 @@ t_valgrind_opens_store() {
 	grep -q "$LOCAL" "$TMP/vg.out"
 }
 
+# readdir answers "." and ".." first, in directories and at a listed root.
+t_readdir_dots() {
+	local m=$TMP/m-dots
+	start_mount "$S" "$m" --list-root
+	ls -af "$m/$(base "$LOCAL")" >"$TMP/ls"
+	cat "$TMP/ls"
+	assert_eq "$(head -2 "$TMP/ls" | tr '\n' ' ')" ". .. " "first entries"
+	assert_eq "$(wc -l <"$TMP/ls")" 3 "entries"
+	ls -af "$m" | head -2 | tr '\n' ' ' | grep -qx ". .. "
+	python3 -c 'import os,sys; assert os.listdir(sys.argv[1]) == ["f"]' "$m/$(base "$LOCAL")"
+	stop_mount "$m"
+}
+
 check "5,000 distinct files read under ulimit -n 256" t_nofile_256
 check "the soft descriptor limit is raised to the hard one" t_nofile_raised
 
@@ -178,3 +191,4 @@ setup_cache
 check "slow narinfo and NAR: local lookups answer, slow ones EIO by their deadline" t_slow_substituter
 check "a path published after a miss appears after --negative-ttl" t_negative_ttl
 check "a local store opens under valgrind" t_valgrind_opens_store
+check "readdir has . and .." t_readdir_dots

@@ -308,15 +308,21 @@ TEST(fuse_wire_readdirplus)
 	d = lookup(&t, 1, "d");
 	call(&t, FUSE_READDIRPLUS, d, &ri, sizeof(ri), &r, sizeof(r.buf));
 	CHECK_EQ(r.h.error, 0);
+	memcpy(&dp, r.buf + sizeof(r.h), sizeof(dp)); /* "." and ".." come first */
+	CHECK(dp.dirent.namelen == 1 && dp.dirent.off == 1 && dp.dirent.type == DT_DIR);
+	CHECK_EQ(r.buf[sizeof(r.h) + sizeof(dp)], '.');
+	ri.offset = 2;
+	call(&t, FUSE_READDIRPLUS, d, &ri, sizeof(ri), &r, sizeof(r.buf));
+	CHECK_EQ(r.h.error, 0);
 	CHECK_EQ(r.len, sizeof(r.h) + FUSE_DIRENT_ALIGN(sizeof(dp) + 1));
 	memcpy(&dp, r.buf + sizeof(r.h), sizeof(dp));
 	CHECK_EQ(dp.dirent.namelen, 1);
-	CHECK_EQ(dp.dirent.off, 1);
+	CHECK_EQ(dp.dirent.off, 3);
 	CHECK_EQ(dp.dirent.type, DT_REG);
 	CHECK_EQ(dp.entry_out.nodeid, dp.dirent.ino);
 	CHECK_EQ(dp.entry_out.attr.size, 5);
 	CHECK_EQ(r.buf[sizeof(r.h) + sizeof(dp)], 'x');
-	ri.offset = 1;
+	ri.offset = 3;
 	call(&t, FUSE_READDIR, d, &ri, sizeof(ri), &r, sizeof(r.buf));
 	CHECK(r.h.error == 0 && r.len == sizeof(r.h));
 	ri.offset = 0;

@@ -1,6 +1,6 @@
 /* serve.h - `storefs serve`: the store as a Nix HTTP binary cache
- * (docs/narinfo.md), on libmicrohttpd with one thread per
- * connection. Internal to cli/: cmd_serve.c parses options and runs
+ * (docs/narinfo.md), on libmicrohttpd with a pool of threads polling all
+ * connections (epoll). Internal to cli/: cmd_serve.c parses options and runs
  * serve_start()/serve_stop(); serve_http.c routes requests;
  * serve_index.c keeps the NAR hash index and the upload LRU; serve_nar.c
  * streams NARs out and ingests uploaded ones; serve_auth.c decides who may
@@ -27,7 +27,13 @@
 #define SERVE_DEFAULT_MAX_UPLOAD (4ull << 30)
 #define SERVE_NARINFO_MAX	 (2u << 20)
 #define SERVE_UPLOADS_MAX	 1024
-#define SERVE_MAX_CONNECTIONS	 64
+/* Connection limits (docs/limits.md "serve"): idle or slow clients cost a
+ * socket, never a thread; beyond a limit a connection is closed at once. */
+#define SERVE_MAX_CONNECTIONS 1024 /* in total */
+#define SERVE_MAX_PER_IP      32   /* from one client address */
+#define SERVE_IDLE_TIMEOUT_S  30   /* without a byte in either direction */
+#define SERVE_THREADS_MIN     4	   /* the pool: twice the CPUs, in [4, 16] */
+#define SERVE_THREADS_MAX     16
 
 /* NAR SHA-256 -> store path digest of a registered path with that NAR. */
 struct serve_index {

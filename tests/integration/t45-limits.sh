@@ -151,6 +151,33 @@ t_negative_ttl() {
 	stop_mount "$m"
 }
 
+# 200 idle connections (a partial request line each, from 20 loopback
+# addresses) do not lock a normal client out of `storefs serve`.
+t_serve_idle_clients() {
+	local url hold h
+	url=$(cat "$TMP/SERVE.url")
+	h=$(base "$SLOWNAR" | cut -c1-32)
+	python3 - "$url" "$TMP/idle.ready" <<'PY' &
+import socket, sys, time
+host, port = sys.argv[1].split("//")[1].split(":")
+conns = []
+for i in range(200):
+    s = socket.socket()
+    s.bind((f"127.0.0.{2 + i % 20}", 0))
+    s.connect((host, int(port)))
+    s.send(b"GET /nix-cache-info HTTP/1.1\r\n")
+    conns.append(s)
+open(sys.argv[2], "w").write("ready")
+time.sleep(60)
+PY
+	hold=$!
+	for _ in $(seq 100); do [ -s "$TMP/idle.ready" ] && break; sleep 0.1; done
+	[ -s "$TMP/idle.ready" ] || { kill "$hold"; fail "could not open 200 connections"; }
+	curl -sf --max-time 5 "$url/$h.narinfo" >"$TMP/ni" || { kill "$hold"; fail "no narinfo"; }
+	kill "$hold"
+	grep -q "^StorePath: $SLOWNAR" "$TMP/ni"
+}
+
 # Under valgrind the LMDB map of the default size cannot be placed (EINVAL,
 # not ENOMEM); the store opens with a smaller one.
 t_valgrind_opens_store() {
@@ -169,6 +196,17 @@ t_readdir_dots() {
 	ls -af "$m" | head -2 | tr '\n' ' ' | grep -qx ". .. "
 	python3 -c 'import os,sys; assert os.listdir(sys.argv[1]) == ["f"]' "$m/$(base "$LOCAL")"
 	stop_mount "$m"
+}
+
+# A GET or POST with a body gets a real answer (not an empty reply).
+t_serve_request_with_body() {
+	local url code
+	url=$(cat "$TMP/SERVE.url")
+	code=$(curl -s -o "$TMP/body" -w '%{http_code}' -X GET --data 'x=1' "$url/nix-cache-info")
+	assert_eq "$code" 200 "GET with a body"
+	grep -q "^StoreDir: /nix/store" "$TMP/body"
+	code=$(curl -s -o "$TMP/body" -w '%{http_code}' -X POST --data 'x=1' "$url/nix-cache-info")
+	assert_eq "$code" 405 "POST with a body"
 }
 
 check "5,000 distinct files read under ulimit -n 256" t_nofile_256
@@ -192,3 +230,5 @@ check "slow narinfo and NAR: local lookups answer, slow ones EIO by their deadli
 check "a path published after a miss appears after --negative-ttl" t_negative_ttl
 check "a local store opens under valgrind" t_valgrind_opens_store
 check "readdir has . and .." t_readdir_dots
+check "serve: a GET or POST with a body is answered" t_serve_request_with_body
+check "serve: 200 idle connections and a normal client still gets its narinfo" t_serve_idle_clients

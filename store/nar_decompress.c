@@ -15,6 +15,11 @@
 /* Enough for any xz preset (xz -9e needs 65 MiB); refuses decoders that
  * would need absurd amounts of memory. */
 #define XZ_MEMLIMIT (256ULL * 1024 * 1024)
+/* Compressed input read without one byte of output before the data is
+ * called corrupt: zstd skippable frames or empty bzip2 streams would
+ * otherwise keep a reader busy for as long as a peer sends them. Real
+ * compressed data never comes near this (docs/limits.md). */
+#define NO_OUTPUT_MAX (1024 * 1024)
 
 struct nar_decomp {
 	enum nar_compression kind;
@@ -29,6 +34,7 @@ struct nar_decomp {
 	ZSTD_DCtx *zstd;
 	bz_stream bz;
 	bool bz_live;
+	uint64_t idle_in; /* input read since the last output byte */
 };
 
 int nar_compression_parse(const char *label, enum nar_compression *out)
@@ -76,6 +82,7 @@ static int fill(struct nar_decomp *d)
 		return rc;
 	d->in_pos = 0, d->in_len = n;
 	d->in_eof = n == 0;
+	d->idle_in += n;
 	return 0;
 }
 
@@ -223,7 +230,11 @@ int nar_decomp_read(void *decomp, void *buf, size_t len, size_t *n)
 			rc = step(d, buf, len, &got);
 		if (rc < 0)
 			return rc;
+		if (got == 0 && d->idle_in > NO_OUTPUT_MAX)
+			return corrupt(d, "more than 1 MiB of input yields no output");
 	}
+	if (got > 0)
+		d->idle_in = 0;
 	/* After the end, any further input byte is garbage. */
 	if (d->done && got == 0) {
 		rc = fill(d);

@@ -262,9 +262,9 @@ int fusedev_pt_mount(struct fusedev *dev)
 	return rc;
 }
 
-int fusedev_hook_init(struct fusedev *d)
+int fusedev_hook_init(struct fusedev *dev)
 {
-	return fuse_session_custom_io(d->se, &custom_io, fuse_session_fd(d->se)) ? -EIO : 0;
+	return fuse_session_custom_io(dev->se, &custom_io, fuse_session_fd(dev->se)) ? -EIO : 0;
 }
 
 /* --- backing files --- */

@@ -366,6 +366,37 @@ TEST(bc_decompress_concatenated_streams)
 	free(a.data), free(b.data), free(both.data), free(out.data);
 }
 
+/* `copies` times `unit` in one buffer. */
+static struct buf repeat_buf(const void *unit, size_t len, size_t copies)
+{
+	struct buf b = {malloc(len * copies + 1), len * copies};
+
+	for (size_t i = 0; i < copies; i++)
+		memcpy(b.data + i * len, unit, len);
+	return b;
+}
+
+/* Input that decodes to nothing, forever (here: 4 MiB of it) must fail, not
+ * be read to its end: zstd skippable frames, empty bzip2 streams. */
+TEST(bc_decompress_refuses_input_without_output)
+{
+	static uint8_t frame[65536];
+	char empty_bz[64];
+	unsigned bz_len = sizeof(empty_bz);
+	struct buf in, out = {0};
+
+	memcpy(frame, "\x50\x2a\x4d\x18", 4); /* a skippable frame, LE magic */
+	frame[4] = 0xf8, frame[5] = 0xff, frame[6] = 0, frame[7] = 0; /* 65528 bytes */
+	in = repeat_buf(frame, sizeof(frame), 64);
+	CHECK_ERR(decomp_all(NAR_COMP_ZSTD, &in, &out), -EIO);
+	free(in.data);
+	CHECK_EQ(BZ2_bzBuffToBuffCompress(empty_bz, &bz_len, (char *)"", 0, 9, 0, 0), BZ_OK);
+	in = repeat_buf(empty_bz, bz_len, 4 * 1024 * 1024 / bz_len);
+	CHECK_ERR(decomp_all(NAR_COMP_BZIP2, &in, &out), -EIO);
+	free(in.data);
+	free(out.data);
+}
+
 TEST(bc_compression_labels)
 {
 	enum nar_compression c;

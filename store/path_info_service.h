@@ -6,6 +6,7 @@
 #include "store/path_info.h"
 
 #include <errno.h>
+#include <string.h>
 
 struct path_info_service;
 
@@ -37,6 +38,12 @@ struct path_info_service_ops {
 	 * processes, until the service is freed. */
 	int (*watch)(struct path_info_service *s, path_info_watch_fn cb, void *ctx);
 	void (*free)(struct path_info_service *s);
+	/* Optional: as get(), for the path `p` only: a PathInfo with p's
+	 * digest but another name is -ENOENT, found out as cheaply as the
+	 * backend can (a binary cache compares the narinfo's name before it
+	 * downloads the NAR). NULL: get() and a comparison. */
+	int (*get_path)(struct path_info_service *s, const struct store_path *p,
+			struct path_info **out);
 };
 
 struct path_info_service {
@@ -48,6 +55,25 @@ static inline int path_info_service_get(struct path_info_service *s,
 					struct path_info **out)
 {
 	return s->ops->get(s, digest, out);
+}
+
+static inline int path_info_service_get_path(struct path_info_service *s,
+					     const struct store_path *p, struct path_info **out)
+{
+	struct path_info *pi;
+	int rc;
+
+	if (s->ops->get_path)
+		return s->ops->get_path(s, p, out);
+	rc = s->ops->get(s, p->digest, &pi);
+	if (rc < 0)
+		return rc;
+	if (strcmp(pi->path.name, p->name) != 0) {
+		path_info_free(pi);
+		return -ENOENT;
+	}
+	*out = pi;
+	return 0;
 }
 
 static inline int path_info_service_put(struct path_info_service *s, const struct path_info *pi)

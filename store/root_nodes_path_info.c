@@ -60,15 +60,12 @@ static int rn_lookup(struct root_nodes *r, const uint8_t *name, size_t len, stru
 		return -ENOENT;
 	}
 	pin(s, &sp);
-	rc = path_info_service_get(s->ps, sp.digest, &pi);
+	/* By name too: a wrong name must cost no substituter download. */
+	rc = path_info_service_get_path(s->ps, &sp, &pi);
 	if (rc == -ENOENT)
 		return rc;
 	if (rc < 0)
 		return rc == -ENOMEM ? rc : -EIO;
-	if (strcmp(pi->path.name, sp.name) != 0) {
-		path_info_free(pi);
-		return -ENOENT;
-	}
 	*out = pi->root;
 	out->name = name, out->name_len = len;
 	if (pi->root.kind == NODE_SYMLINK) {

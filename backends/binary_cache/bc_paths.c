@@ -18,6 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A fetch's result when the narinfo names the path differently than the
+ * lookup that started it: nothing is downloaded; waiters ask again. */
+#define OTHER_NAME (-ESRCH)
+
 /* How long a waiter gives the owner of a fetch beyond its deadline. */
 #define WAIT_GRACE_MS 10000
 
@@ -249,8 +253,9 @@ static int fetch_nar(struct fetch *fx, struct node *root, uint8_t *target)
 	return rc;
 }
 
+/* `name` (NULL: any) must be the narinfo's before the NAR is fetched. */
 static int fetch_path(struct bc_paths *s, struct inflight *f, const uint8_t *digest,
-		      struct path_info **out)
+		      const char *name, struct path_info **out)
 {
 	uint8_t target[CASTORE_MAX_TARGET_LEN];
 	struct fetch fx = {.s = s, .f = f};
@@ -259,6 +264,8 @@ static int fetch_path(struct bc_paths *s, struct inflight *f, const uint8_t *dig
 
 	store_path_hash_part(digest, fx.hash);
 	rc = fetch_narinfo(&fx, digest);
+	if (rc == 0 && name && strcmp(fx.ni->path.name, name) != 0)
+		rc = OTHER_NAME;
 	if (rc == 0)
 		rc = check_trust(&fx);
 	if (rc == 0)
@@ -278,7 +285,7 @@ static int fetch_path(struct bc_paths *s, struct inflight *f, const uint8_t *dig
 		atomic_fetch_add(&s->added, 1);
 		*out = fx.pi;
 		fx.pi = NULL;
-	} else if (rc != -ENOENT) {
+	} else if (rc != -ENOENT && rc != OTHER_NAME) {
 		log_error("substituter: cannot substitute '%s' from '%s': %s",
 			  fx.full[0] ? fx.full : fx.hash, s->url, sf_errmsg(rc));
 	}
@@ -312,8 +319,27 @@ static void inflight_unref(struct inflight *f)
 		free(f);
 }
 
-/* Waits for another thread's fetch; then the local store has the answer. */
-static int wait_for(struct bc_paths *s, struct inflight *f, const uint8_t *digest,
+/* The local answer for `digest`, OTHER_NAME if it is a path named other
+ * than `name` (NULL: any name). */
+static int local_named(struct bc_paths *s, const uint8_t *digest, const char *name,
+		       struct path_info **out)
+{
+	struct path_info *pi;
+	int rc = path_info_service_get(s->local, digest, &pi);
+
+	if (rc < 0)
+		return rc;
+	if (name && strcmp(pi->path.name, name) != 0) {
+		path_info_free(pi);
+		return OTHER_NAME;
+	}
+	*out = pi;
+	return 0;
+}
+
+/* Waits for another thread's fetch; then the local store has the answer.
+ * -EAGAIN: that fetch was for another name and fetched nothing: ask again. */
+static int wait_for(struct bc_paths *s, struct inflight *f, const uint8_t *digest, const char *name,
 		    struct path_info **out)
 {
 	int rc;
@@ -335,6 +361,8 @@ static int wait_for(struct bc_paths *s, struct inflight *f, const uint8_t *diges
 		rc = f->rc;
 	inflight_unref(f);
 	pthread_mutex_unlock(&s->lock);
+	if (rc == OTHER_NAME)
+		return -EAGAIN;
 	if (rc == -ENOENT)
 		return rc;
 	if (rc < 0) {
@@ -348,19 +376,19 @@ static int wait_for(struct bc_paths *s, struct inflight *f, const uint8_t *diges
 				      hash);
 		return sf_err(-EIO, "substituting '%s' failed in a concurrent request", hash);
 	}
-	return path_info_service_get(s->local, digest, out);
+	return local_named(s, digest, name, out);
 }
 
 /* Runs the fetch as the one owner of its in-flight entry. */
 static int fetch_owned(struct bc_paths *s, struct inflight *f, const uint8_t *digest,
-		       struct path_info **out)
+		       const char *name, struct path_info **out)
 {
-	int rc = path_info_service_get(s->local, digest, out);
+	int rc = local_named(s, digest, name, out);
 
 	/* Another fetch may have finished between our miss and our entry. */
 	if (rc == -ENOENT) {
-		rc = fetch_path(s, f, digest, out);
-		if (rc < 0 && rc != -ENOENT) {
+		rc = fetch_path(s, f, digest, name, out);
+		if (rc < 0 && rc != -ENOENT && rc != OTHER_NAME) {
 			atomic_fetch_add(&s->failures, 1);
 			if (rc != -ENOMEM && rc != -EIO) {
 				char hash[STORE_PATH_HASH_CHARS + 1];
@@ -380,19 +408,15 @@ static int fetch_owned(struct bc_paths *s, struct inflight *f, const uint8_t *di
 	return rc;
 }
 
-static int bc_get(struct path_info_service *ps, const uint8_t digest[STORE_PATH_DIGEST_LEN],
-		  struct path_info **out)
+/* Starts a fetch of `digest` and runs it, unless one is running: then
+ * waits for it. Called with s->lock held; returns with it released. */
+static int fetch_or_wait(struct bc_paths *s, const uint8_t *digest, const char *name,
+			 struct path_info **out)
 {
-	struct bc_paths *s = (struct bc_paths *)ps;
-	struct inflight *f;
-	int rc = path_info_service_get(s->local, digest, out);
+	struct inflight *f = inflight_find(s, digest);
 
-	if (rc != -ENOENT)
-		return rc;
-	pthread_mutex_lock(&s->lock);
-	f = inflight_find(s, digest);
 	if (f)
-		return wait_for(s, f, digest, out);
+		return wait_for(s, f, digest, name, out);
 	f = calloc(1, sizeof(*f));
 	if (!f) {
 		pthread_mutex_unlock(&s->lock);
@@ -404,7 +428,35 @@ static int bc_get(struct path_info_service *ps, const uint8_t digest[STORE_PATH_
 	f->next = s->inflight;
 	s->inflight = f;
 	pthread_mutex_unlock(&s->lock);
-	return fetch_owned(s, f, digest, out);
+	return fetch_owned(s, f, digest, name, out);
+}
+
+/* get() by digest, and by name too if `name` is not NULL. */
+static int bc_lookup(struct bc_paths *s, const uint8_t *digest, const char *name,
+		     struct path_info **out)
+{
+	int rc;
+
+	do {
+		rc = local_named(s, digest, name, out);
+		if (rc != -ENOENT)
+			break;
+		pthread_mutex_lock(&s->lock);
+		rc = fetch_or_wait(s, digest, name, out);
+	} while (rc == -EAGAIN);
+	return rc == OTHER_NAME ? -ENOENT : rc;
+}
+
+static int bc_get(struct path_info_service *ps, const uint8_t digest[STORE_PATH_DIGEST_LEN],
+		  struct path_info **out)
+{
+	return bc_lookup((struct bc_paths *)ps, digest, NULL, out);
+}
+
+static int bc_get_path(struct path_info_service *ps, const struct store_path *p,
+		       struct path_info **out)
+{
+	return bc_lookup((struct bc_paths *)ps, p->digest, p->name, out);
 }
 
 /* --- the rest of the interface --- */
@@ -443,6 +495,7 @@ static const struct path_info_service_ops bc_paths_ops = {
     .list = bc_list,
     .watch = bc_watch,
     .free = bc_free,
+    .get_path = bc_get_path,
 };
 
 void binary_cache_stats(struct path_info_service *ps, struct binary_cache_stats *out)

@@ -178,6 +178,25 @@ PY
 	grep -q "^StorePath: $SLOWNAR" "$TMP/ni"
 }
 
+# A lookup with the right hash but a wrong name costs a narinfo, never the
+# NAR; the right name then fetches it.
+t_wrong_name_no_download() {
+	local m=$TMP/m-name h nar r n0
+	: >"$WWW/.slow"
+	publish "$SLOWNAR"
+	h=$(base "$SLOWNAR" | cut -c1-32)
+	nar=$(sed -n 's/^URL: //p' "$WWW/$h.narinfo")
+	start_mount "$TMP/s-name" "$m" --substituter "$URL" --no-check-sigs
+	n0=$(grep -c "GET /$nar" "$TMP/http.log" || true)
+	read -r r _ < <(stat_ms "$m/$h-wrong-name")
+	assert_eq "$r" ENOENT "wrong name"
+	assert_eq "$(grep -c "GET /$nar" "$TMP/http.log")" "$n0" "NAR downloads after a wrong name"
+	read -r r _ < <(stat_ms "$m/$(base "$SLOWNAR")")
+	assert_eq "$r" ok "right name"
+	assert_eq "$(grep -c "GET /$nar" "$TMP/http.log")" "$((n0 + 1))" "NAR downloads"
+	stop_mount "$m"
+}
+
 # Under valgrind the LMDB map of the default size cannot be placed (EINVAL,
 # not ENOMEM); the store opens with a smaller one.
 t_valgrind_opens_store() {
@@ -228,6 +247,7 @@ setup_cache() {
 setup_cache
 check "slow narinfo and NAR: local lookups answer, slow ones EIO by their deadline" t_slow_substituter
 check "a path published after a miss appears after --negative-ttl" t_negative_ttl
+check "a wrong name with the right hash downloads no NAR" t_wrong_name_no_download
 check "a local store opens under valgrind" t_valgrind_opens_store
 check "readdir has . and .." t_readdir_dots
 check "serve: a GET or POST with a body is answered" t_serve_request_with_body

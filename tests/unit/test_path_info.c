@@ -441,8 +441,8 @@ static void fake_free(struct path_info_service *s)
 {
 }
 
-static const struct path_info_service_ops fake_ops = {fake_get, fake_put, fake_list, fake_watch,
-						      fake_free};
+static const struct path_info_service_ops fake_ops = {
+    .get = fake_get, .put = fake_put, .list = fake_list, .watch = fake_watch, .free = fake_free};
 
 struct seen {
 	char names[4][STORE_PATH_MAX_BASENAME + 1];

@@ -19,6 +19,7 @@
 #include "store/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -34,6 +35,9 @@
 #define SERVE_IDLE_TIMEOUT_S  30   /* without a byte in either direction */
 #define SERVE_THREADS_MIN     4	   /* the pool: twice the CPUs, in [4, 16] */
 #define SERVE_THREADS_MAX     16
+/* NAR downloads and uploads at once (each has a thread of its own);
+ * beyond, 503 at once. */
+#define SERVE_MAX_TRANSFERS 64
 
 /* NAR SHA-256 -> store path digest of a registered path with that NAR. */
 struct serve_index {
@@ -73,6 +77,7 @@ struct server {
 	struct serve_index idx;
 	struct serve_uploads up;
 	struct MHD_Daemon *daemon;
+	atomic_uint transfers; /* NAR streams and uploads running */
 };
 
 /* --- serve_index.c --- */

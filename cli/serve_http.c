@@ -265,7 +265,7 @@ static enum MHD_Result send_nar(struct server *s, struct MHD_Connection *c, cons
 	const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
 	uint64_t size = pi->nar_size, start = 0, len = size;
 	int kind = parse_range(range, size, &start, &len);
-	struct serve_nar_stream *ns;
+	struct serve_nar_stream *ns = NULL;
 	struct MHD_Response *r;
 	char cr[80];
 
@@ -277,7 +277,10 @@ static enum MHD_Result send_nar(struct server *s, struct MHD_Connection *c, cons
 			MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
 		return queue(c, method, url, MHD_HTTP_RANGE_NOT_SATISFIABLE, r, 0);
 	}
-	if (serve_nar_stream_new(s, pi, start, len, &ns) < 0)
+	if (serve_nar_stream_new(s, pi, start, len, &ns) == -EBUSY)
+		return send_error(c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE,
+				  "too many NAR transfers at once; try again");
+	if (!ns)
 		return MHD_NO;
 	r = MHD_create_response_from_callback(len, NAR_BLOCK, serve_nar_stream_read, ns,
 					      serve_nar_stream_free);
@@ -406,6 +409,11 @@ static enum MHD_Result put_nar_begin(struct server *s, struct MHD_Connection *c,
 		rq->file.comp = comp;
 		rq->file.file_size = len;
 		rc = serve_nar_upload_start(s, &rq->file, &rq->up);
+	}
+	if (rc == -EBUSY) {
+		free(rq);
+		return send_error(c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE,
+				  "too many NAR transfers at once; try again");
 	}
 	if (rc < 0) {
 		free(rq);

@@ -114,14 +114,32 @@ static void *stream_thread(void *arg)
 	return NULL;
 }
 
+/* A transfer slot (SERVE_MAX_TRANSFERS), or -EBUSY. */
+static int transfer_take(struct server *s)
+{
+	if (atomic_fetch_add(&s->transfers, 1) < SERVE_MAX_TRANSFERS)
+		return 0;
+	atomic_fetch_sub(&s->transfers, 1);
+	return -EBUSY;
+}
+
+static void transfer_give(struct server *s)
+{
+	atomic_fetch_sub(&s->transfers, 1);
+}
+
 int serve_nar_stream_new(struct server *s, struct path_info *pi, uint64_t start, uint64_t len,
 			 struct serve_nar_stream **out)
 {
-	struct serve_nar_stream *ns = calloc(1, sizeof(*ns));
+	struct serve_nar_stream *ns;
+	int rc = transfer_take(s);
 
+	ns = rc == 0 ? calloc(1, sizeof(*ns)) : NULL;
 	if (!ns) {
+		if (rc == 0)
+			transfer_give(s);
 		path_info_free(pi);
-		return -ENOMEM;
+		return rc ? rc : -ENOMEM;
 	}
 	*ns = (struct serve_nar_stream){
 	    .s = s, .pi = pi, .start = start, .len = len, .rfd = -1, .wfd = -1};
@@ -170,6 +188,7 @@ void serve_nar_stream_free(void *cls)
 		close(ns->rfd); /* a blocked renderer gets EPIPE */
 	if (ns->started)
 		pthread_join(ns->thread, NULL);
+	transfer_give(ns->s);
 	path_info_free(ns->pi);
 	free(ns);
 }
@@ -273,13 +292,19 @@ static void *upload_thread(void *arg)
 int serve_nar_upload_start(struct server *s, const struct serve_upload *f,
 			   struct serve_nar_upload **out)
 {
-	struct serve_nar_upload *u = calloc(1, sizeof(*u));
-	int p[2], rc;
+	struct serve_nar_upload *u;
+	int p[2], rc = transfer_take(s);
 
-	if (!u)
+	if (rc < 0)
+		return rc;
+	u = calloc(1, sizeof(*u));
+	if (!u) {
+		transfer_give(s);
 		return -ENOMEM;
+	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		rc = -errno;
+		transfer_give(s);
 		free(u);
 		return rc;
 	}
@@ -291,6 +316,7 @@ int serve_nar_upload_start(struct server *s, const struct serve_upload *f,
 	if (rc < 0) {
 		close(p[0]);
 		close(p[1]);
+		transfer_give(s);
 		free(u);
 		return rc;
 	}
@@ -323,6 +349,7 @@ int serve_nar_upload_finish(struct serve_nar_upload *u, struct nar_loaded *out, 
 	}
 	if (rc < 0 && msg)
 		snprintf(msg, msglen, "%s", u->msg);
+	transfer_give(u->s);
 	free(u);
 	return rc;
 }

@@ -228,6 +228,25 @@ t_serve_request_with_body() {
 	assert_eq "$code" 405 "POST with a body"
 }
 
+# 80 slow NAR downloads at once (4 addresses, 20 each): 64 are served, the
+# others get 503 at once instead of a thread each.
+t_serve_transfer_limit() {
+	local url h nar i
+	url=$(cat "$TMP/SERVE.url")
+	h=$(base "$BIGNAR" | cut -c1-32)
+	nar=$(curl -sf "$url/$h.narinfo" | sed -n 's/^URL: //p')
+	for i in $(seq 80); do
+		curl -s -o /dev/null --interface "127.0.0.$((2 + i % 4))" --limit-rate 20k \
+			--max-time 4 -w '%{http_code} %{time_total}\n' "$url/$nar" >>"$TMP/codes" &
+	done
+	wait
+	sort "$TMP/codes" | uniq -c -w 3
+	[ "$(grep -c '^200 ' "$TMP/codes")" -ge 60 ] || fail "too few downloads served"
+	[ "$(grep -c '^503 ' "$TMP/codes")" -ge 10 ] || fail "no 503 beyond the limit"
+	awk '$1 == 503 && $2 > 2 { late = 1 } END { exit late }' "$TMP/codes" ||
+		fail "a 503 came late"
+}
+
 check "5,000 distinct files read under ulimit -n 256" t_nofile_256
 check "the soft descriptor limit is raised to the hard one" t_nofile_raised
 
@@ -237,6 +256,9 @@ setup_cache() {
 	head -c 200000 /dev/urandom >"$SRC/slow/big"
 	LOCAL=$(sf import --store "$S" "$SRC/local")
 	SLOWNAR=$(sf import --store "$TMP/s2" "$SRC/slow")
+	mkdir -p "$SRC/big"
+	head -c 16777216 /dev/urandom >"$SRC/big/data"
+	BIGNAR=$(sf import --store "$TMP/s2" "$SRC/big")
 	"$STOREFS" serve --store "$TMP/s2" --readonly --listen 127.0.0.1:0 >"$TMP/SERVE.url" \
 		2>"$TMP/serve.log" &
 	DAEMON_PIDS+=("$!")
@@ -252,3 +274,4 @@ check "a local store opens under valgrind" t_valgrind_opens_store
 check "readdir has . and .." t_readdir_dots
 check "serve: a GET or POST with a body is answered" t_serve_request_with_body
 check "serve: 200 idle connections and a normal client still gets its narinfo" t_serve_idle_clients
+check "serve: NAR transfers beyond the limit get 503 at once" t_serve_transfer_limit

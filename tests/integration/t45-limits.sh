@@ -1,5 +1,5 @@
 #!/bin/bash
-# t40-limits.sh - robustness against ordinary limits and slow or hostile
+# t45-limits.sh - robustness against ordinary limits and slow or hostile
 # peers (docs/limits.md): descriptor limits, deadlines of the substituter,
 # parallel lookups, negative entries, serve's connection limits.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

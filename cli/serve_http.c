@@ -135,7 +135,7 @@ static bool parse_nar_url(const char *url, uint8_t sha256[32], const char **ext)
 }
 
 /* The compression a NAR file's extension names ("" for none, as Nix
- * names them: nix.md §3.1); false for any other. */
+ * names them: docs/narinfo.md §1); false for any other. */
 static bool ext_compression(const char *ext, enum nar_compression *out)
 {
 	static const struct {
@@ -319,7 +319,7 @@ static int find_nar(struct server *s, const uint8_t sha256[32], struct path_info
 }
 
 /* HEAD of a file uploaded and not yet registered, so that Nix does not
- * upload it again (nix.md §3.5); a compressed one exists only so. */
+ * upload it again (docs/narinfo.md §6); a compressed one exists only so. */
 static enum MHD_Result head_upload(struct server *s, struct MHD_Connection *c, const char *method,
 				   const char *url, const uint8_t file_sha256[32], const char *ext)
 {

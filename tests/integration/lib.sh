@@ -60,6 +60,12 @@ check() {
 	return 0
 }
 
+# skip NAME REASON: a check that cannot run in this configuration (TAP SKIP).
+skip() {
+	[[ $1 == *"${STOREFS_CHECK:-}"* ]] || return 0
+	echo "ok - $1 # SKIP $2"
+}
+
 fail() {
 	echo "FAIL: $*" >&2
 	return 1

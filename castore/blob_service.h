@@ -39,8 +39,12 @@ struct blob_writer_ops {
 	int (*write)(struct blob_writer *w, const void *buf, size_t len);
 	/* Finishes the blob, stores it under its digest and frees the writer.
 	 * If `expect` is non-NULL and differs from the digest of the data,
-	 * nothing is stored and -EIO is returned. */
-	int (*commit)(struct blob_writer *w, const struct b3_digest *expect, struct b3_digest *out);
+	 * nothing is stored and -EIO is returned. `*created` (if non-NULL) is
+	 * set on success: true if this commit made the blob exist, false if
+	 * it was stored already (so a failed writer removes only what it
+	 * created: docs/trust.md "Orphans"). */
+	int (*commit)(struct blob_writer *w, const struct b3_digest *expect, struct b3_digest *out,
+		      bool *created);
 	/* Discards everything written and frees the writer. */
 	void (*abort)(struct blob_writer *w);
 };
@@ -129,7 +133,14 @@ static inline int blob_writer_write(struct blob_writer *w, const void *buf, size
 static inline int blob_writer_commit(struct blob_writer *w, const struct b3_digest *expect,
 				     struct b3_digest *out)
 {
-	return w->ops->commit(w, expect, out);
+	return w->ops->commit(w, expect, out, NULL);
+}
+
+/* As blob_writer_commit(), also telling whether the blob is new. */
+static inline int blob_writer_commit_new(struct blob_writer *w, const struct b3_digest *expect,
+					 struct b3_digest *out, bool *created)
+{
+	return w->ops->commit(w, expect, out, created);
 }
 
 static inline void blob_writer_abort(struct blob_writer *w)

@@ -412,7 +412,8 @@ static int already_present(struct store *st, struct path_info *pi)
 	return rc < 0 ? rc : 1;
 }
 
-static int dump_and_load(struct import_nix *im, struct path_info *pi, struct nar_loaded *l)
+static int dump_and_load(struct import_nix *im, struct store_write *w, struct path_info *pi,
+			 struct nar_loaded *l)
 {
 	char full[STORE_PATH_FULL_MAX], *phys;
 	struct nar_summary expect = {.size = pi->nar_size};
@@ -429,7 +430,7 @@ static int dump_and_load(struct import_nix *im, struct path_info *pi, struct nar
 	free(phys);
 	if (rc < 0)
 		return rc;
-	rc = nar_load_fd(im->st, fd, &expect, l);
+	rc = nar_load_fd(im->st, w, fd, &expect, l);
 	close(fd);
 	rc2 = reap(pid, "nix-store --dump");
 	if (rc == -EIO)
@@ -453,17 +454,24 @@ static int check_refs(struct import_nix *im, const struct path_info *pi)
 /* Reads the NAR from Nix and registers the path. */
 static int load_one(struct import_nix *im, struct path_info *pi, enum path_info_put_result *res)
 {
+	char full[STORE_PATH_FULL_MAX];
+	struct store_write *w = NULL;
 	struct nar_loaded *l;
 	int rc = check_refs(im, pi);
 
 	l = rc == 0 ? malloc(sizeof(*l)) : NULL;
 	if (!l)
 		return rc < 0 ? rc : -ENOMEM;
-	rc = dump_and_load(im, pi, l);
+	rc = store_write_begin(im->st, &w);
+	if (rc == 0)
+		rc = dump_and_load(im, w, pi, l);
 	if (rc == 0)
 		rc = path_info_set_root(pi, &l->root);
 	if (rc == 0)
 		rc = nar_load_register(im->st, pi, res);
+	store_path_full(&pi->path, full);
+	if (w)
+		store_write_finish(w, rc, full);
 	free(l);
 	return rc;
 }

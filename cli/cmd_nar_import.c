@@ -145,10 +145,14 @@ static int nar_import(struct store *st, const struct opts *o)
 	struct nar_summary e;
 	struct nar_loaded *l = malloc(sizeof(*l));
 	struct path_info *pi = NULL;
+	struct store_write *w = NULL;
 	int fd = -1, rc = l ? open_input(o->file, &fd) : -ENOMEM;
 
+	/* A refused NAR takes back the blobs it wrote (docs/trust.md). */
 	if (rc == 0)
-		rc = nar_load_fd(st, fd, expectation(o, fd, &e), l);
+		rc = store_write_begin(st, &w);
+	if (rc == 0)
+		rc = nar_load_fd(st, w, fd, expectation(o, fd, &e), l);
 	if (rc == 0)
 		rc = check_hash(o, l);
 	if (rc == 0)
@@ -157,6 +161,8 @@ static int nar_import(struct store *st, const struct opts *o)
 		rc = fill_path_info(o, l, pi);
 	if (rc == 0)
 		rc = nar_load_register(st, pi, &res);
+	if (w)
+		store_write_finish(w, rc, o->file);
 	if (rc == 0 && o->root)
 		rc = store_root_add(st, o->root, &pi->path);
 	if (rc == -ENOTSUP)

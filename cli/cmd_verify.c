@@ -10,11 +10,12 @@
 
 static const struct cli_cmd cmd = {
     "verify",
-    "verify [--store URL|DIR] [--check-contents] [--repair-from URL|DIR] [-q]",
+    "verify [--store URL|DIR] [--check-contents] [--repair-from URL|DIR] [--repair] [-q]",
     "Checks every object of the store: each blob file against its BLAKE3 digest\n"
     "(damaged ones are moved to the store's quarantine/ and reported), each\n"
     "Directory's digest and closure (all children present), and each store\n"
-    "path's root, its references (each must be registered) and its CA: the CA\n"
+    "path's root, its references (one that is not registered is a note: a store\n"
+    "a substituter fills holds paths without them) and its CA: the CA\n"
     "must give the store path and fit the contents (a flat or text CA is checked\n"
     "against the file's bytes, \"fixed:r:sha256\" against the NAR hash).\n"
     "Blobs and Directories that no path reaches are counted in the summary\n"
@@ -36,18 +37,25 @@ static const struct cli_cmd cmd = {
     "  --repair-from URL|DIR  fetch missing or damaged blobs and Directories from\n"
     "                         this store (opened read-only; blobs are checked\n"
     "                         against their digest first), then check again\n"
+    "  --repair               then remove the unreferenced blobs and Directories\n"
+    "                         (what refused, failed or killed writes left), if the\n"
+    "                         store has no problem left: waits until no import,\n"
+    "                         upload, fetch or gc runs and keeps them out while\n"
+    "                         it removes, sparing what paths registered meanwhile\n"
+    "                         use (docs/trust.md \"Orphans\")\n"
     "  -q, --quiet            print problems only, no notes or summary\n"
     "  -h, --help             show this help\n"
     "\n"
     "Exit status: 0 no problem (left), 1 problems or an error, 2 usage error.\n",
 };
 
-enum { OPT_REPAIR = 256, OPT_CHECK_CONTENTS };
+enum { OPT_REPAIR = 256, OPT_CHECK_CONTENTS, OPT_REMOVE };
 
 static const struct option longopts[] = {
     {"store", required_argument, NULL, CLI_OPT_STORE},
     {"repair-from", required_argument, NULL, OPT_REPAIR},
     {"check-contents", no_argument, NULL, OPT_CHECK_CONTENTS},
+    {"repair", no_argument, NULL, OPT_REMOVE},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, CLI_OPT_HELP},
     {0},
@@ -55,7 +63,7 @@ static const struct option longopts[] = {
 
 struct verify_cli {
 	struct cli_progress progress;
-	bool quiet, check_contents;
+	bool quiet, check_contents, remove;
 	const char *prefix; /* "" or "after repair: " */
 };
 
@@ -127,12 +135,33 @@ static void summary(const struct verify_cli *c, const struct verify_result *r, u
 	printf(": %llu problem%s\n", (unsigned long long)r->problems, r->problems == 1 ? "" : "s");
 }
 
+/* Only a store that verified clean is swept: a missing Directory hides
+ * the blobs below it from the walk, which would then look unreferenced. */
+static int remove_unreferenced(struct store *st, const struct verify_cli *c,
+			       const struct verify_result *res)
+{
+	struct verify_removed r;
+	int rc;
+
+	if (res->problems) {
+		printf("not removing unreferenced objects: the store has problems\n");
+		return 0;
+	}
+	rc = store_verify_remove_unreferenced(st, res, &r);
+	if (rc == 0 && !c->quiet)
+		printf("removed %llu unreferenced blobs (%.1f MiB) and %llu directories\n",
+		       (unsigned long long)r.blobs, (double)r.blob_bytes / (1 << 20),
+		       (unsigned long long)r.dirs);
+	return rc;
+}
+
 static int verify_main(const char *url, const char *from, struct verify_cli *c, bool *clean)
 {
 	struct verify_result res;
 	struct store *st = NULL;
 	uint64_t repaired = 0;
-	int rc = open_checked_store(url, 0, &st);
+	/* Removing needs the store writable: no read-only fallback then. */
+	int rc = c->remove ? cli_open_store(url, 0, &st) : open_checked_store(url, 0, &st);
 
 	if (rc == 0)
 		rc = verify_run(st, c, &res);
@@ -148,6 +177,8 @@ static int verify_main(const char *url, const char *from, struct verify_cli *c, 
 		summary(c, &res, repaired, from != NULL);
 		*clean = res.problems == 0;
 	}
+	if (rc == 0 && c->remove)
+		rc = remove_unreferenced(st, c, &res);
 	if (st)
 		verify_result_release(&res);
 	store_free(st);
@@ -176,6 +207,9 @@ int cmd_verify(int argc, char **argv)
 			break;
 		case OPT_CHECK_CONTENTS:
 			c.check_contents = true;
+			break;
+		case OPT_REMOVE:
+			c.remove = true;
 			break;
 		default:
 			return CLI_USAGE;

@@ -10,25 +10,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-int nar_load_fd(struct store *st, int fd, const struct nar_summary *expect, struct nar_loaded *out)
+int nar_load_fd(struct store *st, struct store_write *w, int fd, const struct nar_summary *expect,
+		struct nar_loaded *out)
 {
-	int rc = nar_ingest_fd(st->blobs, st->dirs, st->size_formula, fd, expect, &out->root,
-			       out->target, &out->sum);
+	struct blob_service *bs = store_write_blobs(w);
+	int rc = nar_ingest_fd(bs, st->dirs, st->size_formula, fd, expect, &out->root, out->target,
+			       &out->sum);
 
 	if (rc < 0)
 		return rc;
 	/* Blob commits are not durable one by one; the PathInfo that will
 	 * point at them must not outlive them after a crash. */
-	return blob_service_flush(st->blobs);
+	return blob_service_flush(bs);
 }
 
-int nar_load_read(struct store *st, nar_read_fn read, void *ctx, const struct nar_summary *expect,
-		  struct nar_loaded *out)
+int nar_load_read(struct store *st, struct store_write *w, nar_read_fn read, void *ctx,
+		  const struct nar_summary *expect, struct nar_loaded *out)
 {
-	int rc = nar_ingest_expect(st->blobs, st->dirs, st->size_formula, read, ctx, expect,
-				   &out->root, out->target, &out->sum);
+	struct blob_service *bs = store_write_blobs(w);
+	int rc = nar_ingest_expect(bs, st->dirs, st->size_formula, read, ctx, expect, &out->root,
+				   out->target, &out->sum);
 
-	return rc < 0 ? rc : blob_service_flush(st->blobs);
+	return rc < 0 ? rc : blob_service_flush(bs);
 }
 
 int nar_hash_parse(const char *s, uint8_t out[32])

@@ -17,6 +17,7 @@
 #include "store/nar_decompress.h"
 #include "store/signing.h"
 #include "store/store.h"
+#include "store/store_write.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -57,7 +58,9 @@ struct serve_upload {
 	uint64_t nar_size;
 	struct node root; /* anonymous; target points into `target` */
 	uint8_t *target;  /* malloc'd copy of a symlink root's target, or NULL */
-	uint64_t stamp;	  /* last use; 0 = free slot */
+	/* The blobs the upload created, until a narinfo registers it. */
+	struct store_orphans orphans;
+	uint64_t stamp; /* last use; 0 = free slot */
 };
 
 struct serve_uploads {
@@ -95,9 +98,17 @@ int serve_index_add(struct serve_index *x, const uint8_t sha256[32],
 int serve_uploads_init(struct serve_uploads *u);
 void serve_uploads_release(struct serve_uploads *u);
 /* Remembers an uploaded file `f` (file_sha256, comp, file_size set) holding
- * the NAR `l`, evicting the least recently used one. */
+ * the NAR `l`, and the blobs it created (`orphans`, taken over), evicting
+ * the least recently used one: what the evicted one created goes to
+ * `evicted` (for serve_reclaim, outside the lock). */
 int serve_uploads_put(struct serve_uploads *u, const struct serve_upload *f,
-		      const struct nar_loaded *l);
+		      const struct nar_loaded *l, struct store_orphans *orphans,
+		      struct store_orphans *evicted);
+/* A narinfo registered the upload of `file_sha256`: its blobs are used. */
+void serve_uploads_settle(struct serve_uploads *u, const uint8_t file_sha256[32]);
+/* Moves every upload's unregistered blobs to `out` (one list; for the
+ * server's stop). */
+int serve_uploads_drain(struct serve_uploads *u, struct store_orphans *out);
 /* Copies the upload of the file with hash `file_sha256` into *out, its
  * root's target into `target`; -ENOENT if unknown. */
 int serve_uploads_get(struct serve_uploads *u, const uint8_t file_sha256[32],
@@ -131,10 +142,15 @@ int serve_nar_upload_start(struct server *s, const struct serve_upload *f,
 /* Passes body bytes on; after the worker has failed they are dropped. */
 void serve_nar_upload_push(struct serve_nar_upload *u, const char *data, size_t len);
 /* Ends the body and waits for the worker: 0 and the result in `out` (may
- * be NULL), or its error with its message in `msg` (`msglen` bytes; may be
- * NULL). Frees `u`. */
-int serve_nar_upload_finish(struct serve_nar_upload *u, struct nar_loaded *out, char *msg,
-			    size_t msglen);
+ * be NULL) and the blobs the upload created in `orphans` (the caller's
+ * now; NULL: they are taken back at once), or its error with its message
+ * in `msg` (`msglen` bytes; may be NULL). Frees `u`. */
+int serve_nar_upload_finish(struct serve_nar_upload *u, struct nar_loaded *out,
+			    struct store_orphans *orphans, char *msg, size_t msglen);
+/* Takes back the blobs of an upload that will not be registered (failed,
+ * evicted, or pending when the server stops), logging what it could not;
+ * releases `o`. */
+void serve_reclaim(struct server *s, struct store_orphans *o);
 /* Aborts an unfinished upload (connection lost) and frees it. */
 void serve_nar_upload_abort(struct serve_nar_upload *u);
 

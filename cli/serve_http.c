@@ -483,18 +483,24 @@ static enum MHD_Result put_nar_end(struct server *s, struct MHD_Connection *c, c
 				   const char *url, struct request *rq)
 {
 	struct nar_loaded *l = malloc(sizeof(*l));
+	struct store_orphans created = {0}, evicted = {0};
 	char msg[256];
 	int rc;
 
 	if (!l)
 		return MHD_NO;
-	rc = serve_nar_upload_finish(rq->up, l, msg, sizeof(msg));
+	rc = serve_nar_upload_finish(rq->up, l, &created, msg, sizeof(msg));
 	rq->up = NULL;
 	if (rc == 0) {
-		rc = serve_uploads_put(&s->up, &rq->file, l);
+		rc = serve_uploads_put(&s->up, &rq->file, l, &created, &evicted);
 		snprintf(msg, sizeof(msg), "%s", strerror(-rc));
 	}
 	free(l);
+	if (created.n)
+		serve_reclaim(s, &created);
+	/* An evicted upload will never be registered: its blobs go. */
+	if (evicted.n)
+		serve_reclaim(s, &evicted);
 	if (rc == -EINVAL || rc == -EIO)
 		return send_error(c, method, url, MHD_HTTP_BAD_REQUEST, "%s", msg);
 	if (rc == -EFBIG)
@@ -531,9 +537,10 @@ static int narinfo_upload(struct server *s, const struct narinfo *ni, struct ser
 }
 
 /* The root node of the NAR a narinfo names: uploaded (and then NarHash and
- * NarSize must be those of the uploaded NAR), or already stored. */
+ * NarSize must be those of the uploaded NAR; `upload` gets its file hash),
+ * or already stored (`upload` untouched). */
 static int narinfo_root(struct server *s, const struct narinfo *ni, struct node *root,
-			uint8_t target[CASTORE_MAX_TARGET_LEN])
+			uint8_t target[CASTORE_MAX_TARGET_LEN], uint8_t upload[32])
 {
 	char hash[CLI_NAR_HASH_TEXT_LEN], got[CLI_NAR_HASH_TEXT_LEN];
 	struct serve_upload up;
@@ -548,6 +555,7 @@ static int narinfo_root(struct server *s, const struct narinfo *ni, struct node 
 	}
 	if (rc == 0) {
 		*root = up.root;
+		memcpy(upload, up.file_sha256, 32);
 	} else if (rc == -ENOENT && find_nar(s, ni->nar_sha256, &pi) == 0) {
 		*root = pi->root;
 		if (root->kind == NODE_SYMLINK) {
@@ -566,9 +574,28 @@ static int narinfo_root(struct server *s, const struct narinfo *ni, struct node 
 	return rc;
 }
 
+/* Registers, holding the writer lock (no reclaim or collection runs): the
+ * NAR's contents are checked to be still there, since an evicted upload
+ * that created some of them may have taken them back. */
+static int narinfo_commit(struct server *s, const struct path_info *pi)
+{
+	struct store_write *w;
+	int rc = store_write_begin(s->st, &w);
+
+	if (rc < 0)
+		return rc;
+	rc = serve_check_closure(s->st, &pi->root);
+	if (rc == -EIO)
+		rc = sf_err(-EINVAL, "%s: upload the NAR again", sf_errmsg(rc));
+	if (rc == 0)
+		rc = nar_load_register(s->st, pi, NULL);
+	store_write_end(w);
+	return rc;
+}
+
 static int narinfo_register(struct server *s, const struct request *rq)
 {
-	uint8_t target[CASTORE_MAX_TARGET_LEN];
+	uint8_t target[CASTORE_MAX_TARGET_LEN], upload[32] = {0}, none[32] = {0};
 	struct path_info *pi = NULL;
 	struct narinfo *ni;
 	struct node root;
@@ -580,11 +607,13 @@ static int narinfo_register(struct server *s, const struct request *rq)
 		rc = sf_err(-EINVAL, "the narinfo's StorePath '%s' does not match the URL",
 			    ni->path.name);
 	if (rc == 0)
-		rc = narinfo_root(s, ni, &root, target);
+		rc = narinfo_root(s, ni, &root, target, upload);
 	if (rc == 0)
 		rc = narinfo_to_path_info(ni, &root, &pi);
 	if (rc == 0)
-		rc = nar_load_register(s->st, pi, NULL);
+		rc = narinfo_commit(s, pi);
+	if (rc == 0 && memcmp(upload, none, 32))
+		serve_uploads_settle(&s->up, upload);
 	if (rc == 0)
 		rc = serve_index_add(&s->idx, pi->nar_sha256, pi->path.digest);
 	path_info_free(pi);
@@ -748,7 +777,13 @@ int serve_start(struct server *s, int fd, bool verbose)
 
 void serve_stop(struct server *s)
 {
+	struct store_orphans pending;
+
 	if (s->daemon)
 		MHD_stop_daemon(s->daemon);
 	s->daemon = NULL;
+	/* Uploads whose narinfo never came will not be registered now. */
+	if (serve_uploads_drain(&s->up, &pending) == 0 && pending.n)
+		serve_reclaim(s, &pending);
+	store_orphans_release(&pending);
 }

@@ -111,8 +111,10 @@ int serve_uploads_init(struct serve_uploads *u)
 
 void serve_uploads_release(struct serve_uploads *u)
 {
-	for (size_t i = 0; i < SERVE_UPLOADS_MAX; i++)
+	for (size_t i = 0; i < SERVE_UPLOADS_MAX; i++) {
 		free(u->slot[i].target);
+		store_orphans_release(&u->slot[i].orphans);
+	}
 	pthread_mutex_destroy(&u->lock);
 }
 
@@ -137,7 +139,8 @@ static struct serve_upload *uploads_slot(struct serve_uploads *u, const uint8_t 
 }
 
 int serve_uploads_put(struct serve_uploads *u, const struct serve_upload *f,
-		      const struct nar_loaded *l)
+		      const struct nar_loaded *l, struct store_orphans *orphans,
+		      struct store_orphans *evicted)
 {
 	uint8_t *target = NULL;
 	struct serve_upload *e;
@@ -152,6 +155,13 @@ int serve_uploads_put(struct serve_uploads *u, const struct serve_upload *f,
 	pthread_mutex_lock(&u->lock);
 	e = uploads_slot(u, f->file_sha256, &found);
 	free(e->target);
+	/* An upload of the same file again created nothing new. */
+	*evicted = e->stamp && !found ? e->orphans : (struct store_orphans){0};
+	if (found)
+		store_orphans_release(orphans);
+	else
+		e->orphans = *orphans;
+	*orphans = (struct store_orphans){0};
 	memcpy(e->file_sha256, f->file_sha256, 32);
 	e->comp = f->comp;
 	e->file_size = f->file_size;
@@ -178,6 +188,7 @@ int serve_uploads_get(struct serve_uploads *u, const uint8_t file_sha256[32],
 	if (found) {
 		*out = *e;
 		out->target = NULL;
+		out->orphans = (struct store_orphans){0};
 		if (e->target) {
 			memcpy(target, e->target, e->root.target_len);
 			out->root.target = target;
@@ -186,4 +197,46 @@ int serve_uploads_get(struct serve_uploads *u, const uint8_t file_sha256[32],
 	}
 	pthread_mutex_unlock(&u->lock);
 	return found ? 0 : -ENOENT;
+}
+
+void serve_uploads_settle(struct serve_uploads *u, const uint8_t file_sha256[32])
+{
+	struct serve_upload *e;
+	bool found;
+
+	pthread_mutex_lock(&u->lock);
+	e = uploads_slot(u, file_sha256, &found);
+	if (found)
+		store_orphans_release(&e->orphans);
+	pthread_mutex_unlock(&u->lock);
+}
+
+int serve_uploads_drain(struct serve_uploads *u, struct store_orphans *out)
+{
+	size_t n = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&u->lock);
+	for (size_t i = 0; i < SERVE_UPLOADS_MAX; i++)
+		n += u->slot[i].orphans.n;
+	*out = (struct store_orphans){.since = UINT64_MAX};
+	out->v = n ? malloc(n * sizeof(*out->v)) : NULL;
+	if (n && !out->v)
+		rc = -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < SERVE_UPLOADS_MAX; i++) {
+		struct store_orphans *o = &u->slot[i].orphans;
+
+		if (!o->n)
+			continue;
+		memcpy(out->v + out->n, o->v, o->n * sizeof(*o->v));
+		out->n += o->n;
+		/* Paths registered since the earliest upload began may use any. */
+		if (o->since < out->since)
+			out->since = o->since;
+		store_orphans_release(o);
+	}
+	if (!out->n)
+		out->since = 0;
+	pthread_mutex_unlock(&u->lock);
+	return rc;
 }

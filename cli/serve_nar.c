@@ -208,6 +208,11 @@ struct serve_nar_upload {
 	struct nix_hasher *file_hash; /* compressed files only */
 	uint64_t file_bytes, nar_bytes;
 	struct nar_decomp *dc;
+	/* What the upload wrote, kept until its narinfo comes (docs/trust.md
+	 * "Orphans"); a failed upload takes it back at once. */
+	struct store_write *session;
+	struct store_orphans orphans;
+	char file_text[CLI_NAR_HASH_TEXT_LEN];
 };
 
 /* A nar_read_fn over the pipe: the uploaded file's bytes. */
@@ -268,7 +273,10 @@ static int upload_ingest(struct serve_nar_upload *u)
 	if (rc == 0)
 		rc = nar_decomp_new(u->file.comp, file_read, u, &u->dc);
 	if (rc == 0)
-		rc = nar_load_read(u->s->st, nar_read, u, plain ? &expect : NULL, &u->loaded);
+		rc = store_write_begin(u->s->st, &u->session);
+	if (rc == 0)
+		rc = nar_load_read(u->s->st, u->session, nar_read, u, plain ? &expect : NULL,
+				   &u->loaded);
 	if (rc == 0 && !plain)
 		rc = file_hash_check(u);
 	nar_decomp_free(u->dc);
@@ -280,12 +288,20 @@ static void *upload_thread(void *arg)
 {
 	struct serve_nar_upload *u = arg;
 
+	char what[80];
+
 	u->rc = upload_ingest(u);
 	if (u->rc < 0)
 		snprintf(u->msg, sizeof(u->msg), "%s", sf_errmsg(u->rc));
 	/* Later pushes fail with EPIPE instead of blocking. */
 	close(u->rfd);
 	u->rfd = -1;
+	snprintf(what, sizeof(what), "upload of NAR file %s", u->file_text);
+	if (u->session && u->rc == 0)
+		store_write_detach(u->session, &u->orphans);
+	else if (u->session)
+		store_write_finish(u->session, u->rc, what);
+	u->session = NULL;
 	return NULL;
 }
 
@@ -310,6 +326,7 @@ int serve_nar_upload_start(struct server *s, const struct serve_upload *f,
 	}
 	u->s = s;
 	u->file = *f;
+	cli_nar_hash_text(f->file_sha256, u->file_text);
 	u->rfd = p[0];
 	u->wfd = p[1];
 	rc = -pthread_create(&u->thread, NULL, upload_thread, u);
@@ -332,8 +349,8 @@ void serve_nar_upload_push(struct serve_nar_upload *u, const char *data, size_t 
 	}
 }
 
-int serve_nar_upload_finish(struct serve_nar_upload *u, struct nar_loaded *out, char *msg,
-			    size_t msglen)
+int serve_nar_upload_finish(struct serve_nar_upload *u, struct nar_loaded *out,
+			    struct store_orphans *orphans, char *msg, size_t msglen)
 {
 	int rc;
 
@@ -347,6 +364,10 @@ int serve_nar_upload_finish(struct serve_nar_upload *u, struct nar_loaded *out, 
 		if (out->root.kind == NODE_SYMLINK)
 			out->root.target = out->target;
 	}
+	if (rc == 0 && orphans)
+		*orphans = u->orphans;
+	else
+		serve_reclaim(u->s, &u->orphans);
 	if (rc < 0 && msg)
 		snprintf(msg, msglen, "%s", u->msg);
 	transfer_give(u->s);
@@ -357,5 +378,18 @@ int serve_nar_upload_finish(struct serve_nar_upload *u, struct nar_loaded *out, 
 void serve_nar_upload_abort(struct serve_nar_upload *u)
 {
 	/* EOF before the expected size: the ingester fails, nothing is kept. */
-	serve_nar_upload_finish(u, NULL, NULL, 0);
+	serve_nar_upload_finish(u, NULL, NULL, NULL, 0);
+}
+
+void serve_reclaim(struct server *s, struct store_orphans *o)
+{
+	uint64_t removed = 0;
+	int rc = o->n ? store_reclaim(s->st, o, STORE_RECLAIM_WAIT_MS, &removed) : 0;
+
+	if (rc < 0 && rc != -ENOTSUP)
+		log_warn("an upload that was never registered left %zu blobs (%s); `storefs verify "
+			 "--repair` or `storefs gc` removes them",
+			 o->n, rc == -EBUSY ? "other writers kept the store busy" : sf_errmsg(rc));
+	sf_err_clear();
+	store_orphans_release(o);
 }

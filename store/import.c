@@ -5,6 +5,7 @@
 #include "common/err.h"
 #include "common/io.h"
 #include "store/nar_writer.h"
+#include "store/store_write.h"
 #include "store/store_path.h"
 
 #include <dirent.h>
@@ -23,6 +24,8 @@
 
 struct importer {
 	struct store *st;
+	struct store_write *session; /* its blobs go through the session */
+	struct blob_service *blobs;
 	const struct import_options *opt;
 	struct nar_writer nar;
 	struct dir_putter *putter; /* NULL unless the root is a directory */
@@ -109,13 +112,13 @@ static int blob_store_dedup(struct importer *im, const uint8_t *data, size_t len
 {
 	struct b3_digest put;
 	uint64_t have;
-	int rc = blob_service_stat(im->st->blobs, d, &have);
+	int rc = blob_service_stat(im->blobs, d, &have);
 
 	if (rc == 0 && have == len)
 		return 0;
 	if (rc < 0 && rc != -ENOENT)
 		return rc;
-	rc = blob_service_put(im->st->blobs, data, len, &put);
+	rc = blob_service_put(im->blobs, data, len, &put);
 	if (rc < 0)
 		return rc;
 	if (!b3_digest_eq(&put, d))
@@ -172,7 +175,7 @@ static int file_large(struct importer *im, int fd, bool exec, uint64_t size, str
 	int rc = nar_writer_file_begin(&im->nar, exec, size);
 
 	if (rc == 0)
-		rc = blob_service_open_write(im->st->blobs, &w);
+		rc = blob_service_open_write(im->blobs, &w);
 	if (rc < 0)
 		return rc;
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a hint only */
@@ -561,7 +564,7 @@ static int import_walk(struct importer *im, const struct stat *sb, struct node *
 	if (rc == 0)
 		rc = nar_writer_finish(&im->nar, sum);
 	if (rc == 0)
-		rc = blob_service_flush(im->st->blobs);
+		rc = blob_service_flush(im->blobs);
 	if (rc < 0 || !im->putter)
 		return rc;
 	rc = dir_putter_close(im->putter, &top);
@@ -622,6 +625,10 @@ int store_import_path(struct store *st, const char *path, const struct import_op
 	if (rc < 0)
 		return rc;
 	rc = importer_init(&im, st, path, opt);
+	if (rc == 0)
+		rc = store_write_begin(st, &im.session);
+	if (rc == 0)
+		im.blobs = store_write_blobs(im.session);
 	if (rc == 0 && lstat(im.path, &sb) < 0)
 		rc = sf_err_sys(errno, "cannot stat '%s'", im.path);
 	if (rc == 0)
@@ -629,5 +636,7 @@ int store_import_path(struct store *st, const char *path, const struct import_op
 	if (rc == 0)
 		rc = import_register(&im, opt->name ? opt->name : name, &root, &sum, out);
 	importer_release(&im);
+	if (im.session)
+		store_write_finish(im.session, rc, im.path);
 	return rc;
 }

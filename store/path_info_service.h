@@ -44,6 +44,9 @@ struct path_info_service_ops {
 	 * downloads the NAR). NULL: get() and a comparison. */
 	int (*get_path)(struct path_info_service *s, const struct store_path *p,
 			struct path_info **out);
+	/* Optional: the largest cursor given so far (0: none), so that
+	 * list(after = it) later yields exactly the paths registered since. */
+	int (*last_cursor)(struct path_info_service *s, uint64_t *out);
 };
 
 struct path_info_service {
@@ -103,6 +106,13 @@ static inline int path_info_service_watch(struct path_info_service *s, path_info
 	if (!s->ops->watch)
 		return -ENOTSUP;
 	return s->ops->watch(s, cb, ctx);
+}
+
+static inline int path_info_service_last_cursor(struct path_info_service *s, uint64_t *out)
+{
+	if (!s->ops->last_cursor)
+		return -ENOTSUP;
+	return s->ops->last_cursor(s, out);
 }
 
 static inline void path_info_service_free(struct path_info_service *s)

@@ -91,6 +91,13 @@ struct store {
 
 	/* Sizes for statfs (cheap enough to call per statfs). */
 	int (*usage)(struct store *st, struct store_usage *out);
+
+	/* Writers and reclaims (docs/trust.md "Orphans"); wrappers and
+	 * contracts in store/store_write.h. */
+	int (*writer_enter)(struct store *st, int *token);
+	void (*writer_leave)(struct store *st, int token);
+	int (*exclusive_enter)(struct store *st, unsigned wait_ms, int token[2]);
+	void (*exclusive_leave)(struct store *st, const int token[2]);
 };
 
 /* Frees the services, then calls st->close. NULL is a no-op. */

@@ -6,11 +6,14 @@
 #include "common/err.h"
 #include "store/ca_verify.h"
 #include "store/nar.h"
+#include "store/store_gc.h"
+#include "store/store_write.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define READ_CHUNK (1u << 20)
 /* Any non-NULL value marks membership in a digest set. */
@@ -171,6 +174,12 @@ static int blob_ref_check(struct verifier *v, const struct node *n, const char *
 	}
 	if (good && (uint64_t)(uintptr_t)good - 1 == n->size)
 		return 0;
+	/* Below no path: garbage that a failed write took its blobs back
+	 * from (docs/trust.md "Orphans"); nothing needs it whole. */
+	if (!good && (rc == 0 || rc == -ENOENT) && !v->reaching) {
+		sf_err_clear();
+		return 0;
+	}
 	if (good)
 		report(v, VERIFY_BLOB, true, text, "has %llu bytes, %s says %llu",
 		       (unsigned long long)((uintptr_t)good - 1), where,
@@ -237,6 +246,8 @@ static int dir_visit(struct verifier *v, const struct b3_digest *dg)
 	rc = dir_service_get(v->st->dirs, dg, &d);
 	if (rc == -ENOMEM)
 		return rc;
+	if (rc == -ENOENT && !v->reaching)
+		return 0; /* below no path, as for blobs above */
 	if (rc < 0) {
 		report(v, VERIFY_DIRECTORY, true, text, "%s",
 		       rc == -ENOENT ? "missing (referenced by a directory or path)"
@@ -302,7 +313,9 @@ static int path_listed(void *ctx, const struct path_info *pi, uint64_t cursor)
 }
 
 /* Every reference other than the path itself is registered: a reference
- * is registered before its referrer, so the listing holds it. */
+ * is registered before its referrer, so the listing holds it. A missing
+ * one is a note, not a problem: a store a substituter fills lazily holds
+ * paths without their references (docs/trust.md). */
 static void path_refs_check(struct verifier *v, const struct path_info *pi, const char *full)
 {
 	char base[STORE_PATH_MAX_BASENAME + 1];
@@ -314,7 +327,7 @@ static void path_refs_check(struct verifier *v, const struct path_info *pi, cons
 		    digest_map_get(&v->path_set, &key))
 			continue;
 		store_path_basename(&pi->refs[i], base);
-		report(v, VERIFY_PATH, true, full, "its reference '%s' is not in the store", base);
+		report(v, VERIFY_PATH, false, full, "its reference '%s' is not in the store", base);
 	}
 }
 
@@ -529,6 +542,10 @@ int store_verify(struct store *st, const struct verify_options *opt, struct veri
 	digest_map_init(&v.path_set);
 	digest_map_init(&v.reach_blobs);
 	digest_map_init(&v.damage);
+	if (path_info_service_last_cursor(st->paths, &res->since) < 0) {
+		sf_err_clear();
+		res->since = 0;
+	}
 	rc = verify_listings(&v);
 	if (rc == 0)
 		rc = walk_all(&v);
@@ -705,5 +722,98 @@ int store_verify_repair(struct store *st, struct store *from, const struct verif
 	}
 	digest_map_release(&r.done);
 	*repaired = r.repaired;
+	return rc;
+}
+
+/* --- removing what no path reaches --- */
+
+struct sweep {
+	struct store *st;
+	struct digest_map keep_dirs, keep_blobs;
+};
+
+static int sweep_keep_dir(void *ctx, const struct b3_digest *digest, const struct directory *d)
+{
+	struct sweep *sw = ctx;
+	int rc = set_add(&sw->keep_dirs, digest);
+
+	for (size_t i = 0; rc == 0 && i < d->count; i++)
+		if (d->nodes[i].kind == NODE_FILE)
+			rc = set_add(&sw->keep_blobs, &d->nodes[i].digest);
+	return rc;
+}
+
+/* A path registered after the run listed the store may use objects the
+ * run found unreferenced. */
+static int sweep_keep_path(void *ctx, const struct path_info *pi, uint64_t cursor)
+{
+	struct sweep *sw = ctx;
+
+	if (pi->root.kind == NODE_FILE)
+		return set_add(&sw->keep_blobs, &pi->root.digest);
+	if (pi->root.kind != NODE_DIRECTORY)
+		return 0;
+	return dir_service_get_recursive(sw->st->dirs, &pi->root.digest, sweep_keep_dir, sw);
+}
+
+static int sweep_dirs(struct sweep *sw, const struct verify_result *res, uint64_t *n)
+{
+	struct b3_digest *v = malloc((res->unref_dir_set.count + 1) * sizeof(*v));
+	int rc;
+
+	if (!v)
+		return -ENOMEM;
+	*n = 0;
+	digest_map_foreach(&res->unref_dir_set, s)
+	{
+		if (!digest_map_get(&sw->keep_dirs, &s->key))
+			v[(*n)++] = s->key;
+	}
+	rc = *n ? store_dirs_delete(sw->st, v, *n) : 0;
+	free(v);
+	return rc;
+}
+
+static int sweep_blobs(struct sweep *sw, const struct verify_result *res, struct verify_removed *o)
+{
+	const struct timespec any = {.tv_sec = INT64_MAX};
+	uint64_t freed;
+	int rc = 0;
+
+	digest_map_foreach(&res->unref_blob_set, s)
+	{
+		if (digest_map_get(&sw->keep_blobs, &s->key))
+			continue;
+		rc = store_blob_delete(sw->st, &s->key, &any, &freed);
+		if (rc < 0)
+			break;
+		o->blobs += rc > 0;
+		o->blob_bytes += freed;
+	}
+	return rc < 0 ? rc : 0;
+}
+
+int store_verify_remove_unreferenced(struct store *st, const struct verify_result *res,
+				     struct verify_removed *out)
+{
+	struct sweep sw = {.st = st};
+	int token[2], rc;
+
+	*out = (struct verify_removed){0};
+	if (!res->unref_blob_set.count && !res->unref_dir_set.count)
+		return 0;
+	rc = store_exclusive_enter(st, STORE_WAIT_FOREVER, token);
+	if (rc < 0)
+		return rc;
+	digest_map_init(&sw.keep_dirs);
+	digest_map_init(&sw.keep_blobs);
+	rc = path_info_service_list(st->paths, res->since, sweep_keep_path, &sw);
+	if (rc == 0)
+		rc = sweep_dirs(&sw, res, &out->dirs);
+	if (rc == 0)
+		rc = sweep_blobs(&sw, res, out);
+	store_exclusive_leave(st, token);
+	digest_map_release(&sw.keep_dirs);
+	digest_map_release(&sw.keep_blobs);
 	return rc;
 }

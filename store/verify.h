@@ -54,6 +54,7 @@ struct verify_result {
 	struct digest_map bad_blobs, bad_dirs;
 	uint64_t unref_blobs, unref_blob_bytes, unref_dirs;
 	struct digest_map unref_blob_set, unref_dir_set;
+	uint64_t since; /* the PathInfo listing's last cursor when the run began */
 };
 
 /* Checks the whole store, reporting each finding through opt->report.
@@ -64,6 +65,20 @@ struct verify_result {
 int store_verify(struct store *st, const struct verify_options *opt, struct verify_result *res);
 /* Frees the sets (and leaves them empty: a second release is harmless). */
 void verify_result_release(struct verify_result *res);
+
+/* What store_verify_remove_unreferenced() did. */
+struct verify_removed {
+	uint64_t blobs, blob_bytes, dirs;
+};
+
+/* Removes the unreferenced objects `res` found (docs/trust.md "Orphans"):
+ * waits until no writer, import or collection runs and keeps them out
+ * (store_exclusive_enter), spares what the paths registered since the run
+ * began reach, then deletes the Directories (one atomic step) and then the
+ * blobs, so no Directory ever refers to a missing blob. -ENOTSUP for a
+ * store that cannot. */
+int store_verify_remove_unreferenced(struct store *st, const struct verify_result *res,
+				     struct verify_removed *out);
 
 /* Fetches every object in res->bad_blobs and res->bad_dirs from `from`:
  * blobs are checked against their digest before they are committed,

@@ -9,6 +9,7 @@
 #include "store/nar_decompress.h"
 #include "store/nar_ingest.h"
 #include "store/path_info_service.h"
+#include "store/store.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +43,10 @@ int bc_source_read(void *source, void *buf, size_t len, size_t *n);
 uint64_t bc_source_bytes(const struct bc_source *s);
 /* Stops the transfer if it is still running and frees. NULL is a no-op. */
 void bc_source_close(struct bc_source *s);
+
+/* Makes fetches write through write sessions of `st` (the store whose
+ * PathInfo service `ps` is), so a failed fetch takes back its blobs. */
+void bc_paths_attach(struct path_info_service *ps, struct store *st);
 
 /* As binary_cache_path_info_new() (binary_cache.h), but `local_paths`
  * stays the caller's on failure. */

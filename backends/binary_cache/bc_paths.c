@@ -7,6 +7,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "store/ca_verify.h"
+#include "store/store_write.h"
 #include "store/narinfo.h"
 #include "store/signing.h"
 
@@ -38,6 +39,7 @@ struct inflight {
 struct bc_paths {
 	struct path_info_service base;
 	struct path_info_service *local; /* owned */
+	struct store *st;		 /* the store of this service, for write sessions */
 	struct blob_service *bs;	 /* borrowed */
 	struct dir_service *ds;		 /* borrowed */
 	enum dir_size_formula f;
@@ -56,6 +58,7 @@ struct bc_paths {
 struct fetch {
 	struct bc_paths *s;
 	struct inflight *f;
+	struct store_write *session; /* NULL: writing straight to the blobs */
 	char hash[STORE_PATH_HASH_CHARS + 1];
 	char full[STORE_PATH_FULL_MAX]; /* once the narinfo names it */
 	struct narinfo *ni;
@@ -243,8 +246,9 @@ static int fetch_nar(struct fetch *fx, struct node *root, uint8_t *target)
 	if (rc == 0)
 		rc = nar_decomp_new(comp, bc_source_read, src, &dc);
 	if (rc == 0)
-		rc = nar_ingest_expect(fx->s->bs, fx->s->ds, fx->s->f, nar_decomp_read, dc, &expect,
-				       root, target, NULL);
+		rc = nar_ingest_expect(fx->session ? store_write_blobs(fx->session) : fx->s->bs,
+				       fx->s->ds, fx->s->f, nar_decomp_read, dc, &expect, root,
+				       target, NULL);
 	if (rc == -ENOENT)
 		rc = sf_err(-EIO, "NAR '%s' is missing from the cache", url);
 	nar_decomp_free(dc);
@@ -268,6 +272,10 @@ static int fetch_path(struct bc_paths *s, struct inflight *f, const uint8_t *dig
 		rc = OTHER_NAME;
 	if (rc == 0)
 		rc = check_trust(&fx);
+	/* From the first blob to the registration: a refused NAR takes back
+	 * what it wrote (docs/trust.md "Orphans"). */
+	if (rc == 0 && s->st)
+		rc = store_write_begin(s->st, &fx.session);
 	if (rc == 0)
 		rc = fetch_nar(&fx, &root, target);
 	if (rc == 0)
@@ -289,6 +297,8 @@ static int fetch_path(struct bc_paths *s, struct inflight *f, const uint8_t *dig
 		log_error("substituter: cannot substitute '%s' from '%s': %s",
 			  fx.full[0] ? fx.full : fx.hash, s->url, sf_errmsg(rc));
 	}
+	if (fx.session)
+		store_write_finish(fx.session, rc, fx.full[0] ? fx.full : fx.hash);
 	path_info_free(fx.pi);
 	narinfo_free(fx.ni);
 	return rc;
@@ -489,7 +499,13 @@ static void bc_free(struct path_info_service *ps)
 	free(s);
 }
 
+static int bc_last_cursor(struct path_info_service *ps, uint64_t *out)
+{
+	return path_info_service_last_cursor(((struct bc_paths *)ps)->local, out);
+}
+
 static const struct path_info_service_ops bc_paths_ops = {
+    .last_cursor = bc_last_cursor,
     .get = bc_get,
     .put = bc_put,
     .list = bc_list,
@@ -543,6 +559,11 @@ static int bc_config(struct bc_paths *s, const char *cache_url, const char *trus
 	if (trusted_keys && *trusted_keys)
 		return signing_public_keys_parse(trusted_keys, &s->keys, &s->n_keys);
 	return 0;
+}
+
+void bc_paths_attach(struct path_info_service *ps, struct store *st)
+{
+	((struct bc_paths *)ps)->st = st;
 }
 
 int bc_paths_create(const char *cache_url, const char *trusted_keys, unsigned flags,

@@ -3,19 +3,60 @@
 #include "backends/binary_cache/bc_internal.h"
 #include "backends/binary_cache/binary_cache.h"
 
+#include "store/store_gc.h"
+#include "store/store_write.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
 struct bc_store {
 	struct store base;
-	/* The wrapped store, emptied of its services (they moved to `base`);
-	 * kept for its own close() (locks) and freed last. */
+	/* The wrapped store, whose services `base` owns now (it keeps them as
+	 * borrowed pointers for its own operations); kept for its close()
+	 * (locks) and its optional operations, and freed last. */
 	struct store *local;
 };
 
 static void bc_store_close(struct store *st)
 {
-	store_free(((struct bc_store *)st)->local);
+	struct store *local = ((struct bc_store *)st)->local;
+
+	/* Freed with `base` already. */
+	local->paths = NULL, local->dirs = NULL, local->blobs = NULL;
+	store_free(local);
+}
+
+/* --- the local store's operations, on its behalf --- */
+
+static struct store *local_of(struct store *st)
+{
+	return ((struct bc_store *)st)->local;
+}
+
+static int bc_writer_enter(struct store *st, int *token)
+{
+	return store_writer_enter(local_of(st), token);
+}
+
+static void bc_writer_leave(struct store *st, int token)
+{
+	store_writer_leave(local_of(st), token);
+}
+
+static int bc_exclusive_enter(struct store *st, unsigned wait_ms, int token[2])
+{
+	return store_exclusive_enter(local_of(st), wait_ms, token);
+}
+
+static void bc_exclusive_leave(struct store *st, const int token[2])
+{
+	store_exclusive_leave(local_of(st), token);
+}
+
+static int bc_blob_delete(struct store *st, const struct b3_digest *d,
+			  const struct timespec *before, uint64_t *freed)
+{
+	return store_blob_delete(local_of(st), d, before, freed);
 }
 
 /* The cache is the local store: its sizes are this store's. */
@@ -51,8 +92,14 @@ int binary_cache_store_open(const char *cache_url, const char *trusted_keys, uns
 	s->base.size_formula = local->size_formula;
 	s->base.close = bc_store_close;
 	s->base.usage = bc_store_usage;
-	local->paths = NULL, local->dirs = NULL, local->blobs = NULL;
+	s->base.writer_enter = bc_writer_enter;
+	s->base.writer_leave = bc_writer_leave;
+	s->base.exclusive_enter = bc_exclusive_enter;
+	s->base.exclusive_leave = bc_exclusive_leave;
+	s->base.blob_delete = bc_blob_delete;
 	s->local = local;
+	/* A fetch writes in sessions of this store (docs/trust.md). */
+	bc_paths_attach(s->base.paths, &s->base);
 	*out = &s->base;
 	return 0;
 }

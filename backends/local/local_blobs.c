@@ -310,11 +310,15 @@ static void writer_remember(struct local_writer *w, const char *rel, const struc
  * written. Replacing can race with another writer publishing the same
  * blob: then one good copy replaces another, and the loser's record goes
  * stale, which costs one more hash on a later open, nothing else. */
-static int writer_publish(struct local_writer *w, const char *rel, const struct b3_digest *digest)
+static int writer_publish(struct local_writer *w, const char *rel, const struct b3_digest *digest,
+			  bool *created)
 {
 	int rootfd = w->service->rootfd;
 	int rc = publish_in_shard(rootfd, w->tmp, rel);
 
+	/* Only a name this commit brought into being is ours: one it replaced
+	 * (damaged or unverified) may be what a registered path uses. */
+	*created = rc == 0;
 	if (rc == -EEXIST && present_is_verified(w, rel, digest)) {
 		unlinkat(rootfd, w->tmp, 0); /* ignored: see publish_noreplace */
 		return 0;
@@ -340,11 +344,12 @@ static int writer_close_fd(struct local_writer *w)
 }
 
 static int local_writer_commit(struct blob_writer *bw, const struct b3_digest *expect,
-			       struct b3_digest *out)
+			       struct b3_digest *out, bool *created)
 {
 	struct local_writer *w = (struct local_writer *)bw;
 	char rel[LOCAL_BLOB_REL_MAX], e[B3_TEXT_LEN + 1], g[B3_TEXT_LEN + 1];
 	struct b3_digest digest;
+	bool isnew = false;
 	int rc = writer_close_fd(w);
 
 	b3_hasher_final(&w->hasher, &digest);
@@ -358,10 +363,12 @@ static int local_writer_commit(struct blob_writer *bw, const struct b3_digest *e
 		return rc;
 	}
 	local_blob_relpath(&digest, rel);
-	rc = writer_publish(w, rel, &digest);
+	rc = writer_publish(w, rel, &digest, &isnew);
 	free(w);
 	if (rc == 0 && out)
 		*out = digest;
+	if (rc == 0 && created)
+		*created = isnew;
 	return rc;
 }
 

@@ -32,6 +32,8 @@ struct local_store {
 
 /* Sets the roots and collection operations of `st` (local_gc.c). */
 void local_gc_set_ops(struct store *st);
+/* Sets the writer and reclaim operations of `st` (local_writers.c). */
+void local_writers_set_ops(struct store *st);
 
 /* Relative to the store directory. */
 #define LOCAL_BLOBS_DIR	     "blobs"

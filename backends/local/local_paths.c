@@ -364,7 +364,30 @@ static void local_paths_free(struct path_info_service *ps)
 	free(s);
 }
 
+static int local_paths_last_cursor(struct path_info_service *ps, uint64_t *out)
+{
+	struct local_paths *s = (struct local_paths *)ps;
+	MDB_val mkey = {sizeof(next_cursor_key) - 1, (void *)next_cursor_key}, mval;
+	MDB_txn *txn;
+	int rc = local_txn_begin(s->env, false, &txn);
+
+	if (rc < 0)
+		return rc;
+	rc = mdb_get(txn, s->env->meta, &mkey, &mval);
+	if (rc == 0 && mval.mv_size == CURSOR_LEN)
+		*out = be64_get(mval.mv_data) - 1;
+	else if (rc == MDB_NOTFOUND)
+		*out = 0;
+	rc = rc == 0 && mval.mv_size != CURSOR_LEN
+		 ? sf_err(-EIO, "store meta record '%s' is corrupt", next_cursor_key)
+	     : rc && rc != MDB_NOTFOUND ? local_mdb_err(rc, "cannot read the next cursor")
+					: 0;
+	mdb_txn_abort(txn);
+	return rc;
+}
+
 static const struct path_info_service_ops local_paths_ops = {
+    .last_cursor = local_paths_last_cursor,
     .get = local_paths_get,
     .put = local_paths_put,
     .list = local_paths_list,

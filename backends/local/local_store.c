@@ -377,6 +377,7 @@ static void local_store_set_ops(struct store *st)
 	st->quarantine_each = local_store_quarantine_each;
 	st->dirs_each = local_store_dirs_each;
 	local_gc_set_ops(st);
+	local_writers_set_ops(st);
 	st->usage = local_store_usage;
 }
 

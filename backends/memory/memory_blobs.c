@@ -147,7 +147,7 @@ static int digest_mismatch(const struct b3_digest *expect, const struct b3_diges
 }
 
 /* Inserts the written bytes under `d` unless present. */
-static int mem_writer_store(struct mem_writer *w, const struct b3_digest *d)
+static int mem_writer_store(struct mem_writer *w, const struct b3_digest *d, bool *created)
 {
 	struct mem_blobs *s = w->service;
 	struct mem_blob *b = malloc(sizeof(*b) + w->len);
@@ -160,7 +160,8 @@ static int mem_writer_store(struct mem_writer *w, const struct b3_digest *d)
 	if (w->len)
 		memcpy(b->data, w->buf, w->len);
 	pthread_mutex_lock(&s->lock);
-	if (digest_map_get(&s->blobs, d))
+	*created = !digest_map_get(&s->blobs, d);
+	if (!*created)
 		mem_blob_unref(b);
 	else if (digest_map_put(&s->blobs, d, b, NULL) < 0) {
 		mem_blob_unref(b);
@@ -171,19 +172,22 @@ static int mem_writer_store(struct mem_writer *w, const struct b3_digest *d)
 }
 
 static int mem_writer_commit(struct blob_writer *bw, const struct b3_digest *expect,
-			     struct b3_digest *out)
+			     struct b3_digest *out, bool *created)
 {
 	struct mem_writer *w = (struct mem_writer *)bw;
 	struct b3_digest d;
+	bool isnew = false;
 	int rc;
 
 	b3_hasher_final(&w->hasher, &d);
 	if (expect && !b3_digest_eq(expect, &d))
 		rc = digest_mismatch(expect, &d);
 	else
-		rc = mem_writer_store(w, &d);
+		rc = mem_writer_store(w, &d, &isnew);
 	if (rc == 0 && out)
 		*out = d;
+	if (rc == 0 && created)
+		*created = isnew;
 	mem_writer_abort(bw);
 	return rc;
 }

@@ -236,7 +236,18 @@ static void mem_paths_free(struct path_info_service *ps)
 	free(s);
 }
 
+static int mem_paths_last_cursor(struct path_info_service *ps, uint64_t *out)
+{
+	struct mem_paths *s = (struct mem_paths *)ps;
+
+	pthread_mutex_lock(&s->lock);
+	*out = s->count;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
 static const struct path_info_service_ops mem_paths_ops = {
+    .last_cursor = mem_paths_last_cursor,
     .get = mem_paths_get,
     .put = mem_paths_put,
     .list = mem_paths_list,

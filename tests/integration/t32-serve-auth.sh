@@ -206,6 +206,26 @@ t_race() {
 	sf verify --store "$TMP/s-auth" -q
 }
 
+blobs_in() { find "$1/blobs" -type f 2>/dev/null | wc -l; }
+
+# What was seen: a 400'd upload kept its blobs, as often as one liked.
+t_orphans_400() {
+	local n0 i
+	head -c $((5 << 20)) /dev/urandom >"$T/five"
+	nix-store --dump "$T/five" >"$TMP/five.nar"
+	n0=$(blobs_in "$TMP/s-auth")
+	for i in 1 2 3; do
+		assert_eq "$(put "$AUTH/nar/$HB.nar" "$TMP/five.nar" -H "Authorization: Bearer $TOKEN")" \
+			400 "5 MiB NAR under another hash, $i"
+		assert_eq "$(blobs_in "$TMP/s-auth")" "$n0" "blob files after a 400, $i"
+	done
+	# A good upload whose narinfo never comes: kept while it may come...
+	assert_eq "$(put "$AUTH/nar/$(nar32 "$T/five").nar" "$TMP/five.nar" \
+		-H "Authorization: Bearer $TOKEN")" 200 "the 5 MiB NAR"
+	assert_eq "$(blobs_in "$TMP/s-auth")" "$((n0 + 1))" "blob files of a pending upload"
+	echo "$n0" >"$TMP/n0"
+}
+
 check "setup" setup
 . "$TMP/vars"
 RO_PID= AUTH_PID=
@@ -220,12 +240,23 @@ check "nix copy --to http://HOST:PORT --option netrc-file FILE works; the server
 check "a narinfo must fit its uploaded NAR (NarHash, CA) and cannot replace a path" t_narinfo_checked
 check "racing narinfos for one path: exactly one is taken (5 rounds)" t_race
 
+check "orphans: a 400'd upload takes back its blobs (3 times)" t_orphans_400
+
 # The servers exit 0 on SIGTERM; under ASan/UBSan their logs hold any error.
 SERVER_RC=0
 for pid in "$RO_PID" "$AUTH_PID"; do
 	kill -TERM "$pid" 2>/dev/null
 	wait "$pid" || SERVER_RC=$?
 done
+# ... and takes it back when the server stops.
+t_orphans_at_stop() {
+	assert_eq "$(blobs_in "$TMP/s-auth")" "$(cat "$TMP/n0")" "blob files after the stop"
+	sf verify --store "$TMP/s-auth" >"$TMP/out"
+	cat "$TMP/out"
+	grep -q ": 0 problems$" "$TMP/out"
+	! grep -q "unreferenced: [1-9][0-9]* blobs" "$TMP/out" || fail "unreferenced blobs left"
+}
+check "orphans: an upload never registered is taken back when the server stops" t_orphans_at_stop
 t_logs_clean() {
 	assert_eq "$SERVER_RC" 0 "exit status"
 	if grep -n "Sanitizer\|runtime error" "$TMP/RO.log" "$TMP/AUTH.log"; then

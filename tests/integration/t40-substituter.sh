@@ -358,10 +358,15 @@ test_ca_lie_unsigned() {
 	mount_cache "$cs" "file://$TMP/cache-calie2"
 	# A source CA against another NAR (the NarHash tells at once) ...
 	refused "$P3" "$cs" "ca hash mismatch importing path '$P3'; specified: sha256:"
-	# ... and a flat CA against another file (only the content tells).
+	# ... and a flat CA against another file (only the content tells):
+	# fetched, refused, and its blob taken back.
 	refused "$P4" "$cs" "ca hash mismatch importing path '$P4'; specified: sha256:"
 	assert_eq "$(cat "$M/$(base "$P2")")" "uses $P1" "an honest path still comes"
 	stop_mount "$M"
+	"$STOREFS" verify --store "$cs" >"$TMP/v"
+	cat "$TMP/v"
+	grep -q ": 0 problems$" "$TMP/v"
+	! grep -q "unreferenced: [1-9][0-9]* blobs" "$TMP/v" || fail "the refused fetch left its blob"
 	# Not even --no-check-sigs lets a CA lie through.
 	mount_cache "$cs" "file://$TMP/cache-calie2" --no-check-sigs
 	refused "$P4" "$cs" "ca hash mismatch"

@@ -124,7 +124,7 @@ static void twriter_abort(struct blob_writer *w)
 }
 
 static int twriter_commit(struct blob_writer *w, const struct b3_digest *expect,
-			  struct b3_digest *out)
+			  struct b3_digest *out, bool *created)
 {
 	struct twriter *t = (struct twriter *)w;
 	struct tblobs *s = t->s;
@@ -135,6 +135,8 @@ static int twriter_commit(struct blob_writer *w, const struct b3_digest *expect,
 		twriter_abort(w);
 		return -EIO;
 	}
+	if (created)
+		*created = !tblobs_find(s, &d);
 	if (!tblobs_find(s, &d)) {
 		s->v[s->n++] = (struct tblob){d, t->data, t->len};
 		t->data = NULL;

@@ -9,6 +9,7 @@
 #include "store/ca_verify.h"
 #include "store/import.h"
 #include "store/nix_hash.h"
+#include "store/store_write.h"
 
 #include <ftw.h>
 #include <pthread.h>
@@ -470,5 +471,95 @@ TEST(trust_ca_self_reference_across_writes)
 	CHECK_OK(ca_verify(fx.st->blobs, fx.st->dirs, pi));
 	path_info_free(pi);
 	free(data);
+	tfx_close(&fx);
+}
+
+/* --- orphans: what failed writers take back --- */
+
+static int session_put(struct store_write *w, const char *data, struct b3_digest *d)
+{
+	return blob_service_put(store_write_blobs(w), data, strlen(data), d);
+}
+
+static bool blob_present(struct store *st, const struct b3_digest *d)
+{
+	uint64_t size;
+
+	return blob_service_stat(st->blobs, d, &size) == 0;
+}
+
+/* A failed session removes the blobs it created and nothing else: not a
+ * blob that was there before it, not one that another session (which
+ * found it present) registered a path with meanwhile. */
+TEST(trust_orphans_failed_session)
+{
+	struct b3_digest before, mine, shared, d;
+	struct store_write *a, *b;
+	struct path_info *pi;
+	uint64_t removed = 9;
+	struct tfx fx;
+
+	CHECK_OK(tfx_open(&fx, true));
+	CHECK_OK(blob_service_put(fx.st->blobs, "was here\n", 9, &before));
+	CHECK_OK(store_write_begin(fx.st, &a));
+	CHECK_OK(session_put(a, "was here\n", &d));
+	CHECK_OK(session_put(a, "only mine\n", &mine));
+	CHECK_OK(session_put(a, "shared\n", &shared));
+	CHECK_OK(store_write_begin(fx.st, &b));
+	CHECK_OK(session_put(b, "shared\n", &d));
+	CHECK_OK(mk_file_path(NULL, P_X, "shared\n", 1, &pi));
+	CHECK_OK(path_info_service_put(fx.st->paths, pi));
+	store_write_end(b);
+	CHECK_OK(store_write_fail(a, &removed));
+	CHECK_EQ(removed, 1);
+	CHECK(!blob_present(fx.st, &mine));
+	CHECK(blob_present(fx.st, &before));
+	CHECK(blob_present(fx.st, &shared));
+	path_info_free(pi);
+	tfx_close(&fx);
+}
+
+/* While another writer is in its session the store is not free: the reclaim
+ * gives up (nothing removed) rather than remove what it may be using. */
+TEST(trust_orphans_busy_store)
+{
+	struct store_orphans o = {0};
+	struct store_write *a, *other;
+	struct store *second;
+	struct b3_digest mine;
+	uint64_t removed = 9;
+	struct tfx fx;
+
+	CHECK_OK(tfx_open(&fx, true));
+	CHECK_OK(local_store_open(fx.dir, 0, &second));
+	CHECK_OK(store_write_begin(fx.st, &a));
+	CHECK_OK(session_put(a, "mine\n", &mine));
+	store_write_detach(a, &o);
+	CHECK_EQ(o.n, 1);
+	CHECK_OK(store_write_begin(second, &other));
+	CHECK_ERR(store_reclaim(fx.st, &o, 50, &removed), -EBUSY);
+	CHECK_EQ(removed, 0);
+	CHECK(blob_present(fx.st, &mine));
+	store_write_end(other);
+	CHECK_OK(store_reclaim(fx.st, &o, 50, &removed));
+	CHECK_EQ(removed, 1);
+	CHECK(!blob_present(fx.st, &mine));
+	store_orphans_release(&o);
+	store_free(second);
+	tfx_close(&fx);
+}
+
+/* A store without the operations (memory) writes, and takes nothing back. */
+TEST(trust_orphans_memory_store)
+{
+	struct store_write *a;
+	struct b3_digest mine;
+	struct tfx fx;
+
+	CHECK_OK(tfx_open(&fx, false));
+	CHECK_OK(store_write_begin(fx.st, &a));
+	CHECK_OK(session_put(a, "mine\n", &mine));
+	CHECK_ERR(store_write_fail(a, NULL), -ENOTSUP);
+	CHECK(blob_present(fx.st, &mine));
 	tfx_close(&fx);
 }

@@ -1,0 +1,172 @@
+/* blob_tracker.c - a blob service that lists the blobs its writers created. */
+#include "castore/blob_tracker.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+struct blob_tracker {
+	struct blob_service base;
+	struct blob_service *inner;
+	pthread_mutex_t lock;
+	struct b3_digest *v; /* protected by lock */
+	size_t n, cap;
+};
+
+struct tracked_writer {
+	struct blob_writer base;
+	struct blob_writer *inner;
+	struct blob_tracker *t;
+};
+
+static int tracker_add(struct blob_tracker *t, const struct b3_digest *d)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 64;
+		struct b3_digest *v = reallocarray(t->v, cap, sizeof(*v));
+
+		if (v)
+			t->v = v, t->cap = cap;
+		else
+			rc = -ENOMEM;
+	}
+	if (rc == 0)
+		t->v[t->n++] = *d;
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+static int tw_write(struct blob_writer *bw, const void *buf, size_t len)
+{
+	return blob_writer_write(((struct tracked_writer *)bw)->inner, buf, len);
+}
+
+static int tw_commit(struct blob_writer *bw, const struct b3_digest *expect, struct b3_digest *out,
+		     bool *created)
+{
+	struct tracked_writer *w = (struct tracked_writer *)bw;
+	struct b3_digest d;
+	bool isnew = false;
+	int rc = blob_writer_commit_new(w->inner, expect, &d, &isnew);
+
+	/* Not tracking a blob we created would leave it for the next gc: the
+	 * commit still stands, the list says so by failing. */
+	if (rc == 0 && isnew)
+		rc = tracker_add(w->t, &d);
+	if (rc == 0 && out)
+		*out = d;
+	if (rc == 0 && created)
+		*created = isnew;
+	free(w);
+	return rc;
+}
+
+static void tw_abort(struct blob_writer *bw)
+{
+	struct tracked_writer *w = (struct tracked_writer *)bw;
+
+	blob_writer_abort(w->inner);
+	free(w);
+}
+
+static const struct blob_writer_ops tw_ops = {
+    .write = tw_write,
+    .commit = tw_commit,
+    .abort = tw_abort,
+};
+
+static int bt_open_write(struct blob_service *bs, struct blob_writer **out)
+{
+	struct blob_tracker *t = (struct blob_tracker *)bs;
+	struct tracked_writer *w = malloc(sizeof(*w));
+	int rc = w ? blob_service_open_write(t->inner, &w->inner) : -ENOMEM;
+
+	if (rc < 0) {
+		free(w);
+		return rc;
+	}
+	w->base.ops = &tw_ops;
+	w->t = t;
+	*out = &w->base;
+	return 0;
+}
+
+static int bt_stat(struct blob_service *bs, const struct b3_digest *d, uint64_t *size)
+{
+	return blob_service_stat(((struct blob_tracker *)bs)->inner, d, size);
+}
+
+static int bt_open_read(struct blob_service *bs, const struct b3_digest *d,
+			struct blob_reader **out)
+{
+	return blob_service_open_read(((struct blob_tracker *)bs)->inner, d, out);
+}
+
+static int bt_flush(struct blob_service *bs)
+{
+	return blob_service_flush(((struct blob_tracker *)bs)->inner);
+}
+
+static void bt_free(struct blob_service *bs)
+{
+	struct blob_tracker *t = (struct blob_tracker *)bs;
+
+	pthread_mutex_destroy(&t->lock);
+	free(t->v);
+	free(t);
+}
+
+static const struct blob_service_ops bt_ops = {
+    .stat = bt_stat,
+    .open_read = bt_open_read,
+    .open_write = bt_open_write,
+    .flush = bt_flush,
+    .free = bt_free,
+};
+
+int blob_tracker_new(struct blob_service *inner, struct blob_tracker **out)
+{
+	struct blob_tracker *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	t->base.ops = &bt_ops;
+	t->inner = inner;
+	pthread_mutex_init(&t->lock, NULL);
+	*out = t;
+	return 0;
+}
+
+struct blob_service *blob_tracker_service(struct blob_tracker *t)
+{
+	return &t->base;
+}
+
+size_t blob_tracker_created(struct blob_tracker *t, const struct b3_digest **v)
+{
+	size_t n;
+
+	pthread_mutex_lock(&t->lock);
+	*v = t->v;
+	n = t->n;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+void blob_tracker_take(struct blob_tracker *t, struct b3_digest **v, size_t *n)
+{
+	pthread_mutex_lock(&t->lock);
+	*v = t->v;
+	*n = t->n;
+	t->v = NULL;
+	t->n = t->cap = 0;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void blob_tracker_free(struct blob_tracker *t)
+{
+	if (t)
+		bt_free(&t->base);
+}

@@ -198,7 +198,7 @@ t_copy_from() {
 	nix copy --from "$SIGNED" --to "$dest" --option trusted-public-keys "$(cat "$K/pk")" "$IA2"
 	for p in "$SRC" "$G" "$IA" "$IA2"; do
 		nix-store --store "$dest" --verify-path "$p"
-		nix-store --dump "$(echo "$dest$p")" | cmp - <(nix-store --dump "$(nix_phys "$p")")
+		nix_store --dump "$(echo "$dest$p")" | cmp - <(nix_store --dump "$(nix_phys "$p")")
 	done
 	nix store verify --store "$dest" -r --sigs-needed 1 \
 		--trusted-public-keys "$(cat "$K/pk")" "$IA2"

@@ -59,9 +59,11 @@ t_reuse_blobs() {
 
 t_via_http() {
 	local url pid s4=$TMP/s4 s5=$TMP/s5
-	sf serve --store "$S1" --readonly --listen 127.0.0.1:0 -v >"$TMP/url" 2>"$TMP/serve.log" &
+	# $STOREFS itself (not the sf function, whose subshell $! would name) so
+	# that the kill below, or this check's exit when it fails, stops it.
+	"$STOREFS" serve --store "$S1" --readonly --listen 127.0.0.1:0 -v >"$TMP/url" 2>"$TMP/serve.log" &
 	pid=$!
-	DAEMON_PIDS+=("$pid")
+	trap "kill $pid 2>/dev/null" EXIT
 	for _ in $(seq 100); do
 		url=$(cat "$TMP/url" 2>/dev/null || true)
 		[ -n "$url" ] && curl -sf "$url/nix-cache-info" >/dev/null && break

@@ -5,75 +5,12 @@
 #include "castore/dir_service.h"
 #include "common/err.h"
 #include "common/io.h"
-#include "store/nixbase32.h"
+#include "store/store_gc.h"
 
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-/* --- options, help and exit statuses --- */
-
-static void report_bad_option(const struct cli_cmd *c, int ch, char **argv)
-{
-	/* Long options always advance optind; a bad short one may sit inside
-	 * a bundle ("-lZ"), so name it by its character. */
-	const char *el = optind > 0 ? argv[optind - 1] : "";
-	bool is_long = !strncmp(el, "--", 2);
-
-	if (ch == ':' && is_long)
-		cli_usage(c, "option '%s' needs an argument", el);
-	else if (ch == ':')
-		cli_usage(c, "option '-%c' needs an argument", optopt);
-	else if (is_long)
-		cli_usage(c, "unknown option '%s'", el);
-	else
-		cli_usage(c, "unknown option '-%c'", optopt);
-}
-
-int cli_getopt(const struct cli_cmd *c, int argc, char **argv, const char *shortopts,
-	       const struct option *longopts)
-{
-	char opts[64];
-	int ch;
-
-	/* A leading ':' makes getopt tell a missing argument (':') apart from
-	 * an unknown option ('?'). */
-	snprintf(opts, sizeof(opts), ":%s", shortopts);
-	opterr = 0;
-	ch = getopt_long(argc, argv, opts, longopts, NULL);
-	if (ch == '?' || ch == ':') {
-		report_bad_option(c, ch, argv);
-		return '?';
-	}
-	return ch;
-}
-
-int cli_help(const struct cli_cmd *c)
-{
-	printf("usage: storefs %s\n\n%s", c->usage, c->help);
-	return cli_flush_stdout() < 0 ? CLI_FAILED : CLI_OK;
-}
-
-int cli_usage(const struct cli_cmd *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "storefs %s: ", c->name);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nusage: storefs %s\nTry 'storefs %s --help' for more.\n", c->usage,
-		c->name);
-	return CLI_USAGE;
-}
-
-int cli_fail(const struct cli_cmd *c, int rc)
-{
-	fprintf(stderr, "storefs %s: %s\n", c->name, sf_errmsg(rc));
-	return CLI_FAILED;
-}
 
 int cli_open_store(const char *url, unsigned flags, struct store **out)
 {
@@ -238,25 +175,27 @@ void cli_target_release(struct cli_target *t)
 	t->pi = NULL, t->parent = NULL;
 }
 
-/* --- text forms --- */
-
-void cli_nar_hash_text(const uint8_t sha256[32], char *out)
-{
-	memcpy(out, "sha256:", 7);
-	nixbase32_encode(sha256, 32, out + 7);
-}
-
-void cli_report_registration(const struct cli_cmd *c, bool verbose, const struct path_info *pi,
-			     enum path_info_put_result res)
+int cli_print_registered(const struct cli_ctx *c, const struct path_info *pi,
+			 enum path_info_put_result res)
 {
 	char full[STORE_PATH_FULL_MAX];
 
-	if (!verbose || res == PATH_INFO_ADDED)
-		return;
 	store_path_full(&pi->path, full);
-	fprintf(stderr, "storefs %s: '%s' is already registered with this content; %s\n", c->name,
-		full,
-		res == PATH_INFO_SIGS_ADDED ? "its new signatures were added" : "nothing changed");
+	if (c->verbose && res != PATH_INFO_ADDED)
+		fprintf(stderr, "storefs %s: '%s' is already registered with this content; %s\n",
+			c->cmd->name, full,
+			res == PATH_INFO_SIGS_ADDED ? "its new signatures were added"
+						    : "nothing changed");
+	printf("%s\n", full);
+	/* Each path as it is done, for whoever reads the output as it comes. */
+	return cli_flush_stdout();
+}
+
+int cli_add_root(struct store *st, const char *name, const struct store_path *sp)
+{
+	int rc = store_root_add(st, name, sp);
+
+	return rc == -ENOTSUP ? sf_err(rc, "store '%s' has no GC roots", st->location) : rc;
 }
 
 int cli_store_usage(void *ctx, uint64_t *bytes, uint64_t *objects)

@@ -1,34 +1,10 @@
 /* cmd_cat.c - `storefs cat`: write a file of a store path to standard output. */
-#include "backends/registry.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/err.h"
 
 #include <stdlib.h>
 #include <unistd.h>
-
-static const struct cli_cmd cmd = {
-    "cat",
-    "cat [--store URL|DIR] STOREPATH[/sub/path]",
-    "Writes the contents of a regular file in a store path to standard output.\n"
-    "STOREPATH is /nix/store/<hash>-<name> or just <hash>-<name>; without\n"
-    "/sub/path the store path itself must be a file. The contents are checked\n"
-    "against the file's recorded size and BLAKE3 digest; a mismatch is an error\n"
-    "(after the bytes were written). Symlinks are not followed.\n"
-    "\n"
-    "Options:\n"
-    "  --store URL|DIR  the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
-    "                   as root, else $XDG_DATA_HOME/storefs)\n"
-    "  -h, --help       show this help\n"
-    "\n"
-    "Exit status: 0 success, 1 error, 2 usage error.\n",
-};
-
-static const struct option longopts[] = {
-    {"store", required_argument, NULL, CLI_OPT_STORE},
-    {"help", no_argument, NULL, CLI_OPT_HELP},
-    {0},
-};
 
 #define CAT_CHUNK (256u << 10)
 
@@ -86,35 +62,30 @@ static int cat_node(struct store *st, const struct cli_target *t, const char *ar
 	return rc;
 }
 
-int cmd_cat(int argc, char **argv)
+static int cat_run(struct cli_ctx *c)
 {
-	const char *url = NULL;
-	struct store *st = NULL;
 	struct cli_target t;
-	int ch, rc;
+	int rc = cli_resolve(c->store, c->argv[0], &t);
 
-	while ((ch = cli_getopt(&cmd, argc, argv, "h", longopts)) != -1) {
-		switch (ch) {
-		case CLI_OPT_HELP:
-			return cli_help(&cmd);
-		case CLI_OPT_STORE:
-			url = optarg;
-			break;
-		default:
-			return CLI_USAGE;
-		}
-	}
-	if (optind == argc)
-		return cli_usage(&cmd, "no STOREPATH/sub/path given");
-	if (argc - optind > 1)
-		return cli_usage(&cmd, "only one STOREPATH/sub/path is allowed");
-	rc = cli_open_store(url, STORE_OPEN_READONLY, &st);
-	if (rc == 0) {
-		rc = cli_resolve(st, argv[optind], &t);
-		if (rc == 0)
-			rc = cat_node(st, &t, argv[optind]);
-		cli_target_release(&t);
-	}
-	store_free(st);
-	return rc < 0 ? cli_fail(&cmd, rc) : CLI_OK;
+	if (rc == 0)
+		rc = cat_node(c->store, &t, c->argv[0]);
+	cli_target_release(&t);
+	return rc;
 }
+
+const struct cli_cmd cmd_cat = {
+    .name = "cat",
+    .summary = "write a file of a store path to standard output",
+    .operands = "STOREPATH[/sub/path]",
+    .operand = "STOREPATH/sub/path",
+    .min_operands = 1,
+    .max_operands = 1,
+    .about = "Writes the contents of a regular file in a store path to standard output.\n"
+	     "STOREPATH is /nix/store/<hash>-<name> or just <hash>-<name>; without\n"
+	     "/sub/path the store path itself must be a file. The contents are checked\n"
+	     "against the file's recorded size and BLAKE3 digest; a mismatch is an error\n"
+	     "(after the bytes were written). Symlinks are not followed.\n",
+    .flags = CLI_STORE | CLI_OPENS_STORE,
+    .open_flags = STORE_OPEN_READONLY,
+    .run = cat_run,
+};

@@ -1,6 +1,5 @@
 /* cmd_copy.c - `storefs copy`: store paths (and with -r their closure)
  * from one store to another, reusing what the destination has. */
-#include "backends/registry.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/err.h"
@@ -12,36 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct cli_cmd cmd = {
-    "copy",
-    "copy --from URL|DIR --to URL|DIR [-r] STOREPATH...",
-    "Copies each STOREPATH from the store --from into the store --to, like\n"
-    "`nix copy`: the blobs the destination lacks (by digest, each checked as\n"
-    "it is written), the Directories, then the PathInfo with its references,\n"
-    "signatures and CA, in one atomic step where the destination can. A path\n"
-    "the destination has is not copied again. Prints each STOREPATH, then a\n"
-    "summary on standard error: paths copied and present, blobs and bytes\n"
-    "copied, blobs the destination had. Both stores are any URL storefs opens\n"
-    "(a directory, local://DIR, nix+http(s)://HOST... as a source).\n"
-    "\n"
-    "Options:\n"
-    "  --from URL|DIR   the store to copy from\n"
-    "  --to URL|DIR     the store to copy to (created if missing); its import\n"
-    "                   lock is held while copying\n"
-    "  -r, --recursive  copy the closure too, references first (without it, a\n"
-    "                   reference missing from the destination is an error)\n"
-    "  -h, --help       show this help\n"
-    "\n"
-    "Exit status: 0 success, 1 error, 2 usage error.\n",
+struct copy_opts {
+	const char *from, *to;
+	bool recursive;
 };
 
-enum { OPT_FROM = 256, OPT_TO };
-
-static const struct option longopts[] = {
-    {"from", required_argument, NULL, OPT_FROM},
-    {"to", required_argument, NULL, OPT_TO},
-    {"recursive", no_argument, NULL, 'r'},
-    {"help", no_argument, NULL, CLI_OPT_HELP},
+static const struct cli_opt copy_options[] = {
+    CLI_STRING_REQUIRED(0, "from", struct copy_opts, from, "URL|DIR", "the store to copy from"),
+    CLI_STRING_REQUIRED(0, "to", struct copy_opts, to, "URL|DIR",
+			"the store to copy to (created if missing); its import lock is held "
+			"while copying"),
+    CLI_BOOL('r', "recursive", struct copy_opts, recursive,
+	     "copy the closure too, references first (without it, a reference missing from the "
+	     "destination is an error)"),
     {0},
 };
 
@@ -127,43 +109,41 @@ static int run(struct copy_run *r, char **args, int n)
 	return rc;
 }
 
-int cmd_copy(int argc, char **argv)
+static int copy_cmd_run(struct cli_ctx *c)
 {
-	const char *from = NULL, *to = NULL;
-	struct copy_run r = {0};
-	int ch, rc;
+	const struct copy_opts *o = c->opts;
+	struct copy_run r = {.recursive = o->recursive};
+	int rc = cli_open_store(o->from, STORE_OPEN_READONLY, &r.src);
 
-	while ((ch = cli_getopt(&cmd, argc, argv, "hr", longopts)) != -1) {
-		switch (ch) {
-		case CLI_OPT_HELP:
-			return cli_help(&cmd);
-		case OPT_FROM:
-			from = optarg;
-			break;
-		case OPT_TO:
-			to = optarg;
-			break;
-		case 'r':
-			r.recursive = true;
-			break;
-		default:
-			return CLI_USAGE;
-		}
-	}
-	if (!from || !to)
-		return cli_usage(&cmd, "--from and --to are required");
-	if (optind == argc)
-		return cli_usage(&cmd, "no STOREPATH given");
-	rc = cli_open_store(from, STORE_OPEN_READONLY, &r.src);
 	if (rc == 0)
-		rc = cli_open_store(to, STORE_OPEN_CREATE | STORE_OPEN_IMPORT | STORE_OPEN_WAIT,
+		rc = cli_open_store(o->to, STORE_OPEN_CREATE | STORE_OPEN_IMPORT | STORE_OPEN_WAIT,
 				    &r.dst);
 	if (rc == 0) {
 		path_set_init(&r.done);
-		rc = run(&r, argv + optind, argc - optind);
+		rc = run(&r, c->argv, c->argc);
 		path_set_release(&r.done);
 	}
 	store_free(r.dst);
 	store_free(r.src);
-	return rc < 0 ? cli_fail(&cmd, rc) : CLI_OK;
+	return rc;
 }
+
+const struct cli_cmd cmd_copy = {
+    .name = "copy",
+    .summary = "copy store paths (with -r their closure) between stores",
+    .operands = "STOREPATH...",
+    .operand = "STOREPATH",
+    .min_operands = 1,
+    .max_operands = -1,
+    .about = "Copies each STOREPATH from the store --from into the store --to, like\n"
+	     "`nix copy`: the blobs the destination lacks (by digest, each checked as\n"
+	     "it is written), the Directories, then the PathInfo with its references,\n"
+	     "signatures and CA, in one atomic step where the destination can. A path\n"
+	     "the destination has is not copied again. Prints each STOREPATH, then a\n"
+	     "summary on standard error: paths copied and present, blobs and bytes\n"
+	     "copied, blobs the destination had. Both stores are any URL storefs opens\n"
+	     "(a directory, local://DIR, nix+http(s)://HOST... as a source).\n",
+    .options = copy_options,
+    .opts_size = sizeof(struct copy_opts),
+    .run = copy_cmd_run,
+};

@@ -1,9 +1,8 @@
 /* cmd_import_nix.c - `storefs import-nix`: copy store paths, with their
  * metadata, from a local Nix store (through nix-bin's own commands). */
-#include "backends/registry.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
-#include "cli/nar_load.h"
+#include "store/nar_load.h"
 #include "common/err.h"
 #include "common/io.h"
 #include "store/nix_hash.h"
@@ -20,45 +19,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const struct cli_cmd cmd = {
-    "import-nix",
-    "import-nix [--store URL|DIR] [--nix-store DIR] [-r] [--wait] [-v] STOREPATH...",
-    "Copies STOREPATHs from a local Nix store into the store, with their\n"
-    "references, signatures, deriver, CA, NAR hash and size, as `nix path-info\n"
-    "--json` reports them; the contents come from `nix-store --dump` and must\n"
-    "match the recorded NAR hash and size. Prints each imported store path.\n"
-    "A path's references must be in the store already, be imported in the same\n"
-    "run, or -r must be given. Paths already present with the same NAR hash are\n"
-    "not read again (their new signatures are added); a path present with\n"
-    "another NAR hash is refused (a registered path never changes). A claimed\n"
-    "CA is checked against the contents. `nix` and `nix-store` are run from\n"
-    "$PATH, offline and without substituters: only the named Nix store is read,\n"
-    "and it must exist (its nix/var/nix/db/db.sqlite), or nothing is run; each\n"
-    "STOREPATH must be a store path present in it.\n"
-    "\n"
-    "Options:\n"
-    "  --store URL|DIR    the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
-    "                     as root, else $XDG_DATA_HOME/storefs); created if missing\n"
-    "  --nix-store DIR    read from the Nix chroot store rooted at DIR (as with\n"
-    "                     `nix --store DIR`; files under DIR/nix/store) instead of\n"
-    "                     the system's /nix/store (which must then exist)\n"
-    "  -r, --recursive    import the whole closure, references first\n"
-    "  --wait             if another import holds the store's lock, wait for it\n"
-    "  -v, --verbose      say which paths were registered already\n"
-    "  -h, --help         show this help\n"
-    "\n"
-    "Exit status: 0 success, 1 error, 2 usage error.\n",
+struct import_nix_opts {
+	const char *nix_store;
+	bool recursive;
 };
 
-enum { OPT_NIX_STORE = 256, OPT_WAIT };
-
-static const struct option longopts[] = {
-    {"store", required_argument, NULL, CLI_OPT_STORE},
-    {"help", no_argument, NULL, CLI_OPT_HELP},
-    {"nix-store", required_argument, NULL, OPT_NIX_STORE},
-    {"recursive", no_argument, NULL, 'r'},
-    {"wait", no_argument, NULL, OPT_WAIT},
-    {"verbose", no_argument, NULL, 'v'},
+static const struct cli_opt import_nix_options[] = {
+    CLI_STRING(0, "nix-store", struct import_nix_opts, nix_store, "DIR",
+	       "read from the Nix chroot store rooted at DIR (as with `nix --store DIR`; files "
+	       "under DIR/nix/store) instead of the system's /nix/store (which must then exist)"),
+    CLI_BOOL('r', "recursive", struct import_nix_opts, recursive,
+	     "import the whole closure, references first"),
     {0},
 };
 
@@ -71,9 +42,9 @@ struct nix_path {
 };
 
 struct import_nix {
+	const struct cli_ctx *c;
 	struct store *st;
 	const char *nix_store; /* chroot root or NULL */
-	bool verbose;
 	struct nix_path *paths;
 	size_t n;
 };
@@ -478,7 +449,6 @@ static int load_one(struct import_nix *im, struct path_info *pi, enum path_info_
 
 static int import_one(struct import_nix *im, struct path_info *pi)
 {
-	char full[STORE_PATH_FULL_MAX];
 	enum path_info_put_result res = PATH_INFO_ADDED;
 	int rc = already_present(im->st, pi);
 
@@ -489,10 +459,7 @@ static int import_one(struct import_nix *im, struct path_info *pi)
 		rc = load_one(im, pi, &res);
 	if (rc < 0)
 		return rc;
-	cli_report_registration(&cmd, im->verbose, pi, res);
-	store_path_full(&pi->path, full);
-	printf("%s\n", full);
-	return cli_flush_stdout();
+	return cli_print_registered(im->c, pi, res);
 }
 
 static struct nix_path *find_path(struct import_nix *im, const struct store_path *sp)
@@ -549,52 +516,58 @@ static void import_nix_release(struct import_nix *im)
 	free(im->paths);
 }
 
-int cmd_import_nix(int argc, char **argv)
+/* Before the store is opened (a bad argument must not create it). */
+static int import_nix_check(struct cli_ctx *c)
 {
-	struct import_nix im = {0};
-	const char *url = NULL;
-	unsigned flags = STORE_OPEN_CREATE | STORE_OPEN_IMPORT;
-	bool recursive = false;
+	const struct import_nix_opts *o = c->opts;
+	struct import_nix im = {.nix_store = o->nix_store};
 	char **paths = NULL;
-	int ch, rc;
+	int rc;
 
-	while ((ch = cli_getopt(&cmd, argc, argv, "hrv", longopts)) != -1) {
-		switch (ch) {
-		case CLI_OPT_HELP:
-			return cli_help(&cmd);
-		case CLI_OPT_STORE:
-			url = optarg;
-			break;
-		case OPT_NIX_STORE:
-			im.nix_store = optarg;
-			break;
-		case 'r':
-			recursive = true;
-			break;
-		case 'v':
-			im.verbose = true;
-			break;
-		case OPT_WAIT:
-			flags |= STORE_OPEN_WAIT;
-			break;
-		default:
-			return CLI_USAGE;
-		}
-	}
-	if (optind == argc)
-		return cli_usage(&cmd, "no STOREPATH given");
-	if (im.nix_store && !*im.nix_store)
-		return cli_usage(&cmd, "--nix-store needs a directory");
-	rc = nix_paths(&im, argv + optind, argc - optind, &paths);
-	if (rc < 0)
-		return cli_fail(&cmd, rc);
-	rc = cli_open_store(url, flags, &im.st);
-	if (rc == 0)
-		rc = import_nix(&im, recursive, paths, argc - optind);
+	if (o->nix_store && !*o->nix_store)
+		return cli_usage(c->cmd, "--nix-store needs a directory");
+	rc = nix_paths(&im, c->argv, c->argc, &paths);
 	free(paths);
-	if (rc < 0 && !im.st)
-		return cli_fail(&cmd, rc);
-	import_nix_release(&im);
-	store_free(im.st);
-	return rc < 0 ? cli_fail(&cmd, rc) : CLI_OK;
+	return rc;
 }
+
+static int import_nix_run(struct cli_ctx *c)
+{
+	const struct import_nix_opts *o = c->opts;
+	struct import_nix im = {.c = c, .st = c->store, .nix_store = o->nix_store};
+	char **paths = NULL;
+	int rc = nix_paths(&im, c->argv, c->argc, &paths);
+
+	if (rc == 0)
+		rc = import_nix(&im, o->recursive, paths, c->argc);
+	free(paths);
+	import_nix_release(&im);
+	return rc;
+}
+
+const struct cli_cmd cmd_import_nix = {
+    .name = "import-nix",
+    .summary = "copy store paths from a local Nix store",
+    .operands = "STOREPATH...",
+    .operand = "STOREPATH",
+    .min_operands = 1,
+    .max_operands = -1,
+    .about = "Copies STOREPATHs from a local Nix store into the store, with their\n"
+	     "references, signatures, deriver, CA, NAR hash and size, as `nix path-info\n"
+	     "--json` reports them; the contents come from `nix-store --dump` and must\n"
+	     "match the recorded NAR hash and size. Prints each imported store path.\n"
+	     "A path's references must be in the store already, be imported in the same\n"
+	     "run, or -r must be given. Paths already present with the same NAR hash are\n"
+	     "not read again (their new signatures are added; -v says so); a path present\n"
+	     "with another NAR hash is refused (a registered path never changes). A\n"
+	     "claimed CA is checked against the contents. `nix` and `nix-store` are run\n"
+	     "from $PATH, offline and without substituters: only the named Nix store is\n"
+	     "read, and it must exist (its nix/var/nix/db/db.sqlite), or nothing is run;\n"
+	     "each STOREPATH must be a store path present in it.\n",
+    .flags = CLI_STORE | CLI_OPENS_STORE | CLI_WAIT | CLI_VERBOSE,
+    .open_flags = STORE_OPEN_CREATE | STORE_OPEN_IMPORT,
+    .options = import_nix_options,
+    .opts_size = sizeof(struct import_nix_opts),
+    .check = import_nix_check,
+    .run = import_nix_run,
+};

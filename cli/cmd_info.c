@@ -1,5 +1,4 @@
 /* cmd_info.c - `storefs info`: what a store holds and what it costs. */
-#include "backends/registry.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "cli/json.h"
@@ -9,42 +8,15 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-static const struct cli_cmd cmd = {
-    "info",
-    "info [--store URL|DIR] [--json]",
-    "Shows the store's format and what it holds:\n"
-    "\n"
-    "  format: <the store's format>\n"
-    "  paths: <count> (<bytes> of NARs)\n"
-    "  directories: <count> (<bytes> encoded)\n"
-    "  blobs: <count> (<bytes>)\n"
-    "  file-bytes: <bytes>      the sizes of all regular files of all paths'\n"
-    "                           trees, each occurrence counted\n"
-    "  dedup-saved: <bytes>     file-bytes minus the bytes of the blobs paths\n"
-    "                           reach: what storing each content once saves\n"
-    "  db-bytes: <bytes>        the size of the metadata database (LMDB)\n"
-    "  orphans: <n> directories, <n> blobs (<bytes>)   stored, reached by no\n"
-    "                           path (what `storefs gc` would free with every\n"
-    "                           path rooted)\n"
-    "\n"
-    "Options:\n"
-    "  --store URL|DIR  the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
-    "                   as root, else $XDG_DATA_HOME/storefs)\n"
-    "  --json           print one JSON object with the keys format, paths,\n"
-    "                   narBytes, directories, directoryBytes, blobs, blobBytes,\n"
-    "                   fileBytes, dedupSaved, dbBytes, orphanDirectories,\n"
-    "                   orphanBlobs, orphanBlobBytes\n"
-    "  -h, --help       show this help\n"
-    "\n"
-    "Exit status: 0 success, 1 error, 2 usage error.\n",
+struct info_opts {
+	bool json;
 };
 
-enum { OPT_JSON = 256 };
-
-static const struct option longopts[] = {
-    {"store", required_argument, NULL, CLI_OPT_STORE},
-    {"help", no_argument, NULL, CLI_OPT_HELP},
-    {"json", no_argument, NULL, OPT_JSON},
+static const struct cli_opt info_options[] = {
+    CLI_BOOL(0, "json", struct info_opts, json,
+	     "print one JSON object with the keys format, paths, narBytes, directories, "
+	     "directoryBytes, blobs, blobBytes, fileBytes, dedupSaved, dbBytes, "
+	     "orphanDirectories, orphanBlobs, orphanBlobBytes"),
     {0},
 };
 
@@ -98,33 +70,33 @@ static int info(struct store *st, bool json)
 	return cli_flush_stdout();
 }
 
-int cmd_info(int argc, char **argv)
+static int info_run(struct cli_ctx *c)
 {
-	const char *url = NULL;
-	struct store *st = NULL;
-	bool json = false;
-	int ch, rc;
+	const struct info_opts *o = c->opts;
 
-	while ((ch = cli_getopt(&cmd, argc, argv, "h", longopts)) != -1) {
-		switch (ch) {
-		case CLI_OPT_HELP:
-			return cli_help(&cmd);
-		case CLI_OPT_STORE:
-			url = optarg;
-			break;
-		case OPT_JSON:
-			json = true;
-			break;
-		default:
-			return CLI_USAGE;
-		}
-	}
-	if (optind < argc)
-		return cli_usage(&cmd, "unexpected argument '%s'", argv[optind]);
-	rc = cli_open_store(url, STORE_OPEN_READONLY, &st);
-	if (rc == 0) {
-		rc = info(st, json);
-		store_free(st);
-	}
-	return rc < 0 ? cli_fail(&cmd, rc) : CLI_OK;
+	return info(c->store, o->json);
 }
+
+const struct cli_cmd cmd_info = {
+    .name = "info",
+    .summary = "show what the store holds: counts, bytes, dedup, orphans",
+    .about = "Shows the store's format and what it holds:\n"
+	     "\n"
+	     "  format: <the store's format>\n"
+	     "  paths: <count> (<bytes> of NARs)\n"
+	     "  directories: <count> (<bytes> encoded)\n"
+	     "  blobs: <count> (<bytes>)\n"
+	     "  file-bytes: <bytes>      the sizes of all regular files of all paths'\n"
+	     "                           trees, each occurrence counted\n"
+	     "  dedup-saved: <bytes>     file-bytes minus the bytes of the blobs paths\n"
+	     "                           reach: what storing each content once saves\n"
+	     "  db-bytes: <bytes>        the size of the metadata database (LMDB)\n"
+	     "  orphans: <n> directories, <n> blobs (<bytes>)   stored, reached by no\n"
+	     "                           path (what `storefs gc` would free with every\n"
+	     "                           path rooted)\n",
+    .flags = CLI_STORE | CLI_OPENS_STORE,
+    .open_flags = STORE_OPEN_READONLY,
+    .options = info_options,
+    .opts_size = sizeof(struct info_opts),
+    .run = info_run,
+};

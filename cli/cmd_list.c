@@ -5,7 +5,6 @@
  * memory and, when there is more than one run, spilled to unlinked
  * temporary files and merged (an external merge sort, as sort(1) does;
  * written here because no Debian C library offers one). */
-#include "backends/registry.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "cli/json.h"
@@ -18,29 +17,12 @@
 #define RUN_PATHS    16384
 #define NAME_MAX_LEN (STORE_PATH_MAX_BASENAME + 1)
 
-static const struct cli_cmd cmd = {
-    "list",
-    "list [--store URL|DIR] [--json]",
-    "Prints every store path registered in the store, one per line\n"
-    "(/nix/store/<hash>-<name>), sorted. Memory use does not grow with the\n"
-    "number of paths (large listings are sorted through temporary files in\n"
-    "$TMPDIR).\n"
-    "\n"
-    "Options:\n"
-    "  --store URL|DIR  the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
-    "                   as root, else $XDG_DATA_HOME/storefs)\n"
-    "  --json           print a JSON array of the paths instead\n"
-    "  -h, --help       show this help\n"
-    "\n"
-    "Exit status: 0 success, 1 error, 2 usage error.\n",
+struct list_opts {
+	bool json;
 };
 
-enum { OPT_JSON = 256 };
-
-static const struct option longopts[] = {
-    {"store", required_argument, NULL, CLI_OPT_STORE},
-    {"help", no_argument, NULL, CLI_OPT_HELP},
-    {"json", no_argument, NULL, OPT_JSON},
+static const struct cli_opt list_options[] = {
+    CLI_BOOL(0, "json", struct list_opts, json, "print a JSON array of the paths instead"),
     {0},
 };
 
@@ -189,33 +171,23 @@ static int list(struct store *st, bool json)
 	return rc;
 }
 
-int cmd_list(int argc, char **argv)
+static int list_run(struct cli_ctx *c)
 {
-	const char *url = NULL;
-	struct store *st = NULL;
-	bool json = false;
-	int ch, rc;
+	const struct list_opts *o = c->opts;
 
-	while ((ch = cli_getopt(&cmd, argc, argv, "h", longopts)) != -1) {
-		switch (ch) {
-		case CLI_OPT_HELP:
-			return cli_help(&cmd);
-		case CLI_OPT_STORE:
-			url = optarg;
-			break;
-		case OPT_JSON:
-			json = true;
-			break;
-		default:
-			return CLI_USAGE;
-		}
-	}
-	if (optind < argc)
-		return cli_usage(&cmd, "unexpected argument '%s'", argv[optind]);
-	rc = cli_open_store(url, STORE_OPEN_READONLY, &st);
-	if (rc == 0) {
-		rc = list(st, json);
-		store_free(st);
-	}
-	return rc < 0 ? cli_fail(&cmd, rc) : CLI_OK;
+	return list(c->store, o->json);
 }
+
+const struct cli_cmd cmd_list = {
+    .name = "list",
+    .summary = "list every store path in the store, sorted",
+    .about = "Prints every store path registered in the store, one per line\n"
+	     "(/nix/store/<hash>-<name>), sorted. Memory use does not grow with the\n"
+	     "number of paths (large listings are sorted through temporary files in\n"
+	     "$TMPDIR).\n",
+    .flags = CLI_STORE | CLI_OPENS_STORE,
+    .open_flags = STORE_OPEN_READONLY,
+    .options = list_options,
+    .opts_size = sizeof(struct list_opts),
+    .run = list_run,
+};

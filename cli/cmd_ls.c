@@ -1,5 +1,4 @@
 /* cmd_ls.c - `storefs ls`: list a store path's entries without mounting. */
-#include "backends/registry.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "castore/dir_service.h"
@@ -10,39 +9,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct cli_cmd cmd = {
-    "ls",
-    "ls [--store URL|DIR] [-R] [-l] STOREPATH[/sub/path]",
-    "Lists the entries of a directory in a store path, one per line, in bytewise\n"
-    "name order; for a file or symlink, prints that entry alone. STOREPATH is\n"
-    "/nix/store/<hash>-<name> or just <hash>-<name>.\n"
-    "\n"
-    "Options:\n"
-    "  --store URL|DIR  the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
-    "                   as root, else $XDG_DATA_HOME/storefs)\n"
-    "  -R, --recursive  list subdirectories too; entries are printed as paths\n"
-    "                   relative to the listed directory (\"dir/file\")\n"
-    "  -l, --long       one entry per line as '<mode> <size> <name>': mode is\n"
-    "                   dr-xr-xr-x (directory), -r--r--r-- (file), -r-xr-xr-x\n"
-    "                   (executable file) or lrwxrwxrwx (symlink, followed by\n"
-    "                   ' -> <target>'); size is the file length, the symlink\n"
-    "                   target length, or the directory's castore size\n"
-    "  -h, --help       show this help\n"
-    "\n"
-    "Exit status: 0 success, 1 error, 2 usage error.\n",
-};
-
-static const struct option longopts[] = {
-    {"store", required_argument, NULL, CLI_OPT_STORE},
-    {"help", no_argument, NULL, CLI_OPT_HELP},
-    {"recursive", no_argument, NULL, 'R'},
-    {"long", no_argument, NULL, 'l'},
-    {0},
-};
-
 struct ls_opts {
-	struct store *st;
 	bool recursive, lng;
+	struct store *st;
+};
+
+static const struct cli_opt ls_options[] = {
+    CLI_BOOL('R', "recursive", struct ls_opts, recursive,
+	     "list subdirectories too; entries are printed as paths relative to the listed "
+	     "directory (\"dir/file\")"),
+    CLI_BOOL('l', "long", struct ls_opts, lng,
+	     "one entry per line as '<mode> <size> <name>': mode is dr-xr-xr-x (directory), "
+	     "-r--r--r-- (file), -r-xr-xr-x (executable file) or lrwxrwxrwx (symlink, followed "
+	     "by ' -> <target>'); size is the file length, the symlink target length, or the "
+	     "directory's castore size"),
+    {0},
 };
 
 static const char *mode_text(const struct node *n)
@@ -130,39 +111,30 @@ static int ls_target(const struct ls_opts *o, const char *arg)
 	}
 	free(prefix);
 	cli_target_release(&t);
-	return rc ? rc : cli_flush_stdout();
+	return rc;
 }
 
-int cmd_ls(int argc, char **argv)
+static int ls_run(struct cli_ctx *c)
 {
-	struct ls_opts o = {0};
-	const char *url = NULL;
-	int ch, rc;
+	struct ls_opts *o = c->opts;
 
-	while ((ch = cli_getopt(&cmd, argc, argv, "hRl", longopts)) != -1) {
-		switch (ch) {
-		case CLI_OPT_HELP:
-			return cli_help(&cmd);
-		case CLI_OPT_STORE:
-			url = optarg;
-			break;
-		case 'R':
-			o.recursive = true;
-			break;
-		case 'l':
-			o.lng = true;
-			break;
-		default:
-			return CLI_USAGE;
-		}
-	}
-	if (optind == argc)
-		return cli_usage(&cmd, "no STOREPATH given");
-	if (argc - optind > 1)
-		return cli_usage(&cmd, "only one STOREPATH is allowed");
-	rc = cli_open_store(url, STORE_OPEN_READONLY, &o.st);
-	if (rc == 0)
-		rc = ls_target(&o, argv[optind]);
-	store_free(o.st);
-	return rc < 0 ? cli_fail(&cmd, rc) : CLI_OK;
+	o->st = c->store;
+	return ls_target(o, c->argv[0]);
 }
+
+const struct cli_cmd cmd_ls = {
+    .name = "ls",
+    .summary = "list a directory of a store path",
+    .operands = "STOREPATH[/sub/path]",
+    .operand = "STOREPATH",
+    .min_operands = 1,
+    .max_operands = 1,
+    .about = "Lists the entries of a directory in a store path, one per line, in bytewise\n"
+	     "name order; for a file or symlink, prints that entry alone. STOREPATH is\n"
+	     "/nix/store/<hash>-<name> or just <hash>-<name>.\n",
+    .flags = CLI_STORE | CLI_OPENS_STORE,
+    .open_flags = STORE_OPEN_READONLY,
+    .options = ls_options,
+    .opts_size = sizeof(struct ls_opts),
+    .run = ls_run,
+};

@@ -1,5 +1,4 @@
 /* cmd_nar.c - `storefs nar`: render a store path's NAR to standard output. */
-#include "backends/registry.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/err.h"
@@ -8,29 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static const struct cli_cmd cmd = {
-    "nar",
-    "nar [--store URL|DIR] STOREPATH[/sub/path]",
-    "Writes the NAR (Nix ARchive) of STOREPATH to standard output, byte for byte\n"
-    "what `nix-store --dump` writes for it. STOREPATH is /nix/store/<hash>-<name>\n"
-    "or just <hash>-<name>; with /sub/path, the NAR of that entry. The NAR of a\n"
-    "whole store path is checked against its recorded hash and size; a mismatch\n"
-    "(or a missing blob or directory) is an error after the bytes were written.\n"
-    "\n"
-    "Options:\n"
-    "  --store URL|DIR  the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
-    "                   as root, else $XDG_DATA_HOME/storefs)\n"
-    "  -h, --help       show this help\n"
-    "\n"
-    "Exit status: 0 success, 1 error, 2 usage error.\n",
-};
-
-static const struct option longopts[] = {
-    {"store", required_argument, NULL, CLI_OPT_STORE},
-    {"help", no_argument, NULL, CLI_OPT_HELP},
-    {0},
-};
 
 #define OUT_BUF (256u << 10)
 
@@ -88,32 +64,24 @@ static int nar_dump(struct store *st, const char *arg)
 	return rc;
 }
 
-int cmd_nar(int argc, char **argv)
+static int nar_run(struct cli_ctx *c)
 {
-	const char *url = NULL;
-	struct store *st = NULL;
-	int ch, rc;
-
-	while ((ch = cli_getopt(&cmd, argc, argv, "h", longopts)) != -1) {
-		switch (ch) {
-		case CLI_OPT_HELP:
-			return cli_help(&cmd);
-		case CLI_OPT_STORE:
-			url = optarg;
-			break;
-		default:
-			return CLI_USAGE;
-		}
-	}
-	if (optind == argc)
-		return cli_usage(&cmd, "no STOREPATH given");
-	if (argc - optind > 1)
-		return cli_usage(&cmd, "only one STOREPATH is allowed");
-	rc = cli_open_store(url, STORE_OPEN_READONLY, &st);
-	if (rc == 0)
-		rc = nar_dump(st, argv[optind]);
-	if (rc < 0)
-		cli_fail(&cmd, rc);
-	store_free(st);
-	return rc < 0 ? CLI_FAILED : CLI_OK;
+	return nar_dump(c->store, c->argv[0]);
 }
+
+const struct cli_cmd cmd_nar = {
+    .name = "nar",
+    .summary = "write a store path's NAR to standard output",
+    .operands = "STOREPATH[/sub/path]",
+    .operand = "STOREPATH",
+    .min_operands = 1,
+    .max_operands = 1,
+    .about = "Writes the NAR (Nix ARchive) of STOREPATH to standard output, byte for byte\n"
+	     "what `nix-store --dump` writes for it. STOREPATH is /nix/store/<hash>-<name>\n"
+	     "or just <hash>-<name>; with /sub/path, the NAR of that entry. The NAR of a\n"
+	     "whole store path is checked against its recorded hash and size; a mismatch\n"
+	     "(or a missing blob or directory) is an error after the bytes were written.\n",
+    .flags = CLI_STORE | CLI_OPENS_STORE,
+    .open_flags = STORE_OPEN_READONLY,
+    .run = nar_run,
+};

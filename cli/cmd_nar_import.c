@@ -1,12 +1,9 @@
 /* cmd_nar_import.c - `storefs nar-import`: register a NAR as a store path. */
 #include "cli/cli.h"
 #include "cli/commands.h"
-#include "cli/nar_load.h"
+#include "store/nar_load.h"
 #include "common/err.h"
-#include "backends/registry.h"
 #include "store/nix_hash.h"
-
-#include "store/store_gc.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,65 +12,30 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const struct cli_cmd cmd = {
-    "nar-import",
-    "nar-import [--store URL|DIR] (--name NAME | --path STOREPATH) [--nar-hash HASH]\n"
-    "                  [--ca CA] [--add-root NAME] [--wait] [-v] FILE|-",
-    "Reads a NAR (Nix ARchive) from FILE (or standard input for '-'), stores its\n"
-    "contents and registers it as a store path, which is printed. The NAR is\n"
-    "parsed strictly (at least as strictly as modern Nix): unsorted or duplicate\n"
-    "names, bad names or symlink targets, non-zero padding, fields out of order,\n"
-    "nesting of 64 levels, truncation or trailing bytes are refused with a message\n"
-    "naming the byte offset, and then nothing is registered.\n"
-    "\n"
-    "A registered path never changes: registering a path again with the same\n"
-    "NAR is a no-op (-v says so), with another NAR it is refused naming both\n"
-    "NAR hashes. A claimed CA (--name, --ca) is checked against the contents\n"
-    "and the store path (\"ca hash mismatch ...\" as in Nix).\n"
-    "\n"
-    "Options:\n"
-    "  --store URL|DIR  the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
-    "                   as root, else $XDG_DATA_HOME/storefs); created if missing\n"
-    "  --name NAME      register the content-addressed \"source\" path NAME that\n"
-    "                   `nix-store --add` would make for this NAR (CA fixed:r:sha256)\n"
-    "  --path STOREPATH register the NAR under STOREPATH as given, without\n"
-    "                   references (and without a CA unless --ca is given)\n"
-    "  --ca CA          with --path: its CA (\"fixed:[r:]ALGO:HASH\" or\n"
-    "                   \"text:sha256:HASH\"), which must match the contents and\n"
-    "                   STOREPATH\n"
-    "  --nar-hash HASH  the NAR's expected SHA-256, in any Nix syntax\n"
-    "                   (sha256:<nix32|hex|base64> or SRI sha256-<base64>); a NAR\n"
-    "                   with another hash is refused\n"
-    "  --add-root NAME  also make the path a GC root named NAME (as `storefs\n"
-    "                   add-root`, before the import lock is released)\n"
-    "  --wait           if another import holds the store's lock, wait for it\n"
-    "  -v, --verbose    say when the path was registered already\n"
-    "  -h, --help       show this help\n"
-    "\n"
-    "Exit status: 0 success, 1 error, 2 usage error.\n",
-};
-
-enum { OPT_NAME = 256, OPT_PATH, OPT_NAR_HASH, OPT_CA, OPT_WAIT, OPT_ADD_ROOT };
-
-static const struct option longopts[] = {
-    {"store", required_argument, NULL, CLI_OPT_STORE},
-    {"help", no_argument, NULL, CLI_OPT_HELP},
-    {"name", required_argument, NULL, OPT_NAME},
-    {"path", required_argument, NULL, OPT_PATH},
-    {"nar-hash", required_argument, NULL, OPT_NAR_HASH},
-    {"ca", required_argument, NULL, OPT_CA},
-    {"wait", no_argument, NULL, OPT_WAIT},
-    {"verbose", no_argument, NULL, 'v'},
-    {"add-root", required_argument, NULL, OPT_ADD_ROOT},
-    {0},
-};
-
 struct opts {
-	const char *url, *name, *path, *nar_hash, *ca, *file, *root;
-	unsigned flags;
-	bool has_hash, verbose;
+	const char *name, *path, *nar_hash, *ca, *file, *root;
+	bool has_hash;
 	uint8_t hash[32];
 	struct store_path sp; /* with --path */
+};
+
+static const struct cli_opt nar_import_options[] = {
+    CLI_STRING(0, "name", struct opts, name, "NAME",
+	       "register the content-addressed \"source\" path NAME that `nix-store --add` would "
+	       "make for this NAR (CA fixed:r:sha256)"),
+    CLI_STRING(0, "path", struct opts, path, "STOREPATH",
+	       "register the NAR under STOREPATH as given, without references (and without a CA "
+	       "unless --ca is given)"),
+    CLI_STRING(0, "ca", struct opts, ca, "CA",
+	       "with --path: its CA (\"fixed:[r:]ALGO:HASH\" or \"text:sha256:HASH\"), which must "
+	       "match the contents and STOREPATH"),
+    CLI_STRING(0, "nar-hash", struct opts, nar_hash, "HASH",
+	       "the NAR's expected SHA-256, in any Nix syntax (sha256:<nix32|hex|base64> or SRI "
+	       "sha256-<base64>); a NAR with another hash is refused"),
+    CLI_STRING(0, "add-root", struct opts, root, "NAME",
+	       "also make the path a GC root named NAME (as `storefs add-root`, before the import "
+	       "lock is released)"),
+    {0},
 };
 
 static int open_input(const char *file, int *fd)
@@ -103,12 +65,12 @@ static const struct nar_summary *expectation(const struct opts *o, int fd, struc
 
 static int check_hash(const struct opts *o, const struct nar_loaded *l)
 {
-	char got[CLI_NAR_HASH_TEXT_LEN], want[CLI_NAR_HASH_TEXT_LEN];
+	char got[NAR_HASH_TEXT_LEN], want[NAR_HASH_TEXT_LEN];
 
 	if (!o->has_hash || !memcmp(o->hash, l->sum.sha256, 32))
 		return 0;
-	cli_nar_hash_text(l->sum.sha256, got);
-	cli_nar_hash_text(o->hash, want);
+	nar_hash_text(l->sum.sha256, got);
+	nar_hash_text(o->hash, want);
 	return sf_err(-EIO, "NAR hash mismatch: got %s, expected %s", got, want);
 }
 
@@ -138,9 +100,8 @@ static int fill_path_info(const struct opts *o, const struct nar_loaded *l, stru
 	return path_info_set_root(pi, &l->root);
 }
 
-static int nar_import(struct store *st, const struct opts *o)
+static int nar_import(const struct cli_ctx *c, struct store *st, const struct opts *o)
 {
-	char full[STORE_PATH_FULL_MAX];
 	enum path_info_put_result res = PATH_INFO_ADDED;
 	struct nar_summary e;
 	struct nar_loaded *l = malloc(sizeof(*l));
@@ -164,15 +125,9 @@ static int nar_import(struct store *st, const struct opts *o)
 	if (w)
 		store_write_finish(w, rc, o->file);
 	if (rc == 0 && o->root)
-		rc = store_root_add(st, o->root, &pi->path);
-	if (rc == -ENOTSUP)
-		rc = sf_err(rc, "store '%s' has no GC roots", st->location);
-	if (rc == 0) {
-		cli_report_registration(&cmd, o->verbose, pi, res);
-		store_path_full(&pi->path, full);
-		printf("%s\n", full);
-		rc = cli_flush_stdout();
-	}
+		rc = cli_add_root(st, o->root, &pi->path);
+	if (rc == 0)
+		rc = cli_print_registered(c, pi, res);
 	if (fd > STDIN_FILENO)
 		close(fd);
 	path_info_free(pi);
@@ -180,81 +135,55 @@ static int nar_import(struct store *st, const struct opts *o)
 	return rc;
 }
 
-static int parse_opt(struct opts *o, int ch)
+/* Usage errors beyond the option table, before the store is opened. */
+static int nar_import_check(struct cli_ctx *c)
 {
-	switch (ch) {
-	case CLI_OPT_STORE:
-		o->url = optarg;
-		break;
-	case OPT_NAME:
-		o->name = optarg;
-		break;
-	case OPT_PATH:
-		o->path = optarg;
-		break;
-	case OPT_NAR_HASH:
-		o->nar_hash = optarg;
-		break;
-	case OPT_CA:
-		o->ca = optarg;
-		break;
-	case OPT_WAIT:
-		o->flags |= STORE_OPEN_WAIT;
-		break;
-	case 'v':
-		o->verbose = true;
-		break;
-	case OPT_ADD_ROOT:
-		o->root = optarg;
-		break;
-	default:
-		return CLI_USAGE;
-	}
-	return 0;
-}
-
-static int check_opts(struct opts *o, int argc, char **argv)
-{
+	struct opts *o = c->opts;
 	int rc;
 
-	if (optind == argc)
-		return cli_usage(&cmd, "no FILE given (use '-' for standard input)");
-	if (argc - optind > 1)
-		return cli_usage(&cmd, "only one FILE is allowed");
-	o->file = argv[optind];
+	o->file = c->argv[0];
 	if (!o->name == !o->path)
-		return cli_usage(&cmd, "exactly one of --name and --path is required");
+		return cli_usage(c->cmd, "exactly one of --name and --path is required");
 	if (o->ca && !o->path)
-		return cli_usage(&cmd, "--ca needs --path (--name always makes a CA path)");
+		return cli_usage(c->cmd, "--ca needs --path (--name always makes a CA path)");
 	rc = o->name ? store_path_name_check(o->name, strlen(o->name))
 		     : store_path_parse(o->path, strlen(o->path), true, &o->sp);
 	if (rc == 0 && o->nar_hash)
 		rc = nar_hash_parse(o->nar_hash, o->hash);
 	if (rc < 0)
-		return cli_usage(&cmd, "%s", sf_errmsg(rc));
+		return cli_usage(c->cmd, "%s", sf_errmsg(rc));
 	o->has_hash = o->nar_hash != NULL;
 	return 0;
 }
 
-int cmd_nar_import(int argc, char **argv)
+static int nar_import_run(struct cli_ctx *c)
 {
-	struct opts o = {.flags = STORE_OPEN_CREATE | STORE_OPEN_IMPORT};
-	struct store *st;
-	int ch, rc;
-
-	while ((ch = cli_getopt(&cmd, argc, argv, "hv", longopts)) != -1) {
-		if (ch == CLI_OPT_HELP)
-			return cli_help(&cmd);
-		if (parse_opt(&o, ch))
-			return CLI_USAGE;
-	}
-	rc = check_opts(&o, argc, argv);
-	if (rc)
-		return rc;
-	rc = cli_open_store(o.url, o.flags, &st);
-	if (rc < 0)
-		return cli_fail(&cmd, rc);
-	rc = nar_import(st, &o);
-	store_free(st);
-	return rc < 0 ? cli_fail(&cmd, rc) : CLI_OK;
+	return nar_import(c, c->store, c->opts);
 }
+
+const struct cli_cmd cmd_nar_import = {
+    .name = "nar-import",
+    .summary = "register a NAR read from a file as a store path",
+    .operands = "FILE|-",
+    .operand = "FILE (or '-' for standard input)",
+    .min_operands = 1,
+    .max_operands = 1,
+    .about = "Reads a NAR (Nix ARchive) from FILE (or standard input for '-'), stores its\n"
+	     "contents and registers it as a store path, which is printed. Exactly one of\n"
+	     "--name and --path is required. The NAR is parsed strictly (at least as\n"
+	     "strictly as modern Nix): unsorted or duplicate names, bad names or symlink\n"
+	     "targets, non-zero padding, fields out of order, nesting of 64 levels,\n"
+	     "truncation or trailing bytes are refused with a message naming the byte\n"
+	     "offset, and then nothing is registered.\n"
+	     "\n"
+	     "A registered path never changes: registering a path again with the same\n"
+	     "NAR is a no-op (-v says so), with another NAR it is refused naming both\n"
+	     "NAR hashes. A claimed CA (--name, --ca) is checked against the contents\n"
+	     "and the store path (\"ca hash mismatch ...\" as in Nix).\n",
+    .flags = CLI_STORE | CLI_OPENS_STORE | CLI_WAIT | CLI_VERBOSE,
+    .open_flags = STORE_OPEN_CREATE | STORE_OPEN_IMPORT,
+    .options = nar_import_options,
+    .opts_size = sizeof(struct opts),
+    .check = nar_import_check,
+    .run = nar_import_run,
+};

@@ -1,75 +1,35 @@
 /* cmd_path_info.c - `storefs path-info`: show what the store records for paths. */
-#include "backends/registry.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "store/nix_hash.h"
 #include "cli/json.h"
 #include "common/encoding.h"
 #include "common/err.h"
+#include "store/nar_load.h"
 #include "store/closure.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const struct cli_cmd cmd = {
-    "path-info",
-    "path-info [--store URL|DIR] [-r] [-S] [--json] (--all | STOREPATH...)",
-    "Shows what the store records for each STOREPATH (/nix/store/<hash>-<name>\n"
-    "or just <hash>-<name>), sorted by path, each path once:\n"
-    "\n"
-    "  /nix/store/<hash>-<name>\n"
-    "    root: <directory|file|symlink> ...   the castore root node: blake3-<base64>\n"
-    "                                         digest and size (directory, file;\n"
-    "                                         files also 'executable'), or the\n"
-    "                                         target (symlink)\n"
-    "    nar-hash: sha256:<nixbase32>         as `nix-store -q --hash` prints it\n"
-    "    nar-size: <bytes>                    as `nix-store -q --size` prints it\n"
-    "    references: <paths, space-separated>\n"
-    "    ca: <fixed:r:sha256:...>             if content-addressed\n"
-    "    deriver: <path>                      if known\n"
-    "    signature: <key>:<base64>            one line per signature\n"
-    "    closure-size: <bytes>                with -S\n"
-    "\n"
-    "Paths are separated by an empty line. If any STOREPATH is not in the\n"
-    "store, nothing is printed on standard output and the status is 1.\n"
-    "\n"
-    "Options:\n"
-    "  --store URL|DIR    the store (default: $STOREFS_STORE, else /var/lib/storefs\n"
-    "                     as root, else $XDG_DATA_HOME/storefs)\n"
-    "  -r, --recursive    also every path in the closure of the STOREPATHs (their\n"
-    "                     references, recursively), like `nix path-info -r`\n"
-    "  -S, --closure-size also the closure size: the sum of the NAR sizes of the\n"
-    "                     path's closure\n"
-    "  --all              every path in the store\n"
-    "  --json             print a JSON array in the shape of `nix path-info --json`\n"
-    "                     (Nix >= 2.4): one object per path with path, narHash\n"
-    "                     (SRI: sha256-<base64>), narSize, references (full\n"
-    "                     paths), ca, deriver and signatures only when present,\n"
-    "                     closureSize with -S, and storefs's root {type, digest,\n"
-    "                     size, executable, target}. A STOREPATH that is not in\n"
-    "                     the store appears as {\"path\": ..., \"valid\": false}\n"
-    "                     and the status is 1.\n"
-    "  -h, --help         show this help\n"
-    "\n"
-    "Exit status: 0 success, 1 error (or a path not in the store), 2 usage error.\n",
-};
-
-enum { OPT_JSON = 256, OPT_ALL };
-
-static const struct option longopts[] = {
-    {"store", required_argument, NULL, CLI_OPT_STORE},
-    {"help", no_argument, NULL, CLI_OPT_HELP},
-    {"json", no_argument, NULL, OPT_JSON},
-    {"recursive", no_argument, NULL, 'r'},
-    {"closure-size", no_argument, NULL, 'S'},
-    {"all", no_argument, NULL, OPT_ALL},
-    {0},
-};
-
 struct opts {
-	const char *url;
 	bool json, recursive, closure_size, all;
+};
+
+static const struct cli_opt path_info_options[] = {
+    CLI_BOOL('r', "recursive", struct opts, recursive,
+	     "also every path in the closure of the STOREPATHs (their references, "
+	     "recursively), like `nix path-info -r`"),
+    CLI_BOOL('S', "closure-size", struct opts, closure_size,
+	     "also the closure size: the sum of the NAR sizes of the path's closure"),
+    CLI_BOOL(0, "all", struct opts, all, "every path in the store"),
+    CLI_BOOL(0, "json", struct opts, json,
+	     "print a JSON array in the shape of `nix path-info --json` (Nix >= 2.4): one object "
+	     "per path with path, narHash (SRI: sha256-<base64>), narSize, references (full "
+	     "paths), ca, deriver and signatures only when present, closureSize with -S, and "
+	     "storefs's root {type, digest, size, executable, target}. A STOREPATH that is not "
+	     "in the store appears as {\"path\": ..., \"valid\": false} and the status is 1."),
+    {0},
 };
 
 static const char *kind_name(enum node_kind k)
@@ -106,11 +66,11 @@ static void text_root(const struct node *r)
 
 static int text_one(const struct path_info *pi, const uint64_t *closure)
 {
-	char full[STORE_PATH_FULL_MAX], hash[CLI_NAR_HASH_TEXT_LEN], ca[NIX_CA_TEXT_MAX], sig[256];
+	char full[STORE_PATH_FULL_MAX], hash[NAR_HASH_TEXT_LEN], ca[NIX_CA_TEXT_MAX], sig[256];
 	int rc;
 
 	store_path_full(&pi->path, full);
-	cli_nar_hash_text(pi->nar_sha256, hash);
+	nar_hash_text(pi->nar_sha256, hash);
 	printf("%s\n", full);
 	text_root(&pi->root);
 	printf("  nar-hash: %s\n  nar-size: %llu\n  references:", hash,
@@ -441,7 +401,7 @@ static int print_all(struct store *st, const struct opts *o, const struct entry 
 	}
 	if (o->json)
 		puts("]");
-	return rc ? rc : cli_flush_stdout();
+	return rc;
 }
 
 /* --- command --- */
@@ -470,54 +430,51 @@ static int run(struct store *st, const struct opts *o, char **args, int n)
 	return rc;
 }
 
-static int parse(int argc, char **argv, struct opts *o)
+static int path_info_check(struct cli_ctx *c)
 {
-	int ch;
+	const struct opts *o = c->opts;
 
-	while ((ch = cli_getopt(&cmd, argc, argv, "hrS", longopts)) != -1) {
-		switch (ch) {
-		case CLI_OPT_HELP:
-			return cli_help(&cmd) == CLI_OK ? 1 : -CLI_FAILED;
-		case CLI_OPT_STORE:
-			o->url = optarg;
-			break;
-		case OPT_JSON:
-			o->json = true;
-			break;
-		case 'r':
-			o->recursive = true;
-			break;
-		case 'S':
-			o->closure_size = true;
-			break;
-		case OPT_ALL:
-			o->all = true;
-			break;
-		default:
-			return -CLI_USAGE;
-		}
-	}
-	if (o->all && optind < argc)
-		return -cli_usage(&cmd, "--all takes no STOREPATH");
-	if (!o->all && optind == argc)
-		return -cli_usage(&cmd, "no STOREPATH given");
+	if (o->all && c->argc)
+		return cli_usage(c->cmd, "--all takes no STOREPATH");
+	if (!o->all && !c->argc)
+		return cli_usage(c->cmd, "no STOREPATH given");
 	return 0;
 }
 
-int cmd_path_info(int argc, char **argv)
+static int path_info_run(struct cli_ctx *c)
 {
-	struct opts o = {0};
-	struct store *st = NULL;
-	int rc = parse(argc, argv, &o);
-
-	if (rc > 0)
-		return CLI_OK;
-	if (rc < 0)
-		return -rc;
-	rc = cli_open_store(o.url, STORE_OPEN_READONLY, &st);
-	if (rc == 0) {
-		rc = run(st, &o, argv + optind, argc - optind);
-		store_free(st);
-	}
-	return rc < 0 ? cli_fail(&cmd, rc) : CLI_OK;
+	return run(c->store, c->opts, c->argv, c->argc);
 }
+
+const struct cli_cmd cmd_path_info = {
+    .name = "path-info",
+    .summary = "show store paths: root node, NAR hash and size, references",
+    .operands = "[STOREPATH...]",
+    .operand = "STOREPATH",
+    .max_operands = -1,
+    .about = "Shows what the store records for each STOREPATH (/nix/store/<hash>-<name>\n"
+	     "or just <hash>-<name>), sorted by path, each path once:\n"
+	     "\n"
+	     "  /nix/store/<hash>-<name>\n"
+	     "    root: <directory|file|symlink> ...   the castore root node: blake3-<base64>\n"
+	     "                                         digest and size (directory, file;\n"
+	     "                                         files also 'executable'), or the\n"
+	     "                                         target (symlink)\n"
+	     "    nar-hash: sha256:<nixbase32>         as `nix-store -q --hash` prints it\n"
+	     "    nar-size: <bytes>                    as `nix-store -q --size` prints it\n"
+	     "    references: <paths, space-separated>\n"
+	     "    ca: <fixed:r:sha256:...>             if content-addressed\n"
+	     "    deriver: <path>                      if known\n"
+	     "    signature: <key>:<base64>            one line per signature\n"
+	     "    closure-size: <bytes>                with -S\n"
+	     "\n"
+	     "Paths are separated by an empty line. If any STOREPATH is not in the\n"
+	     "store, nothing is printed on standard output and the status is 1.\n",
+    .exit_status = "0 success, 1 error (or a path not in the store), 2 usage error.",
+    .flags = CLI_STORE | CLI_OPENS_STORE,
+    .open_flags = STORE_OPEN_READONLY,
+    .options = path_info_options,
+    .opts_size = sizeof(struct opts),
+    .check = path_info_check,
+    .run = path_info_run,
+};

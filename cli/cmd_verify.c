@@ -1,6 +1,5 @@
 /* cmd_verify.c - `storefs verify`: check a store's objects, optionally
  * repairing them from another store. */
-#include "backends/registry.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/err.h"
@@ -8,56 +7,26 @@
 
 #include <stdio.h>
 
-static const struct cli_cmd cmd = {
-    "verify",
-    "verify [--store URL|DIR] [--check-contents] [--repair-from URL|DIR] [--repair] [-q]",
-    "Checks every object of the store: each blob file against its BLAKE3 digest\n"
-    "(damaged ones are moved to the store's quarantine/ and reported), each\n"
-    "Directory's digest and closure (all children present), and each store\n"
-    "path's root, its references (one that is not registered is a note: a store\n"
-    "a substituter fills holds paths without them) and its CA: the CA\n"
-    "must give the store path and fit the contents (a flat or text CA is checked\n"
-    "against the file's bytes, \"fixed:r:sha256\" against the NAR hash).\n"
-    "Blobs and Directories that no path reaches are counted in the summary\n"
-    "(a failed or killed import leaves them; they are not a problem).\n"
-    "Prints one line per problem (\"blob|directory|path|quarantined SUBJECT: why\")\n"
-    "and a summary line.\n"
-    "\n"
-    "Options:\n"
-    "  --store URL|DIR        the store (default: $STOREFS_STORE, else\n"
-    "                         /var/lib/storefs as root, else\n"
-    "                         $XDG_DATA_HOME/storefs)\n"
-    "  --check-contents       also render every path's NAR and compare its SHA-256\n"
-    "                         and size with the recorded ones: this reads every\n"
-    "                         file of every path once more and hashes it with\n"
-    "                         SHA-256: it costs more than the whole default run\n"
-    "                         (2.3x its time in all, measured in docs/trust.md),\n"
-    "                         hence not the default; damaged blobs are found\n"
-    "                         without it\n"
-    "  --repair-from URL|DIR  fetch missing or damaged blobs and Directories from\n"
-    "                         this store (opened read-only; blobs are checked\n"
-    "                         against their digest first), then check again\n"
-    "  --repair               then remove the unreferenced blobs and Directories\n"
-    "                         (what refused, failed or killed writes left), if the\n"
-    "                         store has no problem left: waits until no import,\n"
-    "                         upload, fetch or gc runs and keeps them out while\n"
-    "                         it removes, sparing what paths registered meanwhile\n"
-    "                         use (docs/trust.md \"Orphans\")\n"
-    "  -q, --quiet            print problems only, no notes or summary\n"
-    "  -h, --help             show this help\n"
-    "\n"
-    "Exit status: 0 no problem (left), 1 problems or an error, 2 usage error.\n",
+struct verify_opts {
+	const char *repair_from;
+	bool check_contents, quiet, remove;
 };
 
-enum { OPT_REPAIR = 256, OPT_CHECK_CONTENTS, OPT_REMOVE };
-
-static const struct option longopts[] = {
-    {"store", required_argument, NULL, CLI_OPT_STORE},
-    {"repair-from", required_argument, NULL, OPT_REPAIR},
-    {"check-contents", no_argument, NULL, OPT_CHECK_CONTENTS},
-    {"repair", no_argument, NULL, OPT_REMOVE},
-    {"quiet", no_argument, NULL, 'q'},
-    {"help", no_argument, NULL, CLI_OPT_HELP},
+static const struct cli_opt verify_options[] = {
+    CLI_BOOL(0, "check-contents", struct verify_opts, check_contents,
+	     "also render every path's NAR and compare its SHA-256 and size with the recorded "
+	     "ones: this reads every file of every path once more and hashes it with SHA-256: it "
+	     "costs more than the whole default run (2.3x its time in all, measured in "
+	     "docs/trust.md), hence not the default; damaged blobs are found without it"),
+    CLI_STRING(0, "repair-from", struct verify_opts, repair_from, "URL|DIR",
+	       "fetch missing or damaged blobs and Directories from this store (opened read-only; "
+	       "blobs are checked against their digest first), then check again"),
+    CLI_BOOL(0, "repair", struct verify_opts, remove,
+	     "then remove the unreferenced blobs and Directories (what refused, failed or killed "
+	     "writes left), if the store has no problem left: waits until no import, upload, fetch "
+	     "or gc runs and keeps them out while it removes, sparing what paths registered "
+	     "meanwhile use (docs/trust.md \"Orphans\")"),
+    CLI_BOOL('q', "quiet", struct verify_opts, quiet, "print problems only, no notes or summary"),
     {0},
 };
 
@@ -81,13 +50,13 @@ static void print_finding(void *ctx, const struct verify_finding *f)
 
 /* Writable if we may (to record verified blobs and quarantine damaged
  * ones), else read-only. */
-static int open_checked_store(const char *url, unsigned extra, struct store **st)
+static int open_checked_store(const struct cli_ctx *c, struct store **st)
 {
-	int rc = cli_open_store(url, extra, st);
+	int rc = cli_ctx_open_store(c, 0, st);
 
 	if (rc == -EACCES || rc == -EROFS || rc == -EBUSY) {
 		sf_err_clear();
-		rc = cli_open_store(url, STORE_OPEN_READONLY, st);
+		rc = cli_ctx_open_store(c, STORE_OPEN_READONLY, st);
 	}
 	return rc;
 }
@@ -155,13 +124,14 @@ static int remove_unreferenced(struct store *st, const struct verify_cli *c,
 	return rc;
 }
 
-static int verify_main(const char *url, const char *from, struct verify_cli *c, bool *clean)
+static int verify_main(const struct cli_ctx *cc, const char *from, struct verify_cli *c,
+		       bool *clean)
 {
 	struct verify_result res;
 	struct store *st = NULL;
 	uint64_t repaired = 0;
 	/* Removing needs the store writable: no read-only fallback then. */
-	int rc = c->remove ? cli_open_store(url, 0, &st) : open_checked_store(url, 0, &st);
+	int rc = c->remove ? cli_ctx_open_store(cc, 0, &st) : open_checked_store(cc, &st);
 
 	if (rc == 0)
 		rc = verify_run(st, c, &res);
@@ -185,42 +155,41 @@ static int verify_main(const char *url, const char *from, struct verify_cli *c, 
 	return rc;
 }
 
-int cmd_verify(int argc, char **argv)
+static int verify(struct cli_ctx *cc)
 {
-	struct verify_cli c = {.prefix = ""};
-	const char *url = NULL, *from = NULL;
+	const struct verify_opts *o = cc->opts;
+	struct verify_cli c = {.prefix = "",
+			       .quiet = o->quiet,
+			       .check_contents = o->check_contents,
+			       .remove = o->remove};
 	bool clean = false;
-	int ch, rc;
+	int rc = verify_main(cc, o->repair_from, &c, &clean);
 
-	while ((ch = cli_getopt(&cmd, argc, argv, "hq", longopts)) != -1) {
-		switch (ch) {
-		case CLI_OPT_HELP:
-			return cli_help(&cmd);
-		case CLI_OPT_STORE:
-			url = optarg;
-			break;
-		case OPT_REPAIR:
-			from = optarg;
-			break;
-		case 'q':
-			c.quiet = true;
-			break;
-		case OPT_CHECK_CONTENTS:
-			c.check_contents = true;
-			break;
-		case OPT_REMOVE:
-			c.remove = true;
-			break;
-		default:
-			return CLI_USAGE;
-		}
-	}
-	if (optind != argc)
-		return cli_usage(&cmd, "unexpected argument '%s'", argv[optind]);
-	rc = verify_main(url, from, &c, &clean);
 	if (rc == 0)
 		rc = cli_flush_stdout();
-	if (rc < 0)
-		return cli_fail(&cmd, rc);
-	return clean ? CLI_OK : CLI_FAILED;
+	if (rc == 0 && !clean)
+		return CLI_FAILED; /* the problems are printed */
+	return rc;
 }
+
+const struct cli_cmd cmd_verify = {
+    .name = "verify",
+    .summary = "check every object of the store; repair from another",
+    .about = "Checks every object of the store: each blob file against its BLAKE3 digest\n"
+	     "(damaged ones are moved to the store's quarantine/ and reported), each\n"
+	     "Directory's digest and closure (all children present), and each store\n"
+	     "path's root, its references (one that is not registered is a note: a store\n"
+	     "a substituter fills holds paths without them) and its CA: the CA\n"
+	     "must give the store path and fit the contents (a flat or text CA is checked\n"
+	     "against the file's bytes, \"fixed:r:sha256\" against the NAR hash).\n"
+	     "Blobs and Directories that no path reaches are counted in the summary\n"
+	     "(a failed or killed import leaves them; they are not a problem).\n"
+	     "Prints one line per problem (\"blob|directory|path|quarantined SUBJECT: why\")\n"
+	     "and a summary line.\n",
+    .exit_status = "0 no problem (left), 1 problems or an error, 2 usage error.",
+    .flags = CLI_STORE,
+    .store_note = "opened writable if it may be, to quarantine damaged blobs",
+    .options = verify_options,
+    .opts_size = sizeof(struct verify_opts),
+    .run = verify,
+};

@@ -1,26 +1,37 @@
-/* commands.h - the storefs subcommands, one file each under cli/. Each
- * takes argv with argv[0] = the subcommand name and returns the exit status:
- * 0 success, 1 failure (one-line message on stderr), 2 usage error. */
+/* commands.h - the storefs subcommands, one file each under cli/, listed
+ * in commands.c. See cli.h for what a struct cli_cmd says and how it runs. */
 #ifndef STOREFS_COMMANDS_H
 #define STOREFS_COMMANDS_H
 
-int cmd_import(int argc, char **argv);
-int cmd_nar(int argc, char **argv);
-int cmd_path_info(int argc, char **argv);
-int cmd_ls(int argc, char **argv);
-int cmd_cat(int argc, char **argv);
-int cmd_mount(int argc, char **argv);
-int cmd_nar_import(int argc, char **argv);
-int cmd_import_nix(int argc, char **argv);
-int cmd_serve(int argc, char **argv);
-int cmd_verify(int argc, char **argv);
-int cmd_list(int argc, char **argv);
-int cmd_virtiofs(int argc, char **argv);
-int cmd_add_root(int argc, char **argv);
-int cmd_remove_root(int argc, char **argv);
-int cmd_gc(int argc, char **argv);
-int cmd_delete(int argc, char **argv);
-int cmd_info(int argc, char **argv);
-int cmd_copy(int argc, char **argv);
+#include "cli/cli.h"
+
+extern const struct cli_cmd cmd_import;
+extern const struct cli_cmd cmd_nar;
+extern const struct cli_cmd cmd_path_info;
+extern const struct cli_cmd cmd_ls;
+extern const struct cli_cmd cmd_cat;
+extern const struct cli_cmd cmd_mount;
+extern const struct cli_cmd cmd_nar_import;
+extern const struct cli_cmd cmd_import_nix;
+extern const struct cli_cmd cmd_serve;
+extern const struct cli_cmd cmd_verify;
+extern const struct cli_cmd cmd_list;
+extern const struct cli_cmd cmd_virtiofs;
+extern const struct cli_cmd cmd_add_root;
+extern const struct cli_cmd cmd_remove_root;
+extern const struct cli_cmd cmd_gc;
+extern const struct cli_cmd cmd_delete;
+extern const struct cli_cmd cmd_copy;
+extern const struct cli_cmd cmd_info;
+
+/* Every command, in `storefs --help` order, and storefs's own options. */
+extern const struct cli_cmd *const cli_commands[];
+extern const size_t cli_n_commands;
+extern const struct cli_cmd cli_top;
+/* The command called `name`, or NULL. */
+const struct cli_cmd *cli_command_find(const char *name);
+
+/* `storefs ARGS`: storefs's own options, then the command. The exit status. */
+int cli_main(int argc, char **argv);
 
 #endif

@@ -6,54 +6,14 @@
 #include "common/err.h"
 #include "common/log.h"
 
-#include <stdlib.h>
-
-/* 1 with *out set, or -1 with a message. */
-static int seconds_arg(const char *opt, const char *arg, unsigned min, unsigned *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(arg, &end, 10);
-	if (*arg < '0' || *arg > '9' || errno || *end || v < min || v > DEADLINE_BASE_S_MAX) {
-		sf_err(-EINVAL, "%s wants a number of seconds from %u to %u, not '%s'", opt, min,
-		       DEADLINE_BASE_S_MAX, arg);
-		return -1;
-	}
-	*out = (unsigned)v;
-	return 1;
-}
-
-int cli_substituter_option(struct cli_substituter *o, int ch, const char *arg)
-{
-	switch (ch) {
-	case CLI_OPT_SUBSTITUTER:
-		o->url = arg;
-		return 1;
-	case CLI_OPT_TRUSTED_KEYS:
-		o->keys = arg;
-		return 1;
-	case CLI_OPT_NO_CHECK_SIGS:
-		o->no_check_sigs = true;
-		return 1;
-	case CLI_OPT_SUBST_TIMEOUT:
-		return seconds_arg("--substituter-timeout", arg, 1, &o->timeout_s);
-	case CLI_OPT_NEGATIVE_TTL:
-		o->negative_ttl_set = true;
-		return seconds_arg("--negative-ttl", arg, 0, &o->negative_ttl);
-	default:
-		return 0;
-	}
-}
-
 int cli_substituter_open_store(const struct cli_substituter *o, const char *store_url,
 			       unsigned flags, struct store **out)
 {
-	struct deadline_rule rule = {.base_s = o->timeout_s};
+	struct deadline_rule rule = {.base_s = (unsigned)o->timeout_s};
 	int rc;
 
-	if (!o->url && (o->keys || o->no_check_sigs || o->timeout_s || o->negative_ttl_set))
+	if (!o->url && (o->keys || o->no_check_sigs || o->timeout_s ||
+			o->negative_ttl != CLI_NEGATIVE_TTL_UNSET))
 		return sf_err(-EINVAL,
 			      "--trusted-public-keys, --no-check-sigs, "
 			      "--substituter-timeout and --negative-ttl need --substituter");

@@ -1,11 +1,12 @@
 /* nar_load.c - NAR ingestion and PathInfo registration shared by the
  * NAR-importing commands and the HTTP server. */
-#include "cli/nar_load.h"
+#include "store/nar_load.h"
 
 #include "common/err.h"
 #include "store/ca_verify.h"
 #include "store/nar_ingest.h"
 #include "store/nix_hash.h"
+#include "store/nixbase32.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,12 @@ int nar_hash_parse(const char *s, uint8_t out[32])
 		return sf_err(-EINVAL, "'%s' is not a sha256 NAR hash (%s)", s, sf_errmsg(rc));
 	memcpy(out, h.digest, 32);
 	return 0;
+}
+
+void nar_hash_text(const uint8_t sha256[32], char *out)
+{
+	memcpy(out, "sha256:", 7);
+	nixbase32_encode(sha256, 32, out + 7);
 }
 
 static int check_ref(struct store *st, const struct path_info *pi, const struct store_path *ref)

@@ -1,8 +1,7 @@
 /* serve_http.c - request routing of `storefs serve` on libmicrohttpd:
  * nix-cache-info, narinfo and NAR downloads, NAR and narinfo uploads. */
-#include "cli/serve.h"
+#include "serve/serve.h"
 
-#include "cli/cli.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "store/narinfo.h"
@@ -542,14 +541,14 @@ static int narinfo_upload(struct server *s, const struct narinfo *ni, struct ser
 static int narinfo_root(struct server *s, const struct narinfo *ni, struct node *root,
 			uint8_t target[CASTORE_MAX_TARGET_LEN], uint8_t upload[32])
 {
-	char hash[CLI_NAR_HASH_TEXT_LEN], got[CLI_NAR_HASH_TEXT_LEN];
+	char hash[NAR_HASH_TEXT_LEN], got[NAR_HASH_TEXT_LEN];
 	struct serve_upload up;
 	struct path_info *pi;
 	int rc = narinfo_upload(s, ni, &up, target);
 
-	cli_nar_hash_text(ni->nar_sha256, hash);
+	nar_hash_text(ni->nar_sha256, hash);
 	if (rc == 0 && memcmp(up.sha256, ni->nar_sha256, 32)) {
-		cli_nar_hash_text(up.sha256, got);
+		nar_hash_text(up.sha256, got);
 		return sf_err(-EINVAL, "the narinfo's NarHash %s is not the uploaded NAR's (%s)",
 			      hash, got);
 	}

@@ -1,6 +1,6 @@
 /* serve.h - `storefs serve`: the store as a Nix HTTP binary cache
  * (docs/narinfo.md), on libmicrohttpd with a pool of threads polling all
- * connections (epoll). Internal to cli/: cmd_serve.c parses options and runs
+ * connections (epoll). cli/cmd_serve.c parses the options and runs
  * serve_start()/serve_stop(); serve_http.c routes requests;
  * serve_index.c keeps the NAR hash index and the upload LRU; serve_nar.c
  * streams NARs out and ingests uploaded ones; serve_auth.c decides who may
@@ -9,11 +9,11 @@
  * Thread-safety: every function here may be called from any connection
  * thread at once, except serve_start()/serve_stop() and the init/release
  * functions, which run on the main thread while no request is served. */
-#ifndef STOREFS_CLI_SERVE_H
-#define STOREFS_CLI_SERVE_H
+#ifndef STOREFS_SERVE_SERVE_H
+#define STOREFS_SERVE_SERVE_H
 
 #include "castore/digest_map.h"
-#include "cli/nar_load.h"
+#include "store/nar_load.h"
 #include "store/nar_decompress.h"
 #include "store/signing.h"
 #include "store/store.h"

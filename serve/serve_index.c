@@ -1,6 +1,6 @@
 /* serve_index.c - the NAR hash -> store path index and the LRU of uploaded
  * NARs behind `storefs serve`. */
-#include "cli/serve.h"
+#include "serve/serve.h"
 
 #include "common/err.h"
 

@@ -1,7 +1,7 @@
 /* serve_auth.c - who may upload to `storefs serve` (docs/trust.md "Uploads"):
  * the secret of --upload-token-file, sent as a Bearer token or as the
  * password of HTTP Basic auth (what Nix's curl sends from a netrc file). */
-#include "cli/serve.h"
+#include "serve/serve.h"
 
 #include "common/encoding.h"
 #include "common/err.h"

@@ -2,12 +2,11 @@
  * before a 200 is promised, rendering for GET (a producer thread feeding
  * MHD's pull callback through a pipe) and ingesting PUT bodies (MHD's push
  * calls feeding the strict ingester's pull reads, the other way round). */
-#include "cli/serve.h"
+#include "serve/serve.h"
 
 #include "common/err.h"
 #include "common/io.h"
 #include "common/log.h"
-#include "cli/cli.h"
 #include "store/nix_hash.h"
 
 #include <fcntl.h>
@@ -212,7 +211,7 @@ struct serve_nar_upload {
 	 * "Orphans"); a failed upload takes it back at once. */
 	struct store_write *session;
 	struct store_orphans orphans;
-	char file_text[CLI_NAR_HASH_TEXT_LEN];
+	char file_text[NAR_HASH_TEXT_LEN];
 };
 
 /* A nar_read_fn over the pipe: the uploaded file's bytes. */
@@ -246,7 +245,7 @@ static int nar_read(void *ctx, void *buf, size_t len, size_t *n)
 /* The file's hash must be the one its URL names. */
 static int file_hash_check(struct serve_nar_upload *u)
 {
-	char want[CLI_NAR_HASH_TEXT_LEN], got[CLI_NAR_HASH_TEXT_LEN];
+	char want[NAR_HASH_TEXT_LEN], got[NAR_HASH_TEXT_LEN];
 	uint8_t h[32], rest;
 	size_t n = 0;
 	int rc = file_read(u, &rest, 1, &n);
@@ -257,8 +256,8 @@ static int file_hash_check(struct serve_nar_upload *u)
 		rc = nix_hasher_final(u->file_hash, h);
 	if (rc < 0 || !memcmp(h, u->file.file_sha256, 32))
 		return rc;
-	cli_nar_hash_text(h, got);
-	cli_nar_hash_text(u->file.file_sha256, want);
+	nar_hash_text(h, got);
+	nar_hash_text(u->file.file_sha256, want);
 	return sf_err(-EIO, "file hash mismatch: the URL names %s, the body is %s", want, got);
 }
 
@@ -326,7 +325,7 @@ int serve_nar_upload_start(struct server *s, const struct serve_upload *f,
 	}
 	u->s = s;
 	u->file = *f;
-	cli_nar_hash_text(f->file_sha256, u->file_text);
+	nar_hash_text(f->file_sha256, u->file_text);
 	u->rfd = p[0];
 	u->wfd = p[1];
 	rc = -pthread_create(&u->thread, NULL, upload_thread, u);

@@ -2,8 +2,8 @@
  * a NAR into a store and registering a PathInfo for it, and parsing NAR
  * hashes given in any Nix syntax. Thread-safe as far as the store's
  * services are (no shared state here). */
-#ifndef STOREFS_CLI_NAR_LOAD_H
-#define STOREFS_CLI_NAR_LOAD_H
+#ifndef STOREFS_STORE_NAR_LOAD_H
+#define STOREFS_STORE_NAR_LOAD_H
 
 #include "store/nar.h"
 #include "store/nar_ingest.h"
@@ -39,6 +39,11 @@ int nar_load_read(struct store *st, struct store_write *w, nar_read_fn read, voi
  * SRI "sha256-...", or a bare digest) into 32 bytes; -EINVAL with a
  * message naming `s` otherwise (also for another algorithm). */
 int nar_hash_parse(const char *s, uint8_t out[32]);
+
+/* "sha256:<nixbase32>" of a 32-byte digest into `out` (NAR_HASH_TEXT_LEN
+ * bytes), as `nix-store -q --hash` prints it. */
+void nar_hash_text(const uint8_t sha256[32], char *out);
+#define NAR_HASH_TEXT_LEN (7 + 52 + 1)
 
 /* 0 if every reference of `pi` other than itself is registered, else
  * -ENOENT with a message naming the first missing one. */

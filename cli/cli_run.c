@@ -1,0 +1,112 @@
+/* cli_run.c - the common life of a storefs command: options, operands,
+ * log level, store, run, and the one way every command ends. */
+#include "cli/cli.h"
+
+#include "common/err.h"
+#include "common/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int cli_ctx_open_store(const struct cli_ctx *c, unsigned flags, struct store **out)
+{
+	int rc;
+
+	if (c->wait)
+		flags |= STORE_OPEN_WAIT;
+	rc = cli_open_store(c->store_url, flags, out);
+	if (rc == -EBUSY && (c->cmd->flags & CLI_WAIT) && !c->wait)
+		return sf_err(rc, "%s (--wait waits for it)", sf_errmsg(rc));
+	return rc;
+}
+
+/* "no PATH given", "only one FILE is allowed", "expected NAME STOREPATH",
+ * "unexpected argument 'x'" */
+static int check_operands(const struct cli_ctx *c)
+{
+	const struct cli_cmd *cmd = c->cmd;
+	const char *what = cmd->operand ? cmd->operand : cmd->operands;
+	bool exact = cmd->min_operands == cmd->max_operands && cmd->max_operands > 1;
+
+	if (c->argc >= cmd->min_operands && (cmd->max_operands < 0 || c->argc <= cmd->max_operands))
+		return 0;
+	if (exact)
+		return cli_usage(cmd, "expected %s", cmd->operands);
+	if (c->argc < cmd->min_operands)
+		return cli_usage(cmd, "no %s given", what);
+	if (cmd->max_operands == 0)
+		return cli_usage(cmd, "unexpected argument '%s'", c->argv[0]);
+	if (cmd->max_operands == 1)
+		return cli_usage(cmd, "only one %s is allowed", what);
+	return cli_usage(cmd, "at most %d %s are allowed", cmd->max_operands, what);
+}
+
+/* "--socket PATH is required" */
+static int check_required(const struct cli_ctx *c)
+{
+	for (const struct cli_opt *o = c->cmd->options; o && o->name; o++) {
+		const char *const *v = (const char *const *)((const char *)c->opts + o->offset);
+
+		if (o->required && (!*v || !**v))
+			return cli_usage(c->cmd, "--%s %s is required", o->name, o->arg);
+	}
+	return 0;
+}
+
+/* What happens between parsing and run(): 0 to go on. */
+static int prepare(struct cli_ctx *c)
+{
+	int rc = check_operands(c);
+
+	if (rc == 0)
+		rc = check_required(c);
+	if (rc)
+		return rc;
+	if (c->wait)
+		c->open_flags |= STORE_OPEN_WAIT;
+	if (c->verbose)
+		log_set_level(c->verbose > 1 ? LOG_DEBUG : LOG_INFO);
+	if (c->cmd->check) {
+		rc = c->cmd->check(c);
+		if (rc)
+			return rc;
+	}
+	if (c->cmd->flags & CLI_OPENS_STORE)
+		rc = cli_ctx_open_store(c, c->open_flags, &c->store);
+	return rc;
+}
+
+/* The one way every command ends: its exit status. */
+static int finish(const struct cli_cmd *cmd, int rc)
+{
+	if (rc == 0)
+		rc = cli_flush_stdout();
+	if (rc >= 0)
+		return rc;
+	fprintf(stderr, "storefs %s: %s\n", cmd->name, sf_errmsg(rc));
+	return CLI_FAILED;
+}
+
+int cli_run(const struct cli_cmd *cmd, int argc, char **argv, const char *store_url)
+{
+	struct cli_ctx c = {.cmd = cmd, .store_url = store_url, .open_flags = cmd->open_flags};
+	int rc;
+
+	if (store_url && !(cmd->flags & CLI_STORE))
+		return cli_usage(cmd, "'%s' does not use a store (--store)", cmd->name);
+	c.opts = calloc(1, cmd->opts_size ? cmd->opts_size : 1);
+	if (!c.opts)
+		return finish(cmd, -ENOMEM);
+	if (cmd->defaults)
+		memcpy(c.opts, cmd->defaults, cmd->opts_size);
+	rc = cli_parse(cmd, argc, argv, false, &c);
+	if (rc == 0 && c.help)
+		rc = cli_help(cmd);
+	else if (rc == 0)
+		rc = prepare(&c);
+	if (rc == 0 && !c.help)
+		rc = cmd->run(&c);
+	store_free(c.store);
+	free(c.opts);
+	return finish(cmd, rc);
+}

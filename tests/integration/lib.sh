@@ -132,3 +132,36 @@ stop_mount() {
 	fusermount3 -u "$1"
 	wait "$MOUNT_PID"
 }
+
+# --- gRPC peers (issue 15): two independent implementations of the wire ---
+# Debian's grpcio belongs to Debian's python3 (/usr/bin/python3), whatever
+# python3 comes first in PATH.
+GRPC_PY=${GRPC_PY:-/usr/bin/python3}
+# Node's @grpc/grpc-js and @grpc/proto-loader, pinned, installed by npm into a
+# cache outside the repository (reused across runs; one installer at a time).
+GRPC_NODE_DIR=${STOREFS_NODE_CACHE:-${HOME:-/root}/.cache/storefs/node}
+GRPC_NODE_PKGS="@grpc/grpc-js@1.14.7 @grpc/proto-loader@0.8.1"
+
+# grpc_py_gen DIR: the Python messages and stubs of proto/*.proto in DIR.
+grpc_py_gen() {
+	mkdir -p "$1"
+	"$GRPC_PY" -m grpc_tools.protoc -I"$ROOT/proto" --python_out="$1" --grpc_python_out="$1" \
+		"$ROOT"/proto/*.proto
+}
+
+# grpc_node_setup: installs the Node peers once; NODE_PATH then finds them.
+grpc_node_setup() {
+	local stamp=$GRPC_NODE_DIR/installed
+	mkdir -p "$GRPC_NODE_DIR"
+	if [ "$(cat "$stamp" 2>/dev/null)" != "$GRPC_NODE_PKGS" ]; then
+		(
+			flock 9
+			[ "$(cat "$stamp" 2>/dev/null)" = "$GRPC_NODE_PKGS" ] && exit 0
+			# shellcheck disable=SC2086
+			npm install --prefix "$GRPC_NODE_DIR" --no-save --no-audit --no-fund \
+				--loglevel=error $GRPC_NODE_PKGS >&2 &&
+				echo "$GRPC_NODE_PKGS" >"$stamp"
+		) 9>"$GRPC_NODE_DIR/.lock" || return 1
+	fi
+	export NODE_PATH=$GRPC_NODE_DIR/node_modules
+}

@@ -2,6 +2,7 @@
 #include "backends/registry.h"
 
 #include "backends/binary_cache/binary_cache.h"
+#include "backends/composite.h"
 #include "backends/local/local.h"
 #include "backends/memory/memory.h"
 #include "common/err.h"
@@ -109,4 +110,79 @@ int store_open(const char *url, unsigned flags, struct store **out)
 	if (has_scheme(url))
 		return sf_err(-EINVAL, "unsupported store URL '%s' (use " SUPPORTED ")", url);
 	return local_store_open(url, flags, out);
+}
+
+/* --- services from several stores --- */
+
+static const char *const role_flag[STORE_ROLES] = {
+    "--blob-service-addr", "--directory-service-addr", "--path-info-service-addr"};
+static const char *const role_name[STORE_ROLES] = {"blob service", "Directory service",
+						   "PathInfo service"};
+
+static bool same_addr(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+static bool store_has(const struct store *st, enum store_role r)
+{
+	return r == STORE_ROLE_BLOBS  ? st->blobs != NULL
+	       : r == STORE_ROLE_DIRS ? st->dirs != NULL
+				      : st->paths != NULL;
+}
+
+/* A store opened for `r` that cannot serve it. */
+static int missing_service(const char *url, enum store_role r)
+{
+	char buf[PATH_MAX];
+
+	if (!url)
+		url = store_default_location(buf, sizeof(buf));
+	return sf_err(-EINVAL, "store '%s' (%s) has no %s: name one with %s", url ? url : "?",
+		      role_flag[r], role_name[r], role_flag[r]);
+}
+
+/* Opens every distinct address of `addr` once: subs[from[r]] serves role r. */
+static int open_subs(const char *const addr[STORE_ROLES], unsigned flags,
+		     struct store *subs[STORE_ROLES], size_t *n, size_t from[STORE_ROLES])
+{
+	const char *opened[STORE_ROLES];
+	int rc = 0;
+
+	*n = 0;
+	for (int r = 0; r < STORE_ROLES && rc == 0; r++) {
+		size_t i = 0;
+
+		while (i < *n && !same_addr(opened[i], addr[r]))
+			i++;
+		from[r] = i;
+		if (i < *n)
+			continue;
+		rc = store_open(addr[r], flags, &subs[i]);
+		if (rc == 0)
+			opened[(*n)++] = addr[r];
+	}
+	for (int r = 0; r < STORE_ROLES && rc == 0; r++)
+		if (!store_has(subs[from[r]], (enum store_role)r))
+			rc = missing_service(addr[r], (enum store_role)r);
+	return rc;
+}
+
+int store_open_services(const struct store_addrs *a, unsigned flags, struct store **out)
+{
+	const char *addr[STORE_ROLES] = {a->blobs, a->dirs, a->paths};
+	struct store *subs[STORE_ROLES];
+	size_t n, from[STORE_ROLES];
+	int rc = open_subs(addr, flags, subs, &n, from);
+
+	if (rc == 0 && n == 1) {
+		*out = subs[0];
+		return 0;
+	}
+	if (rc == 0)
+		rc = store_composite_new(subs, n, from, out);
+	if (rc < 0)
+		for (size_t i = 0; i < n; i++)
+			store_free(subs[i]);
+	return rc;
 }

@@ -6,7 +6,8 @@
  *	nix+http(s)://HOST[/PATH][?trusted-public-keys=...&cache=DIR]
  *		a Nix binary cache filling a local store on demand
  *		(backends/binary_cache/binary_cache.h)
- * A NULL url means the default location (store_default_location()). */
+ * A NULL url means the default location (store_default_location()).
+ * store_open_services() puts services of several stores together. */
 #ifndef STOREFS_BACKENDS_REGISTRY_H
 #define STOREFS_BACKENDS_REGISTRY_H
 
@@ -20,6 +21,23 @@
  * message listing the supported forms for an unknown scheme; otherwise the
  * backend's errors (-ENOENT, -EBUSY, -EIO, ...). Free with store_free(). */
 int store_open(const char *url, unsigned flags, struct store **out);
+
+/* Where each service comes from (snix-store's --blob-service-addr,
+ * --directory-service-addr, --path-info-service-addr): a URL or directory
+ * as store_open() takes it; NULL means the default location. */
+struct store_addrs {
+	const char *blobs, *dirs, *paths;
+};
+
+/* Opens the store whose blob, Directory and PathInfo services are those of
+ * the stores at `a`: each distinct address is opened once with
+ * store_open(url, flags) (addresses are compared as strings), and when
+ * they are not all the same the services are put together by
+ * store_composite_new() (backends/composite.h; its optional operations in
+ * docs/services.md). A store that lacks the service an address names
+ * (s3:// has no Directories) is -EINVAL with a message naming the flag.
+ * Free with store_free(). */
+int store_open_services(const struct store_addrs *a, unsigned flags, struct store **out);
 
 /* Puts the Nix binary cache at `cache_url` (file:///DIR, http(s)://...) in
  * front of the writable store `local`, trusting the space-separated

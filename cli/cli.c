@@ -12,18 +12,36 @@
 #include <string.h>
 #include <unistd.h>
 
-int cli_open_store(const char *url, unsigned flags, struct store **out)
+/* `*url`, or the default location in `buf` for NULL. */
+static int resolve_url(const char **url, char *buf, size_t len)
 {
-	char buf[PATH_MAX];
-
-	if (!url) {
-		url = store_default_location(buf, sizeof(buf));
-		if (!url)
+	if (!*url) {
+		*url = store_default_location(buf, len);
+		if (!*url)
 			return sf_err(-EINVAL, "no default store location is known; use --store");
 	}
-	if (!*url)
+	if (!**url)
 		return sf_err(-EINVAL, "the store location is empty");
-	return store_open(url, flags, out);
+	return 0;
+}
+
+int cli_open_services(const char *blobs, const char *dirs, const char *paths, unsigned flags,
+		      struct store **out)
+{
+	char b[PATH_MAX], d[PATH_MAX], p[PATH_MAX];
+	struct store_addrs a = {blobs, dirs, paths};
+	int rc = resolve_url(&a.blobs, b, sizeof(b));
+
+	if (rc == 0)
+		rc = resolve_url(&a.dirs, d, sizeof(d));
+	if (rc == 0)
+		rc = resolve_url(&a.paths, p, sizeof(p));
+	return rc < 0 ? rc : store_open_services(&a, flags, out);
+}
+
+int cli_open_store(const char *url, unsigned flags, struct store **out)
+{
+	return cli_open_services(url, url, url, flags, out);
 }
 
 /* --- progress line --- */

@@ -113,7 +113,8 @@ struct cli_opt {
 
 /* The common work a command asks cli_run() for. */
 enum cli_cmd_flags {
-	CLI_STORE = 1 << 0,	  /* takes --store URL|DIR (cli_ctx.store_url) */
+	CLI_STORE = 1 << 0,	  /* takes --store URL|DIR (cli_ctx.store_url) and the
+				     per-service addresses (cli_ctx.blob_addr, ...) */
 	CLI_OPENS_STORE = 1 << 1, /* with CLI_STORE: the store is opened with open_flags
 				     before run() (cli_ctx.store) and freed after it */
 	CLI_WAIT = 1 << 2,	  /* takes --wait: STORE_OPEN_WAIT in cli_ctx.open_flags */
@@ -153,15 +154,19 @@ struct cli_ctx {
 	int argc;   /* its operands */
 	char **argv;
 	const char *store_url; /* --store; NULL: the default location */
-	unsigned open_flags;   /* cmd->open_flags, | STORE_OPEN_WAIT with --wait */
-	struct store *store;   /* with CLI_OPENS_STORE */
-	int verbose;	       /* how many -v */
-	bool wait, help;       /* --wait, --help */
+	/* --blob-service-addr, --directory-service-addr,
+	 * --path-info-service-addr; NULL: store_url's. */
+	const char *blob_addr, *dir_addr, *pi_addr;
+	unsigned open_flags; /* cmd->open_flags, | STORE_OPEN_WAIT with --wait */
+	struct store *store; /* with CLI_OPENS_STORE */
+	int verbose;	     /* how many -v */
+	bool wait, help;     /* --wait, --help */
 };
 
-/* Runs `cmd` with argv[0] = its name; `store_url` is the --store given
- * before the command (NULL: none). Returns the exit status. */
-int cli_run(const struct cli_cmd *cmd, int argc, char **argv, const char *store_url);
+/* Runs `cmd` with argv[0] = its name; `top` holds the store options given
+ * before the command (store_url, blob_addr, ...; NULL: none), which the
+ * command's own override one by one. Returns the exit status. */
+int cli_run(const struct cli_cmd *cmd, int argc, char **argv, const struct cli_ctx *top);
 
 /* Parses the options of `cmd` into c->opts and c (common options) and
  * leaves the operands in c->argc/argv. 0, or the exit status of --help (0,
@@ -186,13 +191,25 @@ void cli_print_options(FILE *f, const struct cli_cmd *cmd);
  * on stderr; returns CLI_USAGE. */
 int cli_usage(const struct cli_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Opens the store of the command: c->store_url with `flags` (plus --wait).
- * A store locked by an import without --wait says that --wait waits. */
+/* Opens the store of the command with `flags` (plus --wait): each service
+ * from its address (c->blob_addr, ...), else from c->store_url, else from
+ * the default location; several addresses make a composite store
+ * (store_open_services()). A store locked by an import without --wait says
+ * that --wait waits. */
 int cli_ctx_open_store(const struct cli_ctx *c, unsigned flags, struct store **out);
+
+/* Whether c names a store by more than --store (a per-service address). */
+bool cli_ctx_has_service_addrs(const struct cli_ctx *c);
 
 /* Opens the store at `url` (NULL: the default location) with
  * STORE_OPEN_* `flags`. 0 or a negative errno with a message. */
 int cli_open_store(const char *url, unsigned flags, struct store **out);
+
+/* Opens the store whose blob, Directory and PathInfo services are those of
+ * the stores at `blobs`, `dirs` and `paths` (each NULL: the default
+ * location; see store_open_services()). */
+int cli_open_services(const char *blobs, const char *dirs, const char *paths, unsigned flags,
+		      struct store **out);
 
 /* store_root_add(), saying which store has no GC roots (-ENOTSUP). */
 int cli_add_root(struct store *st, const char *name, const struct store_path *sp);

@@ -19,6 +19,16 @@
 /* The options cli_cmd.flags ask for; their values live in struct cli_ctx. */
 static const struct cli_opt opt_store = CLI_STRING(0, "store", struct cli_ctx, store_url, "URL|DIR",
 						   "the store (default: " CLI_DEFAULT_STORE ")");
+/* snix-store's names; --store sets all three, each one given wins. */
+static const struct cli_opt opt_blob_addr =
+    CLI_STRING(0, "blob-service-addr", struct cli_ctx, blob_addr, "URL",
+	       "take the blob service from the store at URL (default: --store's)");
+static const struct cli_opt opt_dir_addr =
+    CLI_STRING(0, "directory-service-addr", struct cli_ctx, dir_addr, "URL",
+	       "take the Directory service from the store at URL (default: --store's)");
+static const struct cli_opt opt_pi_addr =
+    CLI_STRING(0, "path-info-service-addr", struct cli_ctx, pi_addr, "URL",
+	       "take the PathInfo service from the store at URL (default: --store's)");
 static const struct cli_opt opt_wait =
     CLI_BOOL(0, "wait", struct cli_ctx, wait,
 	     "if another import holds the store's lock, wait for it instead of failing");
@@ -38,8 +48,12 @@ static size_t collect(const struct cli_cmd *cmd, struct opt_ref *refs)
 {
 	size_t n = 0;
 
-	if (cmd->flags & CLI_STORE)
+	if (cmd->flags & CLI_STORE) {
 		refs[n++] = (struct opt_ref){&opt_store, true};
+		refs[n++] = (struct opt_ref){&opt_blob_addr, true};
+		refs[n++] = (struct opt_ref){&opt_dir_addr, true};
+		refs[n++] = (struct opt_ref){&opt_pi_addr, true};
+	}
 	for (const struct cli_opt *o = cmd->options; o && o->name; o++) {
 		if (n == MAX_OPTIONS - 3) {
 			fprintf(stderr, "storefs: BUG: '%s' has too many options\n", cmd->name);

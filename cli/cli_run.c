@@ -8,13 +8,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+bool cli_ctx_has_service_addrs(const struct cli_ctx *c)
+{
+	return c->blob_addr || c->dir_addr || c->pi_addr;
+}
+
 int cli_ctx_open_store(const struct cli_ctx *c, unsigned flags, struct store **out)
 {
 	int rc;
 
 	if (c->wait)
 		flags |= STORE_OPEN_WAIT;
-	rc = cli_open_store(c->store_url, flags, out);
+	if (cli_ctx_has_service_addrs(c))
+		rc = cli_open_services(c->blob_addr ? c->blob_addr : c->store_url,
+				       c->dir_addr ? c->dir_addr : c->store_url,
+				       c->pi_addr ? c->pi_addr : c->store_url, flags, out);
+	else
+		rc = cli_open_store(c->store_url, flags, out);
 	if (rc == -EBUSY && (c->cmd->flags & CLI_WAIT) && !c->wait)
 		return sf_err(rc, "%s (--wait waits for it)", sf_errmsg(rc));
 	return rc;
@@ -87,12 +97,25 @@ static int finish(const struct cli_cmd *cmd, int rc)
 	return CLI_FAILED;
 }
 
-int cli_run(const struct cli_cmd *cmd, int argc, char **argv, const char *store_url)
+/* The store options before the command, where the command has none. */
+static void inherit_store(struct cli_ctx *c, const struct cli_ctx *top)
 {
-	struct cli_ctx c = {.cmd = cmd, .store_url = store_url, .open_flags = cmd->open_flags};
+	if (!c->store_url)
+		c->store_url = top->store_url;
+	if (!c->blob_addr)
+		c->blob_addr = top->blob_addr;
+	if (!c->dir_addr)
+		c->dir_addr = top->dir_addr;
+	if (!c->pi_addr)
+		c->pi_addr = top->pi_addr;
+}
+
+int cli_run(const struct cli_cmd *cmd, int argc, char **argv, const struct cli_ctx *top)
+{
+	struct cli_ctx c = {.cmd = cmd, .open_flags = cmd->open_flags};
 	int rc;
 
-	if (store_url && !(cmd->flags & CLI_STORE))
+	if (top && (top->store_url || cli_ctx_has_service_addrs(top)) && !(cmd->flags & CLI_STORE))
 		return cli_usage(cmd, "'%s' does not use a store (--store)", cmd->name);
 	c.opts = calloc(1, cmd->opts_size ? cmd->opts_size : 1);
 	if (!c.opts)
@@ -100,6 +123,8 @@ int cli_run(const struct cli_cmd *cmd, int argc, char **argv, const char *store_
 	if (cmd->defaults)
 		memcpy(c.opts, cmd->defaults, cmd->opts_size);
 	rc = cli_parse(cmd, argc, argv, false, &c);
+	if (top)
+		inherit_store(&c, top);
 	if (rc == 0 && c.help)
 		rc = cli_help(cmd);
 	else if (rc == 0)

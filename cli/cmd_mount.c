@@ -97,7 +97,7 @@ static int mount_run(struct cli_ctx *c)
 					   : CLI_NEGATIVE_TTL_DEFAULT;
 	}
 	if (!rc)
-		rc = cli_substituter_open_store(&o->subst, c->store_url, STORE_OPEN_READONLY, &st);
+		rc = cli_substituter_open_store(&o->subst, c, STORE_OPEN_READONLY, &st);
 	if (!rc)
 		rc = cli_fs_serve(st, &fc, fuse_transport, &dc,
 				  CLI_FS_PIN | (c->verbose ? CLI_FS_STATS : 0));

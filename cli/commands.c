@@ -121,5 +121,5 @@ int cli_main(int argc, char **argv)
 		fprintf(stderr, "Try 'storefs --help' for the list of commands.\n");
 		return CLI_USAGE;
 	}
-	return cli_run(cmd, c.argc, c.argv, c.store_url);
+	return cli_run(cmd, c.argc, c.argv, &c);
 }

@@ -6,7 +6,7 @@
 #include "common/err.h"
 #include "common/log.h"
 
-int cli_substituter_open_store(const struct cli_substituter *o, const char *store_url,
+int cli_substituter_open_store(const struct cli_substituter *o, const struct cli_ctx *c,
 			       unsigned flags, struct store **out)
 {
 	struct deadline_rule rule = {.base_s = (unsigned)o->timeout_s};
@@ -18,14 +18,14 @@ int cli_substituter_open_store(const struct cli_substituter *o, const char *stor
 			      "--trusted-public-keys, --no-check-sigs, "
 			      "--substituter-timeout and --negative-ttl need --substituter");
 	if (!o->url)
-		return cli_open_store(store_url, flags, out);
-	rc = cli_open_substituter(store_url, o->url, o->keys, o->no_check_sigs, out);
+		return cli_ctx_open_store(c, flags, out);
+	rc = cli_open_substituter(c, o->url, o->keys, o->no_check_sigs, out);
 	if (rc == 0)
 		store_substituted_set_deadline(*out, &rule);
 	return rc;
 }
 
-int cli_open_substituter(const char *store_url, const char *substituter, const char *trusted_keys,
+int cli_open_substituter(const struct cli_ctx *c, const char *substituter, const char *trusted_keys,
 			 bool no_check_sigs, struct store **out)
 {
 	struct store *local;
@@ -38,7 +38,7 @@ int cli_open_substituter(const char *store_url, const char *substituter, const c
 		log_warn("substituter '%s': no --trusted-public-keys, so only content-addressed "
 			 "paths will be accepted",
 			 substituter);
-	rc = cli_open_store(store_url, STORE_OPEN_CREATE, &local);
+	rc = cli_ctx_open_store(c, STORE_OPEN_CREATE, &local);
 	if (rc < 0)
 		return rc;
 	rc = store_open_substituted(local, substituter, trusted_keys, !no_check_sigs, out);

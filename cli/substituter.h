@@ -48,20 +48,20 @@ struct cli_substituter {
 #define CLI_NEGATIVE_TTL_UNSET	 ULLONG_MAX
 
 /* Opens the store for a command: with a substituter (o->url set), the
- * local store `store_url` (NULL: the default location) opened writable and
- * created if missing, behind the binary cache (cli_open_substituter());
- * without one, cli_open_store(store_url, flags). -EINVAL with a message
- * for the other options given without --substituter. */
-int cli_substituter_open_store(const struct cli_substituter *o, const char *store_url,
+ * command's store (cli_ctx_open_store()) opened writable and created if
+ * missing, behind the binary cache (cli_open_substituter()); without one,
+ * cli_ctx_open_store(c, flags). -EINVAL with a message for the other
+ * options given without --substituter. */
+int cli_substituter_open_store(const struct cli_substituter *o, const struct cli_ctx *c,
 			       unsigned flags, struct store **out);
 
-/* Opens the local store `store_url` (NULL: the default location) writable,
+/* Opens the command's store (cli_ctx_open_store()) writable,
  * creating it if missing, and puts the binary cache at `substituter` in
  * front of it, trusting the space-separated `trusted_keys` (may be NULL).
  * Without keys and without `no_check_sigs` only content-addressed paths
  * can pass; a warning says so. 0 or a negative errno with a message; free
  * *out with store_free(). */
-int cli_open_substituter(const char *store_url, const char *substituter, const char *trusted_keys,
+int cli_open_substituter(const struct cli_ctx *c, const char *substituter, const char *trusted_keys,
 			 bool no_check_sigs, struct store **out);
 
 #endif

@@ -1,0 +1,107 @@
+#!/bin/bash
+# t16-services.sh - services chosen one by one (docs/services.md):
+# --blob-service-addr, --directory-service-addr, --path-info-service-addr
+# on every command that takes --store and before the command; each object
+# lands in the store named for its service; NARs and mounts read through
+# the composite; what a composite cannot do is a clear error.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+shopt -s inherit_errexit
+
+A=$TMP/a # blobs
+B=$TMP/b # Directories and PathInfos
+SRC=$TMP/tree
+M=$TMP/mnt
+
+make_tree() {
+	mkdir -p "$SRC/sub/deeper" "$SRC/empty"
+	echo "hello" >"$SRC/hello.txt"
+	head -c 300000 /dev/urandom >"$SRC/sub/big.bin"
+	printf '#!/bin/sh\necho exec\n' >"$SRC/sub/run.sh"
+	chmod +x "$SRC/sub/run.sh"
+	echo "deep" >"$SRC/sub/deeper/f"
+	ln -s hello.txt "$SRC/link"
+}
+
+setup() {
+	make_tree
+	P=$(sf import --blob-service-addr "$A" --directory-service-addr "$B" \
+		--path-info-service-addr "$B" "$SRC")
+}
+
+count_blobs() { find "$1/blobs" -type f | wc -l; }
+
+test_import_split() {
+	# The blobs are in A and only there; the path is registered in B only.
+	assert_eq "$(count_blobs "$A")" 4 "blob files in the blob store"
+	assert_eq "$(count_blobs "$B")" 0 "blob files in the metadata store"
+	expect_fail sf path-info --store "$A" "$P"
+	grep -q "is not in the store" "$TMP/err" || fail "A knows the path"
+	sf path-info --store "$B" "$P" >/dev/null
+	# B alone has the Directories but not the bytes.
+	expect_fail sf nar --store "$B" "$P"
+	grep -q "is missing" "$TMP/err" || fail "B alone did not miss a blob"
+}
+
+test_nar_identical() {
+	nix-store --dump "$SRC" >"$TMP/want.nar"
+	sf nar --blob-service-addr "$A" --directory-service-addr "$B" --path-info-service-addr "$B" \
+		"$P" >"$TMP/got.nar"
+	cmp "$TMP/want.nar" "$TMP/got.nar"
+	# --store sets all three, a per-service flag overrides it, before the
+	# command too, and the command's own wins over storefs's.
+	sf nar --store "$B" --blob-service-addr "$A" "$P" | cmp - "$TMP/want.nar"
+	sf --store "$B" --blob-service-addr "$A" nar "$P" | cmp - "$TMP/want.nar"
+	sf --blob-service-addr "$TMP/nowhere" --store "$B" nar --blob-service-addr "$A" "$P" |
+		cmp - "$TMP/want.nar"
+	sf --path-info-service-addr "$B" --directory-service-addr "$B" path-info \
+		--blob-service-addr "$A" "$P" | grep -q "nar-size: $(stat -c %s "$TMP/want.nar")"
+	sf cat --store "$B" --blob-service-addr "$A" "$P/sub/big.bin" | cmp - "$SRC/sub/big.bin"
+}
+
+test_mount_composite() {
+	start_mount "$B" "$M" --blob-service-addr "$A"
+	cmp "$M/$(base "$P")/sub/big.bin" "$SRC/sub/big.bin"
+	assert_eq "$("$M/$(base "$P")/sub/run.sh")" exec "program run from the mount"
+	assert_eq "$(readlink "$M/$(base "$P")/link")" hello.txt "symlink"
+	diff -r "$SRC" "$M/$(base "$P")"
+	stop_mount "$M"
+	# The bytes come from the blob service named: an empty one has none.
+	sf import --store "$TMP/empty-store" "$SRC/empty" >/dev/null
+	start_mount "$B" "$M" --blob-service-addr "$TMP/empty-store"
+	ls "$M/$(base "$P")/sub" >/dev/null # Directories are B's
+	if cat "$M/$(base "$P")/hello.txt" >/dev/null 2>"$TMP/err"; then
+		fail "read a blob the blob service lacks"
+	fi
+	grep -q "Input/output error\|No such file" "$TMP/err" || fail "wrong error: $(cat "$TMP/err")"
+	stop_mount "$M"
+}
+
+test_errors() {
+	# A missing store for a reader names its directory.
+	expect_fail sf nar --store "$B" --blob-service-addr "$TMP/missing" "$P"
+	grep -q "$TMP/missing" "$TMP/err" || fail "message does not name the missing store"
+	[ ! -e "$TMP/missing" ] || fail "a reader created a store"
+	expect_fail sf path-info --directory-service-addr "bogus://x" --store "$B" "$P"
+	grep -q "bogus://x" "$TMP/err" || fail "message does not name the bad URL"
+	# Collecting needs one store that knows every user of its blobs.
+	expect_fail sf gc --store "$B" --blob-service-addr "$A"
+	grep -q "cannot collect garbage" "$TMP/err" || fail "gc on a composite: $(cat "$TMP/err")"
+	assert_eq "$(count_blobs "$A")" 4 "blob files after the refused gc"
+	# A command without a store refuses the flags given before it.
+	expect_status 2 sf --blob-service-addr "$A" help
+	sf import --help | grep -q -- "--path-info-service-addr URL"
+}
+
+test_roots_in_metadata_store() {
+	sf add-root --store "$B" --blob-service-addr "$A" keep "$P"
+	[ -L "$B/gcroots/keep" ] || [ -f "$B/gcroots/keep" ] || fail "the root is not in the PathInfo store"
+	[ ! -L "$A/gcroots/keep" ] && [ ! -e "$A/gcroots/keep" ] || fail "the root is in the blob store"
+}
+
+setup
+check "import puts blobs and metadata in their own stores" test_import_split
+check "nar through the composite is nix-store --dump's; flags before and after the command" \
+	test_nar_identical
+check "a mount reads through the composite" test_mount_composite
+check "errors: missing store, bad URL, gc refused, flags without a store" test_errors
+check "GC roots go to the PathInfo store" test_roots_in_metadata_store

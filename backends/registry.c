@@ -3,6 +3,7 @@
 
 #include "backends/binary_cache/binary_cache.h"
 #include "backends/composite.h"
+#include "backends/grpc/grpc_store.h"
 #include "backends/local/local.h"
 #include "backends/memory/memory.h"
 #include "common/err.h"
@@ -15,7 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SUPPORTED "a directory, local://DIR, memory:// or nix+http(s)://HOST[/PATH]"
+#define SUPPORTED                                                                                  \
+	"a directory, local://DIR, memory://, nix+http(s)://HOST[/PATH], grpc+http://HOST:PORT "   \
+	"or grpc+unix:///SOCKET"
 
 const char *store_default_location(char *buf, size_t len)
 {
@@ -107,6 +110,8 @@ int store_open(const char *url, unsigned flags, struct store **out)
 		    flags & STORE_OPEN_NATIVE_SIZE ? DIR_SIZE_NATIVE : DIR_SIZE_SPEC, out);
 	if (!strncmp(url, "nix+http://", 11) || !strncmp(url, "nix+https://", 12))
 		return open_binary_cache(url, flags, out);
+	if (!strncmp(url, "grpc+http://", 12) || !strncmp(url, "grpc+unix://", 12))
+		return grpc_store_open(url, flags, out);
 	if (has_scheme(url))
 		return sf_err(-EINVAL, "unsupported store URL '%s' (use " SUPPORTED ")", url);
 	return local_store_open(url, flags, out);

@@ -6,6 +6,9 @@
  *	nix+http(s)://HOST[/PATH][?trusted-public-keys=...&cache=DIR]
  *		a Nix binary cache filling a local store on demand
  *		(backends/binary_cache/binary_cache.h)
+ *	grpc+http://HOST:PORT, grpc+unix:///SOCKET [?timeout=S&package=tvix]
+ *		a remote daemon's three services over gRPC, read-only
+ *		(backends/grpc/grpc_store.h, docs/grpc.md)
  * A NULL url means the default location (store_default_location()).
  * store_open_services() puts services of several stores together. */
 #ifndef STOREFS_BACKENDS_REGISTRY_H

@@ -1,0 +1,66 @@
+/* grpc_internal.h - what the gRPC client services share: the channel, one
+ * call at a time with its deadline, and the service constructors.
+ *
+ * One channel per store, made at open and used by every call of every
+ * service from every thread: gRPC core multiplexes the calls over one
+ * HTTP/2 connection and, when the peer goes away, reconnects on its own
+ * (with the short backoff set in grpc_conn.c), so a restarted daemon is
+ * used again without reopening the store. Each call has its own completion
+ * queue and at most one batch in flight, so a call is a plain sequence of
+ * waits that any thread may run. */
+#ifndef STOREFS_BACKENDS_GRPC_INTERNAL_H
+#define STOREFS_BACKENDS_GRPC_INTERNAL_H
+
+#include "backends/grpc/grpc_store.h"
+
+#include <grpc/grpc.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct grpc_conn {
+	grpc_channel *channel;
+	char *location;		 /* the store URL, for messages */
+	const char *pkg_castore; /* "snix.castore.v1" or "tvix.castore.v1" */
+	const char *pkg_store;	 /* "snix.store.v1" or "tvix.store.v1" */
+	struct deadline_rule rule;
+};
+
+/* One call in progress (a unary or server-streaming RPC). */
+struct grpc_rpc {
+	struct grpc_conn *conn;
+	grpc_call *call;
+	grpc_completion_queue *cq;
+	grpc_metadata_array initial, trailing;
+	char method[96];
+	uint64_t start_ms;
+	uint64_t received; /* message bytes so far: they extend the deadline */
+	bool ended;	   /* the server closed the stream (status read) */
+};
+
+int grpc_conn_open(const struct grpc_store_url *u, struct grpc_conn **out);
+void grpc_conn_close(struct grpc_conn *c);
+
+/* Starts `service`/`method` of package `pkg` with one request message
+ * (`req`, `len` bytes; a zero-length message is valid). */
+int grpc_rpc_start(struct grpc_conn *c, const char *pkg, const char *service, const char *method,
+		   const void *req, size_t len, struct grpc_rpc *out);
+
+/* The next response message, malloc'd into *msg (free it), or *msg NULL
+ * when the stream ended with status OK. A non-OK status is its errno
+ * (NOT_FOUND: -ENOENT, anything else -EIO with one message); a missed
+ * deadline is -EIO. After an error or the end, only grpc_rpc_finish. */
+int grpc_rpc_next(struct grpc_rpc *r, uint8_t **msg, size_t *len);
+
+/* Ends the call (cancelling it if the stream has not ended) and frees it. */
+void grpc_rpc_finish(struct grpc_rpc *r);
+
+/* A unary call: exactly one response message (a second is -EIO). */
+int grpc_unary(struct grpc_conn *c, const char *pkg, const char *service, const char *method,
+	       const void *req, size_t len, uint8_t **resp, size_t *resp_len);
+
+int grpc_blob_service_new(struct grpc_conn *c, struct blob_service **out);
+int grpc_dir_service_new(struct grpc_conn *c, struct dir_service **out);
+int grpc_path_info_service_new(struct grpc_conn *c, struct path_info_service **out);
+
+#endif

@@ -1,0 +1,241 @@
+/* grpc_rpc.c - one gRPC call with its deadline, over gRPC core's C API.
+ *
+ * The deadline is ours (docs/limits.md "Deadlines", docs/grpc.md): every
+ * wait on the call's completion queue ends at start + the base deadline +
+ * the bytes received so far at the minimum rate, so a stalled peer costs
+ * at most the base deadline past its last message, and a blob's stream
+ * may take as long as its size needs. A missed wait cancels the call. */
+#include "backends/grpc/grpc_internal.h"
+
+#include "common/err.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const status_names[] = {
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+
+static const char *status_name(grpc_status_code s)
+{
+	return (unsigned)s < sizeof(status_names) / sizeof(status_names[0]) ? status_names[s]
+									    : "status";
+}
+
+static gpr_timespec mono_in(uint64_t ms)
+{
+	return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+			    gpr_time_from_millis((int64_t)ms, GPR_TIMESPAN));
+}
+
+/* Runs one batch and waits for it within the call's deadline. 1 if the
+ * batch succeeded, 0 if it failed (the status says why), -EIO if the
+ * deadline passed (the call is cancelled then). */
+static int run_batch(struct grpc_rpc *r, const grpc_op *ops, size_t n)
+{
+	uint64_t limit = r->start_ms + deadline_ms(&r->conn->rule, r->received);
+	uint64_t now = deadline_now_ms();
+	grpc_event ev;
+
+	if (grpc_call_start_batch(r->call, ops, n, r, NULL) != GRPC_CALL_OK)
+		return sf_err(-EIO, "%s: %s: cannot start a call", r->conn->location, r->method);
+	ev = grpc_completion_queue_next(r->cq, mono_in(limit > now ? limit - now : 0), NULL);
+	if (ev.type == GRPC_OP_COMPLETE)
+		return ev.success ? 1 : 0;
+	/* Cancelling completes the batch at once; its event must still be
+	 * taken before the queue can be destroyed. */
+	grpc_call_cancel(r->call, NULL);
+	grpc_completion_queue_next(r->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+	r->ended = true;
+	return sf_err(-EIO, "%s: %s: no answer within the deadline of %llu ms", r->conn->location,
+		      r->method, (unsigned long long)(limit - r->start_ms));
+}
+
+int grpc_rpc_start(struct grpc_conn *c, const char *pkg, const char *service, const char *method,
+		   const void *req, size_t len, struct grpc_rpc *out)
+{
+	grpc_slice body = grpc_slice_from_copied_buffer(req, len), path;
+	grpc_byte_buffer *bb;
+	grpc_op ops[4];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->conn = c;
+	snprintf(out->method, sizeof(out->method), "/%s.%s/%s", pkg, service, method);
+	grpc_metadata_array_init(&out->initial);
+	grpc_metadata_array_init(&out->trailing);
+	out->start_ms = deadline_now_ms();
+	out->cq = grpc_completion_queue_create_for_next(NULL);
+	if (!out->cq) {
+		grpc_slice_unref(body);
+		return -ENOMEM;
+	}
+	/* No gRPC deadline: ours, checked at every wait, allows for the bytes
+	 * received. The path is copied into a counted slice: gRPC keeps it
+	 * past the call (its HPACK table compares later paths with it). */
+	path = grpc_slice_from_copied_string(out->method);
+	out->call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, out->cq,
+					     path, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+	grpc_slice_unref(path);
+	bb = grpc_raw_byte_buffer_create(&body, 1);
+	grpc_slice_unref(body);
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = bb;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &out->initial;
+	rc = out->call ? run_batch(out, ops, 4) : -ENOMEM;
+	grpc_byte_buffer_destroy(bb);
+	/* A failed send (peer unreachable) shows in the status. */
+	return rc < 0 ? rc : 0;
+}
+
+/* The call's final status as an errno with one message. */
+static int read_status(struct grpc_rpc *r)
+{
+	grpc_status_code status = GRPC_STATUS_UNKNOWN;
+	grpc_slice details = grpc_empty_slice();
+	char *text;
+	grpc_op op;
+	int rc;
+
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	op.data.recv_status_on_client.trailing_metadata = &r->trailing;
+	op.data.recv_status_on_client.status = &status;
+	op.data.recv_status_on_client.status_details = &details;
+	rc = run_batch(r, &op, 1);
+	r->ended = true;
+	if (rc < 0)
+		return rc;
+	if (status == GRPC_STATUS_OK)
+		rc = 0;
+	else if (status == GRPC_STATUS_NOT_FOUND)
+		rc = -ENOENT;
+	else {
+		text = grpc_slice_to_c_string(details);
+		rc = sf_err(-EIO, "%s: %s: %s%s%s", r->conn->location, r->method,
+			    status_name(status), text && *text ? ": " : "", text ? text : "");
+		gpr_free(text);
+	}
+	grpc_slice_unref(details);
+	return rc;
+}
+
+static int copy_message(grpc_byte_buffer *bb, uint8_t **msg, size_t *len)
+{
+	grpc_byte_buffer_reader rd;
+	grpc_slice all;
+	size_t n;
+
+	if (!grpc_byte_buffer_reader_init(&rd, bb))
+		return sf_err(-EIO, "cannot read a gRPC message");
+	all = grpc_byte_buffer_reader_readall(&rd);
+	grpc_byte_buffer_reader_destroy(&rd);
+	n = GRPC_SLICE_LENGTH(all);
+	/* One byte more, so an empty message is not a NULL pointer. */
+	*msg = malloc(n + 1);
+	if (*msg)
+		memcpy(*msg, GRPC_SLICE_START_PTR(all), n);
+	grpc_slice_unref(all);
+	if (!*msg)
+		return -ENOMEM;
+	*len = n;
+	return 0;
+}
+
+int grpc_rpc_next(struct grpc_rpc *r, uint8_t **msg, size_t *len)
+{
+	grpc_byte_buffer *bb = NULL;
+	grpc_op op;
+	int rc;
+
+	*msg = NULL;
+	*len = 0;
+	if (r->ended)
+		return sf_err(-EIO, "%s: %s: read past the end", r->conn->location, r->method);
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_MESSAGE;
+	op.data.recv_message.recv_message = &bb;
+	rc = run_batch(r, &op, 1);
+	if (rc < 0)
+		return rc;
+	if (!bb)
+		return read_status(r);
+	rc = copy_message(bb, msg, len);
+	grpc_byte_buffer_destroy(bb);
+	if (rc == 0)
+		r->received += *len;
+	return rc;
+}
+
+void grpc_rpc_finish(struct grpc_rpc *r)
+{
+	if (r->call && !r->ended) {
+		grpc_call_cancel(r->call, NULL);
+		read_status(r); /* only to complete the call; the cancel is ours */
+	}
+	if (r->call)
+		grpc_call_unref(r->call);
+	if (r->cq) {
+		grpc_completion_queue_shutdown(r->cq);
+		while (grpc_completion_queue_next(r->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL)
+			   .type != GRPC_QUEUE_SHUTDOWN)
+			;
+		grpc_completion_queue_destroy(r->cq);
+	}
+	grpc_metadata_array_destroy(&r->initial);
+	grpc_metadata_array_destroy(&r->trailing);
+	r->call = NULL;
+	r->cq = NULL;
+}
+
+int grpc_unary(struct grpc_conn *c, const char *pkg, const char *service, const char *method,
+	       const void *req, size_t len, uint8_t **resp, size_t *resp_len)
+{
+	struct grpc_rpc r;
+	uint8_t *extra;
+	size_t n;
+	int rc = grpc_rpc_start(c, pkg, service, method, req, len, &r);
+
+	if (rc == 0)
+		rc = grpc_rpc_next(&r, resp, resp_len);
+	if (rc == 0 && !*resp)
+		rc = sf_err(-EIO, "%s: %s: no response message", c->location, r.method);
+	if (rc == 0) {
+		rc = grpc_rpc_next(&r, &extra, &n);
+		if (rc == 0 && extra)
+			rc = sf_err(-EIO, "%s: %s: more than one response message", c->location,
+				    r.method);
+		free(extra);
+		if (rc < 0) {
+			free(*resp);
+			*resp = NULL;
+		}
+	}
+	grpc_rpc_finish(&r);
+	return rc;
+}

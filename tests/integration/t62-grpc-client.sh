@@ -1,0 +1,223 @@
+#!/bin/bash
+# t62-grpc-client.sh - the grpc+http:// and grpc+unix:// client stores
+# (issue 15, docs/grpc.md) against an independent peer: an in-memory
+# server on Python's grpcio (grpc_memory_peer.py) serving what a local store
+# exported (tests/tools/store_export). Mounts show the tree, every file's
+# sha256 matches, a program runs from the mount; faults: a flipped byte
+# (EIO, nothing kept), a server that never answers (EIO after ?timeout=),
+# a server killed mid-read and restarted (EIO during the outage, recovery
+# without remounting).
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+shopt -s inherit_errexit
+
+S=$TMP/store
+M=$TMP/mnt
+SRC=$TMP/tree
+EXP=$TMP/export
+GEN=$TMP/gen
+
+# The tree: small and empty files, one past the 4 MiB in-memory bound of a
+# blob read (spooled), an executable, a symlink, busybox to run.
+make_tree() {
+	mkdir -p "$SRC/sub/deeper" "$SRC/bin"
+	echo hello >"$SRC/a"
+	: >"$SRC/empty"
+	head -c 6000000 /dev/urandom >"$SRC/sub/big"
+	head -c 100000 /dev/urandom >"$SRC/sub/deeper/mid"
+	head -c 3000 /dev/urandom >"$SRC/sub/small"
+	printf '#!/bin/sh\necho ran from the store\n' >"$SRC/sub/script"
+	chmod +x "$SRC/sub/script"
+	ln -s ../a "$SRC/sub/link"
+	bb=$(command -v busybox) && cp "$bb" "$SRC/bin/busybox" && ln -s busybox "$SRC/bin/sh"
+	P=$(sf --store "$S" import "$SRC")
+	B=$(basename "$P")
+	"$TOOLS/store_export" "$S" "$EXP"
+	grpc_py_gen "$GEN"
+}
+
+# start_peer LISTEN [grpc_memory_peer.py options...]: starts the Python peer and
+# waits until it serves; PEER_PID and PEER_PORT name it.
+start_peer() {
+	local listen=$1 pf=$TMP/peer.port
+	shift
+	rm -f "$pf"
+	"$GRPC_PY" "$HERE/grpc_memory_peer.py" "$GEN" "$EXP" "$listen" "$pf" "$@" \
+		>>"$TMP/peer.log" 2>&1 &
+	PEER_PID=$!
+	DAEMON_PIDS+=("$PEER_PID")
+	for _ in $(seq 200); do
+		[ -s "$pf" ] && break
+		kill -0 "$PEER_PID" 2>/dev/null || { cat "$TMP/peer.log" >&2; fail "peer exited"; }
+		sleep 0.05
+	done
+	[ -s "$pf" ] || fail "peer did not come up"
+	PEER_PORT=$(cat "$pf")
+}
+
+stop_peer() {
+	kill -9 "$PEER_PID" 2>/dev/null || true
+	wait "$PEER_PID" 2>/dev/null || true
+}
+
+# Each check runs in a subshell, out of reach of lib.sh's cleanup: its
+# mount and peer are stopped when it ends, failed or not.
+end_check() {
+	grep -q " $M fuse" /proc/mounts && fusermount3 -u "$M"
+	[ -z "${PEER_PID:-}" ] || stop_peer
+}
+trap_check() {
+	PEER_PID=
+	trap end_check EXIT
+}
+
+# retry CMD...: CMD until it succeeds, for up to 10 s (a restarted peer
+# is dialled again within the channel's reconnect backoff, 1 s at most).
+retry() {
+	for _ in $(seq 50); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	"$@"
+}
+
+# Every file of the mounted tree has the sha256 of the original.
+same_tree() {
+	local r=$1 f
+	(cd "$SRC" && find . -type f | sort) >"$TMP/want.list"
+	(cd "$r" && find . -type f | sort) >"$TMP/got.list"
+	diff "$TMP/want.list" "$TMP/got.list"
+	while read -r f; do
+		assert_eq "$(sha256sum <"$r/$f")" "$(sha256sum <"$SRC/$f")" "$f"
+	done <"$TMP/want.list"
+	assert_eq "$(readlink "$r/sub/link")" "../a" "symlink"
+	[ -x "$r/sub/script" ] && [ ! -x "$r/a" ]
+}
+
+t_mount_http() {
+	trap_check
+	start_peer 127.0.0.1:0
+	start_mount "grpc+http://127.0.0.1:$PEER_PORT" "$M"
+	same_tree "$M/$B"
+	assert_eq "$("$M/$B/sub/script")" "ran from the store"
+	if [ -x "$SRC/bin/busybox" ]; then
+		assert_eq "$(chroot "$M/$B" /bin/sh -c 'echo ok | /bin/busybox sha256sum')" \
+			"$(echo ok | sha256sum)"
+	fi
+	stop_mount "$M"
+	stop_peer
+}
+
+t_mount_unix_tvix() {
+	trap_check
+	start_peer "unix:$TMP/peer.sock"
+	start_mount "grpc+unix://$TMP/peer.sock?package=tvix&timeout=20" "$M"
+	same_tree "$M/$B"
+	stop_mount "$M"
+	stop_peer
+}
+
+# Without a mount: path-info, list, cat and a NAR byte-identical to the
+# local store's; verify reads everything; copy takes a path out of it.
+t_commands() {
+	trap_check
+	start_peer 127.0.0.1:0
+	local g="grpc+http://127.0.0.1:$PEER_PORT"
+	assert_eq "$(sf --store "$g" list)" "$P"
+	assert_eq "$(sf --store "$g" path-info "$P")" "$(sf --store "$S" path-info "$P")"
+	assert_eq "$(sf --store "$g" cat "$P/sub/big" | sha256sum)" "$(sha256sum <"$SRC/sub/big")"
+	assert_eq "$(sf --store "$g" nar "$P" | sha256sum)" "$(sf --store "$S" nar "$P" | sha256sum)"
+	expect_fail sf --store "$g" path-info /nix/store/00000000000000000000000000000000-nope
+	sf --store "$g" verify --check-contents
+	sf copy --from "$g" --to "$TMP/copy" -r "$P"
+	sf --store "$TMP/copy" verify --check-contents
+	assert_eq "$(sf --store "$TMP/copy" nar "$P" | sha256sum)" \
+		"$(sf --store "$S" nar "$P" | sha256sum)"
+	stop_peer
+}
+
+t_bad_urls() {
+	trap_check
+	local u
+	for u in grpc+http://127.0.0.1 grpc+http://127.0.0.1:0 grpc+http://:80 \
+		grpc+unix://relative/sock "grpc+http://127.0.0.1:1?timeout=0" \
+		"grpc+http://127.0.0.1:1?package=nix" "grpc+http://127.0.0.1:1?colour=red"; do
+		expect_fail sf --store "$u" list
+		grep -q "$u\|timeout\|package\|option" "$TMP/err" || fail "no reason for $u"
+	done
+}
+
+# One flipped byte in every blob: EIO, the mount lives on, and nothing of
+# the lie is kept: the same mount reads the right bytes once the server
+# tells the truth.
+t_flipped_byte() {
+	trap_check
+	start_peer 127.0.0.1:0 --mode flip
+	local port=$PEER_PORT
+	start_mount "grpc+http://127.0.0.1:$port" "$M"
+	ls "$M/$B/sub" >/dev/null
+	expect_fail cat "$M/$B/sub/small"
+	grep -q "Input/output error" "$TMP/err"
+	expect_fail cat "$M/$B/sub/big"
+	grep -q "hashing to" "$TMP/mount.log" || fail "mount log names no digest mismatch"
+	stop_peer
+	start_peer "127.0.0.1:$port"
+	retry cat "$M/$B/sub/small" >/dev/null
+	assert_eq "$(sha256sum <"$M/$B/sub/small")" "$(sha256sum <"$SRC/sub/small")"
+	assert_eq "$(sha256sum <"$M/$B/sub/big")" "$(sha256sum <"$SRC/sub/big")"
+	stop_mount "$M"
+	stop_peer
+}
+
+# A server that accepts calls and never answers: EIO once ?timeout= has
+# passed, not a hang.
+t_never_answers() {
+	trap_check
+	start_peer 127.0.0.1:0 --mode hang
+	local t0 t1
+	t0=$(date +%s)
+	expect_fail timeout 30 "$STOREFS" --store "grpc+http://127.0.0.1:$PEER_PORT?timeout=2" \
+		path-info "$P"
+	t1=$(date +%s)
+	grep -q "deadline" "$TMP/err" || fail "no deadline message"
+	[ $((t1 - t0)) -ge 2 ] && [ $((t1 - t0)) -lt 20 ] || fail "took $((t1 - t0)) s"
+	start_mount "grpc+http://127.0.0.1:$PEER_PORT?timeout=2" "$M"
+	expect_fail timeout 30 stat "$M/$B"
+	grep -q "Input/output error" "$TMP/err"
+	stop_mount "$M"
+	stop_peer
+}
+
+# Killed in the middle of a slow blob read, then restarted on the same
+# port: the read fails (EIO, within the deadline), reads during the outage
+# fail at once, and after the restart the same mount reads everything.
+t_restart() {
+	trap_check
+	start_peer 127.0.0.1:0 --chunk 65536 --delay 0.05
+	local port=$PEER_PORT t0 t1
+	start_mount "grpc+http://127.0.0.1:$port?timeout=10" "$M"
+	ls "$M/$B/sub/deeper" >/dev/null
+	cat "$M/$B/sub/big" >/dev/null 2>"$TMP/big.err" &
+	local reader=$!
+	sleep 1
+	stop_peer
+	if wait "$reader"; then fail "the read survived the server's death"; fi
+	grep -q "Input/output error" "$TMP/big.err"
+	t0=$(date +%s)
+	expect_fail cat "$M/$B/sub/deeper/mid"
+	t1=$(date +%s)
+	[ $((t1 - t0)) -lt 5 ] || fail "a read during the outage took $((t1 - t0)) s"
+	start_peer "127.0.0.1:$port"
+	retry cat "$M/$B/sub/deeper/mid" >/dev/null || fail "no recovery after the restart"
+	same_tree "$M/$B"
+	stop_mount "$M"
+	stop_peer
+}
+
+make_tree
+check "grpc+http:// mount: tree, sha256 of every file, programs run" t_mount_http
+check "grpc+unix:// mount with package=tvix and timeout=" t_mount_unix_tvix
+check "list, path-info, cat, nar, verify, copy over grpc+http://" t_commands
+check "malformed grpc URLs are refused with a reason" t_bad_urls
+check "a blob with one flipped byte is EIO and nothing is kept" t_flipped_byte
+check "a server that never answers is EIO after ?timeout=" t_never_answers
+check "server killed mid-read: EIO, then recovery without remount" t_restart

@@ -133,6 +133,24 @@ stop_mount() {
 	wait "$MOUNT_PID"
 }
 
+# python_tree DIR PYTHON: copies PYTHON (the Debian one: its stdlib is in
+# /usr/lib/python3.X) into DIR with every library ldd names, the loader, and
+# the standard library; prints the version (t21, t62).
+python_tree() {
+	local t=$1 py=$2 ver lib
+	ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+	mkdir -p "$t/bin" "$t/lib"
+	cp "$py" "$t/bin/python3"
+	for lib in $(ldd "$py" | awk '/=> \// { print $3 } /^[ \t]*\/.*ld-linux/ { print $1 }'); do
+		cp -L "$lib" "$t/lib/"
+	done
+	cp -a "/usr/lib/python$ver" "$t/lib/python$ver"
+	find "$t/lib/python$ver" -name __pycache__ -prune -exec rm -rf {} +
+	rm -rf "$t/lib/python$ver/test" "$t/lib/python$ver/dist-packages" \
+		"$t/lib/python$ver/site-packages"
+	echo "$ver"
+}
+
 # --- gRPC peers (issue 15): two independent implementations of the wire ---
 # Debian's grpcio belongs to Debian's python3 (/usr/bin/python3), whatever
 # python3 comes first in PATH.

@@ -27,23 +27,6 @@ $(echo ok | sha256sum)"
 	stop_mount "$M"
 }
 
-# Copies python3 (the Debian one: its stdlib is in /usr/lib/python3.X) with
-# every library ldd names, the loader, and the standard library.
-python_tree() {
-	local t=$1 py=$2 ver lib
-	ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-	mkdir -p "$t/bin" "$t/lib"
-	cp "$py" "$t/bin/python3"
-	for lib in $(ldd "$py" | awk '/=> \// { print $3 } /^[ \t]*\/.*ld-linux/ { print $1 }'); do
-		cp -L "$lib" "$t/lib/"
-	done
-	cp -a "/usr/lib/python$ver" "$t/lib/python$ver"
-	find "$t/lib/python$ver" -name __pycache__ -prune -exec rm -rf {} +
-	rm -rf "$t/lib/python$ver/test" "$t/lib/python$ver/dist-packages" \
-		"$t/lib/python$ver/site-packages"
-	echo "$ver"
-}
-
 t_python_from_mount() {
 	local py=/usr/bin/python3 t=$SRC/python ver p r out
 	[ -x "$py" ] && [ -d /usr/lib/python3 ] || { echo "# skip: no Debian python3"; return 0; }

@@ -41,7 +41,7 @@ start_peer() {
 	local listen=$1 pf=$TMP/peer.port
 	shift
 	rm -f "$pf"
-	"$GRPC_PY" "$HERE/grpc_memory_peer.py" "$GEN" "$EXP" "$listen" "$pf" "$@" \
+	"$GRPC_PY" "$HERE/grpc_memory_peer.py" "$GEN" "${PEER_EXPORT:-$EXP}" "$listen" "$pf" "$@" \
 		>>"$TMP/peer.log" 2>&1 &
 	PEER_PID=$!
 	DAEMON_PIDS+=("$PEER_PID")
@@ -213,9 +213,34 @@ t_restart() {
 	stop_peer
 }
 
+# CPython from the mount (t21's check, over gRPC): its loader, libraries
+# and standard library (a few thousand files) read through grpc+unix://.
+t_python_from_mount() {
+	trap_check
+	local py=/usr/bin/python3 t=$TMP/python ver p r out
+	[ -x "$py" ] && [ -d /usr/lib/python3 ] || { echo "# skip: no Debian python3"; return 0; }
+	ver=$(python_tree "$t" "$py")
+	p=$(sf --store "$TMP/pystore" import "$t")
+	"$TOOLS/store_export" "$TMP/pystore" "$TMP/pyexport"
+	PEER_EXPORT=$TMP/pyexport start_peer "unix:$TMP/py.sock"
+	start_mount "grpc+unix://$TMP/py.sock" "$M"
+	r=$M/$(basename "$p")
+	out=$(PYTHONHOME=$r PYTHONDONTWRITEBYTECODE=1 "$r/lib/ld-linux-x86-64.so.2" \
+		--library-path "$r/lib" "$r/bin/python3" -S -c '
+import sys, json, hashlib, zlib, decimal
+print(json.dumps({"sha": hashlib.sha256(b"x").hexdigest()[:8], "z": zlib.crc32(b"x")}))
+print(json.__file__.startswith(sys.prefix), decimal.Decimal("1.1") + 1)')
+	assert_eq "$out" "{\"sha\": \"2d711642\", \"z\": 2363233923}
+True 2.1"
+	[ "$ver" ] && [ -f "$r/lib/python$ver/json/__init__.py" ]
+	stop_mount "$M"
+	stop_peer
+}
+
 make_tree
 check "grpc+http:// mount: tree, sha256 of every file, programs run" t_mount_http
 check "grpc+unix:// mount with package=tvix and timeout=" t_mount_unix_tvix
+check "python3 runs from a grpc+unix:// mount (loader, libraries, stdlib)" t_python_from_mount
 check "list, path-info, cat, nar, verify, copy over grpc+http://" t_commands
 check "malformed grpc URLs are refused with a reason" t_bad_urls
 check "a blob with one flipped byte is EIO and nothing is kept" t_flipped_byte

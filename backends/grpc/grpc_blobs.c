@@ -276,11 +276,141 @@ static int gblob_stat(struct blob_service *bs, const struct b3_digest *d, uint64
 	return rc;
 }
 
+/* --- uploads (BlobService.Put) --- */
+
+/* The size of the BlobChunk messages a writer sends. */
+#define GRPC_PUT_CHUNK (256u * 1024)
+
+struct gblob_writer {
+	struct blob_writer base;
+	struct gblob_service *s;
+	struct grpc_rpc r;
+	struct b3_hasher hs;
+	uint64_t len;
+	int failed; /* the first error: the writer refuses everything after it */
+};
+
+static int send_chunk(struct gblob_writer *w, const uint8_t *p, size_t n)
+{
+	Snix__Castore__V1__BlobChunk c = SNIX__CASTORE__V1__BLOB_CHUNK__INIT;
+	uint8_t *msg;
+	size_t len;
+	int rc;
+
+	c.data.data = (uint8_t *)p;
+	c.data.len = n;
+	msg = malloc(snix__castore__v1__blob_chunk__get_packed_size(&c));
+	if (!msg)
+		return -ENOMEM;
+	len = snix__castore__v1__blob_chunk__pack(&c, msg);
+	rc = grpc_rpc_send(&w->r, msg, len);
+	free(msg);
+	return rc;
+}
+
+static int gwriter_write(struct blob_writer *bw, const void *buf, size_t len)
+{
+	struct gblob_writer *w = (struct gblob_writer *)bw;
+	const uint8_t *p = buf;
+
+	b3_hasher_update(&w->hs, buf, len);
+	while (w->failed == 0 && len) {
+		size_t n = len < GRPC_PUT_CHUNK ? len : GRPC_PUT_CHUNK;
+
+		w->failed = send_chunk(w, p, n);
+		w->len += n;
+		p += n;
+		len -= n;
+	}
+	return w->failed;
+}
+
+static void gwriter_abort(struct blob_writer *bw)
+{
+	struct gblob_writer *w = (struct gblob_writer *)bw;
+
+	grpc_rpc_finish(&w->r); /* cancels the upload: nothing is stored */
+	free(w);
+}
+
+/* The server's PutBlobResponse must name the digest of what was sent. */
+static int check_put_response(struct gblob_writer *w, const struct b3_digest *have)
+{
+	Snix__Castore__V1__PutBlobResponse *resp;
+	uint8_t *msg = NULL, *extra = NULL;
+	size_t len, n;
+	int rc = grpc_rpc_close_send(&w->r);
+
+	if (rc == 0)
+		rc = grpc_rpc_next(&w->r, &msg, &len);
+	if (rc == 0 && !msg)
+		rc = sf_err(-EIO, "%s: %s: no response", w->s->conn->location, w->r.method);
+	if (rc == 0 && (rc = grpc_rpc_next(&w->r, &extra, &n)) == 0 && extra)
+		rc = sf_err(-EIO, "%s: %s: two responses", w->s->conn->location, w->r.method);
+	free(extra);
+	resp = rc == 0 ? snix__castore__v1__put_blob_response__unpack(NULL, len, msg) : NULL;
+	if (rc == 0 && (!resp || resp->digest.len != B3_LEN ||
+			memcmp(resp->digest.data, have->bytes, B3_LEN) != 0))
+		rc = sf_err(-EIO, "%s: %s: the server names another digest for the blob sent",
+			    w->s->conn->location, w->r.method);
+	if (resp)
+		snix__castore__v1__put_blob_response__free_unpacked(resp, NULL);
+	free(msg);
+	return rc;
+}
+
+/* Whether the blob was new on the server is not told by the protocol:
+ * *created is false, so a failed write session never asks to remove it. */
+static int gwriter_commit(struct blob_writer *bw, const struct b3_digest *expect,
+			  struct b3_digest *out, bool *created)
+{
+	struct gblob_writer *w = (struct gblob_writer *)bw;
+	char want[B3_TEXT_LEN + 1], got[B3_TEXT_LEN + 1];
+	struct b3_digest have;
+	int rc = w->failed;
+
+	b3_hasher_final(&w->hs, &have);
+	if (rc == 0 && expect && !b3_digest_eq(expect, &have)) {
+		b3_digest_to_text(expect, want);
+		b3_digest_to_text(&have, got);
+		rc = sf_err(-EIO, "blob data hashes to %s, expected %s", got, want);
+	}
+	if (rc == 0)
+		rc = check_put_response(w, &have);
+	gwriter_abort(bw);
+	if (rc == 0) {
+		if (out)
+			*out = have;
+		if (created)
+			*created = false;
+	}
+	return rc;
+}
+
+static const struct blob_writer_ops writer_ops = {
+    .write = gwriter_write,
+    .commit = gwriter_commit,
+    .abort = gwriter_abort,
+};
+
 static int gblob_open_write(struct blob_service *bs, struct blob_writer **out)
 {
 	struct gblob_service *s = (struct gblob_service *)bs;
+	struct gblob_writer *w = calloc(1, sizeof(*w));
+	int rc;
 
-	return sf_err(-EROFS, "%s: the gRPC store is read-only", s->conn->location);
+	if (!w)
+		return -ENOMEM;
+	w->base.ops = &writer_ops;
+	w->s = s;
+	b3_hasher_init(&w->hs);
+	rc = grpc_rpc_open_upload(s->conn, s->conn->pkg_castore, "BlobService", "Put", &w->r);
+	if (rc < 0) {
+		gwriter_abort(&w->base);
+		return rc;
+	}
+	*out = &w->base;
+	return 0;
 }
 
 static void gblob_free(struct blob_service *bs)

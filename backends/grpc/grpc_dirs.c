@@ -6,6 +6,7 @@
 #include "rpc_directory.pb-c.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct gdir_service {
 	struct dir_service base;
@@ -67,12 +68,65 @@ static int gdir_get(struct dir_service *ds, const struct b3_digest *dg, struct d
 	return rc;
 }
 
+static int send_dir(struct grpc_rpc *r, const struct directory *d)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = directory_encode(d, &buf, &len);
+
+	if (rc == 0)
+		rc = grpc_rpc_send(r, buf ? buf : (uint8_t *)"", len);
+	free(buf);
+	return rc;
+}
+
+/* The PutDirectoryResponse must name the last (root) Directory sent. */
+static int check_put_response(struct gdir_service *s, struct grpc_rpc *r,
+			      const struct b3_digest *root)
+{
+	Snix__Castore__V1__PutDirectoryResponse *resp = NULL;
+	uint8_t *msg = NULL, *extra = NULL;
+	size_t len, n;
+	int rc = grpc_rpc_next(r, &msg, &len);
+
+	if (rc == 0 && !msg)
+		rc = sf_err(-EIO, "%s: %s: no response", s->conn->location, r->method);
+	if (rc == 0 && (rc = grpc_rpc_next(r, &extra, &n)) == 0 && extra)
+		rc = sf_err(-EIO, "%s: %s: two responses", s->conn->location, r->method);
+	if (rc == 0)
+		resp = snix__castore__v1__put_directory_response__unpack(NULL, len, msg);
+	if (rc == 0 && (!resp || resp->root_digest.len != B3_LEN ||
+			memcmp(resp->root_digest.data, root->bytes, B3_LEN) != 0))
+		rc = sf_err(-EIO, "%s: %s: the server names another root digest", s->conn->location,
+			    r->method);
+	if (resp)
+		snix__castore__v1__put_directory_response__free_unpacked(resp, NULL);
+	free(extra);
+	free(msg);
+	return rc;
+}
+
+/* One Put stream, leaves first as given: the closure of the last one
+ * (castore.md §1.3: a Directory may only refer to ones sent before it in
+ * the same stream, so a batch must be a whole closure). */
 static int gdir_put_batch(struct dir_service *ds, struct directory *const *dirs,
 			  const struct b3_digest *digests, size_t n)
 {
 	struct gdir_service *s = (struct gdir_service *)ds;
+	struct grpc_rpc r;
+	int rc;
 
-	return sf_err(-EROFS, "%s: the gRPC store is read-only", s->conn->location);
+	if (n == 0)
+		return 0;
+	rc = grpc_rpc_open_upload(s->conn, s->conn->pkg_castore, "DirectoryService", "Put", &r);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = send_dir(&r, dirs[i]);
+	if (rc == 0)
+		rc = grpc_rpc_close_send(&r);
+	if (rc == 0)
+		rc = check_put_response(s, &r, &digests[n - 1]);
+	grpc_rpc_finish(&r);
+	return rc;
 }
 
 static void gdir_free(struct dir_service *ds)

@@ -34,8 +34,8 @@ struct grpc_rpc {
 	grpc_metadata_array initial, trailing;
 	char method[96];
 	uint64_t start_ms;
-	uint64_t received; /* message bytes so far: they extend the deadline */
-	bool ended;	   /* the server closed the stream (status read) */
+	uint64_t moved; /* message bytes sent and received: they extend the deadline */
+	bool ended;	/* the server closed the stream (status read) */
 };
 
 int grpc_conn_open(const struct grpc_store_url *u, struct grpc_conn **out);
@@ -45,6 +45,15 @@ void grpc_conn_close(struct grpc_conn *c);
  * (`req`, `len` bytes; a zero-length message is valid). */
 int grpc_rpc_start(struct grpc_conn *c, const char *pkg, const char *service, const char *method,
 		   const void *req, size_t len, struct grpc_rpc *out);
+
+/* A client-streaming call (an upload): grpc_rpc_open_upload sends the
+ * headers, grpc_rpc_send one message each (a refusal by the server ends
+ * the call: its status is the error), grpc_rpc_close_send says there
+ * are no more; then grpc_rpc_next reads the response like any other. */
+int grpc_rpc_open_upload(struct grpc_conn *c, const char *pkg, const char *service,
+			 const char *method, struct grpc_rpc *out);
+int grpc_rpc_send(struct grpc_rpc *r, const void *msg, size_t len);
+int grpc_rpc_close_send(struct grpc_rpc *r);
 
 /* The next response message, malloc'd into *msg (free it), or *msg NULL
  * when the stream ended with status OK. A non-OK status is its errno

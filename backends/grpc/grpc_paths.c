@@ -80,12 +80,31 @@ static int gpath_list(struct path_info_service *ps, uint64_t after, path_info_li
 	return rc > 0 ? 0 : rc;
 }
 
+/* The server answers with the PathInfo as it stores it, which must be
+ * for the same path. Whether it was new is not told: *res says added. */
 static int gpath_put(struct path_info_service *ps, const struct path_info *pi,
 		     enum path_info_put_result *res)
 {
 	struct gpath_service *s = (struct gpath_service *)ps;
+	struct path_info *stored = NULL;
+	uint8_t *req = NULL, *resp = NULL;
+	size_t len = 0;
+	int rc = path_info_encode(pi, &req, &len);
 
-	return sf_err(-EROFS, "%s: the gRPC store is read-only", s->conn->location);
+	if (rc == 0)
+		rc = grpc_unary(s->conn, s->conn->pkg_store, "PathInfoService", "Put", req, len,
+				&resp, &len);
+	if (rc == 0)
+		rc = accept_path_info(s, resp, len, &stored);
+	if (rc == 0 && memcmp(stored->path.digest, pi->path.digest, STORE_PATH_DIGEST_LEN) != 0)
+		rc = sf_err(-EIO, "%s: a Put of '%s' was answered with '%s'", s->conn->location,
+			    pi->root_name, stored->root_name);
+	path_info_free(stored);
+	free(req);
+	free(resp);
+	if (rc == 0 && res)
+		*res = PATH_INFO_ADDED;
+	return rc;
 }
 
 static void gpath_free(struct path_info_service *ps)

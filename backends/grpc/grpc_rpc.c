@@ -2,7 +2,7 @@
  *
  * The deadline is ours (docs/limits.md "Deadlines", docs/grpc.md): every
  * wait on the call's completion queue ends at start + the base deadline +
- * the bytes received so far at the minimum rate, so a stalled peer costs
+ * the bytes moved so far (sent and received) at the minimum rate, so a stalled peer costs
  * at most the base deadline past its last message, and a blob's stream
  * may take as long as its size needs. A missed wait cancels the call. */
 #include "backends/grpc/grpc_internal.h"
@@ -54,7 +54,7 @@ static gpr_timespec mono_in(uint64_t ms)
  * deadline passed (the call is cancelled then). */
 static int run_batch(struct grpc_rpc *r, const grpc_op *ops, size_t n)
 {
-	uint64_t limit = r->start_ms + deadline_ms(&r->conn->rule, r->received);
+	uint64_t limit = r->start_ms + deadline_ms(&r->conn->rule, r->moved);
 	uint64_t now = deadline_now_ms();
 	grpc_event ev;
 
@@ -72,13 +72,13 @@ static int run_batch(struct grpc_rpc *r, const grpc_op *ops, size_t n)
 		      r->method, (unsigned long long)(limit - r->start_ms));
 }
 
-int grpc_rpc_start(struct grpc_conn *c, const char *pkg, const char *service, const char *method,
-		   const void *req, size_t len, struct grpc_rpc *out)
+static int read_status(struct grpc_rpc *r);
+
+/* Makes the call and its queue; nothing is sent yet. */
+static int rpc_create(struct grpc_conn *c, const char *pkg, const char *service, const char *method,
+		      struct grpc_rpc *out)
 {
-	grpc_slice body = grpc_slice_from_copied_buffer(req, len), path;
-	grpc_byte_buffer *bb;
-	grpc_op ops[4];
-	int rc;
+	grpc_slice path;
 
 	memset(out, 0, sizeof(*out));
 	out->conn = c;
@@ -87,29 +87,95 @@ int grpc_rpc_start(struct grpc_conn *c, const char *pkg, const char *service, co
 	grpc_metadata_array_init(&out->trailing);
 	out->start_ms = deadline_now_ms();
 	out->cq = grpc_completion_queue_create_for_next(NULL);
-	if (!out->cq) {
-		grpc_slice_unref(body);
+	if (!out->cq)
 		return -ENOMEM;
-	}
 	/* No gRPC deadline: ours, checked at every wait, allows for the bytes
-	 * received. The path is copied into a counted slice: gRPC keeps it
+	 * moved. The path is copied into a counted slice: gRPC keeps it
 	 * past the call (its HPACK table compares later paths with it). */
 	path = grpc_slice_from_copied_string(out->method);
 	out->call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, out->cq,
 					     path, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 	grpc_slice_unref(path);
-	bb = grpc_raw_byte_buffer_create(&body, 1);
+	return out->call ? 0 : -ENOMEM;
+}
+
+/* A batch that sends one message (and maybe more ops) and counts it. */
+static int send_message(struct grpc_rpc *r, const void *msg, size_t len, grpc_op *more,
+			size_t n_more)
+{
+	grpc_slice body = grpc_slice_from_copied_buffer(msg, len);
+	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&body, 1);
+	grpc_op ops[4];
+	int rc;
+
 	grpc_slice_unref(body);
 	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = bb;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &out->initial;
-	rc = out->call ? run_batch(out, ops, 4) : -ENOMEM;
+	ops[0].op = GRPC_OP_SEND_MESSAGE;
+	ops[0].data.send_message.send_message = bb;
+	if (n_more)
+		memcpy(ops + 1, more, n_more * sizeof(*more));
+	rc = run_batch(r, ops, 1 + n_more);
 	grpc_byte_buffer_destroy(bb);
+	r->moved += len;
+	return rc;
+}
+
+int grpc_rpc_start(struct grpc_conn *c, const char *pkg, const char *service, const char *method,
+		   const void *req, size_t len, struct grpc_rpc *out)
+{
+	grpc_op ops[3];
+	int rc = rpc_create(c, pkg, service, method, out);
+
+	if (rc < 0)
+		return rc;
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[2].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[2].data.recv_initial_metadata.recv_initial_metadata = &out->initial;
+	rc = send_message(out, req, len, ops, 3);
 	/* A failed send (peer unreachable) shows in the status. */
+	return rc < 0 ? rc : 0;
+}
+
+int grpc_rpc_open_upload(struct grpc_conn *c, const char *pkg, const char *service,
+			 const char *method, struct grpc_rpc *out)
+{
+	grpc_op op;
+	int rc = rpc_create(c, pkg, service, method, out);
+
+	if (rc < 0)
+		return rc;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_SEND_INITIAL_METADATA;
+	rc = run_batch(out, &op, 1);
+	return rc < 0 ? rc : 0;
+}
+
+int grpc_rpc_send(struct grpc_rpc *r, const void *msg, size_t len)
+{
+	int rc;
+
+	if (r->ended)
+		return sf_err(-EIO, "%s: %s: the upload is over", r->conn->location, r->method);
+	rc = send_message(r, msg, len, NULL, 0);
+	/* A refused send: the stream is over, and the status says why. */
+	if (rc == 0 && (rc = read_status(r)) == 0)
+		rc = sf_err(-EIO, "%s: %s: the server ended the upload early", r->conn->location,
+			    r->method);
+	return rc < 0 ? rc : 0;
+}
+
+int grpc_rpc_close_send(struct grpc_rpc *r)
+{
+	grpc_op ops[2];
+	int rc;
+
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[1].data.recv_initial_metadata.recv_initial_metadata = &r->initial;
+	rc = r->ended ? 0 : run_batch(r, ops, 2);
 	return rc < 0 ? rc : 0;
 }
 
@@ -188,7 +254,7 @@ int grpc_rpc_next(struct grpc_rpc *r, uint8_t **msg, size_t *len)
 	rc = copy_message(bb, msg, len);
 	grpc_byte_buffer_destroy(bb);
 	if (rc == 0)
-		r->received += *len;
+		r->moved += *len;
 	return rc;
 }
 

@@ -14,8 +14,10 @@
  * name checked against the one asked for; every blob byte is checked
  * against the blob's BLAKE3 before a reader returns it. Any transport
  * failure, bad status, missed deadline or lie is -EIO with one message;
- * NOT_FOUND is -ENOENT. The services are thread-safe. Writes are not
- * offered: blob writers, Directory and PathInfo puts are -EROFS. */
+ * NOT_FOUND is -ENOENT. The services are thread-safe. Writes go to the
+ * daemon's Put methods (it may refuse them: EIO with its status); a blob
+ * writer checks the digest the daemon names, a Directory batch is sent as
+ * one stream (a whole closure, leaves first). */
 #ifndef STOREFS_BACKENDS_GRPC_STORE_H
 #define STOREFS_BACKENDS_GRPC_STORE_H
 

@@ -17,9 +17,14 @@ Modes (faults):
     hang    never answer any call (until killed)
 The blob stream is cut into messages of --chunk bytes (default 4096, as
 snix does), with --delay seconds between them.
+
+Puts are kept in memory too: blobs and Directories under the BLAKE3 of their
+bytes (b3sum computes it: Python has no BLAKE3), PathInfos under their store
+path's digest. A test peer: it checks no closure.
 """
 import argparse
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -34,6 +39,29 @@ def load(dirpath):
         with open(os.path.join(dirpath, name), "rb") as f:
             out[bytes.fromhex(name)] = f.read()
     return out
+
+
+NIXBASE32 = "0123456789abcdfghijklmnpqrsvwxyz"
+
+
+def nixbase32_decode(text):
+    """The bytes of a Nix base-32 string (the hash part of a store path)."""
+    n = len(text) * 5 // 8
+    out = bytearray(n)
+    for i, ch in enumerate(reversed(text)):
+        digit = NIXBASE32.index(ch)
+        b, j = i * 5 // 8, i * 5 % 8
+        out[b] |= (digit << j) & 0xFF
+        if b + 1 < n:
+            out[b + 1] |= digit >> (8 - j)
+        elif digit >> (8 - j):
+            raise ValueError("nixbase32: bits past the end")
+    return bytes(out)
+
+
+def blake3(data):
+    out = subprocess.run(["b3sum", "--no-names"], input=data, capture_output=True, check=True)
+    return bytes.fromhex(out.stdout.decode().strip())
 
 
 def main():
@@ -116,6 +144,32 @@ def main():
             context.abort(grpc.StatusCode.NOT_FOUND, "path not found")
         return paths[r.by_output_hash]
 
+    def blob_put(chunks, context):
+        data = b"".join(blob_pb.BlobChunk.FromString(c).data for c in chunks)
+        digest = blake3(data)
+        blobs[digest] = data
+        return blob_pb.PutBlobResponse(digest=digest).SerializeToString()
+
+    def dir_put(stream, context):
+        last = None
+        for raw in stream:
+            castore_pb2.Directory.FromString(raw)  # must decode
+            last = blake3(raw)
+            dirs[last] = raw
+        if last is None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no Directory sent")
+        return dir_pb.PutDirectoryResponse(root_digest=last).SerializeToString()
+
+    def path_put(req, context):
+        import pathinfo_pb2
+        pi = pathinfo_pb2.PathInfo.FromString(req)
+        entry = pi.entry.WhichOneof("entry")
+        if entry is None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no root entry")
+        name = getattr(pi.entry, entry).name.decode()
+        paths[nixbase32_decode(name[:32])] = req
+        return req
+
     def path_list(req, context):
         hang(context)
         for k in sorted(paths):
@@ -126,13 +180,16 @@ def main():
         handlers.append(grpc.method_handlers_generic_handler(pkg + ".castore.v1.BlobService", {
             "Stat": grpc.unary_unary_rpc_method_handler(stat),
             "Read": grpc.unary_stream_rpc_method_handler(read),
+            "Put": grpc.stream_unary_rpc_method_handler(blob_put),
         }))
         handlers.append(grpc.method_handlers_generic_handler(
             pkg + ".castore.v1.DirectoryService",
-            {"Get": grpc.unary_stream_rpc_method_handler(dir_get)}))
+            {"Get": grpc.unary_stream_rpc_method_handler(dir_get),
+             "Put": grpc.stream_unary_rpc_method_handler(dir_put)}))
         handlers.append(grpc.method_handlers_generic_handler(pkg + ".store.v1.PathInfoService", {
             "Get": grpc.unary_unary_rpc_method_handler(path_get),
             "List": grpc.unary_stream_rpc_method_handler(path_list),
+            "Put": grpc.unary_unary_rpc_method_handler(path_put),
         }))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), handlers=handlers)
     port = server.add_insecure_port(a.listen)

@@ -135,6 +135,28 @@ t_commands() {
 	stop_peer
 }
 
+# Writes: copy and import into an empty peer through its Put methods,
+# then read everything back through a mount.
+t_writes() {
+	trap_check
+	local g q
+	mkdir -p "$TMP/empty/paths" "$TMP/empty/dirs" "$TMP/empty/blobs" "$TMP/more"
+	PEER_EXPORT=$TMP/empty start_peer 127.0.0.1:0
+	g="grpc+http://127.0.0.1:$PEER_PORT"
+	sf copy --from "$S" --to "$g" -r "$P"
+	assert_eq "$(sf --store "$g" nar "$P" | sha256sum)" "$(sf --store "$S" nar "$P" | sha256sum)"
+	echo more >"$TMP/more/file"
+	head -c 300000 /dev/urandom >"$TMP/more/blob"
+	q=$(sf --store "$g" import "$TMP/more")
+	assert_eq "$q" "$(sf --store "$TMP/local-more" import "$TMP/more")"
+	assert_eq "$(sf --store "$g" cat "$q/blob" | sha256sum)" "$(sha256sum <"$TMP/more/blob")"
+	start_mount "$g" "$M"
+	same_tree "$M/$B"
+	assert_eq "$(cat "$M/$(basename "$q")/file")" more
+	stop_mount "$M"
+	stop_peer
+}
+
 t_bad_urls() {
 	trap_check
 	local u
@@ -242,6 +264,7 @@ check "grpc+http:// mount: tree, sha256 of every file, programs run" t_mount_htt
 check "grpc+unix:// mount with package=tvix and timeout=" t_mount_unix_tvix
 check "python3 runs from a grpc+unix:// mount (loader, libraries, stdlib)" t_python_from_mount
 check "list, path-info, cat, nar, verify, copy over grpc+http://" t_commands
+check "copy and import into a grpc+http:// store (Put), read back" t_writes
 check "malformed grpc URLs are refused with a reason" t_bad_urls
 check "a blob with one flipped byte is EIO and nothing is kept" t_flipped_byte
 check "a server that never answers is EIO after ?timeout=" t_never_answers

@@ -64,8 +64,10 @@ TEST(grpc_no_peer_is_eio_at_once)
 	struct path_info *pi;
 	struct directory *dir;
 	struct blob_reader *r;
+	struct blob_writer *w;
 	struct store *st;
 	uint64_t t0, size;
+	int rc;
 
 	CHECK_OK(store_open("grpc+http://127.0.0.1:1?timeout=30", 0, &st));
 	t0 = deadline_now_ms();
@@ -75,6 +77,14 @@ TEST(grpc_no_peer_is_eio_at_once)
 	CHECK_ERR(blob_service_open_read(st->blobs, &d, &r), -EIO);
 	CHECK_ERR(blob_service_stat(st->blobs, &d, &size), -EIO);
 	CHECK(deadline_now_ms() - t0 < 10000);
-	CHECK_ERR(blob_service_open_write(st->blobs, (struct blob_writer **)&r), -EROFS);
+	rc = blob_service_open_write(st->blobs, &w);
+	if (rc == 0) {
+		rc = blob_writer_write(w, "x", 1);
+		if (rc == 0)
+			rc = blob_writer_commit(w, NULL, &d);
+		else
+			blob_writer_abort(w);
+	}
+	CHECK_ERR(rc, -EIO);
 	store_free(st);
 }

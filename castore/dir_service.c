@@ -5,6 +5,7 @@
 #include "castore/digest_map.h"
 #include "common/err.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 
 /* Every child Directory of `d` must already be stored. */
@@ -141,9 +142,15 @@ int dir_service_get_recursive(struct dir_service *s, const struct b3_digest *roo
 
 /* --- put_multiple --- */
 
-struct putter_entry {
-	struct directory *dir;
-	struct b3_digest digest;
+/* Directories are passed on to the service in batches of at most this many
+ * Directories or entries, whichever is reached first: large enough that a
+ * store's per-batch cost (a transaction) is amortised, small enough that
+ * a batch is a few MiB at most. */
+#define PUTTER_BATCH_DIRS  1024
+#define PUTTER_BATCH_NODES 65536
+
+/* What the closure check needs of a Directory once it has been passed on. */
+struct putter_seen {
 	uint64_t size; /* as a parent must record it, per the putter's formula */
 	bool referenced;
 };
@@ -151,9 +158,14 @@ struct putter_entry {
 struct dir_putter {
 	struct dir_service *service;
 	enum dir_size_formula formula;
-	struct digest_map by_digest; /* -> struct putter_entry */
-	struct putter_entry **order; /* arrival order, hence leaves first */
-	size_t count, cap;
+	/* -> 1 + index into seen (the value must be non-NULL) */
+	struct digest_map by_digest;
+	struct putter_seen *seen;
+	size_t count, cap, referenced;
+	struct b3_digest last; /* the last new Directory: the root at close */
+	struct directory *batch[PUTTER_BATCH_DIRS];
+	struct b3_digest batch_digests[PUTTER_BATCH_DIRS];
+	size_t batch_n, batch_nodes;
 	int failed; /* the first error; the putter refuses everything after it */
 };
 
@@ -170,17 +182,29 @@ int dir_putter_new(struct dir_service *s, enum dir_size_formula f, struct dir_pu
 	return 0;
 }
 
+static void batch_release(struct dir_putter *p)
+{
+	for (size_t i = 0; i < p->batch_n; i++)
+		directory_free(p->batch[i]);
+	p->batch_n = 0;
+	p->batch_nodes = 0;
+}
+
 void dir_putter_free(struct dir_putter *p)
 {
 	if (!p)
 		return;
-	for (size_t i = 0; i < p->count; i++) {
-		directory_free(p->order[i]->dir);
-		free(p->order[i]);
-	}
-	free(p->order);
+	batch_release(p);
+	free(p->seen);
 	digest_map_release(&p->by_digest);
 	free(p);
+}
+
+static struct putter_seen *putter_find(struct dir_putter *p, const struct b3_digest *d)
+{
+	uintptr_t v = (uintptr_t)digest_map_get(&p->by_digest, d);
+
+	return v ? &p->seen[v - 1] : NULL;
 }
 
 /* Each child Directory must have been sent before, with the size recorded. */
@@ -191,11 +215,11 @@ static int putter_check_edges(struct dir_putter *p, const struct directory *d,
 
 	for (size_t i = 0; i < d->count; i++) {
 		const struct node *n = &d->nodes[i];
-		struct putter_entry *e;
+		struct putter_seen *e;
 
 		if (n->kind != NODE_DIRECTORY)
 			continue;
-		e = digest_map_get(&p->by_digest, &n->digest);
+		e = putter_find(p, &n->digest);
 		b3_digest_to_text(digest, text);
 		if (!e) {
 			b3_digest_to_text(&n->digest, child);
@@ -217,64 +241,82 @@ static int putter_check_edges(struct dir_putter *p, const struct directory *d,
 static void putter_mark_children(struct dir_putter *p, const struct directory *d)
 {
 	for (size_t i = 0; i < d->count; i++) {
-		struct putter_entry *e;
+		struct putter_seen *e;
 
 		if (d->nodes[i].kind != NODE_DIRECTORY)
 			continue;
-		e = digest_map_get(&p->by_digest, &d->nodes[i].digest);
-		if (e)
+		e = putter_find(p, &d->nodes[i].digest);
+		if (e && !e->referenced) {
 			e->referenced = true;
+			p->referenced++;
+		}
 	}
 }
 
-static int putter_append(struct dir_putter *p, struct putter_entry *e)
+static int putter_record(struct dir_putter *p, const struct b3_digest *digest, uint64_t size)
 {
 	if (p->count == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 16;
-		struct putter_entry **order = realloc(p->order, cap * sizeof(*order));
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		struct putter_seen *seen = reallocarray(p->seen, cap, sizeof(*seen));
 
-		if (!order)
+		if (!seen)
 			return -ENOMEM;
-		p->order = order;
+		p->seen = seen;
 		p->cap = cap;
 	}
-	if (digest_map_put(&p->by_digest, &e->digest, e, NULL) < 0)
+	if (digest_map_put(&p->by_digest, digest, (void *)(uintptr_t)(p->count + 1), NULL) < 0)
 		return -ENOMEM;
-	p->order[p->count++] = e;
+	p->seen[p->count++] = (struct putter_seen){.size = size};
+	p->last = *digest;
+	return 0;
+}
+
+/* Passes the batch on: its children are in this or an earlier batch, so
+ * the service never holds a Directory whose children it lacks. */
+static int putter_flush(struct dir_putter *p)
+{
+	int rc = p->batch_n ? p->service->ops->put_batch(p->service, p->batch, p->batch_digests,
+							 p->batch_n)
+			    : 0;
+
+	batch_release(p);
+	return rc;
+}
+
+static int putter_queue(struct dir_putter *p, struct directory *d, const struct b3_digest *digest)
+{
+	p->batch[p->batch_n] = d;
+	p->batch_digests[p->batch_n++] = *digest;
+	p->batch_nodes += d->count;
+	if (p->batch_n == PUTTER_BATCH_DIRS || p->batch_nodes >= PUTTER_BATCH_NODES)
+		return putter_flush(p);
 	return 0;
 }
 
 /* Validates and records `d`; takes ownership of it in every case. */
 static int putter_add(struct dir_putter *p, struct directory *d, struct b3_digest *digest)
 {
-	struct putter_entry *e;
+	uint64_t size = 0;
 	int rc;
 
 	rc = directory_validate(d);
 	if (rc == 0)
 		rc = directory_digest(d, digest);
-	if (rc < 0 || digest_map_get(&p->by_digest, digest)) {
+	if (rc < 0 || putter_find(p, digest)) {
 		directory_free(d); /* re-sending the same Directory is tolerated */
 		return rc;
 	}
-	e = calloc(1, sizeof(*e));
-	rc = e ? 0 : -ENOMEM;
+	rc = putter_check_edges(p, d, digest);
 	if (rc == 0)
-		rc = putter_check_edges(p, d, digest);
+		rc = directory_size(d, p->formula, &size);
 	if (rc == 0)
-		rc = directory_size(d, p->formula, &e->size);
-	if (rc == 0) {
-		e->dir = d;
-		e->digest = *digest;
-		rc = putter_append(p, e);
-	}
+		rc = putter_record(p, digest, size);
 	if (rc < 0) {
-		free(e);
 		directory_free(d);
 		return rc;
 	}
 	putter_mark_children(p, d);
-	return 0;
+	return putter_queue(p, d, digest);
 }
 
 int dir_putter_put(struct dir_putter *p, struct directory *d, struct b3_digest *digest_out)
@@ -297,44 +339,26 @@ int dir_putter_put(struct dir_putter *p, struct directory *d, struct b3_digest *
 }
 
 /* Exactly one Directory may be unreferenced: the root. Since children come
- * before their parents, it is the last one sent. */
+ * before their parents, it is the last new one sent. */
 static int putter_check_root(const struct dir_putter *p)
 {
-	size_t roots = 0;
+	size_t roots = p->count - p->referenced;
 	char text[B3_TEXT_LEN + 1] = "";
 
 	if (p->count == 0)
 		return sf_err(-EINVAL, "no directories were sent");
-	for (size_t i = 0; i < p->count; i++)
-		roots += !p->order[i]->referenced;
 	if (roots == 1)
 		return 0;
-	for (size_t i = 0; i < p->count; i++) {
-		if (!p->order[i]->referenced) {
-			b3_digest_to_text(&p->order[i]->digest, text);
+	/* The first unreferenced one, for the message. */
+	digest_map_foreach(&p->by_digest, slot)
+	{
+		if (!p->seen[(uintptr_t)slot->value - 1].referenced) {
+			b3_digest_to_text(&slot->key, text);
 			break;
 		}
 	}
 	return sf_err(-EINVAL, "directory closure has %zu roots, e.g. '%s' is not connected", roots,
 		      text);
-}
-
-static int putter_store(struct dir_putter *p)
-{
-	struct directory **dirs = calloc(p->count, sizeof(*dirs));
-	struct b3_digest *digests = calloc(p->count, sizeof(*digests));
-	int rc = -ENOMEM;
-
-	if (dirs && digests) {
-		for (size_t i = 0; i < p->count; i++) {
-			dirs[i] = p->order[i]->dir;
-			digests[i] = p->order[i]->digest;
-		}
-		rc = p->service->ops->put_batch(p->service, dirs, digests, p->count);
-	}
-	free(dirs);
-	free(digests);
-	return rc;
 }
 
 int dir_putter_close(struct dir_putter *p, struct b3_digest *root_out)
@@ -344,9 +368,9 @@ int dir_putter_close(struct dir_putter *p, struct b3_digest *root_out)
 	if (rc == 0)
 		rc = putter_check_root(p);
 	if (rc == 0)
-		rc = putter_store(p);
+		rc = putter_flush(p);
 	if (rc == 0)
-		*root_out = p->order[p->count - 1]->digest;
+		*root_out = p->last;
 	dir_putter_free(p);
 	return rc;
 }

@@ -19,6 +19,11 @@ struct dir_service_ops {
 	int (*put_batch)(struct dir_service *s, struct directory *const *dirs,
 			 const struct b3_digest *digests, size_t n);
 	void (*free)(struct dir_service *s);
+	/* Optional (NULL: absent): as put_batch, also setting created[i] when
+	 * this call made Directory i exist (it was absent before), so that a
+	 * failed writer can take back exactly what it added. */
+	int (*put_batch_created)(struct dir_service *s, struct directory *const *dirs,
+				 const struct b3_digest *digests, size_t n, bool *created);
 };
 
 struct dir_service {
@@ -51,16 +56,24 @@ int dir_service_get_recursive(struct dir_service *s, const struct b3_digest *roo
 
 /* put_multiple: validates a closure sent leaves to root: every Directory
  * referenced must have been sent before, recorded sizes must match the
- * formula, and at close there must be exactly one root. Nothing is stored
- * before a successful close. Re-sending a Directory is tolerated. */
+ * formula, and at close there must be exactly one root. Re-sending a
+ * Directory is tolerated.
+ *
+ * Memory is bounded by one batch, not by the closure: Directories are
+ * passed on to the service in batches (a few MiB at most) as they come,
+ * children never after their parents, and the putter keeps only each
+ * distinct Directory's digest and size (about 80 bytes). So a putter that
+ * fails, or is freed without a successful close, may leave Directories
+ * stored that nothing references: a write session (store/store_write.h)
+ * takes back those it created. A closure that fits one batch is stored
+ * only by a successful close. */
 struct dir_putter;
 int dir_putter_new(struct dir_service *s, enum dir_size_formula f, struct dir_putter **out);
 /* Takes ownership of `d` in every case. */
 int dir_putter_put(struct dir_putter *p, struct directory *d, struct b3_digest *digest_out);
-/* Stores the closure (one put_batch, leaves first) and returns the root
- * digest. -EINVAL if the closure is not exactly one rooted graph or an
- * earlier put failed (that error is returned again). Frees the putter in
- * every case. */
+/* Checks the closure, stores the last batch and returns the root digest.
+ * -EINVAL if the closure is not exactly one rooted graph or an earlier put
+ * failed (that error is returned again). Frees the putter in every case. */
 int dir_putter_close(struct dir_putter *p, struct b3_digest *root_out);
 void dir_putter_free(struct dir_putter *p);
 

@@ -401,7 +401,7 @@ static int dump_and_load(struct import_nix *im, struct store_write *w, struct pa
 	free(phys);
 	if (rc < 0)
 		return rc;
-	rc = nar_load_fd(im->st, w, fd, &expect, l);
+	rc = nar_load_fd(im->st, w, fd, &expect, NULL, l);
 	close(fd);
 	rc2 = reap(pid, "nix-store --dump");
 	if (rc == -EIO)

@@ -12,8 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* docs/limits.md "Ingest": larger than any store path we know of, small
+ * enough that an endless stream on standard input stops. */
+#define NAR_IMPORT_DEFAULT_MAX_SIZE (64ull << 30)
+
 struct opts {
 	const char *name, *path, *nar_hash, *ca, *file, *root;
+	unsigned long long max_size, max_dirs; /* 0: the default */
 	bool has_hash;
 	uint8_t hash[32];
 	struct store_path sp; /* with --path */
@@ -35,6 +40,10 @@ static const struct cli_opt nar_import_options[] = {
     CLI_STRING(0, "add-root", struct opts, root, "NAME",
 	       "also make the path a GC root named NAME (as `storefs add-root`, before the import "
 	       "lock is released)"),
+    CLI_UINT(0, "max-nar-size", struct opts, max_size, "BYTES", 1, ULLONG_MAX,
+	     "refuse a NAR larger than BYTES (default 64 GiB)"),
+    CLI_UINT(0, "max-directories", struct opts, max_dirs, "N", 1, ULLONG_MAX,
+	     "refuse a NAR with more than N directories (default 1000000)"),
     {0},
 };
 
@@ -103,17 +112,22 @@ static int fill_path_info(const struct opts *o, const struct nar_loaded *l, stru
 static int nar_import(const struct cli_ctx *c, struct store *st, const struct opts *o)
 {
 	enum path_info_put_result res = PATH_INFO_ADDED;
+	struct nar_limits lim = {
+	    .max_size = o->max_size ? o->max_size : NAR_IMPORT_DEFAULT_MAX_SIZE,
+	    .max_dirs = o->max_dirs ? o->max_dirs : NAR_DEFAULT_MAX_DIRS,
+	};
 	struct nar_summary e;
 	struct nar_loaded *l = malloc(sizeof(*l));
 	struct path_info *pi = NULL;
 	struct store_write *w = NULL;
 	int fd = -1, rc = l ? open_input(o->file, &fd) : -ENOMEM;
 
-	/* A refused NAR takes back the blobs it wrote (docs/trust.md). */
+	/* A refused NAR takes back the blobs and Directories it wrote
+	 * (docs/trust.md). */
 	if (rc == 0)
 		rc = store_write_begin(st, &w);
 	if (rc == 0)
-		rc = nar_load_fd(st, w, fd, expectation(o, fd, &e), l);
+		rc = nar_load_fd(st, w, fd, expectation(o, fd, &e), &lim, l);
 	if (rc == 0)
 		rc = check_hash(o, l);
 	if (rc == 0)

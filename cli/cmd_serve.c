@@ -16,7 +16,8 @@
 
 struct opts {
 	const char *listen, *key_file, *token_file;
-	unsigned long long priority, max_upload; /* max_upload 0: not given */
+	/* max_upload, max_dirs 0: not given */
+	unsigned long long priority, max_upload, max_dirs;
 	bool readonly, uploads;
 };
 
@@ -34,7 +35,9 @@ static const struct cli_opt serve_options[] = {
     CLI_STRING(0, "upload-token-file", struct opts, token_file, "FILE",
 	       "the upload token: the file's first line (give the file mode 0600)"),
     CLI_UINT(0, "max-upload", struct opts, max_upload, "BYTES", 1, ULLONG_MAX,
-	     "largest NAR (and NAR file) accepted by PUT (default 4 GiB)"),
+	     "largest NAR (and NAR file) accepted by PUT (default 1 GiB)"),
+    CLI_UINT(0, "max-directories", struct opts, max_dirs, "N", 1, ULLONG_MAX,
+	     "most directories a NAR accepted by PUT may have (default 1000000)"),
     CLI_BOOL(0, "readonly", struct opts, readonly, "open the store read-only (no uploads)"),
     {0},
 };
@@ -108,6 +111,7 @@ static int server_init(struct server *s, const struct cli_ctx *c)
 
 	s->priority = (unsigned)o->priority;
 	s->max_upload = o->max_upload ? o->max_upload : SERVE_DEFAULT_MAX_UPLOAD;
+	s->max_dirs = o->max_dirs ? o->max_dirs : NAR_DEFAULT_MAX_DIRS;
 	s->uploads = o->uploads;
 	if (o->uploads) {
 		rc = serve_token_load(o->token_file, s->token_sha256);
@@ -166,9 +170,9 @@ static int serve_check(struct cli_ctx *c)
 
 	if (o->uploads && !o->token_file)
 		return cli_usage(c->cmd, "--allow-uploads needs --upload-token-file");
-	if (!o->uploads && (o->token_file || o->max_upload))
-		return cli_usage(c->cmd,
-				 "--upload-token-file and --max-upload need --allow-uploads");
+	if (!o->uploads && (o->token_file || o->max_upload || o->max_dirs))
+		return cli_usage(c->cmd, "--upload-token-file, --max-upload and --max-directories "
+					 "need --allow-uploads");
 	if (o->uploads && o->readonly)
 		return cli_usage(c->cmd, "--allow-uploads and --readonly exclude each other");
 	return 0;

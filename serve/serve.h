@@ -24,9 +24,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SERVE_DEFAULT_LISTEN	 "127.0.0.1:9000"
-#define SERVE_DEFAULT_PRIORITY	 40
-#define SERVE_DEFAULT_MAX_UPLOAD (4ull << 30)
+#define SERVE_DEFAULT_LISTEN   "127.0.0.1:9000"
+#define SERVE_DEFAULT_PRIORITY 40
+/* docs/limits.md "Ingest": what 64 uploads at once may hold on disk. */
+#define SERVE_DEFAULT_MAX_UPLOAD (1ull << 30)
 #define SERVE_NARINFO_MAX	 (2u << 20)
 #define SERVE_UPLOADS_MAX	 1024
 /* Connection limits (docs/limits.md "serve"): idle or slow clients cost a
@@ -75,6 +76,7 @@ struct server {
 	bool has_key;
 	struct nix_secret_key sk;
 	uint64_t max_upload;
+	uint64_t max_dirs;	  /* directories per uploaded NAR */
 	bool uploads;		  /* --allow-uploads: PUT is allowed ... */
 	uint8_t token_sha256[32]; /* ... with this token (SHA-256 of it) */
 	struct serve_index idx;

@@ -495,11 +495,9 @@ static enum MHD_Result put_nar_end(struct server *s, struct MHD_Connection *c, c
 		snprintf(msg, sizeof(msg), "%s", strerror(-rc));
 	}
 	free(l);
-	if (created.n)
-		serve_reclaim(s, &created);
+	serve_reclaim(s, &created);
 	/* An evicted upload will never be registered: its blobs go. */
-	if (evicted.n)
-		serve_reclaim(s, &evicted);
+	serve_reclaim(s, &evicted);
 	if (rc == -EINVAL || rc == -EIO)
 		return send_error(c, method, url, MHD_HTTP_BAD_REQUEST, "%s", msg);
 	if (rc == -EFBIG)
@@ -782,7 +780,7 @@ void serve_stop(struct server *s)
 		MHD_stop_daemon(s->daemon);
 	s->daemon = NULL;
 	/* Uploads whose narinfo never came will not be registered now. */
-	if (serve_uploads_drain(&s->up, &pending) == 0 && pending.n)
+	if (serve_uploads_drain(&s->up, &pending) == 0)
 		serve_reclaim(s, &pending);
 	store_orphans_release(&pending);
 }

@@ -211,31 +211,42 @@ void serve_uploads_settle(struct serve_uploads *u, const uint8_t file_sha256[32]
 	pthread_mutex_unlock(&u->lock);
 }
 
+/* Appends `n` digests of `v` to out[*len] (room was made). */
+static void append(struct b3_digest *out, size_t *len, const struct b3_digest *v, size_t n)
+{
+	if (n)
+		memcpy(out + *len, v, n * sizeof(*v));
+	*len += n;
+}
+
 int serve_uploads_drain(struct serve_uploads *u, struct store_orphans *out)
 {
-	size_t n = 0;
+	size_t n = 0, nd = 0;
 	int rc = 0;
 
 	pthread_mutex_lock(&u->lock);
-	for (size_t i = 0; i < SERVE_UPLOADS_MAX; i++)
+	for (size_t i = 0; i < SERVE_UPLOADS_MAX; i++) {
 		n += u->slot[i].orphans.n;
+		nd += u->slot[i].orphans.n_dirs;
+	}
 	*out = (struct store_orphans){.since = UINT64_MAX};
 	out->v = n ? malloc(n * sizeof(*out->v)) : NULL;
-	if (n && !out->v)
+	out->dirs = nd ? malloc(nd * sizeof(*out->dirs)) : NULL;
+	if ((n && !out->v) || (nd && !out->dirs))
 		rc = -ENOMEM;
 	for (size_t i = 0; rc == 0 && i < SERVE_UPLOADS_MAX; i++) {
 		struct store_orphans *o = &u->slot[i].orphans;
 
-		if (!o->n)
+		if (!o->n && !o->n_dirs)
 			continue;
-		memcpy(out->v + out->n, o->v, o->n * sizeof(*o->v));
-		out->n += o->n;
+		append(out->v, &out->n, o->v, o->n);
+		append(out->dirs, &out->n_dirs, o->dirs, o->n_dirs);
 		/* Paths registered since the earliest upload began may use any. */
 		if (o->since < out->since)
 			out->since = o->since;
 		store_orphans_release(o);
 	}
-	if (!out->n)
+	if (!out->n && !out->n_dirs)
 		out->since = 0;
 	pthread_mutex_unlock(&u->lock);
 	return rc;

@@ -264,6 +264,7 @@ static int file_hash_check(struct serve_nar_upload *u)
 static int upload_ingest(struct serve_nar_upload *u)
 {
 	struct nar_summary expect = {.size = u->file.file_size};
+	struct nar_limits lim = {.max_dirs = u->s->max_dirs};
 	bool plain = u->file.comp == NAR_COMP_NONE;
 	int rc = plain ? 0 : nix_hasher_new(NIX_HASH_SHA256, &u->file_hash);
 
@@ -274,7 +275,7 @@ static int upload_ingest(struct serve_nar_upload *u)
 	if (rc == 0)
 		rc = store_write_begin(u->s->st, &u->session);
 	if (rc == 0)
-		rc = nar_load_read(u->s->st, u->session, nar_read, u, plain ? &expect : NULL,
+		rc = nar_load_read(u->s->st, u->session, nar_read, u, plain ? &expect : NULL, &lim,
 				   &u->loaded);
 	if (rc == 0 && !plain)
 		rc = file_hash_check(u);
@@ -383,12 +384,13 @@ void serve_nar_upload_abort(struct serve_nar_upload *u)
 void serve_reclaim(struct server *s, struct store_orphans *o)
 {
 	uint64_t removed = 0;
-	int rc = o->n ? store_reclaim(s->st, o, STORE_RECLAIM_WAIT_MS, &removed) : 0;
+	int rc = o->n || o->n_dirs ? store_reclaim(s->st, o, STORE_RECLAIM_WAIT_MS, &removed) : 0;
 
 	if (rc < 0 && rc != -ENOTSUP)
-		log_warn("an upload that was never registered left %zu blobs (%s); `storefs verify "
-			 "--repair` or `storefs gc` removes them",
-			 o->n, rc == -EBUSY ? "other writers kept the store busy" : sf_errmsg(rc));
+		log_warn("an upload that was never registered left %zu blobs and %zu directories "
+			 "(%s); `storefs verify --repair` or `storefs gc` removes them",
+			 o->n, o->n_dirs,
+			 rc == -EBUSY ? "other writers kept the store busy" : sf_errmsg(rc));
 	sf_err_clear();
 	store_orphans_release(o);
 }

@@ -24,6 +24,8 @@ struct parser {
 	nar_read_fn read;
 	void *ctx;
 	const struct nar_summary *expect;
+	struct nar_limits lim;
+	uint64_t dirs; /* directories begun so far */
 	EVP_MD_CTX *sha;
 	struct dir_putter *putter; /* created with the first Directory */
 	uint8_t *buf;
@@ -89,6 +91,9 @@ static int p_fill(struct parser *p)
 	if (p->expect && p->filled > p->expect->size)
 		return sf_err(-EIO, "NAR is longer than the expected %llu bytes",
 			      (unsigned long long)p->expect->size);
+	if (p->lim.max_size && p->filled > p->lim.max_size)
+		return sf_err(-EFBIG, "NAR is larger than the limit of %llu bytes",
+			      (unsigned long long)p->lim.max_size);
 	if (n && EVP_DigestUpdate(p->sha, p->buf, n) != 1)
 		return sf_err(-EIO, "SHA-256 update failed");
 	return 0;
@@ -383,7 +388,13 @@ static int parse_directory(struct parser *p, unsigned int depth, struct node *ou
 	struct dir_level lv = {0};
 	struct tag t;
 	uint64_t at;
-	int rc = directory_builder_new(&lv.b);
+	int rc;
+
+	if (p->lim.max_dirs && ++p->dirs > p->lim.max_dirs)
+		return sf_err(-EFBIG,
+			      "NAR has more than the limit of %llu directories (at byte %llu)",
+			      (unsigned long long)p->lim.max_dirs, (unsigned long long)p->off);
+	rc = directory_builder_new(&lv.b);
 
 	while (rc == 0) {
 		at = p->off;
@@ -533,10 +544,10 @@ static int parser_new(struct parser **out)
 	return 0;
 }
 
-int nar_ingest_expect(struct blob_service *bs, struct dir_service *ds, enum dir_size_formula f,
-		      nar_read_fn read, void *ctx, const struct nar_summary *expect,
-		      struct node *root_out, uint8_t root_target[CASTORE_MAX_TARGET_LEN],
-		      struct nar_summary *sum_out)
+int nar_ingest_limited(struct blob_service *bs, struct dir_service *ds, enum dir_size_formula f,
+		       nar_read_fn read, void *ctx, const struct nar_summary *expect,
+		       const struct nar_limits *lim, struct node *root_out,
+		       uint8_t root_target[CASTORE_MAX_TARGET_LEN], struct nar_summary *sum_out)
 {
 	struct nar_summary sum;
 	struct parser *p = NULL;
@@ -546,6 +557,7 @@ int nar_ingest_expect(struct blob_service *bs, struct dir_service *ds, enum dir_
 	if (rc < 0)
 		return rc;
 	p->bs = bs, p->ds = ds, p->f = f, p->read = read, p->ctx = ctx, p->expect = expect;
+	p->lim = lim ? *lim : NAR_DEFAULT_LIMITS;
 	rc = parse_nar(p, &root, &sum);
 	if (rc == 0 && root.kind == NODE_SYMLINK) {
 		memcpy(root_target, root.target, root.target_len);
@@ -558,6 +570,15 @@ int nar_ingest_expect(struct blob_service *bs, struct dir_service *ds, enum dir_
 	if (sum_out)
 		*sum_out = sum;
 	return 0;
+}
+
+int nar_ingest_expect(struct blob_service *bs, struct dir_service *ds, enum dir_size_formula f,
+		      nar_read_fn read, void *ctx, const struct nar_summary *expect,
+		      struct node *root_out, uint8_t root_target[CASTORE_MAX_TARGET_LEN],
+		      struct nar_summary *sum_out)
+{
+	return nar_ingest_limited(bs, ds, f, read, ctx, expect, NULL, root_out, root_target,
+				  sum_out);
 }
 
 int nar_ingest(struct blob_service *bs, struct dir_service *ds, enum dir_size_formula f,
@@ -579,8 +600,10 @@ static int fd_read(void *ctx, void *buf, size_t len, size_t *n)
 }
 
 int nar_ingest_fd(struct blob_service *bs, struct dir_service *ds, enum dir_size_formula f, int fd,
-		  const struct nar_summary *expect, struct node *root_out,
-		  uint8_t root_target[CASTORE_MAX_TARGET_LEN], struct nar_summary *sum_out)
+		  const struct nar_summary *expect, const struct nar_limits *lim,
+		  struct node *root_out, uint8_t root_target[CASTORE_MAX_TARGET_LEN],
+		  struct nar_summary *sum_out)
 {
-	return nar_ingest_expect(bs, ds, f, fd_read, &fd, expect, root_out, root_target, sum_out);
+	return nar_ingest_limited(bs, ds, f, fd_read, &fd, expect, lim, root_out, root_target,
+				  sum_out);
 }

@@ -12,11 +12,11 @@
 #include <string.h>
 
 int nar_load_fd(struct store *st, struct store_write *w, int fd, const struct nar_summary *expect,
-		struct nar_loaded *out)
+		const struct nar_limits *lim, struct nar_loaded *out)
 {
 	struct blob_service *bs = store_write_blobs(w);
-	int rc = nar_ingest_fd(bs, st->dirs, st->size_formula, fd, expect, &out->root, out->target,
-			       &out->sum);
+	int rc = nar_ingest_fd(bs, store_write_dirs(w), st->size_formula, fd, expect, lim,
+			       &out->root, out->target, &out->sum);
 
 	if (rc < 0)
 		return rc;
@@ -26,11 +26,12 @@ int nar_load_fd(struct store *st, struct store_write *w, int fd, const struct na
 }
 
 int nar_load_read(struct store *st, struct store_write *w, nar_read_fn read, void *ctx,
-		  const struct nar_summary *expect, struct nar_loaded *out)
+		  const struct nar_summary *expect, const struct nar_limits *lim,
+		  struct nar_loaded *out)
 {
 	struct blob_service *bs = store_write_blobs(w);
-	int rc = nar_ingest_expect(bs, st->dirs, st->size_formula, read, ctx, expect, &out->root,
-				   out->target, &out->sum);
+	int rc = nar_ingest_limited(bs, store_write_dirs(w), st->size_formula, read, ctx, expect,
+				    lim, &out->root, out->target, &out->sum);
 
 	return rc < 0 ? rc : blob_service_flush(bs);
 }

@@ -25,15 +25,16 @@ struct nar_loaded {
 /* Ingests the NAR read from `fd` until EOF (strictly, see nar_ingest.h)
  * and makes its blobs durable, writing them through write session `w`
  * (store/store_write.h: what a failed load wrote is taken back when the
- * session fails). `expect` may be NULL; a NAR that differs from it is -EIO
- * and stores no Directory. Errors: -EINVAL for a malformed NAR, -EIO for a
- * mismatch, the services' or read()'s codes otherwise; each with a
- * message. */
+ * session fails). `expect` may be NULL; a NAR that differs from it is -EIO.
+ * `lim` caps the NAR (NULL: NAR_DEFAULT_LIMITS). Errors: -EINVAL for a
+ * malformed NAR, -EIO for a mismatch, -EFBIG over a cap, the services' or
+ * read()'s codes otherwise; each with a message. */
 int nar_load_fd(struct store *st, struct store_write *w, int fd, const struct nar_summary *expect,
-		struct nar_loaded *out);
+		const struct nar_limits *lim, struct nar_loaded *out);
 /* As nar_load_fd(), reading the NAR through `read`. */
 int nar_load_read(struct store *st, struct store_write *w, nar_read_fn read, void *ctx,
-		  const struct nar_summary *expect, struct nar_loaded *out);
+		  const struct nar_summary *expect, const struct nar_limits *lim,
+		  struct nar_loaded *out);
 
 /* Parses a NAR hash in any Nix syntax ("sha256:" + nix32, hex or base64,
  * SRI "sha256-...", or a bare digest) into 32 bytes; -EINVAL with a

@@ -4,6 +4,7 @@
 
 #include "castore/blob_tracker.h"
 #include "castore/digest_map.h"
+#include "castore/dir_tracker.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "store/store_gc.h"
@@ -15,6 +16,7 @@
 struct store_write {
 	struct store *st;
 	struct blob_tracker *tracker;
+	struct dir_tracker *dirs; /* NULL: the store cannot delete Directories */
 	uint64_t since;
 	int token;
 	bool locked;
@@ -27,6 +29,7 @@ struct store_write {
 void store_orphans_release(struct store_orphans *o)
 {
 	free(o->v);
+	free(o->dirs);
 	*o = (struct store_orphans){0};
 }
 
@@ -35,6 +38,8 @@ int store_write_begin(struct store *st, struct store_write **out)
 	struct store_write *w = calloc(1, sizeof(*w));
 	int rc = w ? blob_tracker_new(st->blobs, &w->tracker) : -ENOMEM;
 
+	if (rc == 0 && st->dirs_delete)
+		rc = dir_tracker_new(st->dirs, &w->dirs);
 	if (rc == 0) {
 		w->st = st;
 		rc = store_writer_enter(st, &w->token);
@@ -47,8 +52,10 @@ int store_write_begin(struct store *st, struct store_write **out)
 	if (rc == 0 && path_info_service_last_cursor(st->paths, &w->since) == -ENOTSUP)
 		w->since = 0;
 	if (rc < 0) {
-		if (w)
+		if (w) {
 			blob_tracker_free(w->tracker);
+			dir_tracker_free(w->dirs);
+		}
 		free(w);
 		return rc;
 	}
@@ -61,11 +68,17 @@ struct blob_service *store_write_blobs(struct store_write *w)
 	return blob_tracker_service(w->tracker);
 }
 
+struct dir_service *store_write_dirs(struct store_write *w)
+{
+	return w->dirs ? dir_tracker_service(w->dirs) : w->st->dirs;
+}
+
 static void session_free(struct store_write *w)
 {
 	if (w->locked)
 		store_writer_leave(w->st, w->token);
 	blob_tracker_free(w->tracker);
+	dir_tracker_free(w->dirs);
 	free(w);
 }
 
@@ -79,6 +92,9 @@ void store_write_detach(struct store_write *w, struct store_orphans *out)
 {
 	out->since = w->since;
 	blob_tracker_take(w->tracker, &out->v, &out->n);
+	out->dirs = NULL, out->n_dirs = 0;
+	if (w->dirs)
+		dir_tracker_take(w->dirs, &out->dirs, &out->n_dirs);
 	session_free(w);
 }
 
@@ -99,8 +115,8 @@ void store_write_finish(struct store_write *w, int failure, const char *what)
 {
 	char msg[1024];
 	uint64_t removed = 0;
-	size_t n;
-	const struct b3_digest *v;
+	struct store *st;
+	struct store_orphans o;
 	int rc;
 
 	if (failure == 0) {
@@ -109,16 +125,18 @@ void store_write_finish(struct store_write *w, int failure, const char *what)
 	}
 	/* The reclaim must not overwrite the message of the failure. */
 	snprintf(msg, sizeof(msg), "%s", sf_errmsg(failure));
-	n = blob_tracker_created(w->tracker, &v);
-	rc = store_write_fail(w, &removed);
-	if (rc < 0 && rc != -ENOTSUP && n)
-		log_warn("'%s' failed and left %zu blobs it wrote (%s); `storefs verify --repair` "
-			 "or `storefs gc` removes them",
-			 what, n,
+	st = w->st;
+	store_write_detach(w, &o);
+	rc = store_reclaim(st, &o, STORE_RECLAIM_WAIT_MS, &removed);
+	if (rc < 0 && rc != -ENOTSUP && (o.n || o.n_dirs))
+		log_warn("'%s' failed and left %zu blobs and %zu directories it wrote (%s); "
+			 "`storefs verify --repair` or `storefs gc` removes them",
+			 what, o.n, o.n_dirs,
 			 rc == -EBUSY ? "other writers kept the store busy" : sf_errmsg(rc));
-	else if (removed)
-		log_debug("'%s' failed: removed the %llu blobs it wrote", what,
-			  (unsigned long long)removed);
+	else if (removed || o.n_dirs)
+		log_debug("'%s' failed: removed the %llu blobs and %zu directories it wrote", what,
+			  (unsigned long long)removed, o.n_dirs);
+	store_orphans_release(&o);
 	sf_err(failure, "%s", msg);
 }
 
@@ -126,36 +144,57 @@ void store_write_finish(struct store_write *w, int failure, const char *what)
 
 struct reclaim {
 	struct store *st;
-	struct digest_map candidates;
+	struct digest_map candidates; /* blobs */
+	struct digest_map dirs;	      /* Directories */
 };
 
-/* Takes `d` off the candidates (only present keys are touched, so this
- * never allocates). */
-static void keep(struct reclaim *r, const struct b3_digest *d)
+/* Takes `d` off the candidates of `m` (only present keys are touched, so
+ * this never allocates). */
+static void keep(struct digest_map *m, const struct b3_digest *d)
 {
-	if (digest_map_get(&r->candidates, d))
-		digest_map_put(&r->candidates, d, KEPT, NULL);
+	if (digest_map_get(m, d))
+		digest_map_put(m, d, KEPT, NULL);
 }
 
-static int keep_files(void *ctx, const struct b3_digest *digest, const struct directory *d)
+static int keep_dir(void *ctx, const struct b3_digest *digest, const struct directory *d)
 {
+	struct reclaim *r = ctx;
+
+	keep(&r->dirs, digest);
 	for (size_t i = 0; i < d->count; i++)
 		if (d->nodes[i].kind == NODE_FILE)
-			keep(ctx, &d->nodes[i].digest);
+			keep(&r->candidates, &d->nodes[i].digest);
 	return 0;
 }
 
-/* A path registered since the writers began keeps every blob it reaches
- * (it found them present and used them: nothing else may). */
+/* A path registered since the writers began keeps every blob and Directory
+ * it reaches (it found them present and used them: nothing else may). */
 static int keep_reached(void *ctx, const struct path_info *pi, uint64_t cursor)
 {
 	struct reclaim *r = ctx;
 	int rc = 0;
 
 	if (pi->root.kind == NODE_FILE)
-		keep(r, &pi->root.digest);
+		keep(&r->candidates, &pi->root.digest);
 	else if (pi->root.kind == NODE_DIRECTORY)
-		rc = dir_service_get_recursive(r->st->dirs, &pi->root.digest, keep_files, r);
+		rc = dir_service_get_recursive(r->st->dirs, &pi->root.digest, keep_dir, r);
+	return rc;
+}
+
+/* Directories go first, so none ever names a missing blob. */
+static int remove_dirs(struct reclaim *r, const struct store_orphans *o)
+{
+	struct b3_digest *v = malloc((o->n_dirs ? o->n_dirs : 1) * sizeof(*v));
+	size_t n = 0;
+	int rc;
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < o->n_dirs; i++)
+		if (digest_map_get(&r->dirs, &o->dirs[i]) == CANDIDATE)
+			v[n++] = o->dirs[i];
+	rc = n ? store_dirs_delete(r->st, v, n) : 0;
+	free(v);
 	return rc;
 }
 
@@ -167,6 +206,8 @@ static int reclaim_locked(struct reclaim *r, const struct store_orphans *o, uint
 	uint64_t freed;
 	int rc = path_info_service_list(r->st->paths, o->since, keep_reached, r);
 
+	if (rc == 0)
+		rc = remove_dirs(r, o);
 	for (size_t i = 0; rc == 0 && i < o->n; i++) {
 		if (digest_map_get(&r->candidates, &o->v[i]) != CANDIDATE)
 			continue;
@@ -178,23 +219,36 @@ static int reclaim_locked(struct reclaim *r, const struct store_orphans *o, uint
 	return rc;
 }
 
+static int add_candidates(struct digest_map *m, const struct b3_digest *v, size_t n)
+{
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = digest_map_put(m, &v[i], CANDIDATE, NULL);
+	return rc;
+}
+
 int store_reclaim(struct store *st, const struct store_orphans *o, unsigned wait_ms,
 		  uint64_t *removed)
 {
 	struct reclaim r = {.st = st};
+	bool any = o->n || o->n_dirs;
 	uint64_t n = 0;
-	int token[2], rc = 0;
+	int token[2], rc;
 
 	digest_map_init(&r.candidates);
-	for (size_t i = 0; rc == 0 && i < o->n; i++)
-		rc = digest_map_put(&r.candidates, &o->v[i], CANDIDATE, NULL);
-	if (rc == 0 && o->n)
+	digest_map_init(&r.dirs);
+	rc = add_candidates(&r.candidates, o->v, o->n);
+	if (rc == 0)
+		rc = add_candidates(&r.dirs, o->dirs, o->n_dirs);
+	if (rc == 0 && any)
 		rc = store_exclusive_enter(st, wait_ms, token);
-	if (rc == 0 && o->n) {
+	if (rc == 0 && any) {
 		rc = reclaim_locked(&r, o, &n);
 		store_exclusive_leave(st, token);
 	}
 	digest_map_release(&r.candidates);
+	digest_map_release(&r.dirs);
 	if (removed)
 		*removed = n;
 	return rc;

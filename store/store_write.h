@@ -24,12 +24,14 @@
 /* Wait as long as it takes. */
 #define STORE_WAIT_FOREVER UINT_MAX
 
-/* Blobs a writer created (and might leave unreferenced), and the PathInfo
- * listing's last cursor when it began: paths registered since may use
- * them. */
+/* Blobs and Directories a writer created (and might leave unreferenced),
+ * and the PathInfo listing's last cursor when it began: paths registered
+ * since may use them. */
 struct store_orphans {
-	struct b3_digest *v; /* malloc'd */
+	struct b3_digest *v; /* blobs, malloc'd */
 	size_t n;
+	struct b3_digest *dirs; /* Directories, malloc'd */
+	size_t n_dirs;
 	uint64_t since;
 };
 void store_orphans_release(struct store_orphans *o);
@@ -72,6 +74,11 @@ struct store_write;
 int store_write_begin(struct store *st, struct store_write **out);
 /* The blob service to write through (the store's, tracked). */
 struct blob_service *store_write_blobs(struct store_write *w);
+/* The Directory service to write through (the store's, tracked where the
+ * store can take Directories back). A dir_putter over it may store
+ * Directories before its close (castore/dir_service.h); a failed session
+ * takes back those it created, as it does blobs. */
+struct dir_service *store_write_dirs(struct store_write *w);
 /* Ends a session that succeeded (what it wrote is registered). */
 void store_write_end(struct store_write *w);
 /* Ends a session whose blobs are kept for a later registration (a serve
@@ -89,8 +96,9 @@ int store_write_fail(struct store_write *w, uint64_t *removed);
  * when it could not take it back, naming `what` (e.g. the file imported). */
 void store_write_finish(struct store_write *w, int rc, const char *what);
 
-/* Removes the blobs of `o` that no path registered since o->since reaches,
- * holding the store exclusively (waiting up to `wait_ms`). */
+/* Removes the Directories and then the blobs of `o` that no path
+ * registered since o->since reaches, holding the store exclusively
+ * (waiting up to `wait_ms`). *removed counts the blobs. */
 int store_reclaim(struct store *st, const struct store_orphans *o, unsigned wait_ms,
 		  uint64_t *removed);
 

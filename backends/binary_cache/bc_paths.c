@@ -247,8 +247,8 @@ static int fetch_nar(struct fetch *fx, struct node *root, uint8_t *target)
 		rc = nar_decomp_new(comp, bc_source_read, src, &dc);
 	if (rc == 0)
 		rc = nar_ingest_expect(fx->session ? store_write_blobs(fx->session) : fx->s->bs,
-				       fx->s->ds, fx->s->f, nar_decomp_read, dc, &expect, root,
-				       target, NULL);
+				       fx->session ? store_write_dirs(fx->session) : fx->s->ds,
+				       fx->s->f, nar_decomp_read, dc, &expect, root, target, NULL);
 	if (rc == -ENOENT)
 		rc = sf_err(-EIO, "NAR '%s' is missing from the cache", url);
 	nar_decomp_free(dc);

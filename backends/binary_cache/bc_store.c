@@ -59,6 +59,11 @@ static int bc_blob_delete(struct store *st, const struct b3_digest *d,
 	return store_blob_delete(local_of(st), d, before, freed);
 }
 
+static int bc_dirs_delete(struct store *st, const struct b3_digest *v, size_t n)
+{
+	return store_dirs_delete(local_of(st), v, n);
+}
+
 /* The cache is the local store: its sizes are this store's. */
 static int bc_store_usage(struct store *st, struct store_usage *out)
 {
@@ -97,6 +102,8 @@ int binary_cache_store_open(const char *cache_url, const char *trusted_keys, uns
 	s->base.exclusive_enter = bc_exclusive_enter;
 	s->base.exclusive_leave = bc_exclusive_leave;
 	s->base.blob_delete = bc_blob_delete;
+	/* Local's check: a fetch then takes back the Directories it created. */
+	s->base.dirs_delete = local->dirs_delete ? bc_dirs_delete : NULL;
 	s->local = local;
 	/* A fetch writes in sessions of this store (docs/trust.md). */
 	bc_paths_attach(s->base.paths, &s->base);

@@ -86,14 +86,17 @@ static int encode_all(struct directory *const *dirs, const struct b3_digest *dig
 	return rc;
 }
 
+/* created (may be NULL): which records this put added. */
 static int put_all(struct local_dirs *s, MDB_txn *txn, const struct encoded *e,
-		   const struct b3_digest *digests, size_t n)
+		   const struct b3_digest *digests, size_t n, bool *created)
 {
 	for (size_t i = 0; i < n; i++) {
 		MDB_val key = {B3_LEN, (void *)digests[i].bytes};
 		MDB_val val = {e[i].len, e[i].bytes};
 		int rc = mdb_put(txn, s->env->dirs, &key, &val, MDB_NOOVERWRITE);
 
+		if (created)
+			created[i] = rc == 0;
 		/* A damaged record is replaced (repair); an intact one kept. */
 		if (rc == MDB_KEYEXIST &&
 		    (val.mv_size != e[i].len ||
@@ -107,8 +110,8 @@ static int put_all(struct local_dirs *s, MDB_txn *txn, const struct encoded *e,
 	return 0;
 }
 
-static int local_dirs_put_batch(struct dir_service *ds, struct directory *const *dirs,
-				const struct b3_digest *digests, size_t n)
+static int local_dirs_put_batch_created(struct dir_service *ds, struct directory *const *dirs,
+					const struct b3_digest *digests, size_t n, bool *created)
 {
 	struct local_dirs *s = (struct local_dirs *)ds;
 	struct encoded *e;
@@ -122,7 +125,7 @@ static int local_dirs_put_batch(struct dir_service *ds, struct directory *const 
 		return rc;
 	rc = local_txn_begin(s->env, true, &txn);
 	if (rc == 0) {
-		rc = put_all(s, txn, e, digests, n);
+		rc = put_all(s, txn, e, digests, n, created);
 		if (rc == 0)
 			rc = local_mdb_err(mdb_txn_commit(txn), "cannot store directories");
 		else
@@ -130,6 +133,12 @@ static int local_dirs_put_batch(struct dir_service *ds, struct directory *const 
 	}
 	encoded_free(e, n);
 	return rc;
+}
+
+static int local_dirs_put_batch(struct dir_service *ds, struct directory *const *dirs,
+				const struct b3_digest *digests, size_t n)
+{
+	return local_dirs_put_batch_created(ds, dirs, digests, n, NULL);
 }
 
 static void local_dirs_free(struct dir_service *ds)
@@ -144,6 +153,7 @@ static const struct dir_service_ops local_dirs_ops = {
     .get = local_dirs_get,
     .put_batch = local_dirs_put_batch,
     .free = local_dirs_free,
+    .put_batch_created = local_dirs_put_batch_created,
 };
 
 int local_dirs_new(struct local_env *env, bool readonly, struct dir_service **out)
@@ -302,7 +312,7 @@ int local_dirs_put_staged(struct dir_service *stage, MDB_txn *txn)
 {
 	struct local_dir_stage *st = (struct local_dir_stage *)stage;
 
-	return put_all(st->real, txn, st->e, st->digests, st->n);
+	return put_all(st->real, txn, st->e, st->digests, st->n, NULL);
 }
 
 int local_dirs_delete(struct dir_service *ds, const struct b3_digest *v, size_t n)

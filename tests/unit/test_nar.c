@@ -237,7 +237,8 @@ static void tdirs_free(struct dir_service *svc)
 	free(s);
 }
 
-static const struct dir_service_ops tdirs_ops = {tdirs_get, tdirs_put_batch, tdirs_free};
+static const struct dir_service_ops tdirs_ops = {
+    .get = tdirs_get, .put_batch = tdirs_put_batch, .free = tdirs_free};
 
 /* Both services, with room for `cap` objects each. */
 struct tmem {
@@ -931,7 +932,7 @@ TEST(nar_ingest_from_fd)
 	rewind(f);
 	free(nar);
 	CHECK_OK(tmem_init(&m, 4));
-	rc = nar_ingest_fd(&m.blobs->svc, &m.dirs->svc, DIR_SIZE_SPEC, fileno(f), NULL, &root,
+	rc = nar_ingest_fd(&m.blobs->svc, &m.dirs->svc, DIR_SIZE_SPEC, fileno(f), NULL, NULL, &root,
 			   target, &sum);
 	tmem_release(&m);
 	fclose(f);
@@ -942,8 +943,8 @@ TEST(nar_ingest_from_fd)
 	CHECK_EQ(sum.size, 136);
 	/* A read error is passed up. */
 	CHECK_OK(tmem_init(&m, 4));
-	rc = nar_ingest_fd(&m.blobs->svc, &m.dirs->svc, DIR_SIZE_SPEC, -1, NULL, &root, target,
-			   &sum);
+	rc = nar_ingest_fd(&m.blobs->svc, &m.dirs->svc, DIR_SIZE_SPEC, -1, NULL, NULL, &root,
+			   target, &sum);
 	tmem_release(&m);
 	CHECK_ERR(rc, -EIO);
 }

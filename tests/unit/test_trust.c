@@ -519,6 +519,76 @@ TEST(trust_orphans_failed_session)
 	tfx_close(&fx);
 }
 
+/* A Directory holding one symlink to `target` (distinct targets, distinct
+ * Directories). */
+static struct directory *link_dir(const char *target)
+{
+	struct node n = {.kind = NODE_SYMLINK, .name = (const uint8_t *)"l", .name_len = 1};
+	struct directory_builder *b;
+	struct directory *d = NULL;
+
+	n.target = (const uint8_t *)target;
+	n.target_len = strlen(target);
+	if (directory_builder_new(&b) < 0)
+		return NULL;
+	if (directory_builder_add(b, &n) < 0 || directory_builder_finish(b, &d) < 0) {
+		directory_builder_free(b);
+		return NULL;
+	}
+	return d;
+}
+
+static bool dir_present(struct store *st, const struct b3_digest *digest)
+{
+	struct directory *d = NULL;
+	int rc = dir_service_get(st->dirs, digest, &d);
+
+	directory_free(d);
+	return rc == 0;
+}
+
+/* A putter passes Directories on in batches, so a writer that fails
+ * half-way has stored some: its session takes back those it created, and
+ * not one that was there before nor one a path registered meanwhile
+ * reaches. */
+TEST(trust_orphans_failed_session_dirs)
+{
+	struct b3_digest before, first, shared, d;
+	struct directory *old = link_dir("before");
+	struct dir_putter *p;
+	struct store_write *a;
+	struct path_info *pi;
+	char target[32];
+	struct tfx fx;
+
+	CHECK_OK(tfx_open(&fx, true));
+	CHECK(old);
+	CHECK_OK(dir_service_put(fx.st->dirs, old, &before));
+	directory_free(old);
+	CHECK_OK(store_write_begin(fx.st, &a));
+	CHECK_OK(dir_putter_new(store_write_dirs(a), fx.st->size_formula, &p));
+	CHECK_OK(dir_putter_put(p, link_dir("before"), &d));
+	CHECK_OK(dir_putter_put(p, link_dir("shared"), &shared));
+	for (int i = 0; i < 3000; i++) {
+		snprintf(target, sizeof(target), "%d", i);
+		CHECK_OK(dir_putter_put(p, link_dir(target), i ? &d : &first));
+	}
+	/* More than a batch went to the store before any close. */
+	CHECK(dir_present(fx.st, &first));
+	CHECK(dir_present(fx.st, &shared));
+	CHECK_OK(mk_file_path(NULL, P_X, "x", 1, &pi));
+	CHECK_OK(path_info_set_root(
+	    pi, &(struct node){.kind = NODE_DIRECTORY, .digest = shared, .size = 1}));
+	CHECK_OK(path_info_service_put(fx.st->paths, pi));
+	dir_putter_free(p);
+	CHECK_OK(store_write_fail(a, NULL));
+	CHECK(!dir_present(fx.st, &first));
+	CHECK(dir_present(fx.st, &before));
+	CHECK(dir_present(fx.st, &shared));
+	path_info_free(pi);
+	tfx_close(&fx);
+}
+
 /* While another writer is in its session the store is not free: the reclaim
  * gives up (nothing removed) rather than remove what it may be using. */
 TEST(trust_orphans_busy_store)

@@ -1,0 +1,132 @@
+/* dir_tracker.c - a Directory service that lists the Directories its puts
+ * created. */
+#include "castore/dir_tracker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+struct dir_tracker {
+	struct dir_service base;
+	struct dir_service *inner;
+	pthread_mutex_t lock;
+	struct b3_digest *v; /* protected by lock */
+	size_t n, cap;
+};
+
+static int tracker_add(struct dir_tracker *t, const struct b3_digest *d)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 64;
+		struct b3_digest *v = reallocarray(t->v, cap, sizeof(*v));
+
+		if (v)
+			t->v = v, t->cap = cap;
+		else
+			rc = -ENOMEM;
+	}
+	if (rc == 0)
+		t->v[t->n++] = *d;
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+static int dt_get(struct dir_service *ds, const struct b3_digest *d, struct directory **out)
+{
+	return dir_service_get(((struct dir_tracker *)ds)->inner, d, out);
+}
+
+/* Without the inner service's answer, a Directory absent just before the
+ * put counts as created. Another writer storing it in between would make
+ * both count it; the reclaim spares what registered paths reach, so that
+ * is harmless. */
+static int absent_before(struct dir_service *s, const struct b3_digest *digests, size_t n,
+			 bool *created)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct directory *d = NULL;
+		int rc = dir_service_get(s, &digests[i], &d);
+
+		directory_free(d);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		created[i] = rc == -ENOENT;
+	}
+	return 0;
+}
+
+static int dt_put_batch(struct dir_service *ds, struct directory *const *dirs,
+			const struct b3_digest *digests, size_t n)
+{
+	struct dir_tracker *t = (struct dir_tracker *)ds;
+	struct dir_service *in = t->inner;
+	bool *created = calloc(n ? n : 1, sizeof(*created));
+	int rc = created ? 0 : -ENOMEM;
+
+	if (rc == 0 && in->ops->put_batch_created)
+		rc = in->ops->put_batch_created(in, dirs, digests, n, created);
+	else if (rc == 0) {
+		rc = absent_before(in, digests, n, created);
+		if (rc == 0)
+			rc = in->ops->put_batch(in, dirs, digests, n);
+	}
+	/* Not tracking a Directory we created would leave it for the next
+	 * gc: the put still stands, the list says so by failing. */
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (created[i])
+			rc = tracker_add(t, &digests[i]);
+	free(created);
+	return rc;
+}
+
+static void dt_free(struct dir_service *ds)
+{
+	struct dir_tracker *t = (struct dir_tracker *)ds;
+
+	pthread_mutex_destroy(&t->lock);
+	free(t->v);
+	free(t);
+}
+
+static const struct dir_service_ops dt_ops = {
+    .get = dt_get,
+    .put_batch = dt_put_batch,
+    .free = dt_free,
+};
+
+int dir_tracker_new(struct dir_service *inner, struct dir_tracker **out)
+{
+	struct dir_tracker *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	t->base.ops = &dt_ops;
+	t->inner = inner;
+	pthread_mutex_init(&t->lock, NULL);
+	*out = t;
+	return 0;
+}
+
+struct dir_service *dir_tracker_service(struct dir_tracker *t)
+{
+	return &t->base;
+}
+
+void dir_tracker_take(struct dir_tracker *t, struct b3_digest **v, size_t *n)
+{
+	pthread_mutex_lock(&t->lock);
+	*v = t->v;
+	*n = t->n;
+	t->v = NULL;
+	t->n = t->cap = 0;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void dir_tracker_free(struct dir_tracker *t)
+{
+	if (t)
+		dt_free(&t->base);
+}

@@ -2,6 +2,7 @@
 #include "backends/registry.h"
 
 #include "backends/binary_cache/binary_cache.h"
+#include "backends/cache.h"
 #include "backends/composite.h"
 #include "backends/grpc/grpc_store.h"
 #include "backends/local/local.h"
@@ -173,21 +174,44 @@ static int open_subs(const char *const addr[STORE_ROLES], unsigned flags,
 	return rc;
 }
 
+/* The store at `dir`, put in front of `remote` (which it then owns). */
+static int open_cached(const char *dir, unsigned flags, struct store *remote, struct store **out)
+{
+	struct store *cache;
+	int rc = store_open(dir, STORE_OPEN_CREATE | (flags & STORE_OPEN_NATIVE_SIZE), &cache);
+
+	for (int r = 0; rc == 0 && r < STORE_ROLES; r++)
+		if (!store_has(cache, (enum store_role)r))
+			rc = sf_err(-EINVAL, "store '%s' (--cache) has no %s", dir, role_name[r]);
+	if (rc == 0)
+		rc = store_cached_new(remote, cache, out);
+	if (rc < 0)
+		store_free(cache);
+	return rc;
+}
+
 int store_open_services(const struct store_addrs *a, unsigned flags, struct store **out)
 {
 	const char *addr[STORE_ROLES] = {a->blobs, a->dirs, a->paths};
-	struct store *subs[STORE_ROLES];
+	struct store *subs[STORE_ROLES], *st = NULL;
 	size_t n, from[STORE_ROLES];
 	int rc = open_subs(addr, flags, subs, &n, from);
 
-	if (rc == 0 && n == 1) {
-		*out = subs[0];
-		return 0;
-	}
-	if (rc == 0)
-		rc = store_composite_new(subs, n, from, out);
-	if (rc < 0)
+	if (rc == 0 && n == 1)
+		st = subs[0];
+	else if (rc == 0)
+		rc = store_composite_new(subs, n, from, &st);
+	if (rc < 0) {
 		for (size_t i = 0; i < n; i++)
 			store_free(subs[i]);
+		return rc;
+	}
+	if (!a->cache) {
+		*out = st;
+		return 0;
+	}
+	rc = open_cached(a->cache, flags, st, out);
+	if (rc < 0)
+		store_free(st);
 	return rc;
 }

@@ -30,6 +30,8 @@ int store_open(const char *url, unsigned flags, struct store **out);
  * as store_open() takes it; NULL means the default location. */
 struct store_addrs {
 	const char *blobs, *dirs, *paths;
+	/* --cache DIR: a local store in front of them (NULL: none) */
+	const char *cache;
 };
 
 /* Opens the store whose blob, Directory and PathInfo services are those of
@@ -39,7 +41,9 @@ struct store_addrs {
  * store_composite_new() (backends/composite.h; its optional operations in
  * docs/services.md). A store that lacks the service an address names
  * (s3:// has no Directories) is -EINVAL with a message naming the flag.
- * Free with store_free(). */
+ * With a->cache, the store at a->cache (opened writable, created if
+ * missing) is put in front of them by store_cached_new()
+ * (backends/cache.h). Free with store_free(). */
 int store_open_services(const struct store_addrs *a, unsigned flags, struct store **out);
 
 /* Puts the Nix binary cache at `cache_url` (file:///DIR, http(s)://...) in

@@ -25,23 +25,25 @@ static int resolve_url(const char **url, char *buf, size_t len)
 	return 0;
 }
 
-int cli_open_services(const char *blobs, const char *dirs, const char *paths, unsigned flags,
-		      struct store **out)
+int cli_open_services(const char *blobs, const char *dirs, const char *paths, const char *cache,
+		      unsigned flags, struct store **out)
 {
 	char b[PATH_MAX], d[PATH_MAX], p[PATH_MAX];
-	struct store_addrs a = {blobs, dirs, paths};
+	struct store_addrs a = {blobs, dirs, paths, cache};
 	int rc = resolve_url(&a.blobs, b, sizeof(b));
 
 	if (rc == 0)
 		rc = resolve_url(&a.dirs, d, sizeof(d));
 	if (rc == 0)
 		rc = resolve_url(&a.paths, p, sizeof(p));
+	if (rc == 0 && cache && !*cache)
+		rc = sf_err(-EINVAL, "the cache directory (--cache) is empty");
 	return rc < 0 ? rc : store_open_services(&a, flags, out);
 }
 
 int cli_open_store(const char *url, unsigned flags, struct store **out)
 {
-	return cli_open_services(url, url, url, flags, out);
+	return cli_open_services(url, url, url, NULL, flags, out);
 }
 
 /* --- progress line --- */

@@ -157,6 +157,7 @@ struct cli_ctx {
 	/* --blob-service-addr, --directory-service-addr,
 	 * --path-info-service-addr; NULL: store_url's. */
 	const char *blob_addr, *dir_addr, *pi_addr;
+	const char *cache;   /* --cache DIR; NULL: none */
 	unsigned open_flags; /* cmd->open_flags, | STORE_OPEN_WAIT with --wait */
 	struct store *store; /* with CLI_OPENS_STORE */
 	int verbose;	     /* how many -v */
@@ -198,7 +199,8 @@ int cli_usage(const struct cli_cmd *c, const char *fmt, ...) __attribute__((form
  * that --wait waits. */
 int cli_ctx_open_store(const struct cli_ctx *c, unsigned flags, struct store **out);
 
-/* Whether c names a store by more than --store (a per-service address). */
+/* Whether c names a store by more than --store (a per-service address or
+ * --cache). */
 bool cli_ctx_has_service_addrs(const struct cli_ctx *c);
 
 /* Opens the store at `url` (NULL: the default location) with
@@ -207,9 +209,10 @@ int cli_open_store(const char *url, unsigned flags, struct store **out);
 
 /* Opens the store whose blob, Directory and PathInfo services are those of
  * the stores at `blobs`, `dirs` and `paths` (each NULL: the default
- * location; see store_open_services()). */
-int cli_open_services(const char *blobs, const char *dirs, const char *paths, unsigned flags,
-		      struct store **out);
+ * location), behind the cache at `cache` if not NULL; see
+ * store_open_services(). */
+int cli_open_services(const char *blobs, const char *dirs, const char *paths, const char *cache,
+		      unsigned flags, struct store **out);
 
 /* store_root_add(), saying which store has no GC roots (-ENOTSUP). */
 int cli_add_root(struct store *st, const char *name, const struct store_path *sp);

@@ -29,6 +29,11 @@ static const struct cli_opt opt_dir_addr =
 static const struct cli_opt opt_pi_addr =
     CLI_STRING(0, "path-info-service-addr", struct cli_ctx, pi_addr, "URL",
 	       "take the PathInfo service from the store at URL (default: --store's)");
+static const struct cli_opt opt_cache =
+    CLI_STRING(0, "cache", struct cli_ctx, cache, "DIR",
+	       "keep the blobs, Directories and PathInfos read from the store in the local store "
+	       "at DIR (created if missing): read there first, a miss fetched, verified and kept, "
+	       "so a later run reads them without the store (docs/services.md)");
 static const struct cli_opt opt_wait =
     CLI_BOOL(0, "wait", struct cli_ctx, wait,
 	     "if another import holds the store's lock, wait for it instead of failing");
@@ -53,6 +58,7 @@ static size_t collect(const struct cli_cmd *cmd, struct opt_ref *refs)
 		refs[n++] = (struct opt_ref){&opt_blob_addr, true};
 		refs[n++] = (struct opt_ref){&opt_dir_addr, true};
 		refs[n++] = (struct opt_ref){&opt_pi_addr, true};
+		refs[n++] = (struct opt_ref){&opt_cache, true};
 	}
 	for (const struct cli_opt *o = cmd->options; o && o->name; o++) {
 		if (n == MAX_OPTIONS - 3) {

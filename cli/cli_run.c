@@ -10,7 +10,7 @@
 
 bool cli_ctx_has_service_addrs(const struct cli_ctx *c)
 {
-	return c->blob_addr || c->dir_addr || c->pi_addr;
+	return c->blob_addr || c->dir_addr || c->pi_addr || c->cache;
 }
 
 int cli_ctx_open_store(const struct cli_ctx *c, unsigned flags, struct store **out)
@@ -20,9 +20,10 @@ int cli_ctx_open_store(const struct cli_ctx *c, unsigned flags, struct store **o
 	if (c->wait)
 		flags |= STORE_OPEN_WAIT;
 	if (cli_ctx_has_service_addrs(c))
-		rc = cli_open_services(c->blob_addr ? c->blob_addr : c->store_url,
-				       c->dir_addr ? c->dir_addr : c->store_url,
-				       c->pi_addr ? c->pi_addr : c->store_url, flags, out);
+		rc =
+		    cli_open_services(c->blob_addr ? c->blob_addr : c->store_url,
+				      c->dir_addr ? c->dir_addr : c->store_url,
+				      c->pi_addr ? c->pi_addr : c->store_url, c->cache, flags, out);
 	else
 		rc = cli_open_store(c->store_url, flags, out);
 	if (rc == -EBUSY && (c->cmd->flags & CLI_WAIT) && !c->wait)
@@ -108,6 +109,8 @@ static void inherit_store(struct cli_ctx *c, const struct cli_ctx *top)
 		c->dir_addr = top->dir_addr;
 	if (!c->pi_addr)
 		c->pi_addr = top->pi_addr;
+	if (!c->cache)
+		c->cache = top->cache;
 }
 
 int cli_run(const struct cli_cmd *cmd, int argc, char **argv, const struct cli_ctx *top)

@@ -3,7 +3,8 @@
 # --blob-service-addr, --directory-service-addr, --path-info-service-addr
 # on every command that takes --store and before the command; each object
 # lands in the store named for its service; NARs and mounts read through
-# the composite; what a composite cannot do is a clear error.
+# the composite; what a composite cannot do is a clear error; --cache DIR
+# keeps what was read, so a later mount needs nothing from the remote.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 shopt -s inherit_errexit
 
@@ -98,6 +99,32 @@ test_roots_in_metadata_store() {
 	[ ! -L "$A/gcroots/keep" ] && [ ! -e "$A/gcroots/keep" ] || fail "the root is in the blob store"
 }
 
+# --cache: a first mount reads every file through the cache; the remote
+# stores are then replaced by empty ones, and a second mount (a new
+# process) still serves every byte: it can only have come from the cache.
+test_cache() {
+	local ra=$TMP/remote-a rb=$TMP/remote-b c=$TMP/cache p
+	p=$(sf import --blob-service-addr "$ra" --directory-service-addr "$rb" \
+		--path-info-service-addr "$rb" "$SRC")
+	start_mount "$rb" "$M" --blob-service-addr "$ra" --cache "$c"
+	diff -r "$SRC" "$M/$(base "$p")"
+	stop_mount "$M"
+	assert_eq "$(count_blobs "$c")" 4 "blob files in the cache"
+	rm -rf "$ra" "$rb"
+	sf import --store "$ra" "$SRC/empty" >/dev/null
+	sf import --store "$rb" "$SRC/empty" >/dev/null
+	# Without the cache the path is gone ...
+	expect_fail sf path-info --store "$rb" "$p"
+	# ... with it, every file, directory and the path itself are there.
+	start_mount "$rb" "$M" --blob-service-addr "$ra" --cache "$c"
+	diff -r "$SRC" "$M/$(base "$p")"
+	assert_eq "$("$M/$(base "$p")/sub/run.sh")" exec "program run from the cache"
+	stop_mount "$M"
+	nix-store --dump "$SRC" >"$TMP/want.nar"
+	sf --cache "$c" nar --store "$rb" --blob-service-addr "$ra" "$p" | cmp - "$TMP/want.nar"
+	assert_eq "$(count_blobs "$ra")" 0 "blob files the remote got back"
+}
+
 setup
 check "import puts blobs and metadata in their own stores" test_import_split
 check "nar through the composite is nix-store --dump's; flags before and after the command" \
@@ -105,3 +132,4 @@ check "nar through the composite is nix-store --dump's; flags before and after t
 check "a mount reads through the composite" test_mount_composite
 check "errors: missing store, bad URL, gc refused, flags without a store" test_errors
 check "GC roots go to the PathInfo store" test_roots_in_metadata_store
+check "--cache: a second mount reads everything from the cache" test_cache

@@ -63,7 +63,8 @@ TEST(composite_puts_each_service_in_its_store)
 
 	cfx_init(&fx);
 	CHECK_OK(
-	    store_open_services(&(struct store_addrs){fx.a, fx.b, fx.b}, STORE_OPEN_CREATE, &st));
+	    store_open_services(&(struct store_addrs){.blobs = fx.a, .dirs = fx.b, .paths = fx.b},
+				STORE_OPEN_CREATE, &st));
 	/* Directories and PathInfos share a store: registration stays atomic. */
 	CHECK(st->stage_dirs && st->commit_path);
 	/* A collection needs one store that knows every user of its blobs. */
@@ -98,12 +99,13 @@ TEST(composite_three_stores)
 
 	cfx_init(&fx);
 	snprintf(c, sizeof(c), "%s/c", fx.tmp);
-	CHECK_OK(store_open_services(&(struct store_addrs){fx.a, fx.b, c}, STORE_OPEN_CREATE, &st));
+	CHECK_OK(store_open_services(&(struct store_addrs){.blobs = fx.a, .dirs = fx.b, .paths = c},
+				     STORE_OPEN_CREATE, &st));
 	CHECK(!st->stage_dirs && !st->commit_path);
 	CHECK_OK(store_import_path(st, fx.tree, NULL, &pi));
 	store_free(st);
-	CHECK_OK(
-	    store_open_services(&(struct store_addrs){fx.a, fx.b, c}, STORE_OPEN_READONLY, &st));
+	CHECK_OK(store_open_services(&(struct store_addrs){.blobs = fx.a, .dirs = fx.b, .paths = c},
+				     STORE_OPEN_READONLY, &st));
 	CHECK_OK(path_info_service_get(st->paths, pi->path.digest, &got));
 	CHECK_OK(dir_service_get(st->dirs, &got->root.digest, &d));
 	CHECK_EQ(d->count, 1);
@@ -125,7 +127,8 @@ TEST(composite_writer_sessions)
 
 	cfx_init(&fx);
 	CHECK_OK(
-	    store_open_services(&(struct store_addrs){fx.a, fx.b, fx.b}, STORE_OPEN_CREATE, &st));
+	    store_open_services(&(struct store_addrs){.blobs = fx.a, .dirs = fx.b, .paths = fx.b},
+				STORE_OPEN_CREATE, &st));
 	for (int i = 0; i < 5; i++)
 		CHECK_OK(store_write_begin(st, &w[i]));
 	store_write_end(w[1]);
@@ -171,10 +174,13 @@ TEST(composite_not_built_for_one_store)
 
 	cfx_init(&fx);
 	CHECK_OK(
-	    store_open_services(&(struct store_addrs){fx.a, fx.a, fx.a}, STORE_OPEN_CREATE, &st));
+	    store_open_services(&(struct store_addrs){.blobs = fx.a, .dirs = fx.a, .paths = fx.a},
+				STORE_OPEN_CREATE, &st));
 	CHECK(st->blob_delete != NULL); /* the local store's own operations */
 	store_free(st);
-	CHECK_ERR(store_open_services(&(struct store_addrs){fx.a, "bogus://x", fx.a}, 0, &st),
-		  -EINVAL);
+	CHECK_ERR(
+	    store_open_services(
+		&(struct store_addrs){.blobs = fx.a, .dirs = "bogus://x", .paths = fx.a}, 0, &st),
+	    -EINVAL);
 	cfx_release(&fx);
 }

@@ -1,0 +1,579 @@
+/* cache.c - a local verified cache in front of a remote store (--cache
+ * DIR; docs/services.md "The cache"): reads go to the cache first, a miss
+ * is fetched from the remote, verified, stored in the cache and served
+ * from there; writes and listings go to the remote. */
+#include "backends/cache.h"
+
+#include "castore/digest_map.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "store/store_gc.h"
+#include "store/store_write.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A blob is copied from the remote in pieces of this size. */
+#define FETCH_CHUNK (256 * 1024)
+/* A Directory closure deeper than this is refused (the fill recurses). */
+#define FILL_DEPTH_MAX 1024
+
+struct cached;
+
+struct cache_blobs {
+	struct blob_service base;
+	struct cached *c;
+};
+
+struct cache_dirs {
+	struct dir_service base;
+	struct cached *c;
+};
+
+struct cache_paths {
+	struct path_info_service base;
+	struct cached *c;
+};
+
+/* The digests being fetched: a second miss of one waits for the first. */
+struct inflight {
+	pthread_mutex_t lock;
+	pthread_cond_t done;
+	struct b3_digest *v;
+	size_t n, cap;
+};
+
+struct cached {
+	struct store base;
+	struct store *remote, *cache; /* owned */
+	struct cache_blobs blobs;
+	struct cache_dirs dirs;
+	struct cache_paths paths;
+	struct inflight fetching;
+};
+
+/* --- one fetch per digest --- */
+
+static bool inflight_has(const struct inflight *f, const struct b3_digest *d)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (b3_digest_eq(&f->v[i], d))
+			return true;
+	return false;
+}
+
+static int inflight_add(struct inflight *f, const struct b3_digest *d)
+{
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 8;
+		struct b3_digest *v = realloc(f->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		f->v = v;
+		f->cap = cap;
+	}
+	f->v[f->n++] = *d;
+	return 0;
+}
+
+/* *mine is true if this caller is to fetch `d` (then fetch_done()), false
+ * if it waited for another fetch of `d` (then it looks again). */
+static int fetch_claim(struct inflight *f, const struct b3_digest *d, bool *mine)
+{
+	bool waited = false;
+	int rc = 0;
+
+	pthread_mutex_lock(&f->lock);
+	while (inflight_has(f, d)) {
+		pthread_cond_wait(&f->done, &f->lock);
+		waited = true;
+	}
+	if (!waited)
+		rc = inflight_add(f, d);
+	pthread_mutex_unlock(&f->lock);
+	*mine = !waited;
+	return rc;
+}
+
+static void fetch_done(struct inflight *f, const struct b3_digest *d)
+{
+	pthread_mutex_lock(&f->lock);
+	for (size_t i = 0; i < f->n; i++) {
+		if (b3_digest_eq(&f->v[i], d)) {
+			f->v[i] = f->v[--f->n];
+			break;
+		}
+	}
+	pthread_cond_broadcast(&f->done);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* Looks `d` up in the cache with `lookup`; on a miss fills the cache with
+ * `fill` (once, however many threads miss it) and looks again. */
+static int through_cache(struct cached *c, const struct b3_digest *d,
+			 int (*lookup)(struct cached *c, const struct b3_digest *d, void *out),
+			 int (*fill)(struct cached *c, const struct b3_digest *d), void *out)
+{
+	int rc = lookup(c, d, out);
+	bool mine;
+
+	while (rc == -ENOENT) {
+		rc = fetch_claim(&c->fetching, d, &mine);
+		if (rc == 0 && mine) {
+			rc = fill(c, d);
+			fetch_done(&c->fetching, d);
+			return rc < 0 ? rc : lookup(c, d, out);
+		}
+		if (rc == 0)
+			rc = lookup(c, d, out); /* -ENOENT: that fetch failed, try ours */
+	}
+	return rc;
+}
+
+/* --- blobs --- */
+
+static int blob_copy(struct blob_reader *r, struct blob_writer *w)
+{
+	uint8_t *buf = malloc(FETCH_CHUNK);
+	uint64_t off = 0;
+	size_t n = 0;
+	int rc = buf ? 0 : -ENOMEM;
+
+	while (rc == 0) {
+		rc = blob_reader_pread(r, buf, FETCH_CHUNK, off, &n);
+		if (rc == 0 && n)
+			rc = blob_writer_write(w, buf, n);
+		off += n;
+		if (n < FETCH_CHUNK)
+			break;
+	}
+	free(buf);
+	if (rc == 0 && off != r->size)
+		rc = sf_err(-EIO, "the remote blob has %llu bytes, announced %llu",
+			    (unsigned long long)off, (unsigned long long)r->size);
+	return rc;
+}
+
+/* The remote's bytes go to the cache only if they hash to `d`. */
+static int blob_store(struct cached *c, struct blob_reader *r, const struct b3_digest *d)
+{
+	struct store_write *sw;
+	struct blob_writer *w;
+	struct b3_digest got;
+	int rc = store_write_begin(c->cache, &sw);
+
+	if (rc < 0)
+		return rc;
+	rc = blob_service_open_write(store_write_blobs(sw), &w);
+	if (rc == 0) {
+		rc = blob_copy(r, w);
+		if (rc == 0)
+			rc = blob_writer_commit(w, d, &got);
+		else
+			blob_writer_abort(w);
+	}
+	/* Durable and recorded as verified, so later opens need not hash it. */
+	if (rc == 0)
+		rc = blob_service_flush(c->cache->blobs);
+	store_write_finish(sw, rc, "a cache fill");
+	return rc;
+}
+
+static int blob_fill(struct cached *c, const struct b3_digest *d)
+{
+	char text[B3_TEXT_LEN + 1];
+	struct blob_reader *r;
+	int rc = blob_service_open_read(c->remote->blobs, d, &r);
+
+	if (rc < 0)
+		return rc;
+	rc = blob_store(c, r, d);
+	blob_reader_close(r);
+	if (rc < 0 && rc != -ENOMEM) {
+		b3_digest_to_text(d, text);
+		rc = sf_err(rc, "blob '%s' from '%s' is not cached: %s", text, c->remote->location,
+			    sf_errmsg(rc));
+	}
+	return rc;
+}
+
+static int blob_lookup(struct cached *c, const struct b3_digest *d, void *out)
+{
+	return blob_service_open_read(c->cache->blobs, d, out);
+}
+
+static struct cached *blobs_of(struct blob_service *s)
+{
+	return ((struct cache_blobs *)s)->c;
+}
+
+static int cb_stat(struct blob_service *s, const struct b3_digest *d, uint64_t *size)
+{
+	struct cached *c = blobs_of(s);
+	int rc = blob_service_stat(c->cache->blobs, d, size);
+
+	return rc == -ENOENT ? blob_service_stat(c->remote->blobs, d, size) : rc;
+}
+
+static int cb_open_read(struct blob_service *s, const struct b3_digest *d, struct blob_reader **out)
+{
+	return through_cache(blobs_of(s), d, blob_lookup, blob_fill, out);
+}
+
+static int cb_open_write(struct blob_service *s, struct blob_writer **out)
+{
+	return blob_service_open_write(blobs_of(s)->remote->blobs, out);
+}
+
+static int cb_flush(struct blob_service *s)
+{
+	return blob_service_flush(blobs_of(s)->remote->blobs);
+}
+
+/* Embedded in struct cached: freed with it. */
+static void cb_free(struct blob_service *s)
+{
+	(void)s;
+}
+
+static const struct blob_service_ops cache_blob_ops = {
+    .stat = cb_stat,
+    .open_read = cb_open_read,
+    .open_write = cb_open_write,
+    .flush = cb_flush,
+    .free = cb_free,
+};
+
+/* --- Directories: a miss fetches the closure below it --- */
+
+struct dir_fill {
+	struct cached *c;
+	struct dir_putter *p;
+	struct digest_map sent;
+};
+
+static int dir_missing(struct cached *c, const struct b3_digest *d, const struct b3_digest *parent)
+{
+	char text[B3_TEXT_LEN + 1], ptext[B3_TEXT_LEN + 1];
+
+	b3_digest_to_text(d, text);
+	b3_digest_to_text(parent, ptext);
+	return sf_err(-EIO, "directory '%s' referenced by '%s' is missing from '%s'", text, ptext,
+		      c->remote->location);
+}
+
+/* Sends `d` and everything below it to the putter, children first (what the
+ * cache has already is taken from it); the putter checks each digest it
+ * computes against the name its parent gave it, and every size. */
+static int fill_dir(struct dir_fill *f, const struct b3_digest *d, const struct b3_digest *parent,
+		    unsigned depth)
+{
+	char text[B3_TEXT_LEN + 1];
+	struct directory *dir;
+	struct b3_digest got;
+	int rc;
+
+	if (digest_map_get(&f->sent, d))
+		return 0;
+	if (depth > FILL_DEPTH_MAX)
+		return sf_err(-EIO, "directory closure is deeper than %d levels", FILL_DEPTH_MAX);
+	rc = dir_service_get(f->c->cache->dirs, d, &dir);
+	if (rc == -ENOENT)
+		rc = dir_service_get(f->c->remote->dirs, d, &dir);
+	if (rc == -ENOENT && parent)
+		return dir_missing(f->c, d, parent);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; rc == 0 && i < dir->count; i++)
+		if (dir->nodes[i].kind == NODE_DIRECTORY)
+			rc = fill_dir(f, &dir->nodes[i].digest, d, depth + 1);
+	if (rc < 0) {
+		directory_free(dir);
+		return rc;
+	}
+	rc = dir_putter_put(f->p, dir, &got);
+	if (rc == 0 && !b3_digest_eq(&got, d)) {
+		b3_digest_to_text(d, text);
+		return sf_err(-EIO, "directory '%s' from '%s' does not match its digest", text,
+			      f->c->remote->location);
+	}
+	return rc < 0 ? rc : digest_map_put(&f->sent, d, f, NULL);
+}
+
+static int dir_fill(struct cached *c, const struct b3_digest *d)
+{
+	struct dir_fill f = {.c = c};
+	struct b3_digest root;
+	int rc = dir_putter_new(c->cache->dirs, c->remote->size_formula, &f.p);
+
+	if (rc < 0)
+		return rc;
+	digest_map_init(&f.sent);
+	rc = fill_dir(&f, d, NULL, 0);
+	if (rc == 0)
+		rc = dir_putter_close(f.p, &root);
+	else
+		dir_putter_free(f.p);
+	digest_map_release(&f.sent);
+	return rc;
+}
+
+static int dir_lookup(struct cached *c, const struct b3_digest *d, void *out)
+{
+	return dir_service_get(c->cache->dirs, d, out);
+}
+
+static struct cached *dirs_of(struct dir_service *s)
+{
+	return ((struct cache_dirs *)s)->c;
+}
+
+static int cd_get(struct dir_service *s, const struct b3_digest *d, struct directory **out)
+{
+	return through_cache(dirs_of(s), d, dir_lookup, dir_fill, out);
+}
+
+static int cd_put_batch(struct dir_service *s, struct directory *const *dirs,
+			const struct b3_digest *digests, size_t n)
+{
+	struct dir_service *r = dirs_of(s)->remote->dirs;
+
+	return r->ops->put_batch(r, dirs, digests, n);
+}
+
+static void cd_free(struct dir_service *s)
+{
+	(void)s;
+}
+
+static const struct dir_service_ops cache_dir_ops = {
+    .get = cd_get,
+    .put_batch = cd_put_batch,
+    .free = cd_free,
+};
+
+/* --- PathInfos: kept once seen (a registered path never changes) --- */
+
+/* Copies what a mount needs first into the cache: the root's Directory
+ * closure and the PathInfo. Failing to keep the PathInfo only costs a
+ * later fetch. */
+static int path_remember(struct cached *c, const struct path_info *pi)
+{
+	struct directory *d;
+	int rc = 0;
+
+	if (pi->root.kind == NODE_DIRECTORY) {
+		rc = cd_get(&c->dirs.base, &pi->root.digest, &d);
+		if (rc < 0)
+			return rc;
+		directory_free(d);
+	}
+	rc = path_info_service_put(c->cache->paths, pi);
+	if (rc < 0)
+		log_warn("cache: cannot keep '%s': %s", pi->path.name, sf_errmsg(rc));
+	return 0;
+}
+
+static struct cached *paths_of(struct path_info_service *s)
+{
+	return ((struct cache_paths *)s)->c;
+}
+
+static int remembered(struct cached *c, int rc, struct path_info **out)
+{
+	if (rc == 0)
+		rc = path_remember(c, *out);
+	if (rc < 0) {
+		path_info_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static int cp_get(struct path_info_service *s, const uint8_t digest[STORE_PATH_DIGEST_LEN],
+		  struct path_info **out)
+{
+	struct cached *c = paths_of(s);
+	int rc = path_info_service_get(c->cache->paths, digest, out);
+
+	if (rc != -ENOENT)
+		return rc;
+	return remembered(c, path_info_service_get(c->remote->paths, digest, out), out);
+}
+
+static int cp_get_path(struct path_info_service *s, const struct store_path *p,
+		       struct path_info **out)
+{
+	struct cached *c = paths_of(s);
+	int rc = path_info_service_get_path(c->cache->paths, p, out);
+
+	if (rc != -ENOENT)
+		return rc;
+	return remembered(c, path_info_service_get_path(c->remote->paths, p, out), out);
+}
+
+static int cp_put(struct path_info_service *s, const struct path_info *pi,
+		  enum path_info_put_result *res)
+{
+	return path_info_service_register(paths_of(s)->remote->paths, pi, res);
+}
+
+static int cp_list(struct path_info_service *s, uint64_t after, path_info_list_fn cb, void *ctx)
+{
+	return path_info_service_list(paths_of(s)->remote->paths, after, cb, ctx);
+}
+
+static int cp_watch(struct path_info_service *s, path_info_watch_fn cb, void *ctx)
+{
+	return path_info_service_watch(paths_of(s)->remote->paths, cb, ctx);
+}
+
+static int cp_last_cursor(struct path_info_service *s, uint64_t *out)
+{
+	return path_info_service_last_cursor(paths_of(s)->remote->paths, out);
+}
+
+static void cp_free(struct path_info_service *s)
+{
+	(void)s;
+}
+
+static const struct path_info_service_ops cache_path_ops = {
+    .get = cp_get,
+    .put = cp_put,
+    .list = cp_list,
+    .watch = cp_watch,
+    .free = cp_free,
+    .get_path = cp_get_path,
+    .last_cursor = cp_last_cursor,
+};
+
+/* --- the store: writes are the remote's, so are their sessions and roots --- */
+
+static struct store *remote_of(struct store *st)
+{
+	return ((struct cached *)st)->remote;
+}
+
+static int cs_stage_dirs(struct store *st, struct dir_service **out)
+{
+	return store_stage_dirs(remote_of(st), out);
+}
+
+static int cs_commit_path(struct store *st, struct dir_service *stage, const struct path_info *pi,
+			  enum path_info_put_result *res)
+{
+	return store_commit_path(remote_of(st), stage, pi, res);
+}
+
+static int cs_writer_enter(struct store *st, int *token)
+{
+	return store_writer_enter(remote_of(st), token);
+}
+
+static void cs_writer_leave(struct store *st, int token)
+{
+	store_writer_leave(remote_of(st), token);
+}
+
+static int cs_exclusive_enter(struct store *st, unsigned wait_ms, int token[2])
+{
+	return store_exclusive_enter(remote_of(st), wait_ms, token);
+}
+
+static void cs_exclusive_leave(struct store *st, const int token[2])
+{
+	store_exclusive_leave(remote_of(st), token);
+}
+
+static int cs_blob_delete(struct store *st, const struct b3_digest *d,
+			  const struct timespec *before, uint64_t *freed)
+{
+	return store_blob_delete(remote_of(st), d, before, freed);
+}
+
+static int cs_root_add(struct store *st, const char *name, const struct store_path *p)
+{
+	return store_root_add(remote_of(st), name, p);
+}
+
+static int cs_root_remove(struct store *st, const char *name)
+{
+	return store_root_remove(remote_of(st), name);
+}
+
+static int cs_temp_root_add(struct store *st, const struct store_path *p)
+{
+	return store_temp_root_add(remote_of(st), p);
+}
+
+static int cs_roots_each(struct store *st, store_root_fn cb, void *ctx)
+{
+	return store_roots_each(remote_of(st), cb, ctx);
+}
+
+static int cs_usage(struct store *st, struct store_usage *out)
+{
+	return store_usage(remote_of(st), out);
+}
+
+static void cs_close(struct store *st)
+{
+	struct cached *c = (struct cached *)st;
+
+	store_free(c->remote);
+	store_free(c->cache);
+	free(c->fetching.v);
+	pthread_mutex_destroy(&c->fetching.lock);
+	pthread_cond_destroy(&c->fetching.done);
+}
+
+/* Each operation only where the remote has it, so the fallbacks stay. */
+static void cs_set_ops(struct store *st, const struct store *r)
+{
+	st->close = cs_close;
+	st->stage_dirs = r->stage_dirs ? cs_stage_dirs : NULL;
+	st->commit_path = r->commit_path ? cs_commit_path : NULL;
+	st->writer_enter = r->writer_enter ? cs_writer_enter : NULL;
+	st->writer_leave = r->writer_leave ? cs_writer_leave : NULL;
+	st->exclusive_enter = r->exclusive_enter ? cs_exclusive_enter : NULL;
+	st->exclusive_leave = r->exclusive_leave ? cs_exclusive_leave : NULL;
+	st->blob_delete = r->blob_delete ? cs_blob_delete : NULL;
+	st->root_add = r->root_add ? cs_root_add : NULL;
+	st->root_remove = r->root_remove ? cs_root_remove : NULL;
+	st->temp_root_add = r->temp_root_add ? cs_temp_root_add : NULL;
+	st->roots_each = r->roots_each ? cs_roots_each : NULL;
+	st->usage = r->usage ? cs_usage : NULL;
+}
+
+int store_cached_new(struct store *remote, struct store *cache, struct store **out)
+{
+	struct cached *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	if (asprintf(&c->base.location, "%s (cached in %s)",
+		     remote->location ? remote->location : "?",
+		     cache->location ? cache->location : "?") < 0) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->remote = remote;
+	c->cache = cache;
+	c->blobs = (struct cache_blobs){{&cache_blob_ops}, c};
+	c->dirs = (struct cache_dirs){{&cache_dir_ops}, c};
+	c->paths = (struct cache_paths){{&cache_path_ops}, c};
+	pthread_mutex_init(&c->fetching.lock, NULL);
+	pthread_cond_init(&c->fetching.done, NULL);
+	c->base.blobs = &c->blobs.base;
+	c->base.dirs = &c->dirs.base;
+	c->base.paths = &c->paths.base;
+	c->base.size_formula = remote->size_formula;
+	cs_set_ops(&c->base, remote);
+	*out = &c->base;
+	return 0;
+}

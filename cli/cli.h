@@ -55,6 +55,14 @@ enum cli_opt_kind {
 	CLI_OPT_STRING, /* const char *: the argument */
 	CLI_OPT_UINT,	/* unsigned long long: the argument, decimal, in [min, max] */
 	CLI_OPT_CHOICE, /* int: the index of the argument in `choices` */
+	CLI_OPT_LIST,	/* struct cli_list: every argument, in order (a repeatable option) */
+};
+
+/* The values of a repeatable option (CLI_LIST); more is a usage error. */
+#define CLI_LIST_MAX 16
+struct cli_list {
+	const char *v[CLI_LIST_MAX];
+	size_t n;
 };
 
 /* One option: its getopt_long entry, its --help line and where its value goes. */
@@ -109,6 +117,12 @@ struct cli_opt {
 	{                                                                                          \
 		.name = (l), .short_name = (s), .kind = CLI_OPT_CHOICE,                            \
 		.offset = CLI_FIELD(type, field, int), .help = (help_), .choices = (choices_)      \
+	}
+
+#define CLI_LIST(s, l, type, field, arg_, help_)                                                   \
+	{                                                                                          \
+		.name = (l), .short_name = (s), .kind = CLI_OPT_LIST,                              \
+		.offset = CLI_FIELD(type, field, struct cli_list), .arg = (arg_), .help = (help_)  \
 	}
 
 /* The common work a command asks cli_run() for. */

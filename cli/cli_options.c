@@ -77,7 +77,8 @@ static size_t collect(const struct cli_cmd *cmd, struct opt_ref *refs)
 
 static bool takes_arg(const struct cli_opt *o)
 {
-	return o->kind == CLI_OPT_STRING || o->kind == CLI_OPT_UINT || o->kind == CLI_OPT_CHOICE;
+	return o->kind == CLI_OPT_STRING || o->kind == CLI_OPT_UINT || o->kind == CLI_OPT_CHOICE ||
+	       o->kind == CLI_OPT_LIST;
 }
 
 /* --- words on lines --- */
@@ -132,13 +133,16 @@ static void arg_text(const struct cli_opt *o, char *buf, size_t len)
 static void synopsis_word(const struct cli_opt *o, char *buf, size_t len)
 {
 	const char *open = o->required ? "" : "[", *close = o->required ? "" : "]";
+	const char *more = o->kind == CLI_OPT_LIST ? "..." : "";
 	char arg[128];
 
 	arg_text(o, arg, sizeof(arg));
 	if (o->short_name)
-		snprintf(buf, len, "%s-%c%s%s%s", open, o->short_name, *arg ? " " : "", arg, close);
+		snprintf(buf, len, "%s-%c%s%s%s%s", open, o->short_name, *arg ? " " : "", arg,
+			 close, more);
 	else
-		snprintf(buf, len, "%s--%s%s%s%s", open, o->name, *arg ? " " : "", arg, close);
+		snprintf(buf, len, "%s--%s%s%s%s%s", open, o->name, *arg ? " " : "", arg, close,
+			 more);
 }
 
 void cli_print_synopsis(FILE *f, const struct cli_cmd *cmd)
@@ -320,6 +324,15 @@ static int set_value(const struct cli_cmd *cmd, const struct cli_opt *o, void *b
 		return parse_uint(cmd, o, arg, p);
 	case CLI_OPT_CHOICE:
 		return parse_choice(cmd, o, arg, p);
+	case CLI_OPT_LIST: {
+		struct cli_list *l = p;
+
+		if (l->n == CLI_LIST_MAX)
+			return cli_usage(cmd, "--%s is given more than %d times", o->name,
+					 CLI_LIST_MAX);
+		l->v[l->n++] = arg;
+		return 0;
+	}
 	}
 	return cli_usage(cmd, "option '--%s' has an unknown kind", o->name);
 }

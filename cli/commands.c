@@ -11,10 +11,10 @@ static const struct cli_cmd cmd_help;
 
 /* In `storefs --help` order. */
 const struct cli_cmd *const cli_commands[] = {
-    &cmd_import, &cmd_nar,	  &cmd_path_info,  &cmd_ls,	     &cmd_cat,
-    &cmd_mount,	 &cmd_nar_import, &cmd_import_nix, &cmd_serve,	     &cmd_verify,
-    &cmd_list,	 &cmd_virtiofs,	  &cmd_add_root,   &cmd_remove_root, &cmd_gc,
-    &cmd_delete, &cmd_copy,	  &cmd_info,	   &cmd_help,
+    &cmd_import, &cmd_nar,	  &cmd_path_info,  &cmd_ls,	  &cmd_cat,
+    &cmd_mount,	 &cmd_nar_import, &cmd_import_nix, &cmd_serve,	  &cmd_daemon,
+    &cmd_verify, &cmd_list,	  &cmd_virtiofs,   &cmd_add_root, &cmd_remove_root,
+    &cmd_gc,	 &cmd_delete,	  &cmd_copy,	   &cmd_info,	  &cmd_help,
 };
 
 const size_t cli_n_commands = sizeof(cli_commands) / sizeof(cli_commands[0]);

@@ -23,6 +23,7 @@ extern const struct cli_cmd cmd_gc;
 extern const struct cli_cmd cmd_delete;
 extern const struct cli_cmd cmd_copy;
 extern const struct cli_cmd cmd_info;
+extern const struct cli_cmd cmd_daemon;
 
 /* Every command, in `storefs --help` order, and storefs's own options. */
 extern const struct cli_cmd *const cli_commands[];

@@ -1,0 +1,148 @@
+#!/bin/bash
+# t35-grpc-daemon.sh - `storefs daemon` (issue 15) against two independent
+# gRPC implementations on loopback: Python's grpcio (grpc_peer.py) and
+# Node's @grpc/grpc-js (grpc_peer.js, with raw HTTP/2 for input no library
+# sends). Every RPC under both package names (snix.* and tvix.*), status
+# codes, the reference vectors byte for byte, empty and large blobs,
+# deadlines, cancelled streams, malformed and hostile input (a '/' in a
+# name, a 19-byte reference, 4 GiB length prefixes, a flood), TCP and unix
+# sockets, read-only refusal, and a graceful stop on SIGTERM.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+shopt -s inherit_errexit
+
+export VECTORS=$ROOT/tests/data/vectors.json GRPC_PY_GEN=$TMP/py
+PEER_PY=$HERE/grpc_peer.py
+PEER_JS=$HERE/grpc_peer.js
+SRC=$ROOT/docs # a tree imported before the daemon starts
+LARGE_MIB=${GRPC_LARGE_MIB:-32}
+
+# start_daemon STORE SOCKET [daemon options...]: a daemon on 127.0.0.1 (a
+# free port) and on unix:SOCKET; TCP_T and UNIX_T are the peers' targets,
+# DAEMON_PID its pid.
+start_daemon() {
+	local store=$1 sock=$2 out=$TMP/daemon.out
+	shift 2
+	: >"$out"
+	"$STOREFS" daemon --store "$store" --listen 127.0.0.1:0 --listen "unix:$sock" "$@" \
+		>"$out" 2>"$TMP/daemon.log" &
+	DAEMON_PID=$!
+	DAEMON_PIDS+=("$DAEMON_PID")
+	for _ in $(seq 200); do
+		[ "$(wc -l <"$out")" = 2 ] && break
+		kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$TMP/daemon.log" >&2; fail "daemon exited"; }
+		sleep 0.05
+	done
+	TCP_T=$(sed -n 's,^grpc+http://,,p' "$out")
+	UNIX_T=unix:$(sed -n 's,^grpc+unix://,,p' "$out")
+	[ -n "$TCP_T" ] && [ "$UNIX_T" = "unix:$sock" ] || fail "daemon printed: $(cat "$out")"
+}
+
+# stop_daemon: SIGTERM, and it must exit 0.
+stop_daemon() {
+	kill -TERM "$DAEMON_PID"
+	wait "$DAEMON_PID" || fail "daemon exited $?"
+}
+
+pyp() { "$GRPC_PY" "$PEER_PY" "$@"; }
+jsp() { node "$PEER_JS" "$@"; }
+
+setup() {
+	grpc_py_gen "$GRPC_PY_GEN" || return 1
+	grpc_node_setup || return 1
+	sf import --store "$TMP/store" "$SRC" >"$TMP/imported" || return 1
+	start_daemon "$TMP/store" "$TMP/d.sock" --allow-writes
+}
+
+t_listeners() {
+	grep -qx 'grpc+http://127.0.0.1:[0-9]*' "$TMP/daemon.out"
+	grep -qx "grpc+unix://$TMP/d.sock" "$TMP/daemon.out"
+	pyp "$TCP_T" health
+	pyp "$UNIX_T" health
+	jsp "$TCP_T" health
+	jsp "$UNIX_T" health
+}
+
+t_imported() {
+	pyp "$TCP_T" imported "$(basename "$(cat "$TMP/imported")")" "$SRC"
+}
+
+t_defaults() {
+	# The default listener is [::1]:8000; a second daemon there is refused
+	# cleanly when the port is taken, which is what we can check without
+	# owning it.
+	sf daemon --help | grep -q -- '--listen ADDR\]\.\.\.'
+	sf daemon --help | grep -q '\[::1\]:8000'
+	expect_fail sf daemon --store "$TMP/store" --listen "$TCP_T"
+	grep -q "cannot listen on '$TCP_T'" "$TMP/err"
+	expect_status 1 sf daemon --store "$TMP/store" --listen nonsense
+	grep -q "not HOST:PORT or unix:PATH" "$TMP/err"
+}
+
+t_read_only() {
+	local pid
+	"$STOREFS" daemon --store "$TMP/store" --listen "unix:$TMP/ro.sock" >"$TMP/ro.out" 2>&1 &
+	pid=$!
+	DAEMON_PIDS+=("$pid")
+	for _ in $(seq 200); do [ -s "$TMP/ro.out" ] && break; sleep 0.05; done
+	pyp "unix:$TMP/ro.sock" read-only
+	pyp "unix:$TMP/ro.sock" imported "$(basename "$(cat "$TMP/imported")")" "$SRC"
+	kill -TERM "$pid"
+	wait "$pid"
+}
+
+# SIGTERM while a Put is still sending: that call completes, new calls are
+# refused, the daemon exits 0. (Its own daemon: only a child can be waited
+# for.)
+t_graceful_stop() {
+	local put
+	start_daemon "$TMP/store" "$TMP/d2.sock" --allow-writes -v
+	rm -f "$TMP/started" "$TMP/stopped"
+	pyp "$TCP_T" slow-put snix "$TMP/stopped" "$TMP/started" &
+	put=$!
+	for _ in $(seq 200); do [ -e "$TMP/started" ] && break; sleep 0.05; done
+	[ -e "$TMP/started" ] || fail "the Put did not start"
+	kill -TERM "$DAEMON_PID"
+	touch "$TMP/stopped"
+	if pyp "$UNIX_T" health snix 2>"$TMP/err"; then
+		fail "a new call was answered after SIGTERM"
+	fi
+	wait "$put" || fail "the Put in flight failed"
+	wait "$DAEMON_PID" || fail "daemon exited $?"
+	grep -q "stopping" "$TMP/daemon.log"
+	[ ! -e "$TMP/d2.sock" ] || fail "the unix socket was left behind"
+}
+
+if ! setup >"$TMP/setup.log" 2>&1; then
+	cat "$TMP/setup.log" >&2
+	echo "not ok - gRPC peers and the daemon start"
+	exit 0
+fi
+check "daemon prints a URL per listener; Health over TCP and unix (Python, Node)" t_listeners
+check "--listen: the help's default, a taken port and nonsense refused" t_defaults
+check "Python: blob vectors: Put gives the BLAKE3, Read the bytes, Stat" pyp "$TCP_T" blobs
+check "Python: blob errors: bad digest lengths INVALID_ARGUMENT, unknown NOT_FOUND" \
+	pyp "$UNIX_T" blob-errors
+check "Python: the empty blob (no message and one empty message)" pyp "$TCP_T" empty-blob
+check "Python: a ${LARGE_MIB} MiB blob streams both ways in chunks" pyp "$UNIX_T" large-blob "$LARGE_MIB"
+check "Python: deadlines exceeded on Read and Put; the late Put stores nothing" pyp "$TCP_T" deadline
+check "Python: cancelled Read and Put streams; the cancelled Put stores nothing" pyp "$TCP_T" cancel
+check "Python: Directory vectors (set S) byte-exact, closures root first" pyp "$TCP_T" directories spec
+check "Python: bad Directories ('/' in a name, order, dangling, malformed) INVALID_ARGUMENT" \
+	pyp "$UNIX_T" dir-errors spec
+check "Python: PathInfo vector byte-exact, List, CalculateNAR of the entry vectors" \
+	pyp "$TCP_T" path-info spec
+check "Python: PathInfo Put refuses a 19-byte reference, wrong NAR, missing root, other content" \
+	pyp "$TCP_T" path-info-errors
+check "Python: an imported tree through List, Get, CalculateNAR, recursive Get, Read" t_imported
+check "Node: Health, Check and unknown services" jsp "$UNIX_T" health
+check "Node: blob vectors" jsp "$TCP_T" blobs
+check "Node: error statuses ('/' in a name, 19-byte digest, unknown objects)" jsp "$TCP_T" errors
+check "Node: the empty blob" jsp "$UNIX_T" empty-blob
+check "Node: a ${LARGE_MIB} MiB blob" jsp "$TCP_T" large-blob "$LARGE_MIB"
+check "Node: deadlines exceeded on Read and Put" jsp "$TCP_T" deadline
+check "Node: cancelled Read and Put streams" jsp "$UNIX_T" cancel
+check "Node: Directory and PathInfo vectors byte-exact, CalculateNAR" jsp "$TCP_T" vectors spec
+check "Node raw HTTP/2: 4 GiB length prefix, truncated frame, malformed messages" jsp "$TCP_T" raw
+check "Node raw HTTP/2: a 4 GiB message is cut off at the memory quota" jsp "$UNIX_T" flood 400
+check "a read-only daemon refuses every Put (PERMISSION_DENIED) and serves reads" t_read_only
+check "SIGTERM: the call in flight completes, new calls are refused, exit 0" t_graceful_stop

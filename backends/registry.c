@@ -79,6 +79,9 @@ static int open_binary_cache(const char *url, unsigned flags, struct store **out
 		rc = binary_cache_store_open(u.origin, u.keys, u.flags, local, out);
 	if (rc < 0)
 		store_free(local);
+	if (rc == 0 && u.token_file &&
+	    (rc = binary_cache_store_upload_token(*out, u.token_file)) < 0)
+		store_free(*out);
 	binary_cache_url_release(&u);
 	return rc;
 }

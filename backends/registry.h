@@ -4,7 +4,8 @@
  *	DIR, local://DIR, local:///abs/dir	the embedded local store (backends/local)
  *	memory://				an empty in-process store (tests)
  *	nix+http(s)://HOST[/PATH][?trusted-public-keys=...&cache=DIR]
- *		a Nix binary cache filling a local store on demand
+ *		a Nix binary cache filling a local store on demand, taking
+ *		uploads (storefs copy --to) with &upload-token-file=FILE
  *		(backends/binary_cache/binary_cache.h)
  *	grpc+http://HOST:PORT, grpc+unix:///SOCKET [?timeout=S&package=tvix]
  *		a remote daemon's three services over gRPC, read-only

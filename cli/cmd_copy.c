@@ -53,6 +53,7 @@ static int copy_closure(struct copy_run *r, const struct store_path *p, unsigned
 {
 	char full[STORE_PATH_FULL_MAX];
 	struct path_info *pi;
+	bool found = false;
 	int rc;
 
 	if (path_set_get(&r->done, p->digest))
@@ -62,12 +63,13 @@ static int copy_closure(struct copy_run *r, const struct store_path *p, unsigned
 	rc = path_set_put(&r->done, p->digest, &closure_seen_mark);
 	/* A path the destination has comes with its closure (references are
 	 * registered first), so the source is not asked at all. */
-	if (rc == 0 && (rc = path_info_service_get(r->dst->paths, p->digest, &pi)) == 0) {
-		path_info_free(pi);
+	if (rc == 0)
+		rc = store_path_has(r->dst, p, &found);
+	if (rc == 0 && found) {
 		r->stats.paths_present++;
 		return 0;
 	}
-	if (rc == -ENOENT)
+	if (rc == 0)
 		rc = path_info_service_get(r->src->paths, p->digest, &pi);
 	if (rc == 0 && strcmp(pi->path.name, p->name)) {
 		path_info_free(pi);
@@ -106,6 +108,9 @@ static int run(struct copy_run *r, char **args, int n)
 		" bytes) copied, %" PRIu64 " present\n",
 		r->stats.paths, r->stats.paths_present, r->stats.blobs, r->stats.blob_bytes,
 		r->stats.blobs_present);
+	if (r->stats.nars)
+		fprintf(stderr, "%" PRIu64 " NARs (%" PRIu64 " bytes) uploaded\n", r->stats.nars,
+			r->stats.nar_bytes);
 	return rc;
 }
 
@@ -141,8 +146,16 @@ const struct cli_cmd cmd_copy = {
 	     "signatures and CA, in one atomic step where the destination can. A path\n"
 	     "the destination has is not copied again. Prints each STOREPATH, then a\n"
 	     "summary on standard error: paths copied and present, blobs and bytes\n"
-	     "copied, blobs the destination had. Both stores are any URL storefs opens\n"
-	     "(a directory, local://DIR, nix+http(s)://HOST... as a source).\n",
+	     "copied, blobs the destination had, NARs uploaded. Both stores are any URL\n"
+	     "storefs opens (a directory, local://DIR, nix+http(s)://HOST...).\n"
+	     "\n"
+	     "To a Nix binary cache (nix+http(s)://HOST[:PORT][/PATH]) each path goes\n"
+	     "as Nix's client sends it: unless the cache has its narinfo, the NAR\n"
+	     "(uncompressed; skipped if a HEAD finds it there), then the narinfo. A\n"
+	     "`storefs serve --allow-uploads` wants its token: name the file holding it\n"
+	     "in the URL, ?upload-token-file=FILE (sent as a Bearer credential, never\n"
+	     "shown), and add &cache=memory:// so no local cache is created. From a\n"
+	     "cache, paths are fetched (and checked) through &cache=DIR.\n",
     .options = copy_options,
     .opts_size = sizeof(struct copy_opts),
     .run = copy_cmd_run,

@@ -9,11 +9,13 @@ struct copy_stats {
 	uint64_t paths, paths_present; /* copied, already in the destination */
 	uint64_t blobs, blob_bytes;    /* blobs copied */
 	uint64_t blobs_present;	       /* blobs the destination had */
+	uint64_t nars, nar_bytes;      /* NARs uploaded (a binary cache) */
 };
 
 /* Copies path `pi` of `src` into `dst`: its blobs that `dst` lacks, its
  * Directories, then the PathInfo (atomically with the Directories where
- * `dst` can). A path `dst` already has is skipped. Its references must be
+ * `dst` can); to a store that keeps NARs (a binary cache), the NAR and
+ * then the PathInfo instead. A path `dst` already has is skipped. Its references must be
  * in `dst` already (-ENOENT naming the first missing one). -EINVAL if the
  * stores count DirectoryEntry.size differently (the Directories would
  * differ). Blob contents are checked against their digests on the way. */

@@ -98,6 +98,14 @@ struct store {
 	void (*writer_leave)(struct store *st, int token);
 	int (*exclusive_enter)(struct store *st, unsigned wait_ms, int token[2]);
 	void (*exclusive_leave)(struct store *st, const int token[2]);
+
+	/* A store that keeps whole NARs elsewhere (a Nix binary cache as a
+	 * destination): whether it has a path, asked without fetching it,
+	 * and the upload of a path whose tree is in another store. Both or
+	 * neither; wrappers below. */
+	int (*path_has)(struct store *st, const struct store_path *p, bool *found);
+	int (*nar_put)(struct store *st, struct store *src, const struct path_info *pi,
+		       uint64_t *sent);
 };
 
 /* Frees the services, then calls st->close. NULL is a no-op. */
@@ -130,6 +138,33 @@ static inline int store_describe(struct store *st, char *format, size_t len, uin
 static inline int store_usage(struct store *st, struct store_usage *out)
 {
 	return st->usage ? st->usage(st, out) : -ENOTSUP;
+}
+
+/* Whether `st` has the path with p's hash registered: the store's own
+ * question where it has one (a binary cache asks for the narinfo and
+ * fetches nothing), else a PathInfo lookup. */
+static inline int store_path_has(struct store *st, const struct store_path *p, bool *found)
+{
+	struct path_info *pi;
+	int rc;
+
+	if (st->path_has)
+		return st->path_has(st, p, found);
+	rc = path_info_service_get(st->paths, p->digest, &pi);
+	if (rc == 0)
+		path_info_free(pi);
+	*found = rc == 0;
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* Uploads the NAR of `pi`, rendered from src's Blob and Directory
+ * services, and then `pi` itself, to a store that keeps NARs (`sent`: the
+ * NAR bytes sent, 0 if the store had the NAR already). -ENOTSUP for
+ * stores that keep trees (copy those through the services). */
+static inline int store_nar_put(struct store *st, struct store *src, const struct path_info *pi,
+				uint64_t *sent)
+{
+	return st->nar_put ? st->nar_put(st, src, pi, sent) : -ENOTSUP;
 }
 
 /* Every stored blob, in no particular order. */

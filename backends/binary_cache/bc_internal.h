@@ -11,6 +11,8 @@
 #include "store/path_info_service.h"
 #include "store/store.h"
 
+#include <curl/curl.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +29,12 @@ int bc_url_check(const char *url);
  * other failure, including a body over `max` bytes and an http(s)
  * transfer not done within `timeout_ms` (common/deadline.h). */
 int bc_fetch_all(const char *url, size_t max, uint64_t timeout_ms, char **out, size_t *out_len);
+
+/* A libcurl handle for `url`: no signals, http(s) only, redirects
+ * followed, failing on HTTP errors, the whole transfer within
+ * `timeout_ms`; `errbuf` (CURL_ERROR_SIZE bytes) receives curl's message.
+ * Callers change what differs for them (bc_upload.c). */
+int bc_curl_new(const char *url, uint64_t timeout_ms, char *errbuf, CURL **out);
 
 /* A streaming download. For http(s) a helper thread runs the transfer and
  * hands the body over through a socket pair, so memory stays constant. */
@@ -54,5 +62,22 @@ int bc_paths_create(const char *cache_url, const char *trusted_keys, unsigned fl
 		    struct path_info_service *local_paths, struct blob_service *blobs,
 		    struct dir_service *dirs, enum dir_size_formula f,
 		    struct path_info_service **out);
+
+/* --- uploads (bc_upload.c; docs/narinfo.md §6) --- */
+
+/* Reads an upload token file (the rule of `storefs serve
+ * --upload-token-file`) into a malloc'd string (caller cleanses and
+ * frees). -EINVAL with a message naming the file, never the token. */
+int bc_token_load(const char *file, char **out);
+/* Whether the cache at `origin` (no trailing '/') has a narinfo for `p`'s
+ * hash; nothing else is fetched. Errors other than absence are -EIO. */
+int bc_path_has(const char *origin, const struct store_path *p, bool *found);
+/* Uploads `pi`: its NAR rendered from src's services (unless a HEAD finds
+ * the cache has it; `sent` then 0), then its narinfo, with `token` (may be
+ * NULL) as a Bearer credential. -ENOTSUP for a file:// origin; -EIO with a
+ * message for a refused or failed request or a tree that does not render
+ * to pi's NAR hash and size. */
+int bc_nar_put(const char *origin, const char *token, struct store *src, const struct path_info *pi,
+	       uint64_t *sent);
 
 #endif

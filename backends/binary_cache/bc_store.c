@@ -6,8 +6,10 @@
 #include "store/store_gc.h"
 #include "store/store_write.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct bc_store {
 	struct store base;
@@ -15,15 +17,54 @@ struct bc_store {
 	 * borrowed pointers for its own operations); kept for its close()
 	 * (locks) and its optional operations, and freed last. */
 	struct store *local;
+	char *origin; /* the cache's URL, without trailing '/' */
+	char *token;  /* the upload token, or NULL; a secret: never printed */
 };
+
+static void token_drop(char *token)
+{
+	if (token)
+		OPENSSL_cleanse(token, strlen(token));
+	free(token);
+}
 
 static void bc_store_close(struct store *st)
 {
-	struct store *local = ((struct bc_store *)st)->local;
+	struct bc_store *s = (struct bc_store *)st;
 
 	/* Freed with `base` already. */
-	local->paths = NULL, local->dirs = NULL, local->blobs = NULL;
-	store_free(local);
+	s->local->paths = NULL, s->local->dirs = NULL, s->local->blobs = NULL;
+	store_free(s->local);
+	token_drop(s->token);
+	free(s->origin);
+}
+
+/* --- the cache as a copy destination (bc_upload.c) --- */
+
+static int bc_path_has_op(struct store *st, const struct store_path *p, bool *found)
+{
+	return bc_path_has(((struct bc_store *)st)->origin, p, found);
+}
+
+static int bc_nar_put_op(struct store *st, struct store *src, const struct path_info *pi,
+			 uint64_t *sent)
+{
+	struct bc_store *s = (struct bc_store *)st;
+
+	return bc_nar_put(s->origin, s->token, src, pi, sent);
+}
+
+int binary_cache_store_upload_token(struct store *st, const char *file)
+{
+	struct bc_store *s = (struct bc_store *)st;
+	char *token;
+	int rc = bc_token_load(file, &token);
+
+	if (rc < 0)
+		return rc;
+	token_drop(s->token);
+	s->token = token;
+	return 0;
 }
 
 /* --- the local store's operations, on its behalf --- */
@@ -74,12 +115,17 @@ int binary_cache_store_open(const char *cache_url, const char *trusted_keys, uns
 			    struct store *local, struct store **out)
 {
 	struct bc_store *s = calloc(1, sizeof(*s));
+	size_t len = strlen(cache_url);
 	int rc;
 
 	if (!s)
 		return -ENOMEM;
-	if (asprintf(&s->base.location, "%s (cached in %s)", cache_url,
-		     local->location ? local->location : "?") < 0) {
+	while (len > 8 && cache_url[len - 1] == '/')
+		len--;
+	s->origin = strndup(cache_url, len);
+	if (!s->origin || asprintf(&s->base.location, "%s (cached in %s)", cache_url,
+				   local->location ? local->location : "?") < 0) {
+		free(s->origin);
 		free(s);
 		return -ENOMEM;
 	}
@@ -87,6 +133,7 @@ int binary_cache_store_open(const char *cache_url, const char *trusted_keys, uns
 			     local->dirs, local->size_formula, &s->base.paths);
 	if (rc < 0) {
 		free(s->base.location);
+		free(s->origin);
 		free(s);
 		return rc;
 	}
@@ -104,6 +151,8 @@ int binary_cache_store_open(const char *cache_url, const char *trusted_keys, uns
 	s->base.blob_delete = bc_blob_delete;
 	/* Local's check: a fetch then takes back the Directories it created. */
 	s->base.dirs_delete = local->dirs_delete ? bc_dirs_delete : NULL;
+	s->base.path_has = bc_path_has_op;
+	s->base.nar_put = bc_nar_put_op;
 	s->local = local;
 	/* A fetch writes in sessions of this store (docs/trust.md). */
 	bc_paths_attach(s->base.paths, &s->base);

@@ -59,11 +59,11 @@ static void curl_init_once(void)
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* A configured easy handle: no signals (we are threaded), http(s) only,
+/* A configured easy handle (bc_internal.h): no signals (we are threaded), http(s) only,
  * redirects followed, the whole transfer (connect, redirects, body)
  * within `timeout_ms` (common/deadline.h), and given up earlier if it
  * stalls for a minute. */
-static int curl_handle_new(const char *url, uint64_t timeout_ms, char *errbuf, CURL **out)
+int bc_curl_new(const char *url, uint64_t timeout_ms, char *errbuf, CURL **out)
 {
 	CURL *c;
 	int bad = 0;
@@ -151,7 +151,7 @@ static int http_fetch_all(const char *url, uint64_t timeout_ms, struct membuf *m
 	char errbuf[CURL_ERROR_SIZE];
 	CURLcode res;
 	CURL *c;
-	int rc = curl_handle_new(url, timeout_ms, errbuf, &c);
+	int rc = bc_curl_new(url, timeout_ms, errbuf, &c);
 
 	if (rc < 0)
 		return rc;
@@ -275,7 +275,7 @@ static int http_source_start(struct bc_source *s, const char *url, uint64_t time
 {
 	int sv[2], rc;
 
-	rc = curl_handle_new(url, timeout_ms, s->errbuf, &s->curl);
+	rc = bc_curl_new(url, timeout_ms, s->errbuf, &s->curl);
 	if (rc < 0)
 		return rc;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)

@@ -52,6 +52,8 @@ static int url_param(struct binary_cache_url *o, const char *kv, size_t len)
 		dst = &o->keys;
 	else if (klen == 5 && !strncmp(kv, "cache", 5))
 		dst = &o->cache;
+	else if (klen == 17 && !strncmp(kv, "upload-token-file", 17))
+		dst = &o->token_file;
 	else if (klen == 13 && !strncmp(kv, "no-check-sigs", 13)) {
 		if (vlen == 0 || (vlen == 1 && *v == '1') || (vlen == 4 && !strncmp(v, "true", 4)))
 			o->flags |= BINARY_CACHE_NO_CHECK_SIGS;
@@ -61,7 +63,8 @@ static int url_param(struct binary_cache_url *o, const char *kv, size_t len)
 	} else {
 		return sf_err(-EINVAL,
 			      "unknown store URL parameter '%.*s' (use "
-			      "trusted-public-keys, no-check-sigs or cache)",
+			      "trusted-public-keys, no-check-sigs, cache or "
+			      "upload-token-file)",
 			      (int)klen, kv);
 	}
 	free(*dst);
@@ -109,5 +112,6 @@ void binary_cache_url_release(struct binary_cache_url *u)
 	free(u->origin);
 	free(u->keys);
 	free(u->cache);
+	free(u->token_file);
 	*u = (struct binary_cache_url){0};
 }

@@ -84,19 +84,30 @@ void binary_cache_stats(struct path_info_service *s, struct binary_cache_stats *
 int binary_cache_store_open(const char *cache_url, const char *trusted_keys, unsigned flags,
 			    struct store *local, struct store **out);
 
+/* Gives the store `st` (made by binary_cache_store_open) the upload token
+ * in `file` (docs/narinfo.md §6): as a copy destination the store uploads
+ * NARs and narinfos (`storefs copy --to`), sending the token as a Bearer
+ * credential, and never shows it. Without a token uploads go without
+ * credentials. -EINVAL with a message naming the file for a missing,
+ * empty or malformed file. */
+int binary_cache_store_upload_token(struct store *st, const char *file);
+
 /* A store URL "nix+http://HOST[:PORT][/PATH][?PARAMS]" (or nix+https://),
  * with PARAMS '&'-separated and percent-decoded:
  *	trusted-public-keys=KEYS	space- (%20-) separated public keys
  *	no-check-sigs=1			BINARY_CACHE_NO_CHECK_SIGS
  *	cache=DIR			the local store used as the cache
  *					(default: store_default_location())
+ *	upload-token-file=FILE		the upload token, for a destination
+ *					(binary_cache_store_upload_token)
  * backends/registry.c opens `cache` writable (created if missing) and puts
  * the binary cache at `origin` in front of it. */
 struct binary_cache_url {
-	char *origin;	/* "http(s)://HOST[:PORT][/PATH]" */
-	char *keys;	/* NULL: none */
-	char *cache;	/* NULL: the default store */
-	unsigned flags; /* enum binary_cache_flags */
+	char *origin;	  /* "http(s)://HOST[:PORT][/PATH]" */
+	char *keys;	  /* NULL: none */
+	char *cache;	  /* NULL: the default store */
+	char *token_file; /* NULL: none */
+	unsigned flags;	  /* enum binary_cache_flags */
 };
 
 /* Parses `url` into *out (release with binary_cache_url_release). -EINVAL

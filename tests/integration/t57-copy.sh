@@ -1,6 +1,7 @@
 #!/bin/bash
-# t57-copy.sh - storefs copy: local -> local and local -> (storefs serve as
-# a Nix binary cache, read through nix+http) -> local, byte-identical NARs
+# t57-copy.sh - storefs copy: local -> local, local -> (storefs serve as
+# a Nix binary cache, read through nix+http) -> local, and local -> (serve
+# taking uploads, nix+http with the upload token) -> local, byte-identical NARs
 # and metadata; a second copy transfers nothing; blobs the destination
 # has are reused.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -63,7 +64,7 @@ t_via_http() {
 	# that the kill below, or this check's exit when it fails, stops it.
 	"$STOREFS" serve --store "$S1" --readonly --listen 127.0.0.1:0 -v >"$TMP/url" 2>"$TMP/serve.log" &
 	pid=$!
-	trap "kill $pid 2>/dev/null" EXIT
+	trap "kill $pid 2>/dev/null || true" EXIT
 	for _ in $(seq 100); do
 		url=$(cat "$TMP/url" 2>/dev/null || true)
 		[ -n "$url" ] && curl -sf "$url/nix-cache-info" >/dev/null && break
@@ -85,6 +86,57 @@ t_via_http() {
 	kill "$pid"
 }
 
+# nix_dump_same STORE: every path's NAR in STORE is what Nix dumps of it.
+nix_dump_same() {
+	for p in $(sf list --store "$1"); do
+		cmp <(sf nar --store "$1" "$p") <(nix_store --dump "$(nix_phys "$p")")
+	done
+}
+
+# To a `storefs serve` taking uploads (nix+http with the upload token in a
+# file the URL names), and from it into another local store.
+t_to_http() {
+	local url pid token s6=$TMP/s6 s7=$TMP/s7 dst
+	head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$TMP/token"
+	chmod 600 "$TMP/token"
+	token=$(cat "$TMP/token")
+	"$STOREFS" serve --store "$s6" --allow-uploads --upload-token-file "$TMP/token" \
+		--listen 127.0.0.1:0 -v >"$TMP/url6" 2>"$TMP/up.log" &
+	pid=$!
+	trap "kill $pid 2>/dev/null || true" EXIT
+	for _ in $(seq 100); do
+		url=$(cat "$TMP/url6" 2>/dev/null || true)
+		[ -n "$url" ] && curl -sf "$url/nix-cache-info" >/dev/null && break
+		sleep 0.05
+	done
+	[ -n "$url" ] || fail "serve did not come up"
+	# Without the token: refused, nothing registered there.
+	expect_status 1 sf copy --from "$S1" --to "nix+${url}?cache=memory://" -r "$TOP"
+	grep -q "HTTP status 401.*upload-token-file" "$TMP/err"
+	dst="nix+${url}?upload-token-file=$TMP/token&cache=memory://"
+	sf copy --from "$S1" --to "$dst" -r "$TOP" >"$TMP/out" 2>"$TMP/err"
+	cat "$TMP/err"
+	assert_eq "$(cat "$TMP/out")" "$TOP"
+	grep -q '^3 paths copied, 0 present; 0 blobs (0 bytes) copied, 0 present$' "$TMP/err"
+	grep -q '^3 NARs ([0-9]* bytes) uploaded$' "$TMP/err"
+	assert_eq "$(grep -c 'PUT /nar/.* 20[01] ' "$TMP/up.log")" 3 "NARs uploaded"
+	assert_eq "$(grep -c 'PUT /[a-z0-9]*\.narinfo 20[01] ' "$TMP/up.log")" 3 "narinfos uploaded"
+	same_paths "$S1" "$s6"
+	nix_dump_same "$s6"
+	# ... and from the cache into a fresh local store.
+	sf copy --from "nix+${url}?cache=$TMP/cache6" --to "$s7" -r "$TOP" >/dev/null
+	same_paths "$S1" "$s7"
+	nix_dump_same "$s7"
+	sf verify --store "$s7" -q
+	# Again: the cache has every path; no NAR and no narinfo is sent.
+	sf copy --from "$S1" --to "$dst" -r "$TOP" >/dev/null 2>"$TMP/err"
+	grep -qx '0 paths copied, 1 present; 0 blobs (0 bytes) copied, 0 present' "$TMP/err"
+	assert_eq "$(grep -c 'PUT .* 20[01] ' "$TMP/up.log")" 6 "PUTs taken after the second copy"
+	# The token is in no output and no log.
+	if grep -qF "$token" "$TMP/up.log" "$TMP/out" "$TMP/err"; then fail "the token showed"; fi
+	kill "$pid"
+}
+
 t_usage() {
 	expect_status 2 sf copy --to "$TMP/x" "$TOP"
 	expect_status 2 sf copy --from "$S1" "$TOP"
@@ -97,4 +149,5 @@ t_usage() {
 check "copy local -> local: -r, identical NARs and metadata, second copy transfers nothing" t_local
 check "copy reuses blobs the destination has" t_reuse_blobs
 check "copy from storefs serve through nix+http, and back" t_via_http
+check "copy to storefs serve through nix+http with the upload token, and back; again sends nothing" t_to_http
 check "copy usage errors" t_usage

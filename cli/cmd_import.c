@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/err.h"
+#include "store/gc.h"
 #include "store/import.h"
 
 #include <stdio.h>
@@ -61,6 +62,9 @@ static int import_check(struct cli_ctx *c)
 
 	if (o->root && c->argc > 1)
 		return cli_usage(c->cmd, "--add-root takes one PATH");
+	/* A bad root name found after the import would leave the path unrooted. */
+	if (o->root && store_root_name_check(o->root) < 0)
+		return cli_usage(c->cmd, "%s", sf_errmsg(-EINVAL));
 	if (o->dir_size == 1)
 		c->open_flags |= STORE_OPEN_NATIVE_SIZE;
 	return 0;

@@ -3,6 +3,7 @@
 #include "cli/commands.h"
 #include "store/nar_load.h"
 #include "common/err.h"
+#include "store/gc.h"
 #include "store/nix_hash.h"
 
 #include <fcntl.h>
@@ -164,6 +165,9 @@ static int nar_import_check(struct cli_ctx *c)
 		     : store_path_parse(o->path, strlen(o->path), true, &o->sp);
 	if (rc == 0 && o->nar_hash)
 		rc = nar_hash_parse(o->nar_hash, o->hash);
+	/* A bad root name found after the import would leave the path unrooted. */
+	if (rc == 0 && o->root)
+		rc = store_root_name_check(o->root);
 	if (rc < 0)
 		return cli_usage(c->cmd, "%s", sf_errmsg(rc));
 	o->has_hash = o->nar_hash != NULL;

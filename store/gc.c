@@ -228,6 +228,17 @@ static int reach_path(void *ctx, const struct path_info *pi, uint64_t cursor)
 	return rc < 0 ? rc : reach_dirs(g);
 }
 
+int store_root_name_check(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (!len || len > STORE_ROOT_NAME_MAX || strchr(name, '/') || name[0] == '.')
+		return sf_err(-EINVAL,
+			      "invalid root name '%s' (1-255 bytes, no '/', not starting with '.')",
+			      name);
+	return 0;
+}
+
 /* --- sweeping --- */
 
 struct sweep {

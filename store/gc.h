@@ -23,6 +23,12 @@ struct gc_options {
 	void *ctx;
 };
 
+/* The rule for a root's name (docs/gc.md "Roots"), so commands can refuse
+ * a bad --add-root before they import anything: 1-255 bytes, no '/', not
+ * starting with '.'. -EINVAL with a message otherwise. */
+#define STORE_ROOT_NAME_MAX 255
+int store_root_name_check(const char *name);
+
 struct gc_result {
 	uint64_t paths, dirs, blobs, bytes_freed;
 };

@@ -7,6 +7,7 @@
  *	<dir>/gc.lock		shared while a temporary root is appended,
  *				exclusive while a collection runs */
 #include "backends/local/local_internal.h"
+#include "store/gc.h"
 
 #include "common/err.h"
 #include "common/log.h"
@@ -19,23 +20,9 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#define ROOT_NAME_MAX 255
-
 static struct local_store *ls_of(struct store *st)
 {
 	return (struct local_store *)st;
-}
-
-static int check_root_name(const char *name)
-{
-	size_t len = strlen(name);
-
-	if (!len || len > ROOT_NAME_MAX || strchr(name, '/') || name[0] == '.')
-		return sf_err(-EINVAL,
-			      "invalid root name '%s' (1-255 bytes, no '/', not "
-			      "starting with '.')",
-			      name);
-	return 0;
 }
 
 static int mkdir_in(struct local_store *ls, const char *name)
@@ -50,8 +37,9 @@ static int mkdir_in(struct local_store *ls, const char *name)
 static int local_root_add(struct store *st, const char *name, const struct store_path *p)
 {
 	struct local_store *ls = ls_of(st);
-	char full[STORE_PATH_FULL_MAX], tmp[ROOT_NAME_MAX + 64], rel[ROOT_NAME_MAX + 16];
-	int rc = check_root_name(name);
+	char full[STORE_PATH_FULL_MAX], tmp[STORE_ROOT_NAME_MAX + 64],
+	    rel[STORE_ROOT_NAME_MAX + 16];
+	int rc = store_root_name_check(name);
 
 	if (rc == 0)
 		rc = mkdir_in(ls, LOCAL_ROOTS_DIR);
@@ -74,8 +62,8 @@ static int local_root_add(struct store *st, const char *name, const struct store
 static int local_root_remove(struct store *st, const char *name)
 {
 	struct local_store *ls = ls_of(st);
-	char rel[ROOT_NAME_MAX + 16];
-	int rc = check_root_name(name);
+	char rel[STORE_ROOT_NAME_MAX + 16];
+	int rc = store_root_name_check(name);
 
 	if (rc < 0)
 		return rc;

@@ -262,5 +262,64 @@ assert r["deleted"] == [] and r["blobs"] == 1 and r["bytesFreed"] == 7, r'
 	sf verify --store "$s" -q
 }
 
+# --max-freed: every unrooted path and Directory goes, blob deletion stops
+# once BYTES are freed (ten 1000-byte blobs: 2500 bytes take three); the
+# dry run says the same; the next gc frees the rest.
+t_max_freed() {
+	local s=$TMP/s6 p
+	mkdir -p "$TMP/mf"
+	for i in $(seq 0 9); do head -c 1000 /dev/urandom >"$TMP/mf/f$i"; done
+	p=$(sf import --store "$s" "$TMP/mf")
+	sleep 0.1 # older than the gc's start: see docs/gc.md on fresh blobs
+	sf gc --store "$s" --dry-run --max-freed 2500 --json >"$TMP/dry.json"
+	sf gc --store "$s" --max-freed 2500 --json >"$TMP/gc.json"
+	python3 - "$TMP/dry.json" "$TMP/gc.json" "$p" <<'PY'
+import json, sys
+dry, real = (json.load(open(f)) for f in sys.argv[1:3])
+for r in (dry, real):
+    assert r["deleted"] == [sys.argv[3]] and r["directories"] == 1, r
+    assert r["blobs"] == 3 and r["bytesFreed"] == 3000, r
+PY
+	assert_eq "$(blob_count "$s")" 7 "blobs left after --max-freed"
+	sf info --store "$s" | grep -qx 'orphans: 0 directories, 7 blobs (7000 bytes)'
+	sf verify --store "$s" -q
+	sf gc --store "$s" --max-freed 1 2>"$TMP/err" >/dev/null
+	grep -qx '0 store paths, 0 directories, 1 blobs deleted, 1000 bytes freed' "$TMP/err"
+	sf gc --store "$s" 2>"$TMP/err" >/dev/null
+	grep -qx '0 store paths, 0 directories, 6 blobs deleted, 6000 bytes freed' "$TMP/err"
+	assert_eq "$(blob_count "$s")" 0 "blobs left after a full gc"
+}
+
+# import/nar-import --add-root: the path is rooted (gc keeps it, and only
+# it); a bad root name is a usage error before anything is imported.
+t_import_add_root() {
+	local s=$TMP/s7 kept gone
+	mkdir -p "$TMP/nr/kept" "$TMP/nr/gone" "$TMP/nr/bad"
+	echo kept >"$TMP/nr/kept/f"
+	echo gone >"$TMP/nr/gone/f"
+	echo bad >"$TMP/nr/bad/f"
+	nix-store --dump "$TMP/nr/kept" >"$TMP/kept.nar"
+	nix-store --dump "$TMP/nr/gone" >"$TMP/gone.nar"
+	nix-store --dump "$TMP/nr/bad" >"$TMP/bad.nar"
+	kept=$(sf nar-import --store "$s" --name kept --add-root nr "$TMP/kept.nar")
+	assert_eq "$(readlink "$s/gcroots/nr")" "$kept" "the root's target"
+	gone=$(sf nar-import --store "$s" --name gone - <"$TMP/gone.nar")
+	for name in ../x .hidden ""; do
+		expect_status 2 sf nar-import --store "$s" --name bad --add-root "$name" "$TMP/bad.nar"
+		grep -q "invalid root name" "$TMP/err"
+		expect_status 2 sf import --store "$s" --add-root "$name" "$TMP/nr/bad"
+		grep -q "invalid root name" "$TMP/err"
+	done
+	assert_eq "$(sf list --store "$s" | wc -l)" 2 "paths after the refused imports"
+	sleep 0.1 # older than the gc's start: see docs/gc.md on fresh blobs
+	sf gc --store "$s" >"$TMP/out"
+	assert_eq "$(cat "$TMP/out")" "$gone" "what gc deleted"
+	assert_eq "$(sf list --store "$s")" "$kept"
+	sf nar --store "$s" "$kept" | cmp - "$TMP/kept.nar"
+	sf verify --store "$s" -q
+}
+
 check "gc/delete/add-root/remove-root usage errors" t_usage
 check "info: counts, bytes, dedup and orphans" t_info
+check "import/nar-import --add-root roots the path; a bad name is refused before importing" t_import_add_root
+check "gc --max-freed stops deleting blobs once BYTES are freed; dry run agrees" t_max_freed

@@ -7,6 +7,7 @@
 #include "backends/grpc/grpc_store.h"
 #include "backends/local/local.h"
 #include "backends/memory/memory.h"
+#include "backends/postgres/postgres.h"
 #include "common/err.h"
 
 #include <ctype.h>
@@ -18,8 +19,8 @@
 #include <unistd.h>
 
 #define SUPPORTED                                                                                  \
-	"a directory, local://DIR, memory://, nix+http(s)://HOST[/PATH], grpc+http://HOST:PORT "   \
-	"or grpc+unix:///SOCKET"
+	"a directory, local://DIR, memory://, nix+http(s)://HOST[/PATH], grpc+http://HOST:PORT, "  \
+	"grpc+unix:///SOCKET or postgres://USER@HOST:PORT/DB"
 
 const char *store_default_location(char *buf, size_t len)
 {
@@ -116,6 +117,8 @@ int store_open(const char *url, unsigned flags, struct store **out)
 		return open_binary_cache(url, flags, out);
 	if (!strncmp(url, "grpc+http://", 12) || !strncmp(url, "grpc+unix://", 12))
 		return grpc_store_open(url, flags, out);
+	if (postgres_url_is(url))
+		return postgres_store_open(url, flags, out);
 	if (has_scheme(url))
 		return sf_err(-EINVAL, "unsupported store URL '%s' (use " SUPPORTED ")", url);
 	return local_store_open(url, flags, out);

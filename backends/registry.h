@@ -10,6 +10,9 @@
  *	grpc+http://HOST:PORT, grpc+unix:///SOCKET [?timeout=S&package=tvix]
  *		a remote daemon's three services over gRPC, read-only
  *		(backends/grpc/grpc_store.h, docs/grpc.md)
+ *	postgres(ql)://[USER@]HOST[:PORT]/DB[?PARAMS]
+ *		Directories and PathInfos in PostgreSQL (libpq's URL rules);
+ *		no blob service: blobs is NULL (backends/postgres/postgres.h)
  * A NULL url means the default location (store_default_location()).
  * store_open_services() puts services of several stores together. */
 #ifndef STOREFS_BACKENDS_REGISTRY_H

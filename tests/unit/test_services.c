@@ -2,6 +2,7 @@
  * against the memory and the local backend, plus local-only checks:
  * layout, marker, temp cleanup, corruption, import lock, persistence. */
 #include "harness.h"
+#include "pg_fixture.h"
 
 #include "backends/local/local.h"
 #include "backends/memory/memory.h"
@@ -25,6 +26,8 @@
 struct fx {
 	struct store *st;
 	bool local;
+	bool pg; /* a PostgreSQL store (services_postgres) */
+	struct pg_fx pgfx;
 	char dir[64]; /* the local store, inside a private temp dir */
 	char tmp[48];
 };
@@ -44,9 +47,19 @@ static unsigned formula_flags(enum dir_size_formula f)
 	return f == DIR_SIZE_NATIVE ? STORE_OPEN_NATIVE_SIZE : 0;
 }
 
+/* Set while the Directory and PathInfo suites run against PostgreSQL:
+ * then every fixture that is not local is a fresh PostgreSQL store. */
+static bool fx_pg;
+
 static int fx_open(struct fx *fx, bool local, enum dir_size_formula f)
 {
-	*fx = (struct fx){.local = local};
+	int rc;
+
+	*fx = (struct fx){.local = local, .pg = fx_pg && !local};
+	if (fx->pg) {
+		rc = pg_fx_new(&fx->pgfx);
+		return rc < 0 ? rc : store_open(fx->pgfx.url, formula_flags(f), &fx->st);
+	}
 	if (!local)
 		return memory_store_new(f, &fx->st);
 	strcpy(fx->tmp, "/tmp/storefs-unit.XXXXXX");
@@ -62,6 +75,8 @@ static void fx_close(struct fx *fx)
 	fx->st = NULL;
 	if (fx->local)
 		rm_rf(fx->tmp);
+	if (fx->pg)
+		pg_fx_drop(&fx->pgfx);
 }
 
 static void fill_pattern(uint8_t *buf, size_t len, unsigned seed)
@@ -896,6 +911,19 @@ TEST(services_paths_memory)
 TEST(services_paths_local)
 {
 	paths_suite(true);
+}
+
+/* The Directory and PathInfo suites against PostgreSQL, when
+ * tests/integration/t25-postgres.sh gives a server. */
+TEST(services_postgres)
+{
+	if (!pg_fx_base())
+		return;
+	fx_pg = true;
+	dir_suite(false, DIR_SIZE_SPEC);
+	dir_suite(false, DIR_SIZE_NATIVE);
+	paths_suite(false);
+	fx_pg = false;
 }
 
 /* --- local store only --- */

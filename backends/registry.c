@@ -143,15 +143,13 @@ static bool store_has(const struct store *st, enum store_role r)
 				      : st->paths != NULL;
 }
 
-/* A store opened for `r` that cannot serve it. */
-static int missing_service(const char *url, enum store_role r)
+/* A store opened for `r` that cannot serve it. It is named by its
+ * location, never by the URL given: a URL may carry a password
+ * (postgres://USER:PASSWORD@...). */
+static int missing_service(const struct store *st, enum store_role r)
 {
-	char buf[PATH_MAX];
-
-	if (!url)
-		url = store_default_location(buf, sizeof(buf));
-	return sf_err(-EINVAL, "store '%s' (%s) has no %s: name one with %s", url ? url : "?",
-		      role_flag[r], role_name[r], role_flag[r]);
+	return sf_err(-EINVAL, "store '%s' (%s) has no %s: name one with %s",
+		      st->location ? st->location : "?", role_flag[r], role_name[r], role_flag[r]);
 }
 
 /* Opens every distinct address of `addr` once: subs[from[r]] serves role r. */
@@ -176,7 +174,7 @@ static int open_subs(const char *const addr[STORE_ROLES], unsigned flags,
 	}
 	for (int r = 0; r < STORE_ROLES && rc == 0; r++)
 		if (!store_has(subs[from[r]], (enum store_role)r))
-			rc = missing_service(addr[r], (enum store_role)r);
+			rc = missing_service(subs[from[r]], (enum store_role)r);
 	return rc;
 }
 

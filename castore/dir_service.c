@@ -163,9 +163,11 @@ struct dir_putter {
 	struct putter_seen *seen;
 	size_t count, cap, referenced;
 	struct b3_digest last; /* the last new Directory: the root at close */
-	struct directory *batch[PUTTER_BATCH_DIRS];
-	struct b3_digest batch_digests[PUTTER_BATCH_DIRS];
-	size_t batch_n, batch_nodes;
+	/* The Directories not passed on yet: a batch, or for a service that
+	 * takes whole closures only, all of them. */
+	struct directory **batch;
+	struct b3_digest *batch_digests;
+	size_t batch_n, batch_cap, batch_nodes;
 	int failed; /* the first error; the putter refuses everything after it */
 };
 
@@ -195,6 +197,8 @@ void dir_putter_free(struct dir_putter *p)
 	if (!p)
 		return;
 	batch_release(p);
+	free(p->batch);
+	free(p->batch_digests);
 	free(p->seen);
 	digest_map_release(&p->by_digest);
 	free(p);
@@ -283,12 +287,36 @@ static int putter_flush(struct dir_putter *p)
 	return rc;
 }
 
+static int batch_grow(struct dir_putter *p)
+{
+	size_t cap = p->batch_cap ? p->batch_cap * 2 : 64;
+	struct directory **b = reallocarray(p->batch, cap, sizeof(*b));
+	struct b3_digest *d;
+
+	if (!b)
+		return -ENOMEM;
+	p->batch = b;
+	d = reallocarray(p->batch_digests, cap, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	p->batch_digests = d;
+	p->batch_cap = cap;
+	return 0;
+}
+
+/* Takes ownership of `d` in every case. */
 static int putter_queue(struct dir_putter *p, struct directory *d, const struct b3_digest *digest)
 {
+	if (p->batch_n == p->batch_cap && batch_grow(p) < 0) {
+		directory_free(d);
+		return -ENOMEM;
+	}
 	p->batch[p->batch_n] = d;
 	p->batch_digests[p->batch_n++] = *digest;
 	p->batch_nodes += d->count;
-	if (p->batch_n == PUTTER_BATCH_DIRS || p->batch_nodes >= PUTTER_BATCH_NODES)
+	if (!p->service->ops->partial_batches)
+		return 0;
+	if (p->batch_n >= PUTTER_BATCH_DIRS || p->batch_nodes >= PUTTER_BATCH_NODES)
 		return putter_flush(p);
 	return 0;
 }

@@ -24,6 +24,10 @@ struct dir_service_ops {
 	 * failed writer can take back exactly what it added. */
 	int (*put_batch_created)(struct dir_service *s, struct directory *const *dirs,
 				 const struct b3_digest *digests, size_t n, bool *created);
+	/* put_batch takes any Directories whose children are stored or come
+	 * earlier in the batch, not only whole closures (a gRPC Put stream
+	 * must be one): a dir_putter then passes them on in batches. */
+	bool partial_batches;
 };
 
 struct dir_service {
@@ -59,14 +63,15 @@ int dir_service_get_recursive(struct dir_service *s, const struct b3_digest *roo
  * formula, and at close there must be exactly one root. Re-sending a
  * Directory is tolerated.
  *
- * Memory is bounded by one batch, not by the closure: Directories are
- * passed on to the service in batches (a few MiB at most) as they come,
- * children never after their parents, and the putter keeps only each
- * distinct Directory's digest and size (about 80 bytes). So a putter that
- * fails, or is freed without a successful close, may leave Directories
- * stored that nothing references: a write session (store/store_write.h)
- * takes back those it created. A closure that fits one batch is stored
- * only by a successful close. */
+ * Over a service with partial_batches, memory is bounded by one batch, not
+ * by the closure: Directories are passed on in batches (a few MiB at most)
+ * as they come, children never after their parents, and the putter keeps
+ * only each distinct Directory's digest and size (about 80 bytes). So a
+ * putter that fails, or is freed without a successful close, may leave
+ * Directories stored that nothing references: a write session
+ * (store/store_write.h) takes back those it created. A closure that fits
+ * one batch, or any closure over another service, is stored only by a
+ * successful close, in one put_batch. */
 struct dir_putter;
 int dir_putter_new(struct dir_service *s, enum dir_size_formula f, struct dir_putter **out);
 /* Takes ownership of `d` in every case. */

@@ -91,10 +91,17 @@ static void dt_free(struct dir_service *ds)
 	free(t);
 }
 
+/* The tracker takes batches as its inner service does. */
 static const struct dir_service_ops dt_ops = {
     .get = dt_get,
     .put_batch = dt_put_batch,
     .free = dt_free,
+};
+static const struct dir_service_ops dt_ops_partial = {
+    .get = dt_get,
+    .put_batch = dt_put_batch,
+    .free = dt_free,
+    .partial_batches = true,
 };
 
 int dir_tracker_new(struct dir_service *inner, struct dir_tracker **out)
@@ -103,7 +110,7 @@ int dir_tracker_new(struct dir_service *inner, struct dir_tracker **out)
 
 	if (!t)
 		return -ENOMEM;
-	t->base.ops = &dt_ops;
+	t->base.ops = inner->ops->partial_batches ? &dt_ops_partial : &dt_ops;
 	t->inner = inner;
 	pthread_mutex_init(&t->lock, NULL);
 	*out = t;

@@ -154,6 +154,7 @@ static const struct dir_service_ops local_dirs_ops = {
     .put_batch = local_dirs_put_batch,
     .free = local_dirs_free,
     .put_batch_created = local_dirs_put_batch_created,
+    .partial_batches = true,
 };
 
 int local_dirs_new(struct local_env *env, bool readonly, struct dir_service **out)
@@ -286,6 +287,7 @@ static const struct dir_service_ops local_stage_ops = {
     .get = stage_get,
     .put_batch = stage_put_batch,
     .free = stage_free,
+    .partial_batches = true,
 };
 
 int local_dirs_stage_new(struct dir_service *real, struct dir_service **out)

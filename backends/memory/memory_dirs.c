@@ -117,6 +117,7 @@ static const struct dir_service_ops mem_dirs_ops = {
     .get = mem_dirs_get,
     .put_batch = mem_dirs_put_batch,
     .free = mem_dirs_free,
+    .partial_batches = true,
 };
 
 int memory_dir_service_new(struct dir_service **out)

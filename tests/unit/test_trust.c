@@ -589,6 +589,64 @@ TEST(trust_orphans_failed_session_dirs)
 	tfx_close(&fx);
 }
 
+/* A Directory service taking whole closures only (a gRPC Put stream):
+ * counts its batches and their sizes. */
+struct closure_only {
+	struct dir_service base;
+	size_t batches, last_n;
+};
+
+static int co_get(struct dir_service *ds, const struct b3_digest *d, struct directory **out)
+{
+	return -ENOENT;
+}
+
+static int co_put_batch(struct dir_service *ds, struct directory *const *dirs,
+			const struct b3_digest *digests, size_t n)
+{
+	struct closure_only *s = (struct closure_only *)ds;
+
+	s->batches++;
+	s->last_n = n;
+	return 0;
+}
+
+static void co_free(struct dir_service *ds)
+{
+}
+
+/* Without partial_batches the putter holds the closure until its close
+ * and sends it in one batch, however large. */
+TEST(trust_putter_whole_closure_service)
+{
+	static const struct dir_service_ops ops = {
+	    .get = co_get, .put_batch = co_put_batch, .free = co_free};
+	struct closure_only s = {.base.ops = &ops};
+	struct directory_builder *b;
+	struct directory *root;
+	struct b3_digest d, top;
+	struct dir_putter *p;
+	char name[32];
+
+	CHECK_OK(dir_putter_new(&s.base, DIR_SIZE_SPEC, &p));
+	CHECK_OK(directory_builder_new(&b));
+	for (int i = 0; i < 3000; i++) {
+		struct node n = {.kind = NODE_DIRECTORY, .size = 1};
+
+		snprintf(name, sizeof(name), "%05d", i);
+		CHECK_OK(dir_putter_put(p, link_dir(name), &n.digest));
+		n.name = (const uint8_t *)name, n.name_len = strlen(name);
+		CHECK_OK(directory_builder_add(b, &n));
+	}
+	CHECK_EQ(s.batches, 0);
+	CHECK_OK(directory_builder_finish(b, &root));
+	CHECK_OK(dir_putter_put(p, root, &top));
+	CHECK_OK(dir_putter_close(p, &d));
+	CHECK(b3_digest_eq(&d, &top));
+	CHECK_EQ(s.batches, 1);
+	CHECK_EQ(s.last_n, 3001);
+}
+
 /* While another writer is in its session the store is not free: the reclaim
  * gives up (nothing removed) rather than remove what it may be using. */
 TEST(trust_orphans_busy_store)

@@ -194,6 +194,32 @@ TEST(fuse_wire_init_and_session)
 	wire_free(&t);
 }
 
+/* A guest kernel serializes every lookup in a directory unless the INIT
+ * reply grants FUSE_PARALLEL_DIROPS (docs/limits.md "Parallel lookups"):
+ * the virtio-fs transport grants it whenever the guest offers it. */
+TEST(fuse_wire_init_parallel_dirops)
+{
+	struct fuse_init_in in = {.major = 7, .minor = 36, .max_readahead = 65536};
+	struct fuse_init_out o;
+	struct reply r;
+	struct wire t;
+
+	CHECK_OK(wire_new(&t));
+	/* What Linux 6.x offers over virtio-fs, among others. */
+	in.flags = FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS | FUSE_DO_READDIRPLUS |
+		   FUSE_CACHE_SYMLINKS | FUSE_MAX_PAGES;
+	call(&t, FUSE_INIT, 0, &in, sizeof(in), &r, sizeof(r.buf));
+	CHECK_EQ(r.h.error, 0);
+	memcpy(&o, r.buf + sizeof(r.h), sizeof(o));
+	CHECK(o.flags & FUSE_PARALLEL_DIROPS);
+	/* Never granted when not offered. */
+	in.flags = FUSE_ASYNC_READ;
+	call(&t, FUSE_INIT, 0, &in, sizeof(in), &r, sizeof(r.buf));
+	memcpy(&o, r.buf + sizeof(r.h), sizeof(o));
+	CHECK(!(o.flags & FUSE_PARALLEL_DIROPS));
+	wire_free(&t);
+}
+
 TEST(fuse_wire_lookup_getattr_readlink)
 {
 	struct wire t;

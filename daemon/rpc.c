@@ -19,8 +19,9 @@
 
 enum phase { P_RECV, P_SEND, P_FINISH };
 
-static const struct rpc_method *const method_tables[] = {
-    rpc_blob_methods, rpc_dir_methods, rpc_path_info_methods, rpc_health_methods, NULL};
+static const struct rpc_method *const method_tables[] = {rpc_blob_methods,	 rpc_dir_methods,
+							 rpc_path_info_methods,	 rpc_health_methods,
+							 rpc_reflection_methods, NULL};
 
 static void step_done(struct rpc_tag *t, bool ok);
 
@@ -261,10 +262,19 @@ static void park(struct rpc *r)
 		finish(r, GRPC_STATUS_UNAVAILABLE, "the stream ended");
 }
 
+static void send_msg(struct rpc *r, struct rpc_msg *m)
+{
+	grpc_op op = {0};
+
+	r->out = msg_buffer(m);
+	op.op = GRPC_OP_SEND_MESSAGE;
+	op.data.send_message.send_message = r->out;
+	start_batch(r, &op, 1, P_SEND);
+}
+
 static void send_next(struct rpc *r)
 {
 	struct rpc_msg m = {0};
-	grpc_op op = {0};
 	int rc = r->m->next(r, &m);
 
 	if (rc == RPC_WAIT) {
@@ -275,10 +285,7 @@ static void send_next(struct rpc *r)
 		finish_rc(r, rc);
 		return;
 	}
-	r->out = msg_buffer(&m);
-	op.op = GRPC_OP_SEND_MESSAGE;
-	op.data.send_message.send_message = r->out;
-	start_batch(r, &op, 1, P_SEND);
+	send_msg(r, &m);
 }
 
 /* A message of the client arrived (or its stream ended: r->in NULL). */
@@ -289,6 +296,10 @@ static void received(struct rpc *r)
 	int rc;
 
 	r->in = NULL;
+	if (!in && r->m->shape == RPC_BIDI) {
+		finish(r, GRPC_STATUS_OK, NULL);
+		return;
+	}
 	if (!in && r->m->shape == RPC_CLIENT_STREAM) {
 		finish_rc(r, r->m->done(r));
 		return;
@@ -303,6 +314,17 @@ static void received(struct rpc *r)
 		return;
 	}
 	grpc_byte_buffer_destroy(in);
+	if (r->m->shape == RPC_BIDI) {
+		struct rpc_msg m = {0};
+
+		rc = r->m->reply(r, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &m);
+		grpc_slice_unref(s);
+		if (rc < 0)
+			finish_rc(r, rc);
+		else
+			send_msg(r, &m);
+		return;
+	}
 	if (r->m->shape == RPC_CLIENT_STREAM)
 		rc = r->m->message(r, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s));
 	else
@@ -339,6 +361,10 @@ static void step_done(struct rpc_tag *t, bool ok)
 	}
 	if (r->phase == P_RECV) {
 		received(r);
+		return;
+	}
+	if (r->m->shape == RPC_BIDI) {
+		recv_next(r);
 		return;
 	}
 	send_next(r);

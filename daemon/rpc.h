@@ -69,7 +69,7 @@ struct rpc_msg {
 	bool set;
 };
 
-enum rpc_shape { RPC_UNARY, RPC_SERVER_STREAM, RPC_CLIENT_STREAM };
+enum rpc_shape { RPC_UNARY, RPC_SERVER_STREAM, RPC_CLIENT_STREAM, RPC_BIDI };
 
 /* next() results besides 0 (end of stream) and errors. */
 #define RPC_MORE 1 /* *out is the next message */
@@ -89,6 +89,9 @@ struct rpc_method {
 	 * which sets the response. */
 	int (*message)(struct rpc *r, const uint8_t *buf, size_t len);
 	int (*done)(struct rpc *r);
+	/* RPC_BIDI: the answer to each message; the call ends OK when the
+	 * client's stream does. */
+	int (*reply)(struct rpc *r, const uint8_t *buf, size_t len, struct rpc_msg *out);
 	/* Frees the state, on every path (may be NULL). */
 	void (*release)(struct rpc *r);
 };
@@ -146,6 +149,7 @@ extern const struct rpc_method rpc_blob_methods[];
 extern const struct rpc_method rpc_dir_methods[];
 extern const struct rpc_method rpc_path_info_methods[];
 extern const struct rpc_method rpc_health_methods[];
+extern const struct rpc_method rpc_reflection_methods[];
 
 /* Whether `service` ("snix.castore.v1.BlobService", "" for all) is one
  * the daemon serves. */

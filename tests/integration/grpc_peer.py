@@ -476,6 +476,83 @@ def check_imported(p, args):
     expect(list(dirs), [], "Directories sent twice or not in the closure")
 
 
+def check_parallel(p, args):
+    """ARGS[0] clients at once, each on its own connection, each reading
+    an ARGS[1] MiB blob in full (a mount's readers): every byte right."""
+    n, size = int(args[0]), int(args[1]) << 20
+    data = os.urandom(size)
+    digest = p.put([data[i:i + (1 << 20)] for i in range(0, size, 1 << 20)])
+    want = hashlib.sha256(data).digest()
+    errors = []
+
+    def reader(i):
+        q = Peer(sys.argv[1], "snix" if i % 2 else "tvix")
+        try:
+            h = hashlib.sha256()
+            for c in q.read(digest, timeout=120):
+                h.update(c.data)
+            if h.digest() != want:
+                errors.append(f"reader {i}: wrong bytes")
+        except grpc.RpcError as e:
+            errors.append(f"reader {i}: {e.code()} {e.details()}")
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        fail("; ".join(errors))
+    alive(p)
+
+
+def check_reflection(p, args):
+    """Server reflection, v1 and v1alpha: the services are listed, and the
+    files it sends for a symbol or a file name build a descriptor pool
+    (google.protobuf's own parser) that has the services and methods."""
+    import reflection_pb2 as fpb
+    from google.protobuf import descriptor_pb2, descriptor_pool
+    for version in ("v1", "v1alpha"):
+        f = p.ch.stream_stream(f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+                               request_serializer=ser,
+                               response_deserializer=fpb.ServerReflectionResponse.FromString)
+        reqs = [fpb.ServerReflectionRequest(host="h", list_services=""),
+                fpb.ServerReflectionRequest(file_containing_symbol="snix.castore.v1.BlobService"),
+                fpb.ServerReflectionRequest(file_by_filename="rpc_pathinfo.proto"),
+                fpb.ServerReflectionRequest(
+                    file_containing_symbol="snix.castore.v1.DirectoryService.Get"),
+                fpb.ServerReflectionRequest(file_containing_symbol="no.such.Thing")]
+        resps = list(f(iter(reqs), timeout=10))
+        expect(len(resps), len(reqs), f"{version}: answers")
+        names = [s.name for s in resps[0].list_services_response.service]
+        for want in ("snix.castore.v1.BlobService", "snix.castore.v1.DirectoryService",
+                     "snix.store.v1.PathInfoService", "grpc.health.v1.Health"):
+            if want not in names:
+                fail(f"{version}: {want} not listed: {names}")
+        expect(resps[0].valid_host, "h", "valid_host")
+        fds = {}
+        for r in resps[1:4]:
+            for raw in r.file_descriptor_response.file_descriptor_proto:
+                fd = descriptor_pb2.FileDescriptorProto.FromString(raw)
+                fds[fd.name] = fd
+        # Into the pool dependencies first, as it wants them.
+        pool, added = descriptor_pool.DescriptorPool(), set()
+        while len(added) < len(fds):
+            ready = [n for n, fd in fds.items() if n not in added and set(fd.dependency) <= added]
+            if not ready:
+                fail(f"{version}: files whose dependencies were not sent: {set(fds) - added}")
+            for n in ready:
+                pool.Add(fds[n])
+                added.add(n)
+        blob = pool.FindServiceByName("snix.castore.v1.BlobService")
+        expect(sorted(m.name for m in blob.methods), ["Put", "Read", "Stat"], "BlobService")
+        pis = pool.FindServiceByName("snix.store.v1.PathInfoService")
+        expect(sorted(m.name for m in pis.methods), ["CalculateNAR", "Get", "List", "Put"],
+               "PathInfoService")
+        expect(pool.FindMessageTypeByName("snix.castore.v1.Directory").fields_by_name["files"].number,
+               2, "Directory.files")
+        expect(resps[4].error_response.error_code, 5, "unknown symbol")
+
+
 def nix32_decode(s):
     alphabet = "0123456789abcdfghijklmnpqrsvwxyz"
     out = bytearray(len(s) * 5 // 8)

@@ -5,7 +5,8 @@
 # sends). Every RPC under both package names (snix.* and tvix.*), status
 # codes, the reference vectors byte for byte, empty and large blobs,
 # deadlines, cancelled streams, malformed and hostile input (a '/' in a
-# name, a 19-byte reference, 4 GiB length prefixes, a flood), TCP and unix
+# name, a 19-byte reference, 4 GiB length prefixes, a flood), Health,
+# server reflection, 16 readers at once, a native-size store, TCP and unix
 # sockets, read-only refusal, and a graceful stop on SIGTERM.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 shopt -s inherit_errexit
@@ -90,6 +91,26 @@ t_read_only() {
 	wait "$pid"
 }
 
+# A store that counts DirectoryEntry.size as snix does (docs/castore.md):
+# the daemon takes and serves vector set N, and refuses set S's sizes.
+t_native() {
+	local pid
+	sf import --store "$TMP/native" --dir-size native "$SRC" >"$TMP/native.path"
+	"$STOREFS" daemon --store "$TMP/native" --allow-writes --listen "unix:$TMP/n.sock" \
+		>"$TMP/n.out" 2>&1 &
+	pid=$!
+	DAEMON_PIDS+=("$pid")
+	for _ in $(seq 200); do [ -s "$TMP/n.out" ] && break; sleep 0.05; done
+	pyp "unix:$TMP/n.sock" directories native
+	pyp "unix:$TMP/n.sock" imported "$(basename "$(cat "$TMP/native.path")")" "$SRC"
+	if pyp "unix:$TMP/n.sock" directories spec 2>"$TMP/err"; then
+		fail "a native store took set S's sizes"
+	fi
+	grep -q "INVALID_ARGUMENT" "$TMP/err"
+	kill -TERM "$pid"
+	wait "$pid"
+}
+
 # SIGTERM while a Put is still sending: that call completes, new calls are
 # refused, the daemon exits 0. (Its own daemon: only a child can be waited
 # for.)
@@ -133,6 +154,8 @@ check "Python: PathInfo vector byte-exact, List, CalculateNAR of the entry vecto
 	pyp "$TCP_T" path-info spec
 check "Python: PathInfo Put refuses a 19-byte reference, wrong NAR, missing root, other content" \
 	pyp "$TCP_T" path-info-errors
+check "Python: server reflection v1 and v1alpha: services listed, descriptors usable" \
+	pyp "$UNIX_T" reflection snix
 check "Python: an imported tree through List, Get, CalculateNAR, recursive Get, Read" t_imported
 check "Node: Health, Check and unknown services" jsp "$UNIX_T" health
 check "Node: blob vectors" jsp "$TCP_T" blobs
@@ -144,5 +167,7 @@ check "Node: cancelled Read and Put streams" jsp "$UNIX_T" cancel
 check "Node: Directory and PathInfo vectors byte-exact, CalculateNAR" jsp "$TCP_T" vectors spec
 check "Node raw HTTP/2: 4 GiB length prefix, truncated frame, malformed messages" jsp "$TCP_T" raw
 check "Node raw HTTP/2: a 4 GiB message is cut off at the memory quota" jsp "$UNIX_T" flood 400
+check "Python: 16 clients read a blob at once, every byte right" pyp "$TCP_T" parallel 16 4
+check "a native-size store: Directory vectors set N through the daemon" t_native
 check "a read-only daemon refuses every Put (PERMISSION_DENIED) and serves reads" t_read_only
 check "SIGTERM: the call in flight completes, new calls are refused, exit 0" t_graceful_stop

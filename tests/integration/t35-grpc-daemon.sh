@@ -91,6 +91,34 @@ t_read_only() {
 	wait "$pid"
 }
 
+# storefs's own client stores (grpc+unix://, grpc+http://) on the daemon:
+# reads, a copy and an import into a writable daemon, a mount.
+t_storefs_client() {
+	local p q w pid g
+	p=$(cat "$TMP/imported")
+	assert_eq "$(sf --store "grpc+unix://$TMP/d.sock" path-info "$p")" \
+		"$(sf --store "$TMP/store" path-info "$p")"
+	assert_eq "$(sf --store "grpc+http://$TCP_T" nar "$p" | sha256sum)" \
+		"$(sf --store "$TMP/store" nar "$p" | sha256sum)"
+	w=$TMP/w
+	"$STOREFS" daemon --store "$w" --allow-writes --listen "unix:$TMP/w.sock" >"$TMP/w.out" 2>&1 &
+	pid=$!
+	DAEMON_PIDS+=("$pid")
+	for _ in $(seq 200); do [ -s "$TMP/w.out" ] && break; sleep 0.05; done
+	g=grpc+unix://$TMP/w.sock
+	sf copy --from "$TMP/store" --to "$g" -r "$p"
+	q=$(sf --store "$g" import "$ROOT/daemon")
+	assert_eq "$q" "$(sf --store "$TMP/local-daemon" import "$ROOT/daemon")"
+	sf --store "$g" verify --check-contents
+	start_mount "$g" "$TMP/mnt"
+	diff -r "$SRC" "$TMP/mnt/$(basename "$p")"
+	diff -r "$ROOT/daemon" "$TMP/mnt/$(basename "$q")"
+	stop_mount "$TMP/mnt"
+	kill -TERM "$pid"
+	wait "$pid"
+	sf --store "$w" verify --check-contents
+}
+
 # A store that counts DirectoryEntry.size as snix does (docs/castore.md):
 # the daemon takes and serves vector set N, and refuses set S's sizes.
 t_native() {
@@ -167,6 +195,8 @@ check "Node: cancelled Read and Put streams" jsp "$UNIX_T" cancel
 check "Node: Directory and PathInfo vectors byte-exact, CalculateNAR" jsp "$TCP_T" vectors spec
 check "Node raw HTTP/2: 4 GiB length prefix, truncated frame, malformed messages" jsp "$TCP_T" raw
 check "Node raw HTTP/2: a 4 GiB message is cut off at the memory quota" jsp "$UNIX_T" flood 400
+check "storefs's grpc+unix:// and grpc+http:// stores on the daemon: read, copy, import, mount" \
+	t_storefs_client
 check "Python: 16 clients read a blob at once, every byte right" pyp "$TCP_T" parallel 16 4
 check "a native-size store: Directory vectors set N through the daemon" t_native
 check "a read-only daemon refuses every Put (PERMISSION_DENIED) and serves reads" t_read_only

@@ -11,6 +11,7 @@ t_destdir() {
 	for f in ./usr/local/bin/storefs \
 		./usr/local/lib/systemd/system/storefs-mount@.service \
 		./usr/local/lib/systemd/system/storefs-serve.service \
+		./usr/local/lib/systemd/system/storefs-daemon.service \
 		./usr/local/share/bash-completion/completions/storefs \
 		./usr/local/share/man/man1/storefs.1; do
 		grep -qx "$f" "$TMP/files" || fail "missing $f"
@@ -43,7 +44,7 @@ t_units() {
 	cp "$pfx"/lib/systemd/system/*.service "$TMP/units/"
 	ln -s storefs-mount@.service "$TMP/units/storefs-mount@mnt-store.service"
 	(cd "$TMP/units" && MANPATH=$pfx/share/man systemd-analyze verify \
-		./storefs-serve.service ./storefs-mount@mnt-store.service)
+		./storefs-serve.service ./storefs-daemon.service ./storefs-mount@mnt-store.service)
 }
 
 t_completion() {

@@ -251,6 +251,27 @@ static void pool_give(struct pg_pool *p, struct pg_conn *c)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/* Closes every idle connection: one kept connection found dead means the
+ * server restarted or the network broke, and the others are as dead, so
+ * the retry (and the requests after it) must not be given them. */
+static void pool_drain(struct pg_pool *p)
+{
+	struct pg_conn *v[64];
+	unsigned n;
+
+	pthread_mutex_lock(&p->mu);
+	n = p->n_idle < 64 ? p->n_idle : 64;
+	p->n_idle -= n;
+	memcpy(v, p->idle + p->n_idle, n * sizeof(*v));
+	p->open -= n;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	for (unsigned i = 0; i < n; i++) {
+		PQfinish(v[i]->pg);
+		free(v[i]);
+	}
+}
+
 int pg_run(struct pg_pool *p, pg_op_fn op, void *arg)
 {
 	for (int attempt = 0;; attempt++) {
@@ -266,6 +287,7 @@ int pg_run(struct pg_pool *p, pg_op_fn op, void *arg)
 		pool_give(p, c);
 		if (!stale || attempt)
 			return rc;
+		pool_drain(p);
 		log_debug("a kept connection to '%s' was dead; trying a new one", p->location);
 	}
 }

@@ -298,9 +298,50 @@ static bool seen_wait(struct seen *s, const char *want, int seconds)
 	return false;
 }
 
-/* The server stopped under an open store: -EIO with a message at once,
- * no hang; started again: the same store works (its dead connections are
- * replaced) and its watcher, reconnected, announces a path registered by
+struct getter {
+	struct store *st;
+	const uint8_t *digest;
+	int errors;
+};
+
+static void *get_many(void *arg)
+{
+	struct getter *g = arg;
+
+	for (int i = 0; i < 50; i++) {
+		struct path_info *pi;
+
+		if (path_info_service_get(g->st->paths, g->digest, &pi) == 0)
+			path_info_free(pi);
+		else
+			g->errors++;
+	}
+	return NULL;
+}
+
+/* Readers in parallel, so that the pool keeps several connections. */
+static int fill_pool(struct store *st, const uint8_t *digest)
+{
+	struct getter g[4];
+	pthread_t th[4];
+	int errors = 0;
+
+	for (int i = 0; i < 4; i++) {
+		g[i] = (struct getter){st, digest, 0};
+		if (pthread_create(&th[i], NULL, get_many, &g[i]))
+			return -EAGAIN;
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		errors += g[i].errors;
+	}
+	return errors ? -EIO : 0;
+}
+
+/* The server restarted under an open store: no request fails (its kept
+ * connections, all dead, are replaced at the first failure); stopped:
+ * -EIO with a message at once, no hang; started again: the same store
+ * works and its watcher, reconnected, announces a path registered by
  * another store in the meantime. Needs $STOREFS_TEST_PG_STOP/_START. */
 TEST(postgres_outage_and_recovery)
 {
@@ -319,6 +360,12 @@ TEST(postgres_outage_and_recovery)
 	CHECK_OK(mk_pi(BASE, 5, &pi));
 	CHECK_OK(path_info_service_put(st->paths, pi));
 	CHECK_OK(path_info_service_watch(st->paths, seen_cb, &w));
+	CHECK_OK(fill_pool(st, pi->path.digest));
+	/* A restart between two requests: no request fails. */
+	CHECK_OK(system(stop));
+	CHECK_OK(system(start));
+	CHECK_OK(fill_pool(st, pi->path.digest));
+	/* Requests while it is down fail at once. */
 	CHECK_OK(system(stop));
 	t0 = deadline_now_ms();
 	CHECK_ERR(path_info_service_get(st->paths, pi->path.digest, &got), -EIO);
@@ -326,8 +373,7 @@ TEST(postgres_outage_and_recovery)
 		  (unsigned long long)(deadline_now_ms() - t0));
 	CHECK_MSG(strstr(sf_errmsg(-EIO), "PostgreSQL database"), "message: %s", sf_errmsg(-EIO));
 	CHECK_OK(system(start));
-	CHECK_OK(path_info_service_get(st->paths, pi->path.digest, &got));
-	path_info_free(got);
+	CHECK_OK(fill_pool(st, pi->path.digest));
 	CHECK_OK(store_open(fx.url, 0, &other));
 	CHECK_OK(mk_pi(later, 6, &p2));
 	CHECK_OK(path_info_service_put(other->paths, p2));

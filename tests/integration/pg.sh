@@ -58,7 +58,13 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 CONF
-	pg_start
+	# The free port may be taken before the server binds it: try others.
+	for _ in 1 2; do
+		pg_start 2>/dev/null && break
+		PG_PORT=$(pg_free_port)
+		sed -i "s/^port = .*/port = $PG_PORT/" "$PG_DIR/data/postgresql.conf"
+	done
+	[ -f "$PG_DIR/data/postmaster.pid" ] || pg_start
 	pg_as "$PGBIN/createdb" -h "$PG_DIR" -p "$PG_PORT" -U ci ci
 	PG_URL=postgresql://ci@127.0.0.1:$PG_PORT/ci
 	echo "127.0.0.1:$PG_PORT:*:ci:$PG_PASSWORD" >"$TMP/pgpass"

@@ -31,15 +31,31 @@
 #define SERVE_NARINFO_MAX	 (2u << 20)
 #define SERVE_UPLOADS_MAX	 1024
 /* Connection limits (docs/limits.md "serve"): idle or slow clients cost a
- * socket, never a thread; beyond a limit a connection is closed at once. */
-#define SERVE_MAX_CONNECTIONS 1024 /* in total */
-#define SERVE_MAX_PER_IP      32   /* from one client address */
-#define SERVE_IDLE_TIMEOUT_S  30   /* without a byte in either direction */
-#define SERVE_THREADS_MIN     4	   /* the pool: twice the CPUs, in [4, 16] */
+ * socket, never a thread. Beyond a limit, a connection is answered 503 at
+ * once and closed (it gets SERVE_OVER_TIMEOUT_S to send its request); the
+ * overflow itself is bounded, and beyond it a connection is closed at
+ * accept. */
+#define SERVE_MAX_CONNECTIONS 1024 /* served in total */
+#define SERVE_MAX_PER_IP      32   /* served from one client address */
+#define SERVE_OVERFLOW	      128  /* answered 503, in total ... */
+#define SERVE_OVERFLOW_PER_IP 8	   /* ... and from one address */
+#define SERVE_OVER_TIMEOUT_S  5
+#define SERVE_IDLE_TIMEOUT_S  30 /* without a byte in either direction */
+#define SERVE_THREADS_MIN     4	 /* the pool: twice the CPUs, in [4, 16] */
 #define SERVE_THREADS_MAX     16
 /* NAR downloads and uploads at once (each has a thread of its own);
  * beyond, 503 at once. */
 #define SERVE_MAX_TRANSFERS 64
+
+/* Open connections, per client address and in total. */
+struct serve_conns {
+	pthread_mutex_t lock;
+	unsigned total;
+	struct serve_peer {
+		uint8_t addr[17]; /* family byte + IPv4 or IPv6 address */
+		unsigned n;	  /* 0: a free entry */
+	} peer[SERVE_MAX_CONNECTIONS + SERVE_OVERFLOW];
+};
 
 /* NAR SHA-256 -> store path digest of a registered path with that NAR. */
 struct serve_index {
@@ -82,6 +98,7 @@ struct server {
 	struct serve_index idx;
 	struct serve_uploads up;
 	struct MHD_Daemon *daemon;
+	struct serve_conns conns;
 	atomic_uint transfers; /* NAR streams and uploads running */
 };
 

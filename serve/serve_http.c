@@ -7,6 +7,7 @@
 #include "store/narinfo.h"
 #include "store/nixbase32.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <stdarg.h>
@@ -32,6 +33,7 @@ struct request {
 	char *body;			       /* REQ_NARINFO_PUT */
 	size_t len, cap;
 	bool too_big;
+	bool over; /* REQ_PLAIN on a connection over a limit: 503 */
 };
 
 /* --- responses --- */
@@ -698,6 +700,120 @@ static enum MHD_Result put_allowed(struct server *s, struct MHD_Connection *c, c
 	return queue(c, method, url, MHD_HTTP_UNAUTHORIZED, r, sizeof(AUTH_NEEDED) - 1);
 }
 
+/* --- connection limits (docs/limits.md "serve: connections") --- */
+
+/* A connection's socket context: (its peer entry + 1) << 1 | CONN_OVER
+ * (over a limit). */
+#define CONN_OVER ((uintptr_t)1)
+#define N_PEERS	  (SERVE_MAX_CONNECTIONS + SERVE_OVERFLOW)
+
+static void peer_key(const struct sockaddr *sa, uint8_t key[17])
+{
+	memset(key, 0, 17);
+	if (!sa)
+		return;
+	key[0] = (uint8_t)sa->sa_family;
+	if (sa->sa_family == AF_INET)
+		memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	else if (sa->sa_family == AF_INET6)
+		memcpy(key + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+}
+
+/* The entry of `key`, or a free one for it. A linear scan: there are at
+ * most as many addresses as connections MHD accepts, so an entry is always
+ * free, and a scan costs less than the accept it follows. */
+static struct serve_peer *peer_entry(struct serve_conns *k, const uint8_t key[17])
+{
+	struct serve_peer *free_one = NULL;
+
+	for (size_t i = 0; i < N_PEERS; i++) {
+		struct serve_peer *p = &k->peer[i];
+
+		if (p->n && !memcmp(p->addr, key, sizeof(p->addr)))
+			return p;
+		if (!p->n && !free_one)
+			free_one = p;
+	}
+	if (free_one)
+		memcpy(free_one->addr, key, sizeof(free_one->addr));
+	return free_one;
+}
+
+static void conn_started(struct server *s, struct MHD_Connection *c, void **ctx)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	struct serve_conns *k = &s->conns;
+	struct serve_peer *p;
+	uint8_t key[17];
+	uintptr_t v = CONN_OVER;
+
+	peer_key(ci ? ci->client_addr : NULL, key);
+	pthread_mutex_lock(&k->lock);
+	p = peer_entry(k, key);
+	if (p) {
+		p->n++, k->total++;
+		v = ((uintptr_t)(p - k->peer) + 1) << 1;
+		if (k->total > SERVE_MAX_CONNECTIONS || p->n > SERVE_MAX_PER_IP)
+			v |= CONN_OVER;
+	}
+	pthread_mutex_unlock(&k->lock);
+	*ctx = (void *)v;
+	/* It is answered as soon as it has sent its request: a client that
+	 * sends none must not hold an overflow place for the idle timeout. */
+	if (v & CONN_OVER)
+		MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+					  (unsigned)SERVE_OVER_TIMEOUT_S);
+}
+
+static void conn_closed(struct server *s, void **ctx)
+{
+	uintptr_t v = (uintptr_t)*ctx;
+	struct serve_conns *k = &s->conns;
+
+	if (v >> 1) {
+		pthread_mutex_lock(&k->lock);
+		k->peer[(v >> 1) - 1].n--;
+		k->total--;
+		pthread_mutex_unlock(&k->lock);
+	}
+	*ctx = NULL;
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *c, void **ctx,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		conn_started(cls, c, ctx);
+	else
+		conn_closed(cls, ctx);
+}
+
+static bool conn_over(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci && ((uintptr_t)ci->socket_context & CONN_OVER);
+}
+
+/* 503 and close: the client may retry once others have left. */
+static enum MHD_Result send_busy(struct MHD_Connection *c, const char *method, const char *url)
+{
+	static const char msg[] = "too many connections; retry later\n";
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+
+	if (r &&
+	    (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain") != MHD_YES ||
+	     MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES ||
+	     MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1") != MHD_YES)) {
+		MHD_destroy_response(r);
+		r = NULL;
+	}
+	return queue(c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, r, sizeof(msg) - 1);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *data,
 			      size_t *size, void **con_cls)
@@ -714,10 +830,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return rq->len > SERVE_NARINFO_MAX ? MHD_NO : MHD_YES;
 	}
 	if (rq && rq->kind == REQ_PLAIN)
-		return handle_plain(s, c, method, url);
+		return rq->over ? send_busy(c, method, url) : handle_plain(s, c, method, url);
 	if (rq)
 		return handle_body(s, c, method, url, rq, data, size);
-	if (!strcmp(method, MHD_HTTP_METHOD_PUT))
+	if (!strcmp(method, MHD_HTTP_METHOD_PUT) && !conn_over(c))
 		return put_allowed(s, c, method, url, con_cls);
 	/* Answering on the first call, before MHD has seen that there is no
 	 * body, would cost the connection its keep-alive. */
@@ -725,6 +841,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (!rq)
 		return MHD_NO;
 	rq->kind = REQ_PLAIN;
+	rq->over = conn_over(c);
 	*con_cls = rq;
 	return MHD_YES;
 }
@@ -760,15 +877,22 @@ int serve_start(struct server *s, int fd, bool verbose)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC |
 			 (verbose ? MHD_USE_ERROR_LOG : 0);
+	int rc = -pthread_mutex_init(&s->conns.lock, NULL);
 
+	if (rc < 0)
+		return rc;
+	/* MHD's own limits are ours plus the overflow answered 503. */
 	s->daemon = MHD_start_daemon(
 	    flags, 0, NULL, NULL, handle, s, MHD_OPTION_LISTEN_SOCKET, fd,
-	    MHD_OPTION_NOTIFY_COMPLETED, request_done, s, MHD_OPTION_THREAD_POOL_SIZE, pool_size(),
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVE_MAX_CONNECTIONS,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)SERVE_MAX_PER_IP,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SERVE_IDLE_TIMEOUT_S, MHD_OPTION_END);
-	if (!s->daemon)
+	    MHD_OPTION_NOTIFY_COMPLETED, request_done, s, MHD_OPTION_NOTIFY_CONNECTION,
+	    notify_connection, s, MHD_OPTION_THREAD_POOL_SIZE, pool_size(),
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)N_PEERS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned)(SERVE_MAX_PER_IP + SERVE_OVERFLOW_PER_IP), MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)SERVE_IDLE_TIMEOUT_S, MHD_OPTION_END);
+	if (!s->daemon) {
+		pthread_mutex_destroy(&s->conns.lock);
 		return sf_err(-EIO, "cannot start the HTTP server");
+	}
 	return 0;
 }
 
@@ -776,8 +900,10 @@ void serve_stop(struct server *s)
 {
 	struct store_orphans pending;
 
-	if (s->daemon)
+	if (s->daemon) {
 		MHD_stop_daemon(s->daemon);
+		pthread_mutex_destroy(&s->conns.lock);
+	}
 	s->daemon = NULL;
 	/* Uploads whose narinfo never came will not be registered now. */
 	if (serve_uploads_drain(&s->up, &pending) == 0)

@@ -178,6 +178,46 @@ PY
 	grep -q "^StorePath: $SLOWNAR" "$TMP/ni"
 }
 
+# 32 idle connections from one address fill its share: a 33rd client from
+# there gets 503 at once (it was closed at accept before), one from another
+# address its narinfo; once the idle ones leave, the first address is
+# served again.
+t_serve_over_limit_503() {
+	local url hold h code
+	url=$(cat "$TMP/SERVE.url")
+	h=$(base "$SLOWNAR" | cut -c1-32)
+	python3 - "$url" "$TMP/full.ready" <<'PY' &
+import socket, sys, time
+host, port = sys.argv[1].split("//")[1].split(":")
+conns = []
+for i in range(32):
+    s = socket.socket()
+    s.bind(("127.0.0.9", 0))
+    s.connect((host, int(port)))
+    conns.append(s)
+open(sys.argv[2], "w").write("ready")
+time.sleep(60)
+PY
+	hold=$!
+	for _ in $(seq 100); do [ -s "$TMP/full.ready" ] && break; sleep 0.1; done
+	[ -s "$TMP/full.ready" ] || { kill "$hold"; fail "could not open 32 connections"; }
+	sleep 0.5 # the server has taken them all
+	code=$(curl -s -o "$TMP/busy" -w '%{http_code}' --max-time 5 --interface 127.0.0.9 \
+		"$url/$h.narinfo" || true)
+	if [ "$code" != 503 ]; then
+		kill "$hold"
+		fail "the 33rd client from one address got '$code', expected 503"
+	fi
+	grep -q "too many connections" "$TMP/busy"
+	curl -sf --max-time 5 --interface 127.0.0.10 "$url/$h.narinfo" >"$TMP/ni" ||
+		{ kill "$hold"; fail "no narinfo from another address"; }
+	kill "$hold"
+	wait "$hold" || true
+	sleep 0.5
+	curl -sf --max-time 5 --interface 127.0.0.9 "$url/$h.narinfo" >"$TMP/ni"
+	grep -q "^StorePath: $SLOWNAR" "$TMP/ni"
+}
+
 # A lookup with the right hash but a wrong name costs a narinfo, never the
 # NAR; the right name then fetches it.
 t_wrong_name_no_download() {
@@ -342,3 +382,4 @@ check "NARs beyond the directory and size caps are refused, nothing left behind"
 check "serve: a GET or POST with a body is answered" t_serve_request_with_body
 check "serve: 200 idle connections and a normal client still gets its narinfo" t_serve_idle_clients
 check "serve: NAR transfers beyond the limit get 503 at once" t_serve_transfer_limit
+check "serve: a client beyond the per-address connection limit gets 503 at once" t_serve_over_limit_503

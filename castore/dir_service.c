@@ -131,6 +131,9 @@ int dir_service_get_recursive(struct dir_service *s, const struct b3_digest *roo
 	struct visit_queue q = {0};
 	int rc;
 
+	if (s->ops->get_recursive)
+		return s->ops->get_recursive(s, root, cb, ctx);
+
 	digest_map_init(&q.seen);
 	rc = queue_push(&q, root, root);
 	for (size_t i = 0; rc == 0 && i < q.len; i++)
@@ -138,6 +141,83 @@ int dir_service_get_recursive(struct dir_service *s, const struct b3_digest *roo
 	digest_map_release(&q.seen);
 	free(q.items);
 	return rc;
+}
+
+/* --- receiving a closure root to leaves --- */
+
+/* Values of dir_recv.state: a digest is expected (referenced by a received
+ * Directory, or the root) or received. */
+static char expected_mark, received_mark;
+
+struct dir_recv {
+	struct digest_map state;
+	size_t outstanding; /* expected, not received */
+	size_t received;
+};
+
+int dir_recv_new(const struct b3_digest *root, struct dir_recv **out)
+{
+	struct dir_recv *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	digest_map_init(&v->state);
+	if (digest_map_put(&v->state, root, &expected_mark, NULL) < 0) {
+		dir_recv_free(v);
+		return -ENOMEM;
+	}
+	v->outstanding = 1;
+	*out = v;
+	return 0;
+}
+
+void dir_recv_free(struct dir_recv *v)
+{
+	if (!v)
+		return;
+	digest_map_release(&v->state);
+	free(v);
+}
+
+int dir_recv_accept(struct dir_recv *v, const struct directory *d, struct b3_digest *digest)
+{
+	char text[B3_TEXT_LEN + 1];
+	void *mark;
+	int rc = directory_digest(d, digest);
+
+	if (rc < 0)
+		return rc;
+	mark = digest_map_get(&v->state, digest);
+	if (mark != &expected_mark) {
+		b3_digest_to_text(digest, text);
+		return sf_err(-EIO, "directory '%s' was %s", text,
+			      mark ? "sent twice" : "sent before anything referred to it");
+	}
+	if (digest_map_put(&v->state, digest, &received_mark, NULL) < 0)
+		return -ENOMEM;
+	v->outstanding--;
+	v->received++;
+	for (size_t i = 0; i < d->count; i++) {
+		if (d->nodes[i].kind != NODE_DIRECTORY ||
+		    digest_map_get(&v->state, &d->nodes[i].digest))
+			continue;
+		if (digest_map_put(&v->state, &d->nodes[i].digest, &expected_mark, NULL) < 0)
+			return -ENOMEM;
+		v->outstanding++;
+	}
+	return 0;
+}
+
+int dir_recv_finish(struct dir_recv *v)
+{
+	size_t left = v->outstanding, got = v->received;
+
+	dir_recv_free(v);
+	if (got == 0)
+		return -ENOENT;
+	if (left)
+		return sf_err(-EIO, "%zu directories of the closure were never sent", left);
+	return 0;
 }
 
 /* --- put_multiple --- */

@@ -11,6 +11,9 @@
 
 struct dir_service;
 
+/* Called per Directory of a recursive get (dir_service_get_recursive). */
+typedef int (*dir_visit_fn)(void *ctx, const struct b3_digest *digest, const struct directory *d);
+
 struct dir_service_ops {
 	/* -ENOENT if absent. `*out` is owned by the caller. */
 	int (*get)(struct dir_service *s, const struct b3_digest *d, struct directory **out);
@@ -28,6 +31,10 @@ struct dir_service_ops {
 	 * earlier in the batch, not only whole closures (a gRPC Put stream
 	 * must be one): a dir_putter then passes them on in batches. */
 	bool partial_batches;
+	/* Optional: dir_service_get_recursive() in one request (a remote
+	 * service), with the same contract; NULL: one get() per Directory. */
+	int (*get_recursive)(struct dir_service *s, const struct b3_digest *root, dir_visit_fn cb,
+			     void *ctx);
 };
 
 struct dir_service {
@@ -54,9 +61,22 @@ int dir_service_put(struct dir_service *s, const struct directory *d, struct b3_
  * first, each digest once. A missing Directory is -EIO with a message naming
  * it (-ENOENT only if the root itself is absent). Stops early and returns
  * cb's value if it returns non-zero. */
-typedef int (*dir_visit_fn)(void *ctx, const struct b3_digest *digest, const struct directory *d);
 int dir_service_get_recursive(struct dir_service *s, const struct b3_digest *root, dir_visit_fn cb,
 			      void *ctx);
+
+/* dir_recv: checks a closure received root to leaves (a recursive Get's
+ * stream, castore.md §2.5): the first Directory must be the root, each
+ * later one a child of one received before, each sent once, and at the
+ * end every child must have been received. -EIO with a message naming the
+ * Directory otherwise. */
+struct dir_recv;
+int dir_recv_new(const struct b3_digest *root, struct dir_recv **out);
+/* Checks `d` (validated already) and computes its digest into *digest. */
+int dir_recv_accept(struct dir_recv *v, const struct directory *d, struct b3_digest *digest);
+/* 0 if nothing is outstanding; -ENOENT if nothing was received at all (an
+ * unknown root). Frees `v` in every case. */
+int dir_recv_finish(struct dir_recv *v);
+void dir_recv_free(struct dir_recv *v);
 
 /* put_multiple: validates a closure sent leaves to root: every Directory
  * referenced must have been sent before, recorded sizes must match the

@@ -68,6 +68,52 @@ static int gdir_get(struct dir_service *ds, const struct b3_digest *dg, struct d
 	return rc;
 }
 
+/* One call for a whole closure: a recursive Get, its stream checked root
+ * to leaves by castore's dir_recv (each Directory validated, referred to
+ * by one received before, sent once, none missing at the end). */
+static int gdir_get_recursive(struct dir_service *ds, const struct b3_digest *root, dir_visit_fn cb,
+			      void *ctx)
+{
+	struct gdir_service *s = (struct gdir_service *)ds;
+	Snix__Castore__V1__GetDirectoryRequest req = SNIX__CASTORE__V1__GET_DIRECTORY_REQUEST__INIT;
+	uint8_t buf[64], *msg = NULL;
+	struct b3_digest digest;
+	struct dir_recv *v = NULL;
+	struct directory *d;
+	struct grpc_rpc r;
+	size_t len;
+	int rc;
+
+	req.by_what_case = SNIX__CASTORE__V1__GET_DIRECTORY_REQUEST__BY_WHAT_DIGEST;
+	req.digest.data = (uint8_t *)root->bytes;
+	req.digest.len = B3_LEN;
+	req.recursive = 1;
+	len = snix__castore__v1__get_directory_request__pack(&req, buf);
+	rc = dir_recv_new(root, &v);
+	if (rc == 0)
+		rc = grpc_rpc_start(s->conn, s->conn->pkg_castore, "DirectoryService", "Get", buf,
+				    len, &r);
+	while (rc == 0 && (rc = grpc_rpc_next(&r, &msg, &len)) == 0 && msg) {
+		rc = directory_decode(msg, len, &d);
+		free(msg);
+		if (rc < 0) {
+			rc = sf_err(-EIO, "%s: a Directory is invalid: %s", s->conn->location,
+				    sf_errmsg(rc));
+			break;
+		}
+		rc = dir_recv_accept(v, d, &digest);
+		if (rc == 0)
+			rc = cb(ctx, &digest, d);
+		directory_free(d);
+	}
+	if (v)
+		grpc_rpc_finish(&r);
+	if (rc == 0)
+		return dir_recv_finish(v);
+	dir_recv_free(v);
+	return rc;
+}
+
 static int send_dir(struct grpc_rpc *r, const struct directory *d)
 {
 	uint8_t *buf = NULL;
@@ -138,6 +184,7 @@ static const struct dir_service_ops gdir_ops = {
     .get = gdir_get,
     .put_batch = gdir_put_batch,
     .free = gdir_free,
+    .get_recursive = gdir_get_recursive,
 };
 
 int grpc_dir_service_new(struct grpc_conn *c, struct dir_service **out)

@@ -260,10 +260,11 @@ int grpc_rpc_next(struct grpc_rpc *r, uint8_t **msg, size_t *len)
 
 void grpc_rpc_finish(struct grpc_rpc *r)
 {
-	if (r->call && !r->ended) {
+	/* No batch is in flight here, so a cancelled call leaves no event to
+	 * wait for; its status is not read, so the caller's message (why it
+	 * gave up on the call) stays the recorded one. */
+	if (r->call && !r->ended)
 		grpc_call_cancel(r->call, NULL);
-		read_status(r); /* only to complete the call; the cancel is ours */
-	}
 	if (r->call)
 		grpc_call_unref(r->call);
 	if (r->cq) {

@@ -15,6 +15,7 @@ Modes (faults):
     honest  answer truthfully
     flip    every blob is sent with one byte flipped (its middle one)
     hang    never answer any call (until killed)
+    extra   a recursive Directory Get sends one Directory nothing refers to
 The blob stream is cut into messages of --chunk bytes (default 4096, as
 snix does), with --delay seconds between them.
 
@@ -70,7 +71,7 @@ def main():
     ap.add_argument("export")
     ap.add_argument("listen")
     ap.add_argument("portfile")
-    ap.add_argument("--mode", default="honest", choices=["honest", "flip", "hang"])
+    ap.add_argument("--mode", default="honest", choices=["honest", "flip", "hang", "extra"])
     ap.add_argument("--chunk", type=int, default=4096)
     ap.add_argument("--delay", type=float, default=0.0)
     a = ap.parse_args()
@@ -132,6 +133,9 @@ def main():
                 if child.digest not in seen:
                     seen.add(child.digest)
                     queue.append(child.digest)
+        if a.mode == "extra":
+            yield castore_pb2.Directory(symlinks=[castore_pb2.SymlinkEntry(
+                name=b"stray", target=b"nowhere")]).SerializeToString()
 
     def path_get(req, context):
         hang(context)

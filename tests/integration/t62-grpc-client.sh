@@ -157,6 +157,41 @@ t_writes() {
 	stop_peer
 }
 
+# A binary cache served from a gRPC store: `storefs serve` checks a NAR's
+# closure with one recursive Directory Get, validated root to leaves
+# (castore's dir_recv): honest, the NAR is the local store's; a stream
+# with a Directory nothing refers to is refused.
+serve_nar() {
+	local url ni nar
+	"$STOREFS" serve --store "$1" --listen 127.0.0.1:0 >"$TMP/serve.url" 2>"$TMP/serve.log" &
+	SERVE_PID=$!
+	for _ in $(seq 200); do
+		url=$(cat "$TMP/serve.url" 2>/dev/null || true)
+		[ -n "$url" ] && curl -sf "$url/nix-cache-info" >/dev/null && break
+		sleep 0.05
+	done
+	ni=$(curl -sf "$url/$(hashpart "$P").narinfo")
+	nar=$(echo "$ni" | sed -n 's/^URL: //p')
+	grep -q "^Compression: none" <<<"$ni" || fail "compressed NAR: $ni"
+	curl -sf "$url/$nar" >"$TMP/served.nar" || echo "curl failed" >"$TMP/served.nar"
+	kill "$SERVE_PID"
+	wait "$SERVE_PID" || true
+}
+
+t_serve_from_grpc() {
+	trap_check
+	start_peer 127.0.0.1:0
+	serve_nar "grpc+http://127.0.0.1:$PEER_PORT"
+	assert_eq "$(sha256sum <"$TMP/served.nar")" "$(sf --store "$S" nar "$P" | sha256sum)"
+	stop_peer
+	start_peer 127.0.0.1:0 --mode extra
+	serve_nar "grpc+http://127.0.0.1:$PEER_PORT"
+	assert_eq "$(cat "$TMP/served.nar")" "curl failed"
+	grep -q "before anything referred to it" "$TMP/serve.log" ||
+		fail "no reason logged: $(cat "$TMP/serve.log")"
+	stop_peer
+}
+
 t_bad_urls() {
 	trap_check
 	local u
@@ -265,6 +300,8 @@ check "grpc+unix:// mount with package=tvix and timeout=" t_mount_unix_tvix
 check "python3 runs from a grpc+unix:// mount (loader, libraries, stdlib)" t_python_from_mount
 check "list, path-info, cat, nar, verify, copy over grpc+http://" t_commands
 check "copy and import into a grpc+http:// store (Put), read back" t_writes
+check "serve a binary cache from a grpc+http:// store (recursive Get, checked)" \
+	t_serve_from_grpc
 check "malformed grpc URLs are refused with a reason" t_bad_urls
 check "a blob with one flipped byte is EIO and nothing is kept" t_flipped_byte
 check "a server that never answers is EIO after ?timeout=" t_never_answers

@@ -2,6 +2,7 @@
  * vectors of tests/data/vectors.json (docs/castore.md §1-4) (both size formulas). */
 #include "harness.h"
 
+#include "castore/dir_service.h"
 #include "castore/directory.h"
 #include "common/encoding.h"
 
@@ -400,4 +401,46 @@ TEST(entry_vectors)
 		CHECK_MEM(got, want, len);
 		free(got), free(arena), free(want);
 	}
+}
+
+/* Feeds `seq` (fixtures, by letter) to a dir_recv for root `root`: the
+ * first failing accept's error, else dir_recv_finish's. */
+static int recv_sequence(const struct fixtures *fx, const struct directory *root, const char *seq)
+{
+	const struct directory *by_letter[4] = {fx->a, fx->b, fx->c, fx->d};
+	struct b3_digest dg, got;
+	struct dir_recv *v;
+	int rc = directory_digest(root, &dg);
+
+	if (rc == 0)
+		rc = dir_recv_new(&dg, &v);
+	if (rc < 0)
+		return rc;
+	for (const char *p = seq; *p; p++) {
+		rc = dir_recv_accept(v, by_letter[*p - 'A'], &got);
+		if (rc < 0) {
+			dir_recv_free(v);
+			return rc;
+		}
+	}
+	return dir_recv_finish(v);
+}
+
+/* A recursive Get's stream (castore.md §2.5), D -> {A, B}, B -> A. */
+TEST(dir_recv_root_to_leaves)
+{
+	struct fixtures fx;
+
+	CHECK_OK(fixtures_build(&fx, DIR_SIZE_SPEC));
+	CHECK_OK(recv_sequence(&fx, fx.d, "DAB"));
+	CHECK_OK(recv_sequence(&fx, fx.d, "DBA"));
+	CHECK_OK(recv_sequence(&fx, fx.c, "CA"));
+	CHECK_OK(recv_sequence(&fx, fx.a, "A"));
+	CHECK_ERR(recv_sequence(&fx, fx.d, "DB"), -EIO);   /* A never sent */
+	CHECK_ERR(recv_sequence(&fx, fx.d, "B"), -EIO);	   /* not the root first */
+	CHECK_ERR(recv_sequence(&fx, fx.d, "DABA"), -EIO); /* A twice */
+	CHECK_ERR(recv_sequence(&fx, fx.d, "DC"), -EIO);   /* nothing refers to C */
+	CHECK_ERR(recv_sequence(&fx, fx.d, "DD"), -EIO);   /* the root twice */
+	CHECK_ERR(recv_sequence(&fx, fx.d, ""), -ENOENT);  /* an unknown root */
+	fixtures_free(&fx);
 }

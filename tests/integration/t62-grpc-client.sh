@@ -192,6 +192,53 @@ t_serve_from_grpc() {
 	stop_peer
 }
 
+# start_daemon STORE ARGS...: `storefs daemon` on a Unix socket and on a
+# free TCP port; DAEMON_UNIX and DAEMON_HTTP are the URLs it prints.
+start_daemon() {
+	local store=$1 out=$TMP/daemon.urls
+	shift
+	: >"$out"
+	"$STOREFS" daemon --store "$store" --listen "unix:$TMP/daemon.sock" \
+		--listen 127.0.0.1:0 "$@" >"$out" 2>"$TMP/daemon.log" &
+	PEER_PID=$! # stopped like a peer
+	for _ in $(seq 200); do
+		[ "$(wc -l <"$out")" -ge 2 ] && break
+		kill -0 "$PEER_PID" 2>/dev/null || { cat "$TMP/daemon.log" >&2; fail "daemon exited"; }
+		sleep 0.05
+	done
+	DAEMON_UNIX=$(grep '^grpc+unix://' "$out")
+	DAEMON_HTTP=$(grep '^grpc+http://' "$out")
+	[ -n "$DAEMON_UNIX" ] && [ -n "$DAEMON_HTTP" ] || fail "daemon URLs: $(cat "$out")"
+}
+
+# The client against storefs's own daemon: a mount over each transport and
+# package name, and writes into a daemon that allows them.
+t_storefs_daemon() {
+	trap_check
+	local q
+	start_daemon "$S"
+	start_mount "$DAEMON_UNIX" "$M"
+	same_tree "$M/$B"
+	stop_mount "$M"
+	start_mount "$DAEMON_HTTP?package=tvix" "$M"
+	same_tree "$M/$B"
+	assert_eq "$(sf --store "$DAEMON_HTTP" nar "$P" | sha256sum)" \
+		"$(sf --store "$S" nar "$P" | sha256sum)"
+	stop_mount "$M"
+	mkdir -p "$TMP/more2" && head -c 200000 /dev/urandom >"$TMP/more2/blob"
+	expect_fail sf --store "$DAEMON_UNIX" import "$TMP/more2" # read-only
+	stop_peer
+	start_daemon "$TMP/dstore" --allow-writes
+	sf copy --from "$S" --to "$DAEMON_UNIX" -r "$P"
+	q=$(sf --store "$DAEMON_HTTP" import "$TMP/more2")
+	stop_peer
+	sf --store "$TMP/dstore" verify --check-contents
+	assert_eq "$(sf --store "$TMP/dstore" nar "$P" | sha256sum)" \
+		"$(sf --store "$S" nar "$P" | sha256sum)"
+	assert_eq "$(sf --store "$TMP/dstore" cat "$q/blob" | sha256sum)" \
+		"$(sha256sum <"$TMP/more2/blob")"
+}
+
 t_bad_urls() {
 	trap_check
 	local u
@@ -302,6 +349,7 @@ check "list, path-info, cat, nar, verify, copy over grpc+http://" t_commands
 check "copy and import into a grpc+http:// store (Put), read back" t_writes
 check "serve a binary cache from a grpc+http:// store (recursive Get, checked)" \
 	t_serve_from_grpc
+check "storefs daemon: mounts over grpc+unix:// and grpc+http://, writes" t_storefs_daemon
 check "malformed grpc URLs are refused with a reason" t_bad_urls
 check "a blob with one flipped byte is EIO and nothing is kept" t_flipped_byte
 check "a server that never answers is EIO after ?timeout=" t_never_answers

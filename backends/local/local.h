@@ -2,8 +2,11 @@
  * filesystem, shared safely by many reader and writer processes.
  *
  *	<dir>/storefs-store	marker: "storefs local store 1", "dir-size spec|native"
- *	<dir>/blobs/ab/cd/<hex>	blobs as plain read-only files (ab, cd: first
- *				two digest bytes in hex), renamed in from tmp/
+ *	<dir>/blobs/ab/cd/<hex>	blobs over the inline limit as plain read-only
+ *				files (ab, cd: first two digest bytes in hex),
+ *				renamed in from tmp/
+ *	<dir>/db/ "blobs"	the smaller ones, as LMDB values
+ *				(docs/store-format.md)
  *	<dir>/tmp/		blob files being written, "<pid>.<n>.<random>"
  *	<dir>/db/		LMDB: "directories", "pathinfo", "pathinfo_seq", "meta"
  *	<dir>/import.lock	flock()ed by an import, holding its pid
@@ -14,13 +17,16 @@
  *	<dir>/temproots/	"<pid>": paths a running mount looked up
  *	<dir>/gc.lock		flock()ed exclusively by a collection
  *
- * All services and blob readers are thread-safe. Blob readers expose the
- * blob file as `fd`. Blob commits are not synced one by one; blob_service_
- * flush() syncs the store's filesystem, and callers flush before they
+ * All services and blob readers are thread-safe. Readers of blob files
+ * expose the file as `fd`; readers of inline blobs have none (-1). Blob
+ * commits are not synced one by one: small blobs are kept in memory, and
+ * blob_service_flush() stores them in one LMDB transaction and syncs the
+ * store's filesystem if blob files were written; callers flush before they
  * register metadata that refers to new blobs. LMDB commits are durable.
  *
- * Verified reads: no blob reader hands out a file that does not hash to its
- * digest. The LMDB database "verified" maps a digest to the identity (inode,
+ * Verified reads: no blob reader hands out bytes that do not hash to their
+ * digest. An inline blob is hashed at every open (docs/store-format.md);
+ * for files, the LMDB database "verified" maps a digest to the identity (inode,
  * size, mtime, ctime) of the file last seen to hash right: recorded when a
  * writer commits (it hashed the bytes itself) and after a successful full
  * hash. open_read trusts a file whose fstat() identity equals the record;

@@ -1,12 +1,15 @@
-/* local_blobs.c - blobs as plain read-only files, written to tmp/ while
- * hashed, then published at their content-addressed place without
- * replacing a verified file; every open checks that the file is one known
- * to hold the right bytes, or hashes it. */
+/* local_blobs.c - small blobs as LMDB values (local_inline.c), the others
+ * as plain read-only files, written to tmp/ while hashed, then published at
+ * their content-addressed place without replacing a verified file; every
+ * open checks that the file is one known to hold the right bytes, or
+ * hashes it. A blob is looked for inline first, then as a file: stores
+ * written before small blobs went inline hold files only. */
 #include "backends/local/local_internal.h"
 
 #include "common/encoding.h"
 #include "common/err.h"
 #include "common/io.h"
+#include "common/log.h"
 
 #include <dirent.h>
 #include <limits.h>
@@ -28,8 +31,11 @@ struct local_blobs {
 	int rootfd;
 	char *root;
 	bool readonly;
-	atomic_uint counter; /* makes temp names unique within the process */
+	atomic_uint counter;	   /* makes temp names unique within the process */
+	atomic_bool files_written; /* a blob file was published since the last flush */
+	size_t inline_max;	   /* blobs up to this size go inline */
 	struct local_verifier *verifier;
+	struct local_inline *inl;
 };
 
 struct local_reader {
@@ -39,7 +45,7 @@ struct local_reader {
 struct local_writer {
 	struct blob_writer base;
 	struct local_blobs *service;
-	int fd;
+	int fd; /* -1 until the blob outgrows the buffer or the inline limit */
 	char tmp[sizeof(LOCAL_TMP_DIR) + TMP_NAME_MAX]; /* relative to rootfd */
 	struct b3_hasher hasher;
 	uint64_t size;
@@ -72,7 +78,10 @@ static int local_stat(struct blob_service *bs, const struct b3_digest *digest, u
 	struct local_blobs *s = (struct local_blobs *)bs;
 	char rel[LOCAL_BLOB_REL_MAX];
 	struct stat sb;
+	int rc = local_inline_stat(s->inl, digest, s->readonly, size);
 
+	if (rc != -ENOENT)
+		return rc;
 	local_blob_relpath(digest, rel);
 	if (fstatat(s->rootfd, rel, &sb, 0) < 0) {
 		if (errno == ENOENT)
@@ -135,8 +144,10 @@ static int local_open_read(struct blob_service *bs, const struct b3_digest *dige
 	char rel[LOCAL_BLOB_REL_MAX];
 	struct local_reader *r;
 	struct stat sb;
-	int fd, rc;
+	int fd, rc = local_inline_open(s->inl, digest, s->readonly, out);
 
+	if (rc != -ENOENT)
+		return rc;
 	local_blob_relpath(digest, rel);
 	fd = openat(s->rootfd, rel, O_RDONLY | O_CLOEXEC);
 	/* EMFILE/ENFILE pass through (sf_err_sys keeps them): a caller
@@ -171,8 +182,10 @@ static int blobs_check(struct local_blobs *s, const struct b3_digest *digest, ui
 	struct local_ident id;
 	struct b3_digest got;
 	struct stat sb;
-	int fd, rc;
+	int fd, rc = local_inline_check(s->inl, digest, s->readonly, size);
 
+	if (rc != -ENOENT)
+		return rc;
 	local_blob_relpath(digest, rel);
 	snprintf(what, sizeof(what), "%s/%s", s->root, rel);
 	fd = openat(s->rootfd, rel, O_RDONLY | O_CLOEXEC);
@@ -195,9 +208,15 @@ static int blobs_check(struct local_blobs *s, const struct b3_digest *digest, ui
 
 /* --- writers --- */
 
+static int writer_create_tmp(struct local_blobs *s, struct local_writer *w);
+
 static int writer_drain(struct local_writer *w)
 {
-	int rc = write_all(w->fd, w->buf, w->buffered);
+	int rc = w->fd < 0 ? writer_create_tmp(w->service, w) : 0;
+
+	if (rc < 0)
+		return rc;
+	rc = write_all(w->fd, w->buf, w->buffered);
 
 	w->buffered = 0;
 	if (rc < 0)
@@ -230,10 +249,11 @@ static void local_writer_abort(struct blob_writer *bw)
 {
 	struct local_writer *w = (struct local_writer *)bw;
 
-	if (w->fd >= 0)
+	if (w->fd >= 0) {
 		close(w->fd);
-	/* Ignored: a temp file left behind is removed by a later open. */
-	unlinkat(w->service->rootfd, w->tmp, 0);
+		/* Ignored: a temp file left behind is removed by a later open. */
+		unlinkat(w->service->rootfd, w->tmp, 0);
+	}
 	free(w);
 }
 
@@ -327,10 +347,24 @@ static int writer_publish(struct local_writer *w, const char *rel, const struct 
 		rc = renameat(rootfd, w->tmp, rootfd, rel) == 0 ? 0 : -errno;
 	if (rc == 0) {
 		writer_remember(w, rel, digest);
+		atomic_store(&w->service->files_written, true);
 		return 0;
 	}
 	unlinkat(rootfd, w->tmp, 0); /* ignored: see publish_noreplace */
 	return sf_err_sys(-rc, "cannot store blob '%s/%s'", w->service->root, rel);
+}
+
+/* A small blob goes inline unless a verified file holds it already (a
+ * store written before small blobs went inline: that copy is kept). */
+static int writer_inline(struct local_writer *w, const struct b3_digest *digest, bool *created)
+{
+	char rel[LOCAL_BLOB_REL_MAX];
+
+	local_blob_relpath(digest, rel);
+	*created = false;
+	if (present_is_verified(w, rel, digest))
+		return 0;
+	return local_inline_add(w->service->inl, digest, w->buf, w->buffered, created);
 }
 
 static int writer_close_fd(struct local_writer *w)
@@ -350,7 +384,8 @@ static int local_writer_commit(struct blob_writer *bw, const struct b3_digest *e
 	char rel[LOCAL_BLOB_REL_MAX], e[B3_TEXT_LEN + 1], g[B3_TEXT_LEN + 1];
 	struct b3_digest digest;
 	bool isnew = false;
-	int rc = writer_close_fd(w);
+	bool small = w->fd < 0 && w->size <= w->service->inline_max;
+	int rc = small ? 0 : writer_close_fd(w);
 
 	b3_hasher_final(&w->hasher, &digest);
 	if (rc == 0 && expect && !b3_digest_eq(expect, &digest)) {
@@ -362,8 +397,12 @@ static int local_writer_commit(struct blob_writer *bw, const struct b3_digest *e
 		local_writer_abort(bw);
 		return rc;
 	}
-	local_blob_relpath(&digest, rel);
-	rc = writer_publish(w, rel, &digest, &isnew);
+	if (small) {
+		rc = writer_inline(w, &digest, &isnew);
+	} else {
+		local_blob_relpath(&digest, rel);
+		rc = writer_publish(w, rel, &digest, &isnew);
+	}
 	free(w);
 	if (rc == 0 && out)
 		*out = digest;
@@ -411,10 +450,13 @@ static int local_open_write(struct blob_service *bs, struct blob_writer **out)
 		return -ENOMEM;
 	w->base.ops = &local_writer_ops;
 	w->service = s;
+	w->fd = -1;
 	w->size = 0;
 	w->buffered = 0;
 	b3_hasher_init(&w->hasher);
-	rc = writer_create_tmp(s, w);
+	/* Without the inline layout, fail here (no tmp/) rather than at the
+	 * first drain. */
+	rc = s->inline_max ? 0 : writer_create_tmp(s, w);
 	if (rc < 0) {
 		free(w);
 		return rc;
@@ -427,10 +469,17 @@ static int local_flush(struct blob_service *bs)
 {
 	struct local_blobs *s = (struct local_blobs *)bs;
 
+	int rc;
+
 	if (s->readonly)
 		return 0;
-	if (syncfs(s->rootfd) < 0)
+	rc = local_inline_flush(s->inl);
+	if (rc < 0)
+		return rc;
+	if (atomic_exchange(&s->files_written, false) && syncfs(s->rootfd) < 0) {
+		atomic_store(&s->files_written, true);
 		return sf_err_sys(errno, "cannot sync store '%s'", s->root);
+	}
 	/* After the sync: a record never vouches for bytes not yet durable.
 	 * A record that cannot be written only costs a hash at a later open. */
 	if (local_verifier_sync(s->verifier) < 0)
@@ -442,6 +491,7 @@ static void local_blobs_free(struct blob_service *bs)
 {
 	struct local_blobs *s = (struct local_blobs *)bs;
 
+	local_inline_free(s->inl);
 	local_verifier_free(s->verifier);
 	close(s->rootfd);
 	free(s->root);
@@ -455,6 +505,26 @@ static const struct blob_service_ops local_blobs_ops = {
     .flush = local_flush,
     .free = local_blobs_free,
 };
+
+/* STOREFS_INLINE_MAX (bytes, at most LOCAL_INLINE_LIMIT; 0: every blob a
+ * file, the layout of earlier releases), else LOCAL_INLINE_DEFAULT. */
+static size_t inline_max_setting(void)
+{
+	const char *v = getenv("STOREFS_INLINE_MAX");
+	char *end;
+	unsigned long long n;
+
+	if (!v || !*v)
+		return LOCAL_INLINE_DEFAULT;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || *end || v[0] == '-') {
+		log_warn("STOREFS_INLINE_MAX='%s' is not a byte count; using %u", v,
+			 LOCAL_INLINE_DEFAULT);
+		return LOCAL_INLINE_DEFAULT;
+	}
+	return n > LOCAL_INLINE_LIMIT ? LOCAL_INLINE_LIMIT : (size_t)n;
+}
 
 int local_blobs_new(struct local_env *env, int rootfd, const char *root, bool readonly,
 		    struct blob_service **out)
@@ -470,7 +540,10 @@ int local_blobs_new(struct local_env *env, int rootfd, const char *root, bool re
 		rc = sf_err_sys(errno, "cannot dup a descriptor");
 	else
 		rc = s->root ? local_verifier_new(env, readonly, &s->verifier) : -ENOMEM;
+	if (rc == 0)
+		rc = local_inline_new(env, s->rootfd, s->root, &s->inl);
 	if (rc < 0) {
+		local_verifier_free(s->verifier);
 		if (s->rootfd >= 0)
 			close(s->rootfd);
 		free(s->root);
@@ -479,7 +552,9 @@ int local_blobs_new(struct local_env *env, int rootfd, const char *root, bool re
 	}
 	s->base.ops = &local_blobs_ops;
 	s->readonly = readonly;
+	s->inline_max = env->has_inline ? inline_max_setting() : 0;
 	atomic_init(&s->counter, 0);
+	atomic_init(&s->files_written, false);
 	*out = &s->base;
 	return 0;
 }
@@ -579,9 +654,38 @@ static int level1_each(DIR *l1, const char *ab, store_digest_fn cb, void *ctx)
 	return rc;
 }
 
+struct file_walk {
+	struct local_blobs *s;
+	store_digest_fn cb;
+	void *ctx;
+};
+
+/* A file whose blob is also inline is not listed twice: reads take the
+ * inline copy, and deleting the blob deletes both. */
+static int file_listed(void *ctx, const struct b3_digest *digest)
+{
+	struct file_walk *fw = ctx;
+	uint64_t size;
+	int rc = local_inline_stat(fw->s->inl, digest, true, &size);
+
+	if (rc == 0)
+		return 0;
+	return rc == -ENOENT ? fw->cb(fw->ctx, digest) : rc;
+}
+
+static int files_each(struct local_blobs *s, store_digest_fn cb, void *ctx);
+
 int local_blobs_each(struct blob_service *bs, store_digest_fn cb, void *ctx)
 {
 	struct local_blobs *s = (struct local_blobs *)bs;
+	struct file_walk fw = {.s = s, .cb = cb, .ctx = ctx};
+	int rc = local_inline_each(s->inl, cb, ctx);
+
+	return rc < 0 ? rc : files_each(s, file_listed, &fw);
+}
+
+static int files_each(struct local_blobs *s, store_digest_fn cb, void *ctx)
+{
 	DIR *top = local_opendirat(s->rootfd, LOCAL_BLOBS_DIR);
 	struct dirent *de;
 	int rc = 0;
@@ -631,16 +735,34 @@ static bool ts_before(const struct timespec *a, const struct timespec *b)
 	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
+static int file_delete(struct local_blobs *s, const struct b3_digest *d,
+		       const struct timespec *before, uint64_t *freed);
+
 int local_blobs_delete(struct blob_service *bs, const struct b3_digest *d,
 		       const struct timespec *before, uint64_t *freed)
 {
 	struct local_blobs *s = (struct local_blobs *)bs;
-	char rel[LOCAL_BLOB_REL_MAX];
-	struct stat st;
+	uint64_t inl = 0;
+	int irc, rc;
 
 	*freed = 0;
 	if (s->readonly)
 		return sf_err(-EROFS, "store '%s' is open read-only", s->root);
+	irc = local_inline_delete(s->inl, d, before, &inl);
+	if (irc < 0)
+		return irc;
+	rc = file_delete(s, d, before, freed);
+	*freed += inl;
+	return rc < 0 ? rc : (rc > 0 || irc > 0);
+}
+
+/* As local_blobs_delete(), for the blob's file. */
+static int file_delete(struct local_blobs *s, const struct b3_digest *d,
+		       const struct timespec *before, uint64_t *freed)
+{
+	char rel[LOCAL_BLOB_REL_MAX];
+	struct stat st;
+
 	local_blob_relpath(d, rel);
 	if (fstatat(s->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT

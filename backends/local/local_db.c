@@ -92,6 +92,8 @@ int local_env_usage(struct local_env *e, struct store_usage *out)
 	rc = rc ? local_mdb_err(rc, "cannot count records") : 0;
 	if (rc == 0 && e->has_verified)
 		rc = blob_bytes(e, txn, out);
+	if (rc == 0)
+		rc = local_inline_usage(e, txn, out);
 	mdb_txn_abort(txn);
 	return rc;
 }
@@ -120,6 +122,13 @@ static int env_open_dbis(struct local_env *e)
 		 * then verifies with its in-process cache only. */
 		rc = mdb_dbi_open(txn, "verified", flags, &e->verified);
 		e->has_verified = rc == 0;
+		if (rc == MDB_NOTFOUND && e->readonly)
+			rc = 0;
+	}
+	if (rc == 0) {
+		/* Small blobs (local_inline.c); stores made before them lack it. */
+		rc = mdb_dbi_open(txn, "blobs", flags, &e->inline_blobs);
+		e->has_inline = rc == 0;
 		if (rc == MDB_NOTFOUND && e->readonly)
 			rc = 0;
 	}

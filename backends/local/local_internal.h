@@ -54,14 +54,16 @@ void local_writers_set_ops(struct store *st);
  * twice in a process). Reference counted; the handles are immutable. */
 struct local_env {
 	MDB_env *env;
-	MDB_dbi dirs;	   /* raw 32-byte digest -> canonical Directory encoding */
-	MDB_dbi paths;	   /* 20-byte store path digest -> 8-byte BE cursor || PathInfo */
-	MDB_dbi seq;	   /* 8-byte BE cursor -> 20-byte store path digest */
-	MDB_dbi meta;	   /* "next_cursor" -> 8-byte BE */
-	MDB_dbi verified;  /* raw 32-byte blob digest -> struct local_ident (48 bytes LE) */
-	bool has_verified; /* false: a read-only open of a store that predates it */
-	bool readonly;	   /* opened MDB_RDONLY (its first opener was read-only) */
-	dev_t dev;	   /* identity of the db directory ... */
+	MDB_dbi dirs;	      /* raw 32-byte digest -> canonical Directory encoding */
+	MDB_dbi paths;	      /* 20-byte store path digest -> 8-byte BE cursor || PathInfo */
+	MDB_dbi seq;	      /* 8-byte BE cursor -> 20-byte store path digest */
+	MDB_dbi meta;	      /* "next_cursor" -> 8-byte BE */
+	MDB_dbi verified;     /* raw 32-byte blob digest -> struct local_ident (48 bytes LE) */
+	MDB_dbi inline_blobs; /* raw 32-byte blob digest -> 8-byte LE time || bytes */
+	bool has_verified;    /* false: a read-only open of a store that predates it */
+	bool has_inline;      /* likewise for "blobs" (local_inline.c) */
+	bool readonly;	      /* opened MDB_RDONLY (its first opener was read-only) */
+	dev_t dev;	      /* identity of the db directory ... */
 	ino_t ino;
 	pid_t pid;     /* ... in this process */
 	unsigned refs; /* protected by the registry lock in local_db.c */
@@ -160,6 +162,45 @@ int local_blobs_delete(struct blob_service *bs, const struct b3_digest *d,
 
 /* Removes tmp/ files whose writer process is gone. */
 void local_blobs_clean_tmp(int rootfd);
+
+/* --- small blobs inline in LMDB (local_inline.c) --- */
+
+/* Blobs up to this size are LMDB values unless STOREFS_INLINE_MAX says
+ * otherwise (docs/store-format.md); larger ones are files. */
+#define LOCAL_INLINE_DEFAULT (32 * 1024)
+#define LOCAL_INLINE_LIMIT   (128 * 1024)
+
+struct local_inline;
+/* `rootfd` and `root` are borrowed from the blob service (quarantine/,
+ * messages). */
+int local_inline_new(struct local_env *env, int rootfd, const char *root,
+		     struct local_inline **out);
+/* Writes what is kept, then frees. NULL is a no-op. */
+void local_inline_free(struct local_inline *in);
+/* 0 and the size, or -ENOENT (no message). Unless `readonly`, the value is
+ * hashed first, and a damaged one quarantined and reported missing. */
+int local_inline_stat(struct local_inline *in, const struct b3_digest *d, bool readonly,
+		      uint64_t *size);
+/* Keeps `buf` (hashed by the caller to `d`) for the next flush, unless the
+ * store holds it already; `*created` tells which. */
+int local_inline_add(struct local_inline *in, const struct b3_digest *d, const void *buf,
+		     size_t len, bool *created);
+/* Stores every kept blob in one durable transaction. */
+int local_inline_flush(struct local_inline *in);
+/* A reader (fd -1) after hashing the value; -ENOENT if there is none, -EIO
+ * (moved to quarantine/ unless `readonly`) if it does not match. */
+int local_inline_open(struct local_inline *in, const struct b3_digest *d, bool readonly,
+		      struct blob_reader **out);
+/* The scrub: as open, without a reader. */
+int local_inline_check(struct local_inline *in, const struct b3_digest *d, bool readonly,
+		       uint64_t *size);
+/* 1 and the bytes freed if deleted, 0 if absent or written at or after
+ * `before` (a tv_sec of INT64_MAX: any time). */
+int local_inline_delete(struct local_inline *in, const struct b3_digest *d,
+			const struct timespec *before, uint64_t *freed);
+int local_inline_each(struct local_inline *in, store_digest_fn cb, void *ctx);
+/* Adds the values' bytes and count to `out`. */
+int local_inline_usage(struct local_env *e, MDB_txn *txn, struct store_usage *out);
 
 /* --- notification of new paths to watchers in any process --- */
 

@@ -26,7 +26,8 @@ same_as_nix() {
 	echo "$ours"
 }
 
-blob_count() { find "$1/blobs" -type f | wc -l; }
+# Blobs of either kind (files, and small ones inline in LMDB: docs/store-format.md).
+blob_count() { "$STOREFS" info --store "$1" | awk '$1 == "blobs:" { print $2 }'; }
 
 # --- generated trees ---
 

@@ -30,14 +30,22 @@ test_layout() {
 	assert_eq "$(cat "$s/storefs-store")" "storefs local store 1
 dir-size spec" "marker"
 	check_blob_names "$s"
-	assert_eq "$(find "$s/blobs" -type f | wc -l)" 3 "blob count"
+	# The two small blobs are inline in LMDB, the 300 kB one a file
+	# (docs/store-format.md).
+	assert_eq "$(find "$s/blobs" -type f | wc -l)" 1 "blob files"
+	assert_eq "$(sf info --store "$s" | awk '$1 == "blobs:" { print $2 }')" 3 "blob count"
 	assert_eq "$(ls -A "$s/tmp")" "" "tmp/ after an import"
 	assert_eq "$(stat -c %s "$s/import.lock")" 0 "import.lock after the import"
 	[ -f "$s/db/data.mdb" ] || fail "no LMDB database"
 	sf ls -R --store "$s" "$p" >/dev/null
 	# The same tree again adds nothing.
 	sf import --store "$s" "$TMP/t1" >/dev/null
-	assert_eq "$(find "$s/blobs" -type f | wc -l)" 3 "blob count after re-import"
+	assert_eq "$(find "$s/blobs" -type f | wc -l)" 1 "blob files after re-import"
+	assert_eq "$(sf info --store "$s" | awk '$1 == "blobs:" { print $2 }')" 3 "blobs after re-import"
+	# The layout of earlier releases: every blob a file.
+	STOREFS_INLINE_MAX=0 sf import --store "$TMP/layout0" "$TMP/t1" >/dev/null
+	check_blob_names "$TMP/layout0"
+	assert_eq "$(find "$TMP/layout0/blobs" -type f | wc -l)" 3 "blob files, STOREFS_INLINE_MAX=0"
 }
 
 test_default_location() {
@@ -130,7 +138,28 @@ test_tamper() {
 	expect_fail "$TAMPER" blob-path "$s" nothex
 }
 
+# A store of the previous layout (every blob a file, STOREFS_INLINE_MAX=0)
+# reads the same after small blobs went inline, and takes new ones inline
+# next to its files (docs/store-format.md).
+test_old_layout() {
+	local s=$TMP/old p1 p2 f
+	mk_tree "$TMP/t8" 8
+	p1=$(STOREFS_INLINE_MAX=0 sf import --store "$s" "$TMP/t8")
+	assert_eq "$(find "$s/blobs" -type f | wc -l)" 3 "blob files of the old layout"
+	cp -a "$TMP/t8" "$TMP/t9"
+	echo "only in the new tree" >"$TMP/t9/new"
+	p2=$(sf import --store "$s" "$TMP/t9")
+	# The small blob it shares with the old tree stays a file; the new one is inline.
+	assert_eq "$(find "$s/blobs" -type f | wc -l)" 3 "blob files after the mixed import"
+	assert_eq "$(sf info --store "$s" | awk '$1 == "blobs:" { print $2 }')" 4 "blobs"
+	sf verify --store "$s" -q
+	sf nar --store "$s" "$p1" | cmp - <(nix_store --dump "$TMP/t8")
+	sf nar --store "$s" "$p2" | cmp - <(nix_store --dump "$TMP/t9")
+	for f in a sub/b new; do sf cat --store "$s" "$p2/$f" | cmp - "$TMP/t9/$f"; done
+}
+
 check "local store layout after an import" test_layout
+check "a store of the previous layout reads, and mixes with inline blobs" test_old_layout
 check "the default store is created in \$STOREFS_STORE" test_default_location
 check "a non-store directory is refused and left alone" test_foreign_dir
 check "the import lock refuses or waits" test_import_lock

@@ -29,7 +29,8 @@ mk_tree() {
 	echo "only in $1" >"$1/own"
 }
 
-blob_count() { find "$1/blobs" -type f | wc -l; }
+# Blobs of either kind (files, and small ones inline in LMDB: docs/store-format.md).
+blob_count() { "$STOREFS" info --store "$1" | awk '$1 == "blobs:" { print $2 }'; }
 
 t_roots_keep_closure() {
 	local s=$TMP/s1 kept extra
@@ -247,8 +248,9 @@ t_info() {
 	grep -qx 'orphans: 0 directories, 0 blobs (0 bytes)' "$TMP/info"
 	# A blob file nothing references (as an interrupted import leaves):
 	# an orphan, which info counts and gc frees.
+	# (a file, the layout of earlier releases: docs/store-format.md)
 	echo orphan >"$TMP/i3"
-	sf import --store "$TMP/s5" "$TMP/i3" >/dev/null
+	STOREFS_INLINE_MAX=0 sf import --store "$TMP/s5" "$TMP/i3" >/dev/null
 	(cd "$TMP/s5" && find blobs -type f) >"$TMP/orphan"
 	mkdir -p "$(dirname "$s/$(cat "$TMP/orphan")")"
 	cp "$TMP/s5/$(cat "$TMP/orphan")" "$s/$(cat "$TMP/orphan")"

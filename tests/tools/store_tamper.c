@@ -1,15 +1,17 @@
 /* store_tamper.c - damages a local store on purpose, for failure tests.
  *
  *	store_tamper delete-dir STORE DIGEST	 removes a Directory record
- *	store_tamper delete-blob STORE DIGEST	 removes a blob file
- *	store_tamper flip-blob STORE DIGEST OFFSET flips one byte of a blob file
- *	store_tamper blob-path STORE DIGEST	 prints a blob's file path
+ *	store_tamper delete-blob STORE DIGEST	 removes a blob (inline or file)
+ *	store_tamper flip-blob STORE DIGEST OFFSET flips one byte of a blob
+ *	store_tamper blob-path STORE DIGEST	 prints a blob's file path (where
+ *						 it is, or would be, as a file)
  *	store_tamper copy-root STORE PATH OTHER	 gives PATH's PathInfo the root
  *						 node of OTHER's, nothing else
  *	store_tamper delete-path STORE PATH	 removes PATH's PathInfo record
  *
- * DIGEST is "blake3-<base64>" or 64 hex digits; PATH a full store path. The
- * PathInfo edits write LMDB directly, as damage or a bug would, bypassing
+ * DIGEST is "blake3-<base64>" or 64 hex digits; PATH a full store path. A
+ * blob stored inline (docs/store-format.md) is edited in LMDB, any other as
+ * its file. The LMDB edits write directly, as damage or a bug would, bypassing
  * every rule of the store. Exit 0 on success, 1 with a message on failure.
  * The store must not be open for writing meanwhile. */
 #include "backends/local/local.h"
@@ -67,6 +69,54 @@ static int delete_dir(const char *store, const struct b3_digest *d)
 	}
 	mdb_env_close(env);
 	return rc ? mdb_fail(rc, "cannot delete the directory record") : 0;
+}
+
+/* Flips byte `off` (of the blob's bytes) of the inline value of `d`, or
+ * deletes it (`off` < 0); -ENOENT (no message) if `d` is not inline. */
+static int edit_inline(const char *store, const struct b3_digest *d, long long off)
+{
+	char db[4096];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val key = {B3_LEN, (void *)d->bytes}, val;
+	uint8_t *copy = NULL;
+	int rc;
+
+	if (snprintf(db, sizeof(db), "%s/db", store) >= (int)sizeof(db))
+		return sf_err(-ENAMETOOLONG, "store path '%s' is too long", store);
+	rc = mdb_env_create(&env);
+	if (rc)
+		return mdb_fail(rc, "cannot create an lmdb environment");
+	if ((rc = mdb_env_set_maxdbs(env, 8)) || (rc = mdb_env_set_mapsize(env, 1ull << 36)) ||
+	    (rc = mdb_env_open(env, db, 0, 0644)) || (rc = mdb_txn_begin(env, NULL, 0, &txn))) {
+		mdb_env_close(env);
+		return mdb_fail(rc, "cannot open the store's database");
+	}
+	rc = mdb_dbi_open(txn, "blobs", 0, &dbi);
+	if (rc == 0)
+		rc = mdb_get(txn, dbi, &key, &val);
+	/* The value: an 8-byte write time, then the blob's bytes. */
+	if (rc == 0 && off >= 0 && (unsigned long long)off + 8 >= val.mv_size)
+		rc = EINVAL;
+	if (rc == 0 && off >= 0 && !(copy = malloc(val.mv_size)))
+		rc = ENOMEM;
+	if (rc == 0 && off >= 0) {
+		memcpy(copy, val.mv_data, val.mv_size);
+		copy[8 + off] ^= 0xff;
+		val.mv_data = copy;
+		rc = mdb_put(txn, dbi, &key, &val, 0);
+	} else if (rc == 0) {
+		rc = mdb_del(txn, dbi, &key, NULL);
+	}
+	rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
+	free(copy);
+	mdb_env_close(env);
+	if (rc == MDB_NOTFOUND)
+		return -ENOENT;
+	if (rc == EINVAL)
+		return sf_err(-EINVAL, "offset %lld is past the end of the blob", off);
+	return rc ? mdb_fail(rc, "cannot edit the inline blob") : 0;
 }
 
 static int flip_blob(const char *path, const char *offset)
@@ -227,8 +277,16 @@ static int run(int argc, char **argv)
 		return delete_dir(argv[2], &d);
 	if (!strcmp(argv[1], "blob-path"))
 		return printf("%s\n", path) < 0 ? -EIO : 0;
-	if (!strcmp(argv[1], "flip-blob"))
-		return flip_blob(path, argv[4]);
+	if (!strcmp(argv[1], "flip-blob")) {
+		char *end;
+		long long off = strtoll(argv[4], &end, 10);
+
+		rc = *argv[4] && !*end && off >= 0 ? edit_inline(argv[2], &d, off) : -ENOENT;
+		return rc == -ENOENT ? flip_blob(path, argv[4]) : rc;
+	}
+	rc = !strcmp(argv[1], "delete-blob") ? edit_inline(argv[2], &d, -1) : -EINVAL;
+	if (rc != -ENOENT && rc != -EINVAL)
+		return rc;
 	if (!strcmp(argv[1], "delete-blob"))
 		return unlink(path) < 0 ? sf_err_errno(-errno, errno, "cannot delete '%s'", path)
 					: 0;

@@ -5,11 +5,13 @@
 #include "backends/memory/memory.h"
 #include "harness.h"
 #include "store/import.h"
+#include "store/store_gc.h"
 #include "store/verify.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -27,15 +29,28 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 	return remove(path);
 }
 
-static int rfx_open(struct rfx *fx)
+/* `inline_max`: STOREFS_INLINE_MAX for this open ("0": every blob a file,
+ * the layout these tests damage; NULL: the default, small blobs inline). */
+static int rfx_open_with(struct rfx *fx, const char *inline_max)
 {
+	int rc;
+
 	*fx = (struct rfx){.tmp = "/tmp/storefs-rel.XXXXXX"};
 	if (!mkdtemp(fx->tmp))
 		return -errno;
 	snprintf(fx->dir, sizeof(fx->dir), "%s/store", fx->tmp);
 	snprintf(fx->dir2, sizeof(fx->dir2), "%s/store2", fx->tmp);
 	snprintf(fx->src, sizeof(fx->src), "%s/src", fx->tmp);
-	return local_store_open(fx->dir, STORE_OPEN_CREATE, &fx->st);
+	if (inline_max)
+		setenv("STOREFS_INLINE_MAX", inline_max, 1);
+	rc = local_store_open(fx->dir, STORE_OPEN_CREATE, &fx->st);
+	unsetenv("STOREFS_INLINE_MAX");
+	return rc;
+}
+
+static int rfx_open(struct rfx *fx)
+{
+	return rfx_open_with(fx, "0");
 }
 
 static void rfx_close(struct rfx *fx)
@@ -303,6 +318,173 @@ TEST(verify_clean_damaged_and_repaired_store)
 	path_info_free(pi);
 	path_info_free(pi2);
 	store_free(other);
+	rfx_close(&fx);
+}
+
+/* --- small blobs inline in LMDB (docs/store-format.md) --- */
+
+/* Flips byte `off` of blob `d`'s bytes in the LMDB "blobs" database (after
+ * the 8-byte write time), with the store closed: LMDB opens an environment
+ * once per process. */
+static int flip_inline(const char *store, const struct b3_digest *d, size_t off)
+{
+	char db[256];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val key = {B3_LEN, (void *)d->bytes}, val;
+	uint8_t copy[70000];
+	int rc;
+
+	snprintf(db, sizeof(db), "%s/db", store);
+	if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_maxdbs(env, 8)) ||
+	    (rc = mdb_env_open(env, db, 0, 0644)))
+		return rc;
+	rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (rc == 0 && !(rc = mdb_dbi_open(txn, "blobs", 0, &dbi)) &&
+	    !(rc = mdb_get(txn, dbi, &key, &val))) {
+		if (val.mv_size > sizeof(copy) || 8 + off >= val.mv_size)
+			rc = EINVAL;
+		if (rc == 0) {
+			memcpy(copy, val.mv_data, val.mv_size);
+			copy[8 + off] ^= 0x01;
+			val.mv_data = copy;
+			rc = mdb_put(txn, dbi, &key, &val, 0);
+		}
+	}
+	rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
+static bool has_file(const struct rfx *fx, const struct b3_digest *d)
+{
+	char path[512];
+
+	return local_blob_path(fx->dir, d, path, sizeof(path)) == 0 && access(path, F_OK) == 0;
+}
+
+static int count_blob(void *ctx, const struct b3_digest *d)
+{
+	(void)d;
+	++*(int *)ctx;
+	return 0;
+}
+
+TEST(inline_blob_read_flip_quarantine_and_repair)
+{
+	struct rfx fx;
+	uint8_t data[3000], back[3000];
+	struct blob_reader *r;
+	struct b3_digest d, again;
+	uint64_t size;
+
+	CHECK_OK(rfx_open_with(&fx, NULL));
+	pattern(data, sizeof(data), 11);
+	CHECK_OK(blob_service_put(fx.st->blobs, data, sizeof(data), &d));
+	/* Visible before the flush that stores it, and after. */
+	CHECK_OK(read_all(fx.st, &d, back, sizeof(back)));
+	CHECK_OK(blob_service_flush(fx.st->blobs));
+	CHECK(!has_file(&fx, &d));
+	CHECK_OK(blob_service_open_read(fx.st->blobs, &d, &r));
+	CHECK_EQ(r->fd, -1);
+	blob_reader_close(r);
+	CHECK_OK(read_all(fx.st, &d, back, sizeof(back)));
+	CHECK(memcmp(data, back, sizeof(data)) == 0);
+	store_free(fx.st);
+	CHECK_EQ(flip_inline(fx.dir, &d, 1234), 0);
+	CHECK_OK(local_store_open(fx.dir, 0, &fx.st));
+	CHECK_ERR(read_all(fx.st, &d, back, sizeof(back)), -EIO);
+	CHECK(quarantined(&fx, &d, ""));
+	CHECK_ERR(blob_service_stat(fx.st->blobs, &d, &size), -ENOENT);
+	/* A new commit of the right bytes repairs it. */
+	CHECK_OK(blob_service_put(fx.st->blobs, data, sizeof(data), &again));
+	CHECK_OK(blob_service_flush(fx.st->blobs));
+	CHECK_OK(read_all(fx.st, &d, back, sizeof(back)));
+	CHECK(memcmp(data, back, sizeof(data)) == 0);
+	rfx_close(&fx);
+}
+
+TEST(inline_blob_damage_is_named_by_verify)
+{
+	struct rfx fx;
+	struct path_info *pi;
+	struct verify_result res;
+	struct verify_options opt = {0};
+	struct b3_digest big, hello;
+
+	CHECK_OK(rfx_open_with(&fx, NULL));
+	CHECK_OK(import_tree(&fx, fx.st, &pi, &big));
+	b3_digest_of("hello\n", 6, &hello);
+	CHECK(!has_file(&fx, &hello)); /* inline */
+	CHECK(has_file(&fx, &big));    /* 100000 bytes: above the inline limit */
+	CHECK_OK(store_verify(fx.st, &opt, &res));
+	CHECK_EQ(res.problems, 0);
+	CHECK_EQ(res.blobs, 3);
+	verify_result_release(&res);
+	store_free(fx.st);
+	CHECK_EQ(flip_inline(fx.dir, &hello, 0), 0);
+	CHECK_OK(local_store_open(fx.dir, 0, &fx.st));
+	CHECK_OK(store_verify(fx.st, &opt, &res));
+	CHECK(res.problems >= 2); /* the blob, and the path whose NAR cannot be rendered */
+	CHECK(digest_map_get(&res.bad_blobs, &hello) != NULL);
+	CHECK(quarantined(&fx, &hello, ""));
+	verify_result_release(&res);
+	path_info_free(pi);
+	rfx_close(&fx);
+}
+
+/* A store written with every blob a file (the previous layout) reads
+ * the same after small blobs went inline, and takes new ones inline. */
+TEST(inline_mixed_store_with_files_of_the_old_layout)
+{
+	const struct timespec any = {.tv_sec = INT64_MAX};
+	struct rfx fx;
+	uint8_t a[2000], b[2000], back[2000];
+	struct b3_digest da, db, again;
+	struct stat before, after;
+	char path[512];
+	uint64_t freed;
+	bool created = true;
+	struct blob_writer *w;
+	int n = 0;
+
+	CHECK_OK(rfx_open(&fx)); /* files only */
+	pattern(a, sizeof(a), 21);
+	pattern(b, sizeof(b), 22);
+	CHECK_OK(blob_service_put(fx.st->blobs, a, sizeof(a), &da));
+	CHECK_OK(blob_service_flush(fx.st->blobs));
+	CHECK(has_file(&fx, &da));
+	store_free(fx.st);
+	CHECK_OK(local_store_open(fx.dir, 0, &fx.st)); /* small blobs inline */
+	CHECK_OK(blob_service_put(fx.st->blobs, b, sizeof(b), &db));
+	CHECK_OK(blob_service_flush(fx.st->blobs));
+	CHECK(!has_file(&fx, &db));
+	/* The verified file is "have it": not stored again, not new. */
+	CHECK_OK(local_blob_path(fx.dir, &da, path, sizeof(path)));
+	CHECK(stat(path, &before) == 0);
+	CHECK_OK(blob_service_open_write(fx.st->blobs, &w));
+	CHECK_OK(blob_writer_write(w, a, sizeof(a)));
+	CHECK_OK(blob_writer_commit_new(w, NULL, &again, &created));
+	CHECK(!created);
+	CHECK_OK(blob_service_flush(fx.st->blobs));
+	CHECK(stat(path, &after) == 0 && after.st_ino == before.st_ino);
+	CHECK_OK(read_all(fx.st, &da, back, sizeof(back)));
+	CHECK(memcmp(a, back, sizeof(a)) == 0);
+	CHECK_OK(read_all(fx.st, &db, back, sizeof(back)));
+	CHECK(memcmp(b, back, sizeof(b)) == 0);
+	CHECK_OK(store_blobs_each(fx.st, count_blob, &n));
+	CHECK_EQ(n, 2);
+	/* A collection deletes both kinds. */
+	CHECK_EQ(store_blob_delete(fx.st, &da, &any, &freed), 1);
+	CHECK_EQ(freed, sizeof(a));
+	CHECK_EQ(store_blob_delete(fx.st, &db, &any, &freed), 1);
+	CHECK_EQ(freed, sizeof(b));
+	CHECK_ERR(read_all(fx.st, &da, back, sizeof(back)), -ENOENT);
+	CHECK_ERR(read_all(fx.st, &db, back, sizeof(back)), -ENOENT);
+	n = 0;
+	CHECK_OK(store_blobs_each(fx.st, count_blob, &n));
+	CHECK_EQ(n, 0);
 	rfx_close(&fx);
 }
 

@@ -159,7 +159,7 @@ static int stream_chunks(struct importer *im, int fd, uint64_t size, struct blob
 			return file_changed(im);
 		b3_hasher_update(h, im->buf, got);
 		rc = nar_writer_raw(&im->nar, im->buf, got);
-		if (rc == 0)
+		if (rc == 0 && w)
 			rc = blob_writer_write(w, im->buf, got);
 		if (rc < 0)
 			return rc;
@@ -167,26 +167,57 @@ static int stream_chunks(struct importer *im, int fd, uint64_t size, struct blob
 	return total == size ? 0 : file_changed(im);
 }
 
-static int file_large(struct importer *im, int fd, bool exec, uint64_t size, struct b3_digest *d)
+/* Reads `fd` again from its start into a new blob that must hash to `d`
+ * (a file that changed since the first pass fails the commit). */
+static int blob_write_again(struct importer *im, int fd, uint64_t size, const struct b3_digest *d)
 {
 	struct blob_writer *w;
-	struct b3_hasher h;
 	struct b3_digest stored;
-	int rc = nar_writer_file_begin(&im->nar, exec, size);
+	uint64_t total = 0;
+	size_t got = CHUNK_SIZE;
+	int rc = lseek(fd, 0, SEEK_SET) < 0 ? sf_err_sys(errno, "cannot read '%s'", im->path) : 0;
 
 	if (rc == 0)
 		rc = blob_service_open_write(im->blobs, &w);
 	if (rc < 0)
 		return rc;
-	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a hint only */
-	b3_hasher_init(&h);
-	rc = stream_chunks(im, fd, size, w, &h);
+	while (rc == 0 && got == CHUNK_SIZE) {
+		rc = read_chunk(im, fd, im->buf, CHUNK_SIZE, &got);
+		total += rc == 0 ? got : 0;
+		if (rc == 0 && total > size)
+			rc = file_changed(im);
+		if (rc == 0)
+			rc = blob_writer_write(w, im->buf, got);
+	}
+	if (rc == 0 && total != size)
+		rc = file_changed(im);
 	if (rc < 0) {
 		blob_writer_abort(w);
 		return rc;
 	}
+	return blob_writer_commit(w, d, &stored);
+}
+
+/* A large file is hashed first and written only if its blob is missing:
+ * a re-import of a known tree writes nothing (issue 14), at the cost of a
+ * second read (from the page cache) and hash of each new large file. */
+static int file_large(struct importer *im, int fd, bool exec, uint64_t size, struct b3_digest *d)
+{
+	struct b3_hasher h;
+	uint64_t have;
+	int rc = nar_writer_file_begin(&im->nar, exec, size);
+
+	if (rc < 0)
+		return rc;
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a hint only */
+	b3_hasher_init(&h);
+	rc = stream_chunks(im, fd, size, NULL, &h);
+	if (rc < 0)
+		return rc;
 	b3_hasher_final(&h, d);
-	rc = blob_writer_commit(w, d, &stored);
+	rc = blob_service_stat(im->blobs, d, &have);
+	if (rc == -ENOENT || (rc == 0 && have != size))
+		rc = blob_write_again(im, fd, size, d);
 	return rc ? rc : nar_writer_file_end(&im->nar, size);
 }
 
@@ -506,6 +537,24 @@ int store_import_default_name(const char *path, char *buf, size_t len)
 	return rc;
 }
 
+/* True if the path is registered with this very content: then the import
+ * writes nothing (issue 14), not even an unchanged record. */
+static bool registered_same(struct store *st, const struct path_info *pi)
+{
+	struct path_info *have;
+	enum path_info_put_result res;
+	bool same;
+
+	if (path_info_service_get_path(st->paths, &pi->path, &have) < 0) {
+		sf_err_clear(); /* absent or unreadable: the registration decides */
+		return false;
+	}
+	same = path_info_merge(have, pi, &res) == 0 && res == PATH_INFO_UNCHANGED;
+	sf_err_clear(); /* a conflict is reported by the registration itself */
+	path_info_free(have);
+	return same;
+}
+
 static int import_register(struct importer *im, const char *name, const struct node *root,
 			   const struct nar_summary *sum, struct path_info **out)
 {
@@ -529,7 +578,10 @@ static int import_register(struct importer *im, const char *name, const struct n
 	pi->ca_digest_len = 32;
 	if (rc == 0)
 		rc = path_info_validate(pi);
-	if (rc == 0 && im->stage)
+	if (rc == 0 && registered_same(st, pi)) {
+		if (im->opt->result)
+			*im->opt->result = PATH_INFO_UNCHANGED;
+	} else if (rc == 0 && im->stage)
 		rc = store_commit_path(st, im->stage, pi, im->opt->result);
 	else if (rc == 0)
 		rc = path_info_service_register(st->paths, pi, im->opt->result);

@@ -193,6 +193,23 @@ t_reimport() {
 	assert_eq "$(wc -l <"$TMP/two")" 2 "lines for two paths"
 }
 
+# Issue 14: a tree already registered with the same NAR hash costs reads and
+# hashes only: no blob file, no temp file, no LMDB commit (the lock files
+# aside: import.lock records the importer, lock.mdb LMDB's readers).
+t_reimport_writes_nothing() {
+	local s=$TMP/nowrite-store src=$T/nowrite p changed
+	mk_src "$src"
+	head -c 3000000 /dev/urandom >"$src/large" # over 1 MiB: streamed, not read whole
+	p=$(sf import --store "$s" "$src")
+	sleep 0.05
+	touch "$TMP/marker"
+	sleep 0.05
+	assert_eq "$(sf import --store "$s" "$src")" "$p" "re-import"
+	changed=$(cd "$s" && find . -newer "$TMP/marker" ! -name import.lock ! -name lock.mdb)
+	assert_eq "$changed" "" "store entries changed by the re-import"
+	sf verify --store "$s" -q
+}
+
 t_path_info() {
 	local p h
 	mk_src "$T/pi/src"
@@ -498,6 +515,7 @@ check "64+ levels refused" t_too_deep
 check "/usr/share/zoneinfo" t_zoneinfo
 check "identical files stored once" t_dedup
 check "re-import is idempotent" t_reimport
+check "re-import of a registered tree writes nothing" t_reimport_writes_nothing
 check "path-info text and JSON" t_path_info
 check "ls and cat of sub paths" t_ls_cat
 check "FIFO refused, nothing registered" t_fifo

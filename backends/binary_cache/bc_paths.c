@@ -293,9 +293,11 @@ static int fetch_path(struct bc_paths *s, struct inflight *f, const uint8_t *dig
 		atomic_fetch_add(&s->added, 1);
 		*out = fx.pi;
 		fx.pi = NULL;
-	} else if (rc != -ENOENT && rc != OTHER_NAME) {
-		log_error("substituter: cannot substitute '%s' from '%s': %s",
-			  fx.full[0] ? fx.full : fx.hash, s->url, sf_errmsg(rc));
+	} else if (rc != -ENOENT && rc != OTHER_NAME && rc != -ENOMEM) {
+		/* Recorded, not logged: whoever reports the failure (the mount's
+		 * transport, a command) logs it, once. */
+		rc = sf_err(rc, "substituter: cannot substitute '%s' from '%s': %s",
+			    fx.full[0] ? fx.full : fx.hash, s->url, sf_errmsg(rc));
 	}
 	if (fx.session)
 		store_write_finish(fx.session, rc, fx.full[0] ? fx.full : fx.hash);
@@ -400,12 +402,9 @@ static int fetch_owned(struct bc_paths *s, struct inflight *f, const uint8_t *di
 		rc = fetch_path(s, f, digest, name, out);
 		if (rc < 0 && rc != -ENOENT && rc != OTHER_NAME) {
 			atomic_fetch_add(&s->failures, 1);
-			if (rc != -ENOMEM && rc != -EIO) {
-				char hash[STORE_PATH_HASH_CHARS + 1];
-
-				store_path_hash_part(digest, hash);
-				rc = wrap_eio(rc, "cannot substitute '%s'", hash);
-			}
+			/* The message already names the path and the cache. */
+			if (rc != -ENOMEM && rc != -EIO)
+				rc = sf_err(-EIO, "%s", sf_errmsg(rc));
 		}
 	}
 	pthread_mutex_lock(&s->lock);

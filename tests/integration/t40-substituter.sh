@@ -326,6 +326,11 @@ test_missing_nar() {
 	rm "$(nar_file "$c" "$P1")"
 	mount_cache "$cs" "file://$c" --trusted-public-keys "$PK"
 	expect_refused "$cs" "is missing from the cache"
+	# One failure, one line (it was logged by the substituter and again
+	# by the transport replying EIO).
+	assert_eq "$(grep -c "missing from the cache" "$TMP/mount.log")" 1 \
+		"log lines of one failed fetch"
+	grep "missing from the cache" "$TMP/mount.log"
 	stop_mount "$M"
 }
 

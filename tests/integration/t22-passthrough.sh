@@ -25,8 +25,9 @@ setup() {
 	for i in $(seq 1 30); do head -c $((i * 1237)) /dev/urandom >"$t/sub/r$i"; done
 	: >"$t/sub/empty"
 	echo "this blob will vanish $RANDOM" >"$SRC/noblob/f"
-	TREE=$(sf import --store "$S" "$t")
-	NOBLOB=$(sf import --store "$S" "$SRC/noblob")
+	# Every blob a file (STOREFS_INLINE_MAX=0): each can be passed through.
+	TREE=$(STOREFS_INLINE_MAX=0 sf import --store "$S" "$t")
+	NOBLOB=$(STOREFS_INLINE_MAX=0 sf import --store "$S" "$SRC/noblob")
 }
 
 t_mount_table() {
@@ -97,6 +98,21 @@ t_missing_blob_eio() {
 	stop_mount "$m"
 }
 
+# Small blobs inline in LMDB (docs/store-format.md) are no file: they are
+# read through the daemon, said once; the large one is still passed through.
+t_inline_through_daemon() {
+	local s=$TMP/store-inline m=$TMP/m6 tr p
+	p=$(sf import --store "$s" "$SRC/tree")
+	start_mount "$s" "$m" --open=passthrough -v
+	tr=$m/$(base "$p")
+	py tree_equal "$tr" "$SRC/tree"
+	cmp "$tr/big.bin" "$SRC/tree/big.bin"
+	[ "$(stat_of "$m" reads)" -gt 0 ] || fail "no READ reached the daemon"
+	[ "$(stat_of "$m" passthrough)" -ge 1 ] || fail "big.bin was not passed through"
+	assert_eq "$(grep -c "not one local file" "$TMP/mount.log")" 1 "lines saying so"
+	stop_mount "$m"
+}
+
 t_refused_fallback() {
 	local m=$TMP/m5 tr n
 	STOREFS_TEST_PASSTHROUGH_FAIL=1 start_mount "$S" "$m" --open=passthrough
@@ -157,6 +173,7 @@ check "mount table: ro fuse.storefs, default_permissions, allow_other on request
 check "passthrough: bytes exact, no READ reaches the daemon" t_reads_exact_no_read_requests
 check "passthrough: one file open twice at once" t_same_file_twice
 check "passthrough: missing blob is EIO at open" t_missing_blob_eio
+check "passthrough: inline blobs are read through the daemon, said once" t_inline_through_daemon
 check "passthrough refused: reads through the daemon, said once" t_refused_fallback
 check "--read-ahead-kb sets the bdi read_ahead_kb" t_readahead
 check "passthrough: SIGTERM, fusermount3 -u, umount all exit 0 and unmount" t_unmount

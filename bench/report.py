@@ -121,6 +121,30 @@ def rss(jdir, variants):
     return out
 
 
+def lookups(jdir):
+    return {c: d for c in ("idle", "slow")
+            if (d := load(os.path.join(jdir, f"lookups-{c}.json")))}
+
+
+def lookup_lines(lk):
+    """The lookup-concurrency step of bench/run (docs/limits.md "Parallel lookups")."""
+    if not lk:
+        return []
+    lines = ["", "## Lookup concurrency at the mount root", "",
+             "| mount | lookups | threads | wall | median | p99 | max | errors |",
+             "|---|---|---|---|---|---|---|---|"]
+    names = {"idle": "idle", "slow": "a substituter fetch pending (2 bytes/s)"}
+    for c, d in lk.items():
+        lines.append(f"| {names[c]} | {d['count']} | {d['threads']} | {d['wall_s'] * 1000:.0f} ms "
+                     f"| {d['median_us']} µs | {d['p99_us']} µs | {d['max_us']} µs "
+                     f"| {d['errors']} |")
+    if "idle" in lk and "slow" in lk and lk["idle"]["wall_s"] > 0:
+        lines += ["", f"With a fetch pending the lookups took "
+                  f"{lk['slow']['wall_s'] / lk['idle']['wall_s']:.2f}x the idle time "
+                  "(1 = the pending fetch holds no other lookup)."]
+    return lines
+
+
 def blake3(jdir, meta):
     d = load(os.path.join(jdir, "b3.json"), {})
     res = {r["command"]: r["median"] for r in d.get("results", [])}
@@ -273,6 +297,8 @@ def main():
     md += ["", "## Goals of issue 6 (storefs vs native)", ""]
     md += goals_table(med, variants, imp, rs)
     md += [""] + extra_lines(imp, st, rs, b3, meta)
+    lk = lookups(jdir)
+    md += lookup_lines(lk)
     if png:
         md += ["", f"![ratios to native]({os.path.basename(png)})"]
     with open(out_prefix + ".md", "w") as f:
@@ -280,7 +306,8 @@ def main():
     with open(out_prefix + ".json", "w") as f:
         json.dump({"meta": meta, "tree": tree,
                    "medians_s": {"-".join(k): v for k, v in sorted(med.items())},
-                   "import": imp, "statlat": st, "rss": rs, "blake3": b3}, f, indent=1)
+                   "import": imp, "statlat": st, "rss": rs, "blake3": b3, "lookups": lk}, f,
+                  indent=1)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,10 @@ report_inputs() {
 	echo '{"results": [{"command": "storefs", "median": 0.5},
 	  {"command": "nix-store", "median": 2.0}]}' >"$j/import.json"
 	echo '{"before_kib": 1000, "after_kib": 1100, "entries": 1024}' >"$j/rss-storefs.json"
+	echo '{"count": 2000, "threads": 8, "wall_s": 0.064, "median_us": 139, "p99_us": 3971,
+	  "max_us": 8203, "errors": 0}' >"$j/lookups-idle.json"
+	echo '{"count": 2000, "threads": 8, "wall_s": 0.128, "median_us": 140, "p99_us": 7781,
+	  "max_us": 8261, "errors": 0}' >"$j/lookups-slow.json"
 }
 
 report_tables() {
@@ -110,10 +114,23 @@ report_tables() {
 	grep -F '| ≥ 3x | 4.00x met |' "$TMP/r.md"                             # import
 	grep -F '| ≤ 150 B | 100 B met |' "$TMP/r.md"                          # RSS per inode
 	grep -F 'storefs 0.50 s (200 MiB/s)' "$TMP/r.md"
+	grep -F '| idle | 2000 | 8 | 64 ms | 139 µs | 3971 µs | 8203 µs | 0 |' "$TMP/r.md"
+	grep -F 'took 2.00x the idle time' "$TMP/r.md"
 	[ -s "$TMP/r.png" ] || fail "no plot"
 	grep -qF '![ratios to native](r.png)' "$TMP/r.md" || fail "the plot is not in the report"
 	python3 -c 'import json, sys; d = json.load(open(sys.argv[1]));
 assert d["medians_s"]["find-warm-storefs"] == 0.2' "$TMP/r.json"
+}
+
+# bench/lookup-par looks every name up once and counts what is missing.
+lookup_par_counts() {
+	mkdir -p "$TMP/lp"
+	touch "$TMP/lp/a" "$TMP/lp/b"
+	printf 'a\nb\nmissing\n' >"$TMP/lp.names"
+	"$ROOT/bench/lookup-par" "$TMP/lp" "$TMP/lp.names" 2 "$TMP/lp.json"
+	python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
+assert d["count"] == 3 and d["threads"] == 2 and d["errors"] == 1, d
+assert "missing" in d["first_error"], d' "$TMP/lp.json"
 }
 
 # Without gnuplot (make bench on a machine without it): the tables, no plot,
@@ -137,3 +154,4 @@ check "statlat prints counts and timings, cold and warm" statlat_output
 check "statlat rejects bad arguments and missing paths" statlat_rejects
 check "report.py builds the ratio and goal tables" report_tables
 check "report.py without gnuplot: tables, no plot, exit 0" report_without_gnuplot
+check "lookup-par looks every name up once and counts failures" lookup_par_counts

@@ -117,7 +117,8 @@ t_mount_unix_tvix() {
 }
 
 # Without a mount: path-info, list, cat and a NAR byte-identical to the
-# local store's; verify reads everything; copy takes a path out of it.
+# local store's; verify reads everything; copy takes a path out of it;
+# --cache keeps what was read for a run without the daemon.
 t_commands() {
 	trap_check
 	start_peer 127.0.0.1:0
@@ -132,7 +133,11 @@ t_commands() {
 	sf --store "$TMP/copy" verify --check-contents
 	assert_eq "$(sf --store "$TMP/copy" nar "$P" | sha256sum)" \
 		"$(sf --store "$S" nar "$P" | sha256sum)"
+	sf --store "$g" --cache "$TMP/cache" nar "$P" >"$TMP/cached.nar"
 	stop_peer
+	# With the daemon gone, --cache answers alone.
+	assert_eq "$(sf --store "$g" --cache "$TMP/cache" nar "$P" | sha256sum)" \
+		"$(sha256sum <"$TMP/cached.nar")"
 }
 
 # Writes: copy and import into an empty peer through its Put methods,
@@ -345,7 +350,7 @@ make_tree
 check "grpc+http:// mount: tree, sha256 of every file, programs run" t_mount_http
 check "grpc+unix:// mount with package=tvix and timeout=" t_mount_unix_tvix
 check "python3 runs from a grpc+unix:// mount (loader, libraries, stdlib)" t_python_from_mount
-check "list, path-info, cat, nar, verify, copy over grpc+http://" t_commands
+check "list, path-info, cat, nar, verify, copy, --cache over grpc+http://" t_commands
 check "copy and import into a grpc+http:// store (Put), read back" t_writes
 check "serve a binary cache from a grpc+http:// store (recursive Get, checked)" \
 	t_serve_from_grpc

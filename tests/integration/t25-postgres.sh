@@ -121,6 +121,18 @@ t_import_mount() {
 	grep -c "PostgreSQL" "$TMP/mount.log" || true
 }
 
+# Last: it damages the database. The database is trusted no more than a
+# disk: verify names a Directory row that does not match its digest.
+t_verify_names_damage() {
+	mkdir -p "$TMP/tree6/d"
+	echo six >"$TMP/tree6/d/f"
+	pgsf import "$TMP/tree6" >/dev/null
+	pgsf verify
+	pg_sql "UPDATE storefs_directories SET data = data || '\\x00'::bytea"
+	expect_status 1 pgsf verify
+	grep -q "is corrupt: digest mismatch" "$TMP/out"
+}
+
 setup_paths
 check "unit: conformance suites, first writer wins, atomic registration, outage, LISTEN" t_unit
 check "paths registered in PostgreSQL are listed and shown through --store postgres://" t_cli_reads
@@ -128,3 +140,4 @@ check "a schema from a newer storefs is refused with a clear message" t_newer_sc
 check "a wrong password is one clear error; no message repeats a password" t_wrong_password
 check "PostgreSQL stopped: one clear error at once; started again: works" t_stopped_server
 check "import into PostgreSQL + local blobs; a mount reads it, sees new paths at once, lives through an outage" t_import_mount
+check "verify names a damaged Directory row" t_verify_names_damage

@@ -24,8 +24,10 @@
  *		 "stop after freeing BYTES")
  *
  * which is its getopt_long entry, its synopsis word, its --help line and
- * its value check at once. --store, --wait, -v and --help are never in a
- * table: the command's flags ask for them.
+ * its value check at once. An option taking a value may be given once (a
+ * second is a usage error, never a silent last-wins) unless it is a
+ * CLI_LIST. --store, --wait, -v and --help are never in a table: the
+ * command's flags ask for them.
  * Single-threaded: these helpers use getopt's globals and stdio. */
 #ifndef STOREFS_CLI_H
 #define STOREFS_CLI_H

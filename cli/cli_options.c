@@ -397,6 +397,7 @@ int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, bool stop_at_ope
 	struct option longopts[MAX_OPTIONS + 1];
 	char shortopts[3 * MAX_OPTIONS + 3];
 	size_t n = collect(cmd, refs);
+	bool given[MAX_OPTIONS] = {0};
 	const struct opt_ref *r;
 	int ch, rc;
 
@@ -409,6 +410,12 @@ int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, bool stop_at_ope
 		r = find_ref(refs, n, ch);
 		if (!r)
 			return cli_usage(cmd, "unknown option '-%c'", ch);
+		/* One value each (lists take many): a second would silently win
+		 * over the first. */
+		if (takes_arg(r->o) && r->o->kind != CLI_OPT_LIST && given[r - refs])
+			return cli_usage(cmd, "option '--%s' given twice (it takes one value)",
+					 r->o->name);
+		given[r - refs] = true;
 		rc = set_value(cmd, r->o, r->common ? (void *)c : c->opts, optarg);
 		if (rc || c->help)
 			return rc;

@@ -6,14 +6,17 @@
 #include "common/err.h"
 #include "fs/fuse/fuse_transport.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct mount_opts {
 	struct cli_substituter subst;
-	bool list_root, allow_other, no_xattr, foreground, debug_fuse;
+	bool list_root, allow_other, no_xattr, foreground, debug_fuse, nonempty;
 	unsigned long long threads, read_ahead_kb;
 	int open_mode; /* enum fusedev_open_mode: the index in open_modes */
 };
@@ -50,6 +53,9 @@ static const struct cli_opt mount_options[] = {
     CLI_UINT(0, "read-ahead-kb", struct mount_opts, read_ahead_kb, "N", 0, 65536,
 	     "set the mount's readahead window to N KiB (0-65536; default 0: keep the kernel's "
 	     "128; 1024 measured ~25% slower on cold dd with the daemon's splice replies)"),
+    CLI_BOOL(0, "nonempty", struct mount_opts, nonempty,
+	     "mount even where MOUNTPOINT is not empty or is a mount point itself (hiding what "
+	     "is there until unmounted)"),
     CLI_BOOL('f', "foreground", struct mount_opts, foreground,
 	     "accepted for compatibility (always in the foreground)"),
     CLI_BOOL(0, "debug-fuse", struct mount_opts, debug_fuse, "trace every FUSE request on stderr"),
@@ -57,7 +63,46 @@ static const struct cli_opt mount_options[] = {
     {0},
 };
 
-static int check_mountpoint(const char *path)
+/* Whether `path` is the root of a mount: statx says so where the kernel
+ * knows (5.8+), else a device that differs from its parent's. */
+static bool is_mount_root(const char *path, const struct stat *sb)
+{
+	struct statx sx;
+	struct stat parent;
+	char *up;
+	bool root;
+
+	if (statx(AT_FDCWD, path, 0, 0, &sx) == 0 &&
+	    (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+		return sx.stx_attributes & STATX_ATTR_MOUNT_ROOT;
+	if (asprintf(&up, "%s/..", path) < 0)
+		return false; /* not known: mounting decides */
+	root =
+	    stat(up, &parent) == 0 && (parent.st_dev != sb->st_dev || parent.st_ino == sb->st_ino);
+	free(up);
+	return root;
+}
+
+static int check_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	bool empty = true;
+
+	if (!d)
+		return sf_err_sys(errno, "cannot read mountpoint '%s'", path);
+	while (empty && (e = readdir(d)))
+		empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+	closedir(d);
+	if (!empty)
+		return sf_err(-ENOTEMPTY,
+			      "mountpoint '%s' is not empty (--nonempty mounts over what is there)",
+			      path);
+	return 0;
+}
+
+/* Mounting over a mount or over files hides them: only when asked. */
+static int check_mountpoint(const char *path, bool nonempty)
 {
 	struct stat sb;
 
@@ -65,7 +110,30 @@ static int check_mountpoint(const char *path)
 		return sf_err_sys(errno, "cannot use mountpoint '%s'", path);
 	if (!S_ISDIR(sb.st_mode))
 		return sf_err(-ENOTDIR, "mountpoint '%s' is not a directory", path);
-	return 0;
+	if (nonempty)
+		return 0;
+	if (is_mount_root(path, &sb))
+		return sf_err(-EBUSY,
+			      "mountpoint '%s' is already a mount point (unmount it first, or "
+			      "--nonempty mounts over it)",
+			      path);
+	return check_empty(path);
+}
+
+/* The readiness line, for a person watching (stdout or stderr a TTY). */
+struct mounted_note {
+	const char *store, *dir;
+};
+
+static void on_mounted(void *ctx)
+{
+	const struct mounted_note *m = ctx;
+	FILE *f = isatty(STDOUT_FILENO) ? stdout : isatty(STDERR_FILENO) ? stderr : NULL;
+
+	if (f) {
+		fprintf(f, "mounted %s at %s\n", m->store, m->dir);
+		fflush(f);
+	}
 }
 
 static int fuse_transport(struct fs *fs, const void *cfg)
@@ -85,8 +153,9 @@ static int mount_run(struct cli_ctx *c)
 	    .open_mode = (enum fusedev_open_mode)o->open_mode,
 	    .read_ahead_kb = (unsigned)o->read_ahead_kb,
 	};
+	struct mounted_note note = {.dir = c->argv[0]};
 	struct store *st;
-	int rc = check_mountpoint(dc.mountpoint);
+	int rc = check_mountpoint(dc.mountpoint, o->nonempty);
 
 	/* With a substituter a path may be published at any time: a miss at
 	 * the root is remembered for --negative-ttl only (docs/limits.md). */
@@ -98,6 +167,10 @@ static int mount_run(struct cli_ctx *c)
 	}
 	if (!rc)
 		rc = cli_substituter_open_store(&o->subst, c, STORE_OPEN_READONLY, &st);
+	if (!rc) {
+		note.store = st->location;
+		dc.mounted = on_mounted, dc.mounted_ctx = &note;
+	}
 	if (!rc)
 		rc = cli_fs_serve(st, &fc, fuse_transport, &dc,
 				  CLI_FS_PIN | (c->verbose ? CLI_FS_STATS : 0));
@@ -110,7 +183,9 @@ const struct cli_cmd cmd_mount = {
     .operands = "MOUNTPOINT",
     .min_operands = 1,
     .max_operands = 1,
-    .about = "Mounts the store read-only at MOUNTPOINT (an existing directory) with FUSE.\n"
+    .about = "Mounts the store read-only at MOUNTPOINT (an existing, empty directory that\n"
+	     "is not a mount point itself, unless --nonempty) with FUSE. On a terminal it\n"
+	     "says \"mounted STORE at MOUNTPOINT\" once the mount is up.\n"
 	     "Each store path appears at the root under its basename <hash>-<name>, like\n"
 	     "/nix/store. Directories 0555, files 0444, executables 0555, symlinks 0777,\n"
 	     "owner root, every timestamp 1. Paths imported while mounted appear at once.\n"

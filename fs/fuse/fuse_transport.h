@@ -51,6 +51,10 @@ struct fusedev_config {
 	 * about new names; a substituter's cache does not). */
 	bool root_negative_finite;
 	unsigned root_negative_ttl; /* seconds */
+	/* Called once the mount is up and about to be served (a readiness
+	 * line, a service manager's notification); may be NULL. */
+	void (*mounted)(void *ctx);
+	void *mounted_ctx;
 };
 
 /* The default worker thread count for this machine. */

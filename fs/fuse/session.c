@@ -208,6 +208,8 @@ int fusedev_serve(struct fs *fs, const struct fusedev_config *cfg)
 	if (rc)
 		log_info("new store paths will not appear until remount: %s", sf_errmsg(rc));
 	log_info("mounted on '%s'", cfg->mountpoint);
+	if (cfg->mounted)
+		cfg->mounted(cfg->mounted_ctx);
 	rc = session_loop(&dev);
 	fs_unwatch_root(fs);
 	session_unmount(&dev);

@@ -304,6 +304,47 @@ t_cli_errors() {
 	grep -q "foreground" "$TMP/out" || fail "--help does not mention the foreground"
 }
 
+# A mount point that is a mount or not empty is refused unless --nonempty
+# (which hides what is there until the unmount); a repeated --substituter
+# is a usage error, not a silent last-wins.
+t_mountpoint_checks() {
+	local full=$TMP/m13
+	mkdir -p "$full" && echo here >"$full/f"
+	# (timeout: a mount that is wrongly made would serve until stopped)
+	expect_status 1 timeout 20 "$STOREFS" mount --store "$S" "$full"
+	grep -q "mountpoint '$full' is not empty (--nonempty" "$TMP/err"
+	expect_status 1 timeout 20 "$STOREFS" mount --store "$S" "$M"
+	grep -q "mountpoint '$M' is already a mount point" "$TMP/err"
+	assert_eq "$(grep -c " $M fuse" /proc/mounts)" 1 "mounts at $M"
+	start_mount "$S" "$full" --nonempty
+	[ -e "$full/$(base "$SINGLE")" ] || fail "--nonempty did not mount"
+	[ ! -e "$full/f" ] || fail "the mount does not hide what was there"
+	stop_mount "$full"
+	assert_eq "$(cat "$full/f")" here "what was there, after the unmount"
+	expect_status 2 sf mount --store "$S" --substituter file:///a --substituter file:///b \
+		"$TMP/m14"
+	grep -q "option '--substituter' given twice" "$TMP/err"
+}
+
+# On a terminal (script(1) gives it one) one line says the mount is up,
+# once it is; without one, nothing is said.
+t_tty_line() {
+	local m=$TMP/m15 pid
+	start_mount "$S" "$m"
+	stop_mount "$m"
+	if grep -q "mounted" "$TMP/mount.log"; then fail "a readiness line without a terminal"; fi
+	script -qfec "$STOREFS mount --store $S $m" "$TMP/ts" </dev/null >/dev/null 2>&1 &
+	pid=$!
+	DAEMON_PIDS+=("$pid")
+	for _ in $(seq 100); do grep -q "^mounted" "$TMP/ts" && break; sleep 0.05; done
+	grep -q " $m fuse" /proc/mounts || fail "the line came before the mount"
+	fusermount3 -u "$m"
+	wait "$pid"
+	cat "$TMP/ts"
+	assert_eq "$(grep -c "mounted" "$TMP/ts")" 1 "readiness lines"
+	grep -q "^mounted $S at $m"$'\r'"\$" "$TMP/ts"
+}
+
 t_fds_bounded() {
 	local m=$TMP/m12 t=$SRC/many p n
 	mkdir -p "$t"
@@ -350,6 +391,8 @@ check "SIGTERM and SIGINT unmount, exit 0" t_sigterm
 check "external umount ends the daemon with exit 0" t_external_umount
 check "a path imported while mounted appears (after a cached miss)" t_new_path_appears
 check "command line errors and --help" t_cli_errors
+check "a mount point that is a mount or not empty is refused unless --nonempty; no repeated --substituter" t_mountpoint_checks
+check "on a terminal one line says \"mounted STORE at DIR\", else nothing" t_tty_line
 check "open blob descriptors stay bounded (1300 files read)" t_fds_bounded
 check "inode table stats xattr" t_stats
 stop_mount "$M"

@@ -2,8 +2,10 @@
 #include "cli/cli.h"
 #include "cli/cli_fs.h"
 #include "cli/commands.h"
+#include "cli/notify.h"
 #include "cli/substituter.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "fs/fuse/fuse_transport.h"
 
 #include <dirent.h>
@@ -129,11 +131,18 @@ static void on_mounted(void *ctx)
 {
 	const struct mounted_note *m = ctx;
 	FILE *f = isatty(STDOUT_FILENO) ? stdout : isatty(STDERR_FILENO) ? stderr : NULL;
+	char status[256];
+	int rc;
 
 	if (f) {
 		fprintf(f, "mounted %s at %s\n", m->store, m->dir);
 		fflush(f);
 	}
+	/* Under systemd (Type=notify) the unit is started now. */
+	snprintf(status, sizeof(status), "mounted at %s", m->dir);
+	rc = cli_notify_ready(status);
+	if (rc < 0)
+		log_warn("%s", sf_errmsg(rc));
 }
 
 static int fuse_transport(struct fs *fs, const void *cfg)

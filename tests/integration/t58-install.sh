@@ -47,6 +47,35 @@ t_units() {
 		./storefs-serve.service ./storefs-daemon.service ./storefs-mount@mnt-store.service)
 }
 
+# storefs-mount@.service is Type=notify: the mount sends READY=1 to
+# $NOTIFY_SOCKET, once the mount is live (a datagram socket plays systemd).
+t_notify() {
+	local s=$TMP/ns m=$TMP/nm pid
+	grep -qx "Type=notify" "$ROOT/dist/systemd/storefs-mount@.service"
+	mkdir -p "$TMP/nsrc" && echo x >"$TMP/nsrc/f"
+	sf import --store "$s" "$TMP/nsrc" >/dev/null
+	python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(30)
+msg = s.recv(4096).decode()
+live = any(l.split()[1] == sys.argv[2] for l in open("/proc/mounts"))
+print(msg)
+print("LIVE=%d" % live)
+' "$TMP/notify.sock" "$m" >"$TMP/notified" &
+	pid=$!
+	DAEMON_PIDS+=("$pid")
+	for _ in $(seq 100); do [ -S "$TMP/notify.sock" ] && break; sleep 0.05; done
+	NOTIFY_SOCKET=$TMP/notify.sock start_mount "$s" "$m"
+	wait "$pid"
+	cat "$TMP/notified"
+	stop_mount "$m"
+	grep -qx "READY=1" "$TMP/notified"
+	grep -qx "STATUS=mounted at $m" "$TMP/notified"
+	grep -qx "LIVE=1" "$TMP/notified"
+}
+
 t_completion() {
 	PATH=$(dirname "$STOREFS"):$PATH bash -c '
 		. "$1"
@@ -62,3 +91,4 @@ check "make install DESTDIR=... installs the binary, pages, completion, units" t
 check "man -l renders every page; man finds them by name" t_man
 check "systemd-analyze verify accepts the units" t_units
 check "bash completion: commands and options" t_completion
+check "mount tells \$NOTIFY_SOCKET READY=1 once the mount is live (Type=notify)" t_notify

@@ -16,6 +16,7 @@ Modes (faults):
     flip    every blob is sent with one byte flipped (its middle one)
     hang    never answer any call (until killed)
     extra   a recursive Directory Get sends one Directory nothing refers to
+    lie     a blob Put is answered with the digest of other bytes
 The blob stream is cut into messages of --chunk bytes (default 4096, as
 snix does), with --delay seconds between them.
 
@@ -71,7 +72,7 @@ def main():
     ap.add_argument("export")
     ap.add_argument("listen")
     ap.add_argument("portfile")
-    ap.add_argument("--mode", default="honest", choices=["honest", "flip", "hang", "extra"])
+    ap.add_argument("--mode", default="honest", choices=["honest", "flip", "hang", "extra", "lie"])
     ap.add_argument("--chunk", type=int, default=4096)
     ap.add_argument("--delay", type=float, default=0.0)
     a = ap.parse_args()
@@ -150,7 +151,7 @@ def main():
 
     def blob_put(chunks, context):
         data = b"".join(blob_pb.BlobChunk.FromString(c).data for c in chunks)
-        digest = blake3(data)
+        digest = blake3(data + b"lie" if a.mode == "lie" else data)
         blobs[digest] = data
         return blob_pb.PutBlobResponse(digest=digest).SerializeToString()
 

@@ -160,6 +160,11 @@ t_writes() {
 	assert_eq "$(cat "$M/$(basename "$q")/file")" more
 	stop_mount "$M"
 	stop_peer
+	# A daemon that names another digest for a blob it was sent: refused.
+	PEER_EXPORT=$TMP/empty start_peer 127.0.0.1:0 --mode lie
+	expect_fail sf --store "grpc+http://127.0.0.1:$PEER_PORT" import "$TMP/more"
+	grep -q "names another digest" "$TMP/err"
+	stop_peer
 }
 
 # A binary cache served from a gRPC store: `storefs serve` checks a NAR's

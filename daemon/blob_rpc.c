@@ -132,24 +132,16 @@ static void read_release(struct rpc *r)
 
 /* --- Put --- */
 
-/* A write session per upload (docs/trust.md "Orphans"): the blob is
- * written through the session's tracker, hashed as written, and
- * acknowledged with the digest the daemon computed, once durable. */
+/* The chunks go into a blob writer as they come (a temporary file for the
+ * local store) and are hashed as written; the blob is published, made
+ * durable and acknowledged with the digest the daemon computed only when
+ * the stream ends well. The write session (docs/trust.md "Orphans") is
+ * held for the commit alone: a client that stalls half way holds no lock
+ * a collection waits for, and a Put that fails or is cancelled leaves
+ * nothing. */
 struct put_state {
-	struct store_write *w;
 	struct blob_writer *bw;
-	bool committed;
 };
-
-static int put_open(struct rpc *r)
-{
-	struct put_state *s = r->state;
-	int rc = store_write_begin(rpc_store(r), &s->w);
-
-	if (rc == 0)
-		rc = blob_service_open_write(store_write_blobs(s->w), &s->bw);
-	return rc;
-}
 
 static int put_message(struct rpc *r, const uint8_t *buf, size_t len)
 {
@@ -159,10 +151,26 @@ static int put_message(struct rpc *r, const uint8_t *buf, size_t len)
 
 	if (!c)
 		return rpc_fail(r, GRPC_STATUS_INVALID_ARGUMENT, "malformed BlobChunk");
-	rc = s->bw ? 0 : put_open(r);
+	rc = s->bw ? 0 : blob_service_open_write(rpc_store(r)->blobs, &s->bw);
 	if (rc == 0 && c->data.len)
 		rc = blob_writer_write(s->bw, c->data.data, c->data.len);
 	snix__castore__v1__blob_chunk__free_unpacked(c, NULL);
+	return rc;
+}
+
+static int put_commit(struct rpc *r, struct b3_digest *d)
+{
+	struct put_state *s = r->state;
+	struct store_write *w;
+	int rc = store_write_begin(rpc_store(r), &w);
+
+	if (rc < 0)
+		return rc;
+	rc = blob_writer_commit(s->bw, NULL, d);
+	s->bw = NULL;
+	if (rc == 0)
+		rc = blob_service_flush(rpc_store(r)->blobs);
+	store_write_end(w);
 	return rc;
 }
 
@@ -171,17 +179,13 @@ static int put_done(struct rpc *r)
 	struct put_state *s = r->state;
 	Snix__Castore__V1__PutBlobResponse resp = SNIX__CASTORE__V1__PUT_BLOB_RESPONSE__INIT;
 	struct b3_digest d;
-	int rc = s->bw ? 0 : put_open(r); /* an empty blob is no message at all */
+	/* An empty blob is no message at all. */
+	int rc = s->bw ? 0 : blob_service_open_write(rpc_store(r)->blobs, &s->bw);
 
-	if (rc == 0) {
-		rc = blob_writer_commit(s->bw, NULL, &d);
-		s->bw = NULL;
-	}
 	if (rc == 0)
-		rc = blob_service_flush(rpc_store(r)->blobs);
+		rc = put_commit(r, &d);
 	if (rc < 0)
 		return rc;
-	s->committed = true;
 	resp.digest = (ProtobufCBinaryData){.len = B3_LEN, .data = d.bytes};
 	return rpc_respond(r, &resp);
 }
@@ -191,8 +195,6 @@ static void put_release(struct rpc *r)
 	struct put_state *s = r->state;
 
 	blob_writer_abort(s->bw);
-	if (s->w)
-		store_write_finish(s->w, s->committed ? 0 : -ECANCELED, "a gRPC blob upload");
 }
 
 const struct rpc_method rpc_blob_methods[] = {

@@ -423,15 +423,15 @@ def check_read_only(p, args):
 
 
 def check_slow_put(p, args):
-    """A Put that is still sending when the daemon is told to stop: it
-    completes (ARGS[0] is a file whose appearance means 'stop sent')."""
+    """A Put that sends a first chunk, creates ARGS[1], waits (up to 30 s)
+    for ARGS[0] to appear, then sends the rest: it must complete."""
     data = os.urandom(1 << 20)
 
     def gen():
         yield data[:1000]
         with open(args[1], "w"):
             pass
-        for _ in range(100):
+        for _ in range(600):
             if os.path.exists(args[0]):
                 break
             time.sleep(0.05)

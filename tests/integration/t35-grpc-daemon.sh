@@ -119,6 +119,21 @@ t_storefs_client() {
 	sf --store "$w" verify --check-contents
 }
 
+# A client that stalls in the middle of a blob Put holds no lock: a
+# collection runs meanwhile, and the Put completes afterwards.
+t_stalled_put() {
+	local put
+	rm -f "$TMP/started" "$TMP/go"
+	pyp "$TCP_T" slow-put snix "$TMP/go" "$TMP/started" &
+	put=$!
+	for _ in $(seq 200); do [ -e "$TMP/started" ] && break; sleep 0.05; done
+	[ -e "$TMP/started" ] || fail "the Put did not start"
+	timeout 20 "$STOREFS" gc --store "$TMP/store"
+	kill -0 "$put" || fail "the Put ended before the collection did"
+	touch "$TMP/go"
+	wait "$put"
+}
+
 # A store that counts DirectoryEntry.size as snix does (docs/castore.md):
 # the daemon takes and serves vector set N, and refuses set S's sizes.
 t_native() {
@@ -198,6 +213,7 @@ check "Node raw HTTP/2: a 4 GiB message is cut off at the memory quota" jsp "$UN
 check "storefs's grpc+unix:// and grpc+http:// stores on the daemon: read, copy, import, mount" \
 	t_storefs_client
 check "Python: 16 clients read a blob at once, every byte right" pyp "$TCP_T" parallel 16 4
+check "a Put stalled half way does not hold up storefs gc" t_stalled_put
 check "a native-size store: Directory vectors set N through the daemon" t_native
 check "a read-only daemon refuses every Put (PERMISSION_DENIED) and serves reads" t_read_only
 check "SIGTERM: the call in flight completes, new calls are refused, exit 0" t_graceful_stop

@@ -426,9 +426,13 @@ def check_slow_put(p, args):
     """A Put that sends a first chunk, creates ARGS[1], waits (up to 30 s)
     for ARGS[0] to appear, then sends the rest: it must complete."""
     data = os.urandom(1 << 20)
+    alive(p)  # connected before the Put begins
 
     def gen():
         yield data[:1000]
+        # Time for the call to reach the daemon's handler: a call the
+        # daemon has not yet taken when it is told to stop is refused.
+        time.sleep(1)
         with open(args[1], "w"):
             pass
         for _ in range(600):

@@ -8,6 +8,7 @@
 #include "backends/local/local.h"
 #include "backends/memory/memory.h"
 #include "backends/postgres/postgres.h"
+#include "backends/s3/s3.h"
 #include "common/err.h"
 
 #include <ctype.h>
@@ -20,7 +21,8 @@
 
 #define SUPPORTED                                                                                  \
 	"a directory, local://DIR, memory://, nix+http(s)://HOST[/PATH], grpc+http://HOST:PORT, "  \
-	"grpc+unix:///SOCKET or postgres://USER@HOST:PORT/DB"
+	"grpc+unix:///SOCKET, postgres://USER@HOST:PORT/DB or "                                  \
+	"s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION"
 
 const char *store_default_location(char *buf, size_t len)
 {
@@ -119,6 +121,8 @@ int store_open(const char *url, unsigned flags, struct store **out)
 		return grpc_store_open(url, flags, out);
 	if (postgres_url_is(url))
 		return postgres_store_open(url, flags, out);
+	if (!strncmp(url, "s3://", 5))
+		return s3_store_open(url, flags, out);
 	if (has_scheme(url))
 		return sf_err(-EINVAL, "unsupported store URL '%s' (use " SUPPORTED ")", url);
 	return local_store_open(url, flags, out);

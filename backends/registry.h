@@ -13,6 +13,9 @@
  *	postgres(ql)://[USER@]HOST[:PORT]/DB[?PARAMS]
  *		Directories and PathInfos in PostgreSQL (libpq's URL rules);
  *		no blob service: blobs is NULL (backends/postgres/postgres.h)
+ *	s3://BUCKET[/PREFIX]?endpoint=http(s)://HOST[:PORT]&region=REGION
+ *		blobs only, in an S3 bucket (backends/s3/s3.h); dirs and
+ *		paths are NULL
  * A NULL url means the default location (store_default_location()).
  * store_open_services() puts services of several stores together. */
 #ifndef STOREFS_BACKENDS_REGISTRY_H

@@ -1,0 +1,356 @@
+/* s3_blobs.c - the blob service over an S3 bucket: one object per blob,
+ * named by its BLAKE3 digest, created only if absent, verified whole
+ * before a reader is handed out (docs/s3.md). */
+#include "backends/s3/s3_internal.h"
+
+#include "common/encoding.h"
+#include "common/err.h"
+#include "common/io.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* S3's limit for one PUT. Larger blobs need chunking (docs/s3.md). */
+#define S3_PUT_MAX (5ull << 30)
+/* From this size on, a HEAD first saves uploading what the bucket has. */
+#define S3_HEAD_FIRST (1u << 20)
+
+struct s3_blobs {
+	struct blob_service base;
+	struct s3_client client;
+	bool readonly;
+};
+
+struct s3_reader {
+	struct blob_reader base;
+};
+
+struct s3_writer {
+	struct blob_writer base;
+	struct s3_blobs *s;
+	int fd;
+	uint64_t len;
+	struct b3_hasher b3;
+	EVP_MD_CTX *sha;
+};
+
+/* An unnamed temporary file under $TMPDIR (or /tmp): the writer's body
+ * before its key (the digest) is known, the reader's object while it is
+ * verified. Gone when closed, whatever happens to the process. */
+static int tmpfile_open(int *out)
+{
+	const char *dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char path[4096];
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR)) {
+		snprintf(path, sizeof(path), "%s/storefs-s3.XXXXXX", dir);
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd >= 0)
+			unlink(path);
+	}
+	if (fd < 0)
+		return sf_err_sys(errno, "cannot create a temporary file in '%s'", dir);
+	*out = fd;
+	return 0;
+}
+
+static int status_error(struct s3_blobs *s, const char *op, const char *key,
+			const struct s3_response *r)
+{
+	return sf_err(r->status == 403 ? -EACCES : -EIO, "S3 %s of '%s' at '%s': HTTP %ld%s%s", op,
+		      key, s->client.url.endpoint, r->status, r->code[0] ? " " : "", r->code);
+}
+
+static int s3_stat(struct blob_service *bs, const struct b3_digest *d, uint64_t *size)
+{
+	struct s3_blobs *s = (struct s3_blobs *)bs;
+	struct s3_response r;
+	char key[512];
+	int rc;
+
+	s3_blob_key(&s->client, d, key, sizeof(key));
+	rc = s3_send(&s->client, &(struct s3_request){.method = "HEAD", .key = key}, &r);
+	if (rc < 0)
+		return rc;
+	if (r.status == 404)
+		return -ENOENT;
+	if (r.status != 200)
+		return status_error(s, "HEAD", key, &r);
+	*size = r.content_length;
+	return 0;
+}
+
+/* --- readers: the object in a temporary file, verified --- */
+
+static int s3_reader_pread(struct blob_reader *r, void *buf, size_t len, uint64_t off, size_t *n)
+{
+	int rc = pread_full(r->fd, buf, len, off, n);
+
+	return rc < 0 ? sf_err_sys(-rc, "cannot read a fetched S3 object") : 0;
+}
+
+static void s3_reader_close(struct blob_reader *r)
+{
+	close(r->fd);
+	free(r);
+}
+
+static const struct blob_reader_ops s3_reader_ops = {
+    .pread = s3_reader_pread,
+    .close = s3_reader_close,
+};
+
+struct fetch {
+	int fd;
+	uint64_t len;
+	struct b3_hasher b3;
+};
+
+static int fetch_write(void *ctx, const void *buf, size_t len)
+{
+	struct fetch *f = ctx;
+	int rc = write_all(f->fd, buf, len);
+
+	if (rc < 0)
+		return sf_err_sys(-rc, "cannot write a fetched S3 object to a temporary file");
+	b3_hasher_update(&f->b3, buf, len);
+	f->len += len;
+	return 0;
+}
+
+static int fetch_reset(void *ctx)
+{
+	struct fetch *f = ctx;
+
+	if (ftruncate(f->fd, 0) < 0 || lseek(f->fd, 0, SEEK_SET) < 0)
+		return sf_err_sys(errno, "cannot truncate a temporary file");
+	f->len = 0;
+	b3_hasher_init(&f->b3);
+	return 0;
+}
+
+/* GETs the object into f->fd; 0 only if it hashes to `d`. */
+static int fetch_verified(struct s3_blobs *s, const struct b3_digest *d, struct fetch *f)
+{
+	struct s3_sink sink = {fetch_write, fetch_reset, f};
+	struct s3_response r;
+	struct b3_digest got;
+	char key[512];
+	int rc;
+
+	s3_blob_key(&s->client, d, key, sizeof(key));
+	rc = s3_send(&s->client, &(struct s3_request){.method = "GET", .key = key, .sink = &sink},
+		     &r);
+	if (rc < 0)
+		return rc;
+	if (r.status == 404)
+		return -ENOENT;
+	if (r.status != 200)
+		return status_error(s, "GET", key, &r);
+	b3_hasher_final(&f->b3, &got);
+	if (!b3_digest_eq(&got, d))
+		return sf_err(-EIO,
+			      "S3 object '%s' in bucket '%s' does not hash to its name (damaged or "
+			      "replaced in the bucket): not served",
+			      key, s->client.url.bucket);
+	return 0;
+}
+
+static int s3_open_read(struct blob_service *bs, const struct b3_digest *d,
+			struct blob_reader **out)
+{
+	struct fetch f = {.fd = -1};
+	struct s3_reader *r;
+	int rc = tmpfile_open(&f.fd);
+
+	if (rc < 0)
+		return rc;
+	b3_hasher_init(&f.b3);
+	rc = fetch_verified((struct s3_blobs *)bs, d, &f);
+	r = rc == 0 ? malloc(sizeof(*r)) : NULL;
+	if (rc == 0 && !r)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		close(f.fd);
+		return rc;
+	}
+	r->base = (struct blob_reader){.ops = &s3_reader_ops, .size = f.len, .fd = f.fd};
+	*out = &r->base;
+	return 0;
+}
+
+/* --- writers: the bytes in a temporary file until the digest is known --- */
+
+static int s3_writer_write(struct blob_writer *bw, const void *buf, size_t len)
+{
+	struct s3_writer *w = (struct s3_writer *)bw;
+	int rc = write_all(w->fd, buf, len);
+
+	if (rc < 0)
+		return sf_err_sys(-rc, "cannot buffer a blob for S3 in a temporary file");
+	b3_hasher_update(&w->b3, buf, len);
+	if (!EVP_DigestUpdate(w->sha, buf, len))
+		return sf_err(-EIO, "SHA-256 failed");
+	w->len += len;
+	return 0;
+}
+
+static void s3_writer_abort(struct blob_writer *bw)
+{
+	struct s3_writer *w = (struct s3_writer *)bw;
+
+	close(w->fd);
+	EVP_MD_CTX_free(w->sha);
+	free(w);
+}
+
+/* 0 and *present if the bucket has the object already. */
+static int object_present(struct s3_blobs *s, const struct b3_digest *d, bool *present)
+{
+	uint64_t size;
+	int rc = s3_stat(&s->base, d, &size);
+
+	*present = rc == 0;
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* PUT if absent: 412 means another writer stored the same bytes. */
+static int put_object(struct s3_writer *w, const struct b3_digest *d, bool *created)
+{
+	struct s3_blobs *s = w->s;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char key[512], sha[65];
+	struct s3_response r;
+	int rc;
+
+	if (!EVP_DigestFinal_ex(w->sha, md, &mdlen) || mdlen != 32)
+		return sf_err(-EIO, "SHA-256 failed");
+	hex_encode(md, 32, sha);
+	s3_blob_key(&s->client, d, key, sizeof(key));
+	rc = s3_send(&s->client,
+		     &(struct s3_request){.method = "PUT",
+					  .key = key,
+					  .if_none_match = true,
+					  .body_fd = w->fd,
+					  .body_len = w->len,
+					  .body_sha256 = sha},
+		     &r);
+	if (rc == 0 && r.status != 200 && r.status != 412)
+		rc = status_error(s, "PUT", key, &r);
+	if (rc == 0)
+		*created = r.status == 200;
+	return rc;
+}
+
+static int s3_writer_commit(struct blob_writer *bw, const struct b3_digest *expect,
+			    struct b3_digest *out, bool *created)
+{
+	struct s3_writer *w = (struct s3_writer *)bw;
+	struct b3_digest d;
+	bool present = false, made = false;
+	int rc = 0;
+
+	b3_hasher_final(&w->b3, &d);
+	if (expect && !b3_digest_eq(expect, &d))
+		rc = sf_err(-EIO, "blob digest mismatch: the data is not the blob expected");
+	else if (w->len > S3_PUT_MAX)
+		rc = sf_err(-EFBIG, "blob of %llu bytes is larger than one S3 PUT (5 GiB)",
+			    (unsigned long long)w->len);
+	else if (w->len >= S3_HEAD_FIRST)
+		rc = object_present(w->s, &d, &present);
+	if (rc == 0 && !present)
+		rc = put_object(w, &d, &made);
+	if (rc == 0) {
+		*out = d;
+		if (created)
+			*created = made;
+	}
+	s3_writer_abort(bw);
+	return rc;
+}
+
+static const struct blob_writer_ops s3_writer_ops = {
+    .write = s3_writer_write,
+    .commit = s3_writer_commit,
+    .abort = s3_writer_abort,
+};
+
+static int s3_open_write(struct blob_service *bs, struct blob_writer **out)
+{
+	struct s3_blobs *s = (struct s3_blobs *)bs;
+	struct s3_writer *w;
+	int rc;
+
+	if (s->readonly)
+		return sf_err(-EROFS, "S3 bucket '%s' is opened read-only", s->client.url.bucket);
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->sha = EVP_MD_CTX_new();
+	if (!w->sha || !EVP_DigestInit_ex(w->sha, EVP_sha256(), NULL)) {
+		EVP_MD_CTX_free(w->sha);
+		free(w);
+		return -ENOMEM;
+	}
+	rc = tmpfile_open(&w->fd);
+	if (rc < 0) {
+		EVP_MD_CTX_free(w->sha);
+		free(w);
+		return rc;
+	}
+	w->base.ops = &s3_writer_ops;
+	w->s = s;
+	b3_hasher_init(&w->b3);
+	*out = &w->base;
+	return 0;
+}
+
+static void s3_free(struct blob_service *bs)
+{
+	struct s3_blobs *s = (struct s3_blobs *)bs;
+
+	s3_client_release(&s->client);
+	free(s);
+}
+
+static const struct blob_service_ops s3_blob_ops = {
+    .stat = s3_stat,
+    .open_read = s3_open_read,
+    .open_write = s3_open_write,
+    .free = s3_free,
+};
+
+int s3_blobs_new(const char *url, bool readonly, struct blob_service **out)
+{
+	struct s3_blobs *s = malloc(sizeof(*s));
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	rc = s3_client_init(&s->client, url);
+	if (rc < 0) {
+		free(s);
+		return rc;
+	}
+	rc = s3_check_bucket(&s->client);
+	if (rc < 0) {
+		s3_free(&s->base);
+		return rc;
+	}
+	s->base.ops = &s3_blob_ops;
+	s->readonly = readonly;
+	*out = &s->base;
+	return 0;
+}
+
+void s3_blobs_set_deadline(struct blob_service *bs, const struct deadline_rule *r)
+{
+	((struct s3_blobs *)bs)->client.rule = *r;
+}

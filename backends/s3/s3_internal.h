@@ -1,0 +1,79 @@
+/* s3_internal.h - what the files of backends/s3/ share: credentials and
+ * the signed, retried HTTP requests of one bucket. */
+#ifndef STOREFS_BACKENDS_S3_INTERNAL_H
+#define STOREFS_BACKENDS_S3_INTERNAL_H
+
+#include "backends/s3/s3.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct s3_creds {
+	char *key_id;
+	char *secret; /* never logged, scrubbed when freed */
+	char *token;  /* or NULL */
+};
+
+/* From the environment, else the shared credentials file (s3.h). -EINVAL
+ * with a message naming what to set when there are none. */
+int s3_creds_load(struct s3_creds *out);
+void s3_creds_release(struct s3_creds *c);
+
+#define S3_IDLE_HANDLES 16
+
+struct s3_client {
+	struct s3_url url;
+	struct s3_creds creds;
+	struct deadline_rule rule;
+	pthread_mutex_t lock;
+	void *idle[S3_IDLE_HANDLES]; /* CURL easy handles kept for their connections; lock */
+	unsigned n_idle;	     /* lock */
+};
+
+int s3_client_init(struct s3_client *c, const char *url);
+void s3_client_release(struct s3_client *c);
+
+/* Where a GET's body goes; `reset` starts it over (a retried request). */
+struct s3_sink {
+	int (*write)(void *ctx, const void *buf, size_t len);
+	int (*reset)(void *ctx);
+	void *ctx;
+};
+
+struct s3_request {
+	const char *method; /* GET, HEAD or PUT */
+	const char *key;    /* under the prefix; NULL: the bucket itself */
+	const char *query;  /* canonical query string, or NULL */
+	bool if_none_match; /* PUT only if absent: 412 when present */
+	int body_fd;	    /* PUT: the body is this file's first body_len bytes */
+	uint64_t body_len;
+	const char *body_sha256; /* PUT: its hex SHA-256 */
+	struct s3_sink *sink;	 /* GET: the body's destination */
+	uint64_t expect_bytes;	 /* a body size known in advance, for the deadline */
+};
+
+struct s3_response {
+	long status;		 /* HTTP status of the last attempt */
+	uint64_t content_length; /* HEAD/GET, if the server sent it */
+	char code[64];		 /* <Code> of an error body, or "" */
+};
+
+/* Sends the request, signed, retrying 5xx answers and transport failures
+ * with backoff inside the request's deadline (docs/s3.md). 0 with any HTTP
+ * status in *res (the caller judges it); -EIO with a message when no
+ * answer came in time; -ENOMEM. */
+int s3_send(struct s3_client *c, const struct s3_request *rq, struct s3_response *res);
+
+/* The object key of a blob: "[PREFIX/]blobs/b3/<4 hex>/<64 hex>". */
+void s3_blob_key(const struct s3_client *c, const struct b3_digest *d, char *out, size_t len);
+
+/* Checks that the bucket exists and takes our credentials (one request):
+ * -ENOENT (no bucket), -EACCES (refused), -EIO, each with a message. */
+int s3_check_bucket(struct s3_client *c);
+
+/* The blob service of the s3:// `url`, its bucket checked. */
+int s3_blobs_new(const char *url, bool readonly, struct blob_service **out);
+void s3_blobs_set_deadline(struct blob_service *bs, const struct deadline_rule *r);
+
+#endif

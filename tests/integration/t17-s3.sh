@@ -1,0 +1,122 @@
+#!/bin/bash
+# t17-s3.sh - the s3:// blob service against a real S3 server: Ceph radosgw
+# on memstore, started once for the script (tests/integration/ceph.sh).
+# Blobs go in and out through tests/tools/blobtool (the store's blob
+# service alone); the bucket is inspected and tampered with by curl.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$HERE/ceph.sh"
+shopt -s inherit_errexit
+BLOBTOOL=$TOOLS/blobtool
+trap 'ceph_down; cleanup' EXIT
+
+if ! ceph_up >"$TMP/ceph-up.log" 2>&1; then
+	echo "not ok - ceph comes up"
+	sed 's/^/#   /' "$TMP/ceph-up.log" "$CEPH_DIR"/log/*.log 2>/dev/null | tail -n 40
+	exit 0
+fi
+grep '^#' "$TMP/ceph-up.log"
+s3curl -f -X PUT "$S3_ENDPOINT/bkt" >/dev/null
+URL="s3://bkt?endpoint=$S3_ENDPOINT&region=us-east-1"
+
+bt() { "$BLOBTOOL" "$@"; }
+# keys BUCKET: the bucket's object keys, one a line (list-objects-v2)
+keys() {
+	s3curl -f "$S3_ENDPOINT/$1?list-type=2" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g'
+}
+b3hex() { b3sum --no-names "$1"; }
+
+test_round_trip() {
+	local f=$TMP/rt d
+	head -c 3000000 /dev/urandom >"$f.big"
+	printf 'small blob\n' >"$f.small"
+	: >"$f.empty"
+	for x in big small empty; do
+		d=$(b3hex "$f.$x")
+		assert_eq "$(bt "$URL" put "$f.$x" | cut -d' ' -f2)" created "first put of $x"
+		assert_eq "$(bt "$URL" put "$f.$x" | cut -d' ' -f2)" present "second put of $x"
+		bt "$URL" get "$d" | cmp - "$f.$x"
+		assert_eq "$(bt "$URL" stat "$d")" "$(stat -c %s "$f.$x")" "size of $x"
+		keys bkt | grep -qx "blobs/b3/${d:0:4}/$d" || fail "no object named by the digest of $x"
+	done
+	assert_eq "$(keys bkt | wc -l)" 3 "objects in the bucket (each uploaded once)"
+	expect_status 1 bt "$URL" get "$(printf x | b3sum --no-names)"
+}
+
+test_prefix() {
+	local f=$TMP/pf d
+	printf 'under a prefix\n' >"$f"
+	d=$(b3hex "$f")
+	s3curl -f -X PUT "$S3_ENDPOINT/pbkt" >/dev/null
+	bt "s3://pbkt/team/a?endpoint=$S3_ENDPOINT&region=us-east-1" put "$f" >/dev/null
+	assert_eq "$(keys pbkt)" "team/a/blobs/b3/${d:0:4}/$d" "key under the prefix"
+	bt "s3://pbkt/team/a?endpoint=$S3_ENDPOINT" get "$d" | cmp - "$f"
+	# AWS_ENDPOINT_URL stands in for endpoint=
+	AWS_ENDPOINT_URL=$S3_ENDPOINT bt "s3://pbkt/team/a" get "$d" | cmp - "$f"
+	expect_status 1 bt "s3://pbkt/team/b?endpoint=$S3_ENDPOINT" get "$d"
+}
+
+# A wrong secret, an unknown key, a missing bucket, no credentials: one
+# line naming the cause, and never the secret.
+test_bad_credentials() {
+	local d
+	d=$(printf 'small blob\n' | b3sum --no-names)
+	AWS_SECRET_ACCESS_KEY=wrong-secret expect_status 1 bt "$URL" stat "$d"
+	grep -q "secret access key is wrong" "$TMP/err" || fail "wrong secret not named"
+	assert_eq "$(wc -l <"$TMP/err")" 1 "lines of the message"
+	AWS_ACCESS_KEY_ID=NOSUCHKEY expect_status 1 bt "$URL" stat "$d"
+	grep -q "access key id is unknown" "$TMP/err" || fail "unknown key not named"
+	expect_status 1 bt "s3://no-such-bucket?endpoint=$S3_ENDPOINT" stat "$d"
+	grep -q "bucket 'no-such-bucket' does not exist" "$TMP/err" || fail "missing bucket not named"
+	assert_eq "$(wc -l <"$TMP/err")" 1 "lines of the message"
+	(
+		unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+		HOME=$TMP AWS_SHARED_CREDENTIALS_FILE=$TMP/none expect_status 1 bt "$URL" stat "$d"
+		grep -q "no S3 credentials" "$TMP/err" || fail "missing credentials not named"
+	)
+	expect_status 1 bt "$URL&secret=$AWS_SECRET_ACCESS_KEY" stat "$d"
+	grep -q "unknown parameter 'secret'" "$TMP/err" || fail "unknown parameter not named"
+	grep -qF "$AWS_SECRET_ACCESS_KEY" "$TMP/err" && fail "the secret is in a message"
+	return 0
+}
+
+# The credentials file, for hosts without the variables.
+test_credentials_file() {
+	local d
+	d=$(printf 'small blob\n' | b3sum --no-names)
+	printf '[other]\naws_access_key_id = x\n[ci]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
+		"$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$TMP/credentials"
+	(
+		unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+		assert_eq "$(AWS_SHARED_CREDENTIALS_FILE=$TMP/credentials AWS_PROFILE=ci \
+			bt "$URL" stat "$d")" 11 "size read with the file's credentials"
+	)
+}
+
+# Other bytes PUT under a blob's key: reads fail (EIO), nothing is served.
+test_flipped_object() {
+	local f=$TMP/flip d
+	head -c 100000 /dev/urandom >"$f"
+	d=$(b3hex "$f")
+	bt "$URL" put "$f" >/dev/null
+	head -c 100000 /dev/urandom >"$f.other"
+	s3curl -f -T "$f.other" "$S3_ENDPOINT/bkt/blobs/b3/${d:0:4}/$d" >/dev/null
+	expect_status 1 bt "$URL" get "$d"
+	grep -q "does not hash to its name" "$TMP/err" || fail "damage not named"
+	assert_eq "$(stat -c %s "$TMP/out")" 0 "bytes served from a flipped object"
+	# a put of the right bytes cannot repair it (create only if absent)
+	assert_eq "$(bt "$URL" put "$f" | cut -d' ' -f2)" present "put over the flipped object"
+}
+
+test_unreachable() {
+	local port
+	port=$(free_port) # nothing listens there
+	expect_status 1 bt "s3://bkt?endpoint=http://127.0.0.1:$port" stat "$(b3hex /dev/null)"
+	grep -q "failed after 5 tries" "$TMP/err" || fail "no retries named"
+}
+
+check "blobs go in once, come out whole, named by their digest" test_round_trip
+check "a prefix keeps blobs apart; AWS_ENDPOINT_URL" test_prefix
+check "a wrong secret, an unknown key or bucket is one clear error" test_bad_credentials
+check "credentials from a shared credentials file profile" test_credentials_file
+check "a flipped object in the bucket is EIO, nothing served" test_flipped_object
+check "an unreachable endpoint fails after retries" test_unreachable

@@ -11,16 +11,16 @@
 
 #define FORM "s3://BUCKET[/PREFIX]?endpoint=http://HOST:PORT&region=REGION"
 
-/* S3's bucket naming rules, less the ones only AWS enforces (no IP-like
- * names): 3-63 of [a-z0-9.-], starting and ending with a letter or digit.
- * They keep the bucket a plain path segment needing no encoding. */
+/* What any S3 server may call a bucket: 1-255 of [A-Za-z0-9._-] (AWS's
+ * legacy rules; today's AWS buckets are the 3-63 lowercase subset, and
+ * Ceph's relaxed names allow the rest), not "." or "..". Such a name is
+ * one path segment needing no encoding. */
 static bool bucket_ok(const char *b, size_t n)
 {
-	if (n < 3 || n > 63 || !isalnum((unsigned char)b[0]) || !isalnum((unsigned char)b[n - 1]))
+	if (n < 1 || n > 255 || (n == 1 && b[0] == '.') || (n == 2 && !strncmp(b, "..", 2)))
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!islower((unsigned char)b[i]) && !isdigit((unsigned char)b[i]) && b[i] != '.' &&
-		    b[i] != '-')
+		if (!isalnum((unsigned char)b[i]) && !strchr("._-", b[i]))
 			return false;
 	return true;
 }

@@ -61,18 +61,18 @@ rgw frontends = beast endpoint=127.0.0.1:$3 tcp_nodelay=1
 EOF2
 }
 
-# ceph_wait SECONDS CMD...: CMD until it succeeds, 0.2 s apart.
+# ceph_wait SECONDS CMD...: CMD until it succeeds, 0.2 s apart, for at
+# most SECONDS in all.
 ceph_wait() {
-	local n=$(($1 * 5))
+	local end=$((SECONDS + $1))
 	shift
 	until "$@" >/dev/null 2>&1; do
-		n=$((n - 1))
-		[ "$n" -gt 0 ] || return 1
+		[ "$SECONDS" -lt "$end" ] || return 1
 		sleep 0.2
 	done
 }
 
-cephc() { ceph -c "$CEPH_DIR/ceph.conf" --connect-timeout 20 "$@"; }
+cephc() { ceph -c "$CEPH_DIR/ceph.conf" --connect-timeout 10 "$@"; }
 
 ceph_mon_up() {
 	local c=$CEPH_DIR/ceph.conf fsid

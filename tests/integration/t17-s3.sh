@@ -114,9 +114,42 @@ test_unreachable() {
 	grep -q "failed after 5 tries" "$TMP/err" || fail "no retries named"
 }
 
+# issue 16's composite: blobs in S3, Directories and PathInfos in a local
+# store; imported once, mounted, read back; the bucket holds each distinct
+# content once, and a second import uploads nothing.
+test_import_mount() {
+	local t=$TMP/tree m=$TMP/mnt meta=$TMP/meta p n
+	local svc=(--blob-service-addr "s3://ebkt?endpoint=$S3_ENDPOINT&region=us-east-1"
+		--directory-service-addr "$meta" --path-info-service-addr "$meta")
+	s3curl -f -X PUT "$S3_ENDPOINT/ebkt" >/dev/null
+	mkdir -p "$t/sub"
+	printf 'same\n' >"$t/a"
+	printf 'same\n' >"$t/sub/dup"
+	head -c 300000 /dev/urandom >"$t/sub/big"
+	printf '#!/bin/sh\necho ran from s3\n' >"$t/run"
+	chmod +x "$t/run"
+	p=$(sf import "${svc[@]}" "$t")
+	assert_eq "$p" "$(nix_store --add "$t")" "store path"
+	n=$(keys ebkt | wc -l)
+	assert_eq "$n" 3 "objects in the bucket (3 distinct contents)"
+	sf import "${svc[@]}" "$t" >/dev/null
+	assert_eq "$(keys ebkt | wc -l)" "$n" "objects after a second import"
+	[ -z "$(ls -A "$meta/blobs" 2>/dev/null)" ] || fail "blobs landed in the local store"
+	start_mount "$meta" "$m" "${svc[@]}"
+	diff -r "$t" "$m/$(base "$p")"
+	assert_eq "$("$m/$(base "$p")/run")" "ran from s3" "program output"
+	stop_mount "$m"
+	# the big file's object replaced in the bucket: EIO through a new mount
+	s3curl -f -T "$t/run" "$S3_ENDPOINT/ebkt/blobs/b3/$(b3hex "$t/sub/big" | cut -c1-4)/$(b3hex "$t/sub/big")" >/dev/null
+	start_mount "$meta" "$m" "${svc[@]}"
+	py errno EIO open_read "$m/$(base "$p")/sub/big"
+	stop_mount "$m"
+}
+
 check "blobs go in once, come out whole, named by their digest" test_round_trip
 check "a prefix keeps blobs apart; AWS_ENDPOINT_URL" test_prefix
 check "a wrong secret, an unknown key or bucket is one clear error" test_bad_credentials
 check "credentials from a shared credentials file profile" test_credentials_file
 check "a flipped object in the bucket is EIO, nothing served" test_flipped_object
 check "an unreachable endpoint fails after retries" test_unreachable
+check "import --blob-service-addr s3://, mount, read; each content uploaded once; a flipped object is EIO" test_import_mount

@@ -143,6 +143,10 @@ TEST(s3_url_forms)
 	CHECK_OK(s3_url_parse("s3://bkt?region=us-east-1&endpoint=http%3A%2F%2Fh%3A1%2F", &u));
 	CHECK(!strcmp(u.endpoint, "http://h:1") && !strcmp(u.host, "h:1") && !*u.prefix);
 	s3_url_release(&u);
+	/* the one-letter bucket of issue 16's example */
+	CHECK_OK(s3_url_parse("s3://b?endpoint=http://127.0.0.1:7480&region=us-east-1", &u));
+	CHECK(!strcmp(u.bucket, "b"));
+	s3_url_release(&u);
 	setenv("AWS_ENDPOINT_URL", "https://s3.example.net", 1);
 	unsetenv("AWS_REGION");
 	unsetenv("AWS_DEFAULT_REGION");
@@ -159,8 +163,8 @@ TEST(s3_url_refused)
 {
 	static const char *const bad[] = {
 	    "s3://",
-	    "s3://B?endpoint=http://h",
-	    "s3://ab?endpoint=http://h",
+	    "s3://..?endpoint=http://h",
+	    "s3://b+c?endpoint=http://h",
 	    "s3://bkt/?endpoint=http://h",
 	    "s3://bkt/a//b?endpoint=http://h",
 	    "s3://bkt/a/../b?endpoint=http://h",

@@ -60,22 +60,38 @@ static double seconds_between(const struct timespec *a, const struct timespec *b
 	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
 }
 
+/* Whether a line is due (at most 10 a second), and the seconds since the start. */
+static bool progress_due(struct cli_progress *p, double *elapsed)
+{
+	struct timespec now;
+
+	if (!p->enabled)
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (seconds_between(&p->last, &now) < 0.1)
+		return false;
+	p->last = now;
+	*elapsed = seconds_between(&p->start, &now);
+	p->drawn = true;
+	return true;
+}
+
 void cli_progress_update(void *ctx, uint64_t files, uint64_t bytes)
 {
 	struct cli_progress *p = ctx;
-	struct timespec now;
 	double mib = (double)bytes / (1024.0 * 1024.0), el;
 
-	if (!p->enabled)
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (seconds_between(&p->last, &now) < 0.1)
-		return;
-	p->last = now;
-	el = seconds_between(&p->start, &now);
-	fprintf(stderr, "\r%llu files, %.1f MiB, %.1f MiB/s\033[K", (unsigned long long)files, mib,
-		el > 0 ? mib / el : 0.0);
-	p->drawn = true;
+	if (progress_due(p, &el))
+		fprintf(stderr, "\r%llu files, %.1f MiB, %.1f MiB/s\033[K",
+			(unsigned long long)files, mib, el > 0 ? mib / el : 0.0);
+}
+
+void cli_progress_bytes(struct cli_progress *p, uint64_t bytes)
+{
+	double mib = (double)bytes / (1024.0 * 1024.0), el;
+
+	if (progress_due(p, &el))
+		fprintf(stderr, "\r%.1f MiB, %.1f MiB/s\033[K", mib, el > 0 ? mib / el : 0.0);
 }
 
 void cli_progress_done(struct cli_progress *p)

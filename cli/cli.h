@@ -245,6 +245,8 @@ struct cli_progress {
 void cli_progress_init(struct cli_progress *p);
 /* An import_progress_fn; ctx is the struct cli_progress. */
 void cli_progress_update(void *ctx, uint64_t files, uint64_t bytes);
+/* The same for a stream of unknown files ("X MiB, Y MiB/s"). */
+void cli_progress_bytes(struct cli_progress *p, uint64_t bytes);
 /* Erases the line if one was drawn. */
 void cli_progress_done(struct cli_progress *p);
 

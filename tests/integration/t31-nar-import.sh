@@ -230,6 +230,21 @@ t_usage() {
 	grep -q "cannot open" "$TMP/err"
 }
 
+# On a terminal (script(1)) a progress line shows while the NAR comes in
+# (it pauses half-way); without one, nothing is said on stderr.
+t_progress() {
+	local p
+	mkdir -p "$T/prog" && head -c 3000000 /dev/urandom >"$T/prog/f"
+	nix-store --dump "$T/prog" >"$TMP/prog.nar"
+	script -qfec "sh -c '(head -c 1000000 $TMP/prog.nar; sleep 0.5; tail -c +1000001 $TMP/prog.nar) |
+		$STOREFS nar-import --store $S --name prog -'" "$TMP/ts" </dev/null >/dev/null
+	grep -q "MiB, [0-9.]* MiB/s" "$TMP/ts" || fail "no progress line: $(cat -A "$TMP/ts")"
+	p=$(tr -d '\r' <"$TMP/ts" | grep -o '/nix/store/[a-z0-9]*-prog' | tail -n 1)
+	sf nar --store "$S" "$p" | cmp - "$TMP/prog.nar"
+	sf nar-import --store "$S" --name prog "$TMP/prog.nar" 2>"$TMP/err" >/dev/null
+	[ ! -s "$TMP/err" ] || fail "stderr without a terminal: $(cat "$TMP/err")"
+}
+
 check "round trip: empty directory" t_empty_dir
 check "round trip: single file" t_single_file
 check "round trip: executable file" t_exec_file
@@ -245,3 +260,4 @@ check "--nar-hash in every Nix syntax" t_hash_syntaxes
 check "--nar-hash mismatch is refused, nothing registered" t_hash_mismatch
 check "malformed NARs are refused with a clear message" t_strictness
 check "usage errors" t_usage
+check "a progress line on a terminal, none without" t_progress

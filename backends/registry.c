@@ -21,7 +21,7 @@
 
 #define SUPPORTED                                                                                  \
 	"a directory, local://DIR, memory://, nix+http(s)://HOST[/PATH], grpc+http://HOST:PORT, "  \
-	"grpc+unix:///SOCKET, postgres://USER@HOST:PORT/DB or "                                  \
+	"grpc+unix:///SOCKET, postgres://USER@HOST:PORT/DB or "                                    \
 	"s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION"
 
 const char *store_default_location(char *buf, size_t len)

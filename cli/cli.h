@@ -138,6 +138,7 @@ enum cli_cmd_flags {
 };
 
 struct cli_ctx;
+struct cli_config;
 
 struct cli_cmd {
 	const char *name;	 /* "import" */
@@ -173,11 +174,15 @@ struct cli_ctx {
 	/* --blob-service-addr, --directory-service-addr,
 	 * --path-info-service-addr; NULL: store_url's. */
 	const char *blob_addr, *dir_addr, *pi_addr;
-	const char *cache;   /* --cache DIR; NULL: none */
-	unsigned open_flags; /* cmd->open_flags, | STORE_OPEN_WAIT with --wait */
-	struct store *store; /* with CLI_OPENS_STORE */
-	int verbose;	     /* how many -v */
-	bool wait, help;     /* --wait, --help */
+	const char *cache; /* --cache DIR; NULL: none */
+	/* The command's own options given on the command line: bit i for
+	 * cmd->options[i] (a configuration file sets only the others). */
+	uint64_t given;
+	const struct cli_config *config; /* the file storefs read (config.h) */
+	unsigned open_flags;		 /* cmd->open_flags, | STORE_OPEN_WAIT with --wait */
+	struct store *store;		 /* with CLI_OPENS_STORE */
+	int verbose;			 /* how many -v */
+	bool wait, help;		 /* --wait, --help */
 };
 
 /* Runs `cmd` with argv[0] = its name; `top` holds the store options given
@@ -192,6 +197,14 @@ int cli_run(const struct cli_cmd *cmd, int argc, char **argv, const struct cli_c
  * name after storefs's own options). */
 int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, bool stop_at_operand,
 	      struct cli_ctx *c);
+
+/* The option --`name` of `cmd`'s own table, or NULL. */
+const struct cli_opt *cli_opt_find(const struct cli_cmd *cmd, const char *name);
+/* Stores `arg` as the value of option `o` in `base` (checked as the
+ * command line checks it): 0, or CLI_USAGE (reported). */
+int cli_opt_set(const struct cli_cmd *cmd, const struct cli_opt *o, void *base, const char *arg);
+/* Whether option `o` of c->cmd's own table was on the command line. */
+bool cli_opt_given(const struct cli_ctx *c, const struct cli_opt *o);
 
 /* Prints `cmd`'s --help on stdout, generated from its tables: 0, or a
  * negative errno with a message if stdout cannot be written. The top level

@@ -337,6 +337,26 @@ static int set_value(const struct cli_cmd *cmd, const struct cli_opt *o, void *b
 	return cli_usage(cmd, "option '--%s' has an unknown kind", o->name);
 }
 
+int cli_opt_set(const struct cli_cmd *cmd, const struct cli_opt *o, void *base, const char *arg)
+{
+	return set_value(cmd, o, base, arg);
+}
+
+const struct cli_opt *cli_opt_find(const struct cli_cmd *cmd, const char *name)
+{
+	for (const struct cli_opt *o = cmd->options; o && o->name; o++)
+		if (!strcmp(o->name, name))
+			return o;
+	return NULL;
+}
+
+bool cli_opt_given(const struct cli_ctx *c, const struct cli_opt *o)
+{
+	ptrdiff_t i = o - c->cmd->options;
+
+	return i >= 0 && i < 64 && (c->given >> i & 1);
+}
+
 static int report_bad_option(const struct cli_cmd *cmd, int ch, char **argv)
 {
 	/* Long options always advance optind; a bad short one may sit inside
@@ -417,6 +437,8 @@ int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, bool stop_at_ope
 					 r->o->name);
 		given[r - refs] = true;
 		rc = set_value(cmd, r->o, r->common ? (void *)c : c->opts, optarg);
+		if (!r->common && r->o - cmd->options < 64)
+			c->given |= 1ull << (r->o - cmd->options);
 		if (rc || c->help)
 			return rc;
 	}

@@ -1,6 +1,7 @@
 /* cli_run.c - the common life of a storefs command: options, operands,
  * log level, store, run, and the one way every command ends. */
 #include "cli/cli.h"
+#include "cli/config.h"
 
 #include "common/err.h"
 #include "common/log.h"
@@ -128,6 +129,8 @@ int cli_run(const struct cli_cmd *cmd, int argc, char **argv, const struct cli_c
 	rc = cli_parse(cmd, argc, argv, false, &c);
 	if (top)
 		inherit_store(&c, top);
+	if (top && top->config)
+		cli_config_apply(top->config, &c);
 	if (rc == 0 && c.help)
 		rc = cli_help(cmd);
 	else if (rc == 0)

@@ -2,6 +2,8 @@
  * `storefs help`: the dispatch that main() and the unit tests call. */
 #include "cli/commands.h"
 
+#include "cli/config.h"
+
 #include "common/err.h"
 
 #include <stdio.h>
@@ -31,9 +33,13 @@ const struct cli_cmd *cli_command_find(const char *name)
 
 struct top_opts {
 	bool version;
+	const char *config;
 };
 
 static const struct cli_opt top_options[] = {
+    CLI_STRING(0, "config", struct top_opts, config, "FILE",
+	       "read the configuration from FILE (default: $STOREFS_CONFIG, else "
+	       "/etc/storefs/storefs.conf if it exists)"),
     CLI_BOOL(0, "version", struct top_opts, version, "print the version"),
     {0},
 };
@@ -41,7 +47,16 @@ static const struct cli_opt top_options[] = {
 const struct cli_cmd cli_top = {
     .operands = "COMMAND [ARGS...]",
     .about = "A content-addressed store for Nix-style file trees.\n",
-    .notes = "'storefs help COMMAND' or 'storefs COMMAND --help' shows a command's help.\n",
+    .notes = "'storefs help COMMAND' or 'storefs COMMAND --help' shows a command's help.\n"
+	     "\n"
+	     "Configuration file: one 'key = value' per line, '#' starts a comment line.\n"
+	     "Keys: store, blob-service-addr, directory-service-addr,\n"
+	     "path-info-service-addr and cache (for every command that takes --store), and\n"
+	     "COMMAND.OPTION for a command's own options (mount.substituter = URL,\n"
+	     "mount.trusted-public-keys = KEYS, mount.threads = 8, mount.list-root = true).\n"
+	     "Options on the command line win over the file (--store there replaces all its\n"
+	     "addresses); an unknown key or a bad line is an error naming FILE:LINE.\n"
+	     "The file: --config FILE, else $STOREFS_CONFIG, else /etc/storefs/storefs.conf.\n",
     .flags = CLI_STORE,
     .store_note = "used by every command (a command's own --store wins)",
     .options = top_options,
@@ -97,6 +112,7 @@ int cli_main(int argc, char **argv)
 {
 	struct top_opts o = {0};
 	struct cli_ctx c = {.cmd = &cli_top, .opts = &o};
+	struct cli_config cfg;
 	const struct cli_cmd *cmd;
 	int rc;
 
@@ -121,5 +137,11 @@ int cli_main(int argc, char **argv)
 		fprintf(stderr, "Try 'storefs --help' for the list of commands.\n");
 		return CLI_USAGE;
 	}
-	return cli_run(cmd, c.argc, c.argv, &c);
+	rc = cli_config_load(o.config, &cfg);
+	if (rc < 0)
+		return top_fail(rc);
+	c.config = &cfg;
+	rc = cli_run(cmd, c.argc, c.argv, &c);
+	cli_config_release(&cfg);
+	return rc;
 }

@@ -18,6 +18,7 @@ TAMPER=${STORE_TAMPER:-$TOOLS/store_tamper}
 TMP=$(mktemp -d "${STOREFS_TEST_ROOT:-/tmp}/storefs-test.XXXXXX")
 export STOREFS_STORE=$TMP/default-store # never touch the machine's default store
 export XDG_CACHE_HOME=$TMP/xdg-cache    # fresh Nix client caches
+export STOREFS_CONFIG=/dev/null         # never the machine's /etc/storefs/storefs.conf
 # No substituters (no network), and no build users: without this, every Nix
 # command as root warns that the group 'nixbld' does not exist.
 export NIX_CONFIG="substituters =

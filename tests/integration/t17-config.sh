@@ -1,0 +1,92 @@
+#!/bin/bash
+# t17-config.sh - the configuration file (cli/config.h; never the real
+# /etc/storefs/storefs.conf: lib.sh points STOREFS_CONFIG away from it):
+# store options and command options from --config FILE or $STOREFS_CONFIG,
+# flags winning over the file, and every bad line an error naming FILE:LINE.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+shopt -s inherit_errexit
+
+SRC=$TMP/tree
+M=$TMP/mnt
+CONF=$TMP/storefs.conf
+
+setup() {
+	mkdir -p "$SRC/sub"
+	echo "configured" >"$SRC/sub/f"
+}
+
+test_store_keys() {
+	cat >"$CONF" <<EOF
+# services chosen by the file
+store = $TMP/meta
+blob-service-addr = $TMP/blobs
+EOF
+	P=$(sf --config "$CONF" import "$SRC")
+	[ -n "$(find "$TMP/blobs/blobs" -type f)" ] || fail "no blob in the configured blob store"
+	assert_eq "$(find "$TMP/meta/blobs" -type f | wc -l)" 0 "blobs in the configured store"
+	sf --config "$CONF" cat "$P/sub/f" | grep -q configured
+	STOREFS_CONFIG=$CONF sf cat "$P/sub/f" | grep -q configured
+	# Flags win over the file; --store replaces all of its addresses.
+	mkdir -p "$TMP/other" && echo other >"$TMP/other/x"
+	sf import --store "$TMP/elsewhere" "$TMP/other" >/dev/null
+	expect_fail sf --config "$CONF" path-info --store "$TMP/elsewhere" "$P"
+	grep -q "is not in the store" "$TMP/err" || fail "--store did not win: $(cat "$TMP/err")"
+	expect_fail sf --config "$CONF" cat --blob-service-addr "$TMP/elsewhere" "$P/sub/f"
+	grep -q "missing from the store" "$TMP/err" || fail "--blob-service-addr did not win: $(cat "$TMP/err")"
+	# cache = DIR keeps what a read fetched.
+	echo "cache = $TMP/cache" >>"$CONF"
+	sf --config "$CONF" nar "$P" >/dev/null
+	[ -n "$(find "$TMP/cache/blobs" -type f)" ] || fail "the configured cache is empty"
+}
+
+test_command_options() {
+	local p
+	p=$(sf import --store "$TMP/s2" "$SRC")
+	printf 'store = %s\nmount.list-root = true\nmount.threads = 2\n' "$TMP/s2" >"$CONF"
+	mkdir -p "$M"
+	"$STOREFS" --config "$CONF" mount "$M" >"$TMP/mount.log" 2>&1 &
+	MOUNT_PID=$!
+	DAEMON_PIDS+=("$MOUNT_PID")
+	for _ in $(seq 100); do grep -q " $M fuse" /proc/mounts && break; sleep 0.05; done
+	assert_eq "$(ls "$M")" "$(base "$p")" "root listed (mount.list-root from the file)"
+	stop_mount "$M"
+	# Without the key the root cannot be listed.
+	printf 'store = %s\n' "$TMP/s2" >"$CONF"
+	"$STOREFS" --config "$CONF" mount "$M" >"$TMP/mount.log" 2>&1 &
+	MOUNT_PID=$!
+	DAEMON_PIDS+=("$MOUNT_PID")
+	for _ in $(seq 100); do grep -q " $M fuse" /proc/mounts && break; sleep 0.05; done
+	if ls "$M" >/dev/null 2>&1; then fail "root listed without list-root"; fi
+	stop_mount "$M"
+}
+
+bad() { # EXPECTED-MESSAGE LINES...
+	local want=$1
+	shift
+	printf '%s\n' "$@" >"$CONF"
+	expect_fail sf --config "$CONF" list --store "$TMP/s2"
+	grep -qF "$CONF:$want" "$TMP/err" || fail "wanted '$CONF:$want', got: $(cat "$TMP/err")"
+}
+
+test_bad_files() {
+	sf import --store "$TMP/s2" "$SRC" >/dev/null
+	bad "2: unknown key 'colour'" "# fine" "colour = blue"
+	bad "1: expected 'key = value'" "store"
+	bad "3: expected 'key = value' with both" "" "" "cache ="
+	bad "1: unknown command 'mnt'" "mnt.threads = 2"
+	bad "1: 'storefs mount' has no option '--nope'" "mount.nope = 1"
+	bad "1: mount.threads wants a number from 1 to 256, not '0'" "mount.threads = 0"
+	bad "1: mount.list-root wants true or false, not 'maybe'" "mount.list-root = maybe"
+	bad "2: 'store' is set already on line 1" "store = a" "store = b"
+	expect_fail sf --config "$TMP/absent.conf" list
+	grep -q "cannot read configuration file '$TMP/absent.conf'" "$TMP/err" || fail "absent file"
+	# A good file with comments and spaces.
+	printf '  # comment\n\n  store   =   %s  \n' "$TMP/s2" >"$CONF"
+	assert_eq "$(sf --config "$CONF" list | wc -l)" 1 "paths listed through the file"
+	sf --help | grep -q -- "--config FILE"
+}
+
+setup
+check "store keys: store, blob-service-addr, cache; flags win" test_store_keys
+check "command options: mount.list-root, mount.threads" test_command_options
+check "bad files are errors naming FILE:LINE" test_bad_files

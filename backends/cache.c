@@ -383,10 +383,12 @@ static struct cached *paths_of(struct path_info_service *s)
 	return ((struct cache_paths *)s)->c;
 }
 
+/* `rc` and *out from the remote's get: a PathInfo found is kept. */
 static int remembered(struct cached *c, int rc, struct path_info **out)
 {
-	if (rc == 0)
-		rc = path_remember(c, *out);
+	if (rc < 0)
+		return rc;
+	rc = path_remember(c, *out);
 	if (rc < 0) {
 		path_info_free(*out);
 		*out = NULL;

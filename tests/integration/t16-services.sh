@@ -116,8 +116,13 @@ test_cache() {
 	sf import --store "$rb" "$SRC/empty" >/dev/null
 	# Without the cache the path is gone ...
 	expect_fail sf path-info --store "$rb" "$p"
+	# ... and a path neither has is "not in the store" through the cache.
+	expect_status 1 sf path-info --store "$rb" --cache "$c" \
+		/nix/store/00000000000000000000000000000000-absent
+	grep -q "is not in the store" "$TMP/err" || fail "absent path: $(cat "$TMP/err")"
 	# ... with it, every file, directory and the path itself are there.
 	start_mount "$rb" "$M" --blob-service-addr "$ra" --cache "$c"
+	[ ! -e "$M/00000000000000000000000000000000-absent" ] || fail "an absent path exists"
 	diff -r "$SRC" "$M/$(base "$p")"
 	assert_eq "$("$M/$(base "$p")/sub/run.sh")" exec "program run from the cache"
 	stop_mount "$M"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# t17-config.sh - the configuration file (cli/config.h; never the real
+# t18-config.sh - the configuration file (cli/config.h; never the real
 # /etc/storefs/storefs.conf: lib.sh points STOREFS_CONFIG away from it):
 # store options and command options from --config FILE or $STOREFS_CONFIG,
 # flags winning over the file, and every bad line an error naming FILE:LINE.

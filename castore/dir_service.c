@@ -249,6 +249,7 @@ struct dir_putter {
 	struct b3_digest *batch_digests;
 	size_t batch_n, batch_cap, batch_nodes;
 	int failed; /* the first error; the putter refuses everything after it */
+	bool whole; /* dir_putter_new_whole: one put_batch, at close */
 };
 
 int dir_putter_new(struct dir_service *s, enum dir_size_formula f, struct dir_putter **out)
@@ -262,6 +263,15 @@ int dir_putter_new(struct dir_service *s, enum dir_size_formula f, struct dir_pu
 	digest_map_init(&p->by_digest);
 	*out = p;
 	return 0;
+}
+
+int dir_putter_new_whole(struct dir_service *s, enum dir_size_formula f, struct dir_putter **out)
+{
+	int rc = dir_putter_new(s, f, out);
+
+	if (rc == 0)
+		(*out)->whole = true;
+	return rc;
 }
 
 static void batch_release(struct dir_putter *p)
@@ -394,7 +404,7 @@ static int putter_queue(struct dir_putter *p, struct directory *d, const struct 
 	p->batch[p->batch_n] = d;
 	p->batch_digests[p->batch_n++] = *digest;
 	p->batch_nodes += d->count;
-	if (!p->service->ops->partial_batches)
+	if (p->whole || !p->service->ops->partial_batches)
 		return 0;
 	if (p->batch_n >= PUTTER_BATCH_DIRS || p->batch_nodes >= PUTTER_BATCH_NODES)
 		return putter_flush(p);

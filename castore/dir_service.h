@@ -94,6 +94,10 @@ void dir_recv_free(struct dir_recv *v);
  * successful close, in one put_batch. */
 struct dir_putter;
 int dir_putter_new(struct dir_service *s, enum dir_size_formula f, struct dir_putter **out);
+/* As dir_putter_new(), but the closure is stored only by a successful
+ * close, in one put_batch, over any service: for a writer that cannot hold
+ * a write session while its client sends (memory grows with the closure). */
+int dir_putter_new_whole(struct dir_service *s, enum dir_size_formula f, struct dir_putter **out);
 /* Takes ownership of `d` in every case. */
 int dir_putter_put(struct dir_putter *p, struct directory *d, struct b3_digest *digest_out);
 /* Checks the closure, stores the last batch and returns the root digest.

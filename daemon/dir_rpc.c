@@ -6,7 +6,6 @@
 #include "castore/digest_map.h"
 #include "castore/dir_service.h"
 #include "common/err.h"
-#include "store/store_write.h"
 
 #include <rpc_directory.pb-c.h>
 #include <stdlib.h>
@@ -141,14 +140,12 @@ static void get_release(struct rpc *r)
 
 /* Leaves to root through a dir_putter: every Directory decoded and
  * validated, each reference to one sent earlier in the stream, sizes by
- * the store's formula, one root; nothing is left stored unless all of it
- * holds (castore.md §2.5, docs/castore.md): the putter passes large
- * closures on in batches (docs/limits.md "Ingest"), so the stream is a
- * write session, which takes back what a failed one created. */
+ * the store's formula, one root; nothing is stored unless all of it
+ * holds (castore.md §2.5, docs/castore.md): the whole closure, in one
+ * put_batch at the end, so that a client stalled half way holds no write
+ * session (and no collection waits for it). */
 struct put_state {
-	struct store_write *w;
 	struct dir_putter *p;
-	bool stored;
 };
 
 static int put_message(struct rpc *r, const uint8_t *buf, size_t len)
@@ -158,10 +155,8 @@ static int put_message(struct rpc *r, const uint8_t *buf, size_t len)
 	struct b3_digest d;
 	int rc = 0;
 
-	if (!s->w)
-		rc = store_write_begin(rpc_store(r), &s->w);
-	if (rc == 0 && !s->p)
-		rc = dir_putter_new(store_write_dirs(s->w), rpc_store(r)->size_formula, &s->p);
+	if (!s->p)
+		rc = dir_putter_new_whole(rpc_store(r)->dirs, rpc_store(r)->size_formula, &s->p);
 	if (rc == 0)
 		rc = directory_decode(buf, len, &dir);
 	if (rc == 0)
@@ -183,7 +178,6 @@ static int put_done(struct rpc *r)
 	s->p = NULL;
 	if (rc < 0)
 		return rc;
-	s->stored = true;
 	resp.root_digest = (ProtobufCBinaryData){.len = B3_LEN, .data = root.bytes};
 	return rpc_respond(r, &resp);
 }
@@ -193,8 +187,6 @@ static void put_release(struct rpc *r)
 	struct put_state *s = r->state;
 
 	dir_putter_free(s->p);
-	if (s->w)
-		store_write_finish(s->w, s->stored ? 0 : -ECANCELED, "a gRPC Directory upload");
 }
 
 const struct rpc_method rpc_dir_methods[] = {

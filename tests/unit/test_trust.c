@@ -589,6 +589,28 @@ TEST(trust_orphans_failed_session_dirs)
 	tfx_close(&fx);
 }
 
+/* dir_putter_new_whole stores nothing before its close, even over a store
+ * that takes batches (the gRPC daemon's Put: no session while a client
+ * sends). */
+TEST(trust_putter_whole_stores_at_close)
+{
+	struct b3_digest first, d;
+	struct dir_putter *p;
+	char target[32];
+	struct tfx fx;
+
+	CHECK_OK(tfx_open(&fx, true));
+	CHECK_OK(dir_putter_new_whole(fx.st->dirs, fx.st->size_formula, &p));
+	for (int i = 0; i < 3000; i++) {
+		snprintf(target, sizeof(target), "%d", i);
+		CHECK_OK(dir_putter_put(p, link_dir(target), i ? &d : &first));
+	}
+	CHECK(!dir_present(fx.st, &first));
+	dir_putter_free(p);
+	CHECK(!dir_present(fx.st, &first));
+	tfx_close(&fx);
+}
+
 /* A Directory service taking whole closures only (a gRPC Put stream):
  * counts its batches and their sizes. */
 struct closure_only {

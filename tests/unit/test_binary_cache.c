@@ -33,12 +33,23 @@
 
 struct buf {
 	uint8_t *data;
-	size_t len;
+	size_t len, cap;
 };
 
+/* Grows geometrically: the 4 MiB samples are built a line at a time, and
+ * ASan's realloc always copies, which made that quadratic (minutes). */
 static void buf_add(struct buf *b, const void *p, size_t n)
 {
-	b->data = realloc(b->data, b->len + n + 1);
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->data = realloc(b->data, cap);
+		if (!b->data)
+			abort();
+		b->cap = cap;
+	}
 	memcpy(b->data + b->len, p, n);
 	b->len += n;
 }
@@ -74,6 +85,7 @@ static struct buf compress_buf(const char *kind, const struct buf *in)
 	size_t cap = in->len + in->len / 2 + 65536;
 
 	out.data = malloc(cap);
+	out.cap = cap;
 	if (!strcmp(kind, "xz")) {
 		size_t pos = 0;
 
@@ -369,7 +381,7 @@ TEST(bc_decompress_concatenated_streams)
 /* `copies` times `unit` in one buffer. */
 static struct buf repeat_buf(const void *unit, size_t len, size_t copies)
 {
-	struct buf b = {malloc(len * copies + 1), len * copies};
+	struct buf b = {malloc(len * copies + 1), len * copies, len * copies + 1};
 
 	for (size_t i = 0; i < copies; i++)
 		memcpy(b.data + i * len, unit, len);

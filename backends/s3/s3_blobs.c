@@ -15,10 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* S3's limit for one PUT. Larger blobs need chunking (docs/s3.md). */
-#define S3_PUT_MAX (5ull << 30)
-/* From this size on, a HEAD first saves uploading what the bucket has. */
-#define S3_HEAD_FIRST (1u << 20)
+/* Bounds the chunk list (a few MiB) that a reader loads. */
+#define S3_BLOB_MAX (64ull << 30)
 
 struct s3_blobs {
 	struct blob_service base;
@@ -82,7 +80,8 @@ static int s3_stat(struct blob_service *bs, const struct b3_digest *d, uint64_t 
 		return -ENOENT;
 	if (r.status != 200)
 		return status_error(s, "HEAD", key, &r);
-	*size = r.content_length;
+	/* a chunk list carries the size of its blob */
+	*size = r.blob_size >= 0 ? (uint64_t)r.blob_size : r.content_length;
 	return 0;
 }
 
@@ -135,7 +134,54 @@ static int fetch_reset(void *ctx)
 	return 0;
 }
 
-/* GETs the object into f->fd; 0 only if it hashes to `d`. */
+static int not_its_name(struct s3_blobs *s, const char *key)
+{
+	return sf_err(-EIO,
+		      "S3 object '%s' in bucket '%s' does not hash to its name (damaged or "
+		      "replaced in the bucket): not served",
+		      key, s->client.url.bucket);
+}
+
+/* f->fd holds a chunk list: replaces it by the blob its chunks make,
+ * verified whole. */
+static int assemble(struct s3_blobs *s, const struct b3_digest *d, const char *key, uint64_t size,
+		    struct fetch *f)
+{
+	int out, rc = tmpfile_open(&out);
+	struct b3_digest got;
+
+	if (rc < 0)
+		return rc;
+	rc = s3_fetch_chunked(&s->client, key, f->fd, f->len, size, out);
+	if (rc == 0 && lseek(out, 0, SEEK_SET) < 0)
+		rc = sf_err_sys(errno, "cannot rewind a temporary file");
+	if (rc == 0) {
+		close(f->fd);
+		f->fd = out;
+		b3_hasher_init(&f->b3);
+	}
+	for (uint64_t off = 0; rc == 0 && off < size;) {
+		char buf[65536];
+		size_t n;
+
+		rc = pread_full(out, buf, sizeof(buf), off, &n);
+		if (rc < 0 || n == 0)
+			return sf_err_sys(rc < 0 ? -rc : EIO, "cannot read an assembled blob");
+		b3_hasher_update(&f->b3, buf, n);
+		off += n;
+	}
+	if (rc < 0) {
+		if (f->fd != out)
+			close(out);
+		return rc;
+	}
+	f->len = size;
+	b3_hasher_final(&f->b3, &got);
+	return b3_digest_eq(&got, d) ? 0 : not_its_name(s, key);
+}
+
+/* GETs the object into f->fd; 0 only if it is the blob `d`, whole or as
+ * a chunk list whose chunks make it. */
 static int fetch_verified(struct s3_blobs *s, const struct b3_digest *d, struct fetch *f)
 {
 	struct s3_sink sink = {fetch_write, fetch_reset, f};
@@ -154,12 +200,11 @@ static int fetch_verified(struct s3_blobs *s, const struct b3_digest *d, struct 
 	if (r.status != 200)
 		return status_error(s, "GET", key, &r);
 	b3_hasher_final(&f->b3, &got);
-	if (!b3_digest_eq(&got, d))
-		return sf_err(-EIO,
-			      "S3 object '%s' in bucket '%s' does not hash to its name (damaged or "
-			      "replaced in the bucket): not served",
-			      key, s->client.url.bucket);
-	return 0;
+	if (b3_digest_eq(&got, d))
+		return 0;
+	if (r.blob_size >= 0 && (uint64_t)r.blob_size <= S3_BLOB_MAX)
+		return assemble(s, d, key, (uint64_t)r.blob_size, f);
+	return not_its_name(s, key);
 }
 
 static int s3_open_read(struct blob_service *bs, const struct b3_digest *d,
@@ -260,13 +305,15 @@ static int s3_writer_commit(struct blob_writer *bw, const struct b3_digest *expe
 	b3_hasher_final(&w->b3, &d);
 	if (expect && !b3_digest_eq(expect, &d))
 		rc = sf_err(-EIO, "blob digest mismatch: the data is not the blob expected");
-	else if (w->len > S3_PUT_MAX)
-		rc = sf_err(-EFBIG, "blob of %llu bytes is larger than one S3 PUT (5 GiB)",
+	else if (w->len > S3_BLOB_MAX)
+		rc = sf_err(-EFBIG, "blob of %llu bytes is larger than S3 blobs can be (64 GiB)",
 			    (unsigned long long)w->len);
-	else if (w->len >= S3_HEAD_FIRST)
+	else if (w->len >= S3_CHUNKED_MIN)
 		rc = object_present(w->s, &d, &present);
 	if (rc == 0 && !present)
-		rc = put_object(w, &d, &made);
+		rc = w->len >= S3_CHUNKED_MIN
+			 ? s3_put_chunked(&w->s->client, w->fd, w->len, &d, &made)
+			 : put_object(w, &d, &made);
 	if (rc == 0) {
 		*out = d;
 		if (created)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,13 +80,24 @@ static void handle_put(struct s3_client *c, CURL *h)
 		curl_easy_cleanup(h);
 }
 
-void s3_blob_key(const struct s3_client *c, const struct b3_digest *d, char *out, size_t len)
+static void object_key(const struct s3_client *c, const char *kind, const struct b3_digest *d,
+		       char *out, size_t len)
 {
 	char hex[B3_HEX_LEN + 1];
 
 	b3_digest_to_hex(d, hex);
-	snprintf(out, len, "%s%sblobs/b3/%.4s/%s", c->url.prefix, *c->url.prefix ? "/" : "", hex,
+	snprintf(out, len, "%s%s%s/b3/%.4s/%s", c->url.prefix, *c->url.prefix ? "/" : "", kind, hex,
 		 hex);
+}
+
+void s3_blob_key(const struct s3_client *c, const struct b3_digest *d, char *out, size_t len)
+{
+	object_key(c, "blobs", d, out, len);
+}
+
+void s3_chunk_key(const struct s3_client *c, const struct b3_digest *d, char *out, size_t len)
+{
+	object_key(c, "chunks", d, out, len);
 }
 
 /* --- one attempt --- */
@@ -124,11 +136,38 @@ static size_t on_upload(char *p, size_t size, size_t nmemb, void *ctx)
 	struct attempt *a = ctx;
 	uint64_t left = a->rq->body_len - a->sent;
 	size_t n = size * nmemb < left ? size * nmemb : (size_t)left;
-	ssize_t got = n ? pread(a->rq->body_fd, p, n, (off_t)a->sent) : 0;
+	ssize_t got = (ssize_t)n;
 
+	if (a->rq->body_mem && n)
+		memcpy(p, (const uint8_t *)a->rq->body_mem + a->sent, n);
+	else if (n)
+		got = pread(a->rq->body_fd, p, n, (off_t)(a->rq->body_off + a->sent));
 	if (got < 0 || (size_t)got != n)
 		return CURL_READFUNC_ABORT;
 	a->sent += n;
+	return n;
+}
+
+#define META_SIZE "x-amz-meta-blob-size:"
+
+/* Picks x-amz-meta-blob-size out of the answer's headers. */
+static size_t on_header(char *p, size_t size, size_t nmemb, void *ctx)
+{
+	struct attempt *a = ctx;
+	size_t n = size * nmemb, k = sizeof(META_SIZE) - 1;
+	char num[24], *end;
+	unsigned long long v;
+
+	if (n > k && n - k < sizeof(num) && !strncasecmp(p, META_SIZE, k)) {
+		memcpy(num, p + k, n - k);
+		num[n - k] = '\0';
+		errno = 0;
+		v = strtoull(num, &end, 10);
+		while (*end == ' ' || *end == '\r' || *end == '\n')
+			end++;
+		if (!errno && !*end && end != num && v <= INT64_MAX)
+			a->res->blob_size = (int64_t)v;
+	}
 	return n;
 }
 
@@ -184,7 +223,7 @@ static int sign_headers(struct s3_client *c, const struct s3_request *rq, const 
 {
 	char date[17], *auth = NULL;
 	const char *hash = rq->body_sha256 ? rq->body_sha256 : S3_EMPTY_SHA256;
-	struct s3_header h[5] = {
+	struct s3_header h[6] = {
 	    {"host", c->url.host}, {"x-amz-content-sha256", hash}, {"x-amz-date", date}};
 	size_t n = 3;
 	struct curl_slist *list = NULL;
@@ -195,6 +234,8 @@ static int sign_headers(struct s3_client *c, const struct s3_request *rq, const 
 		h[n++] = (struct s3_header){"if-none-match", "*"};
 	if (c->creds.token)
 		h[n++] = (struct s3_header){"x-amz-security-token", c->creds.token};
+	if (rq->blob_size)
+		h[n++] = (struct s3_header){"x-amz-meta-blob-size", rq->blob_size};
 	rc = s3_sigv4_authorization(c->creds.key_id, c->creds.secret,
 				    &(struct s3_sig_request){.method = rq->method,
 							     .uri = path,
@@ -244,6 +285,8 @@ static int setup(struct s3_client *c, struct attempt *a, const char *url, uint64
 	bad |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	bad |= curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+	bad |= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	bad |= curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
 	if (!strcmp(rq->method, "HEAD")) {
 		bad |= curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	} else if (!strcmp(rq->method, "PUT")) {
@@ -278,6 +321,7 @@ static int attempt_once(struct s3_client *c, struct attempt *a, const char *url,
 	a->sent = 0;
 	a->errlen = 0;
 	a->sink_rc = 0;
+	a->res->blob_size = -1;
 	if (a->rq->sink && (rc = a->rq->sink->reset(a->rq->sink->ctx)) < 0)
 		return rc;
 	rc = sign_headers(c, a->rq, a->path, &headers);
@@ -346,7 +390,7 @@ int s3_send(struct s3_client *c, const struct s3_request *rq, struct s3_response
 
 		cres = CURLE_OPERATION_TIMEDOUT;
 		errbuf[0] = '\0';
-		*res = (struct s3_response){0};
+		*res = (struct s3_response){.blob_size = -1};
 		if (now >= end)
 			break;
 		rc = attempt_once(c, &a, url, end - now, &cres, errbuf);

@@ -46,8 +46,10 @@ struct s3_request {
 	const char *key;    /* under the prefix; NULL: the bucket itself */
 	const char *query;  /* canonical query string, or NULL */
 	bool if_none_match; /* PUT only if absent: 412 when present */
-	int body_fd;	    /* PUT: the body is this file's first body_len bytes */
-	uint64_t body_len;
+	int body_fd;	    /* PUT: the body is body_len bytes of this file from body_off */
+	uint64_t body_off, body_len;
+	const void *body_mem;	 /* or these body_len bytes, if not NULL */
+	const char *blob_size;	 /* PUT: sent as x-amz-meta-blob-size (a chunk list) */
 	const char *body_sha256; /* PUT: its hex SHA-256 */
 	struct s3_sink *sink;	 /* GET: the body's destination */
 	uint64_t expect_bytes;	 /* a body size known in advance, for the deadline */
@@ -57,6 +59,7 @@ struct s3_response {
 	long status;		 /* HTTP status of the last attempt */
 	uint64_t content_length; /* HEAD/GET, if the server sent it */
 	char code[64];		 /* <Code> of an error body, or "" */
+	int64_t blob_size;	 /* x-amz-meta-blob-size of the object, or -1 */
 };
 
 /* Sends the request, signed, retrying 5xx answers and transport failures
@@ -71,6 +74,31 @@ void s3_blob_key(const struct s3_client *c, const struct b3_digest *d, char *out
 /* Checks that the bucket exists and takes our credentials (one request):
  * -ENOENT (no bucket), -EACCES (refused), -EIO, each with a message. */
 int s3_check_bucket(struct s3_client *c);
+
+/* Chunks (docs/s3.md "Chunks"): blobs from S3_CHUNKED_MIN bytes on are
+ * cut by FastCDC into chunks of S3_CDC_MIN..S3_CDC_MAX bytes. */
+#define S3_CDC_MIN     (128u << 10)
+#define S3_CDC_AVG     (256u << 10)
+#define S3_CDC_MAX     (512u << 10)
+#define S3_CHUNKED_MIN (1u << 20)
+
+/* The length of the first chunk of `buf` (all of it if `len` is at most
+ * S3_CDC_MIN; never more than S3_CDC_MAX). */
+size_t s3_cdc_cut(const uint8_t *buf, size_t len);
+
+/* The object key of a chunk: "[PREFIX/]chunks/b3/<4 hex>/<64 hex>". */
+void s3_chunk_key(const struct s3_client *c, const struct b3_digest *d, char *out, size_t len);
+
+/* Stores blob `d` (the `len` bytes of `fd`) as chunks and a chunk list;
+ * *created tells whether the list is new. */
+int s3_put_chunked(struct s3_client *c, int fd, uint64_t len, const struct b3_digest *d,
+		   bool *created);
+
+/* Fetches the chunks named by the chunk list object `key` (its `rec_len`
+ * bytes in `rec_fd`) into `out`, each verified, `size` bytes in all.
+ * -EIO with a message if the list or a chunk is damaged or missing. */
+int s3_fetch_chunked(struct s3_client *c, const char *key, int rec_fd, uint64_t rec_len,
+		     uint64_t size, int out);
 
 /* The blob service of the s3:// `url`, its bucket checked. */
 int s3_blobs_new(const char *url, bool readonly, struct blob_service **out);

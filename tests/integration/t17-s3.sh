@@ -38,7 +38,7 @@ test_round_trip() {
 		assert_eq "$(bt "$URL" stat "$d")" "$(stat -c %s "$f.$x")" "size of $x"
 		keys bkt | grep -qx "blobs/b3/${d:0:4}/$d" || fail "no object named by the digest of $x"
 	done
-	assert_eq "$(keys bkt | wc -l)" 3 "objects in the bucket (each uploaded once)"
+	assert_eq "$(keys bkt | grep -c '^blobs/')" 3 "blob objects in the bucket (each uploaded once)"
 	expect_status 1 bt "$URL" get "$(printf x | b3sum --no-names)"
 }
 
@@ -146,6 +146,39 @@ test_import_mount() {
 	stop_mount "$m"
 }
 
+# Blobs of 1 MiB and more are FastCDC chunks plus a chunk list: a change
+# in the middle stores a chunk or two; each chunk is verified.
+test_chunks() {
+	local f=$TMP/ck d1 d2 n1 n2 c
+	s3curl -f -X PUT "$S3_ENDPOINT/cbkt" >/dev/null
+	local url="s3://cbkt?endpoint=$S3_ENDPOINT"
+	head -c 6000000 /dev/urandom >"$f.1"
+	cp "$f.1" "$f.2"
+	head -c 100000 /dev/urandom | dd of="$f.2" bs=1 seek=3000000 conv=notrunc status=none
+	d1=$(b3hex "$f.1")
+	d2=$(b3hex "$f.2")
+	bt "$url" put "$f.1" >/dev/null
+	n1=$(keys cbkt | grep -c '^chunks/')
+	[ "$n1" -ge 8 ] && [ "$n1" -le 48 ] || fail "$n1 chunks for 6 MB"
+	bt "$url" put "$f.2" >/dev/null
+	n2=$(keys cbkt | grep -c '^chunks/')
+	[ $((n2 - n1)) -ge 1 ] && [ $((n2 - n1)) -le 3 ] || fail "$((n2 - n1)) new chunks for a 100 KB change"
+	assert_eq "$(keys cbkt | grep -c '^blobs/')" 2 "chunk lists"
+	assert_eq "$(bt "$url" stat "$d2")" 6000000 "size of a chunked blob"
+	bt "$url" get "$d1" | cmp - "$f.1"
+	bt "$url" get "$d2" | cmp - "$f.2"
+	# one chunk of the second blob replaced: EIO, nothing served
+	c=$(keys cbkt | grep '^chunks/' | while read -r k; do
+		s3curl -f "$S3_ENDPOINT/cbkt/blobs/b3/${d2:0:4}/$d2" | grep -q "^${k##*/} " && echo "$k"
+	done | head -n 1)
+	[ -n "$c" ] || fail "no chunk of the list found"
+	printf 'not the chunk\n' >"$f.bad"
+	s3curl -f -T "$f.bad" "$S3_ENDPOINT/cbkt/$c" >/dev/null
+	expect_status 1 bt "$url" get "$d2"
+	grep -q "chunk '.*' in bucket 'cbkt' does not hash to its name" "$TMP/err" || fail "damage not named"
+	assert_eq "$(stat -c %s "$TMP/out")" 0 "bytes served"
+}
+
 check "blobs go in once, come out whole, named by their digest" test_round_trip
 check "a prefix keeps blobs apart; AWS_ENDPOINT_URL" test_prefix
 check "a wrong secret, an unknown key or bucket is one clear error" test_bad_credentials
@@ -153,3 +186,4 @@ check "credentials from a shared credentials file profile" test_credentials_file
 check "a flipped object in the bucket is EIO, nothing served" test_flipped_object
 check "an unreachable endpoint fails after retries" test_unreachable
 check "import --blob-service-addr s3://, mount, read; each content uploaded once; a flipped object is EIO" test_import_mount
+check "large blobs are content-defined chunks: a change stores a chunk or two; a flipped chunk is EIO" test_chunks

@@ -3,6 +3,7 @@
 #include "harness.h"
 
 #include "backends/s3/s3.h"
+#include "backends/s3/s3_internal.h"
 #include "common/encoding.h"
 
 #include <openssl/evp.h>
@@ -180,4 +181,74 @@ TEST(s3_url_refused)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK_MSG(s3_url_parse(bad[i], &u) == -EINVAL, "accepted '%s'", bad[i]);
+}
+
+/* --- FastCDC --- */
+
+static uint8_t *pseudo_random(size_t len, uint64_t seed)
+{
+	uint8_t *b = malloc(len);
+
+	for (size_t i = 0; b && i < len; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		b[i] = (uint8_t)(seed >> 56);
+	}
+	return b;
+}
+
+/* The chunk boundaries of `buf`, as end offsets; returns how many. */
+static size_t cut_all(const uint8_t *buf, size_t len, size_t *ends, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t off = 0; off < len && n < max;) {
+		off += s3_cdc_cut(buf + off, len - off);
+		ends[n++] = off;
+	}
+	return n;
+}
+
+TEST(s3_cdc_bounds_and_average)
+{
+	size_t len = 16u << 20, ends[512], n;
+	uint8_t *b = pseudo_random(len, 1);
+
+	CHECK(b);
+	n = cut_all(b, len, ends, 512);
+	for (size_t i = 0; i + 1 < n; i++) {
+		size_t sz = ends[i] - (i ? ends[i - 1] : 0);
+
+		CHECK_MSG(sz >= S3_CDC_MIN && sz <= S3_CDC_MAX, "chunk %zu has %zu bytes", i, sz);
+	}
+	CHECK(ends[n - 1] == len);
+	/* about 256 KiB on average (16 MiB: between 32 and 80 chunks) */
+	CHECK_MSG(n >= 32 && n <= 80, "%zu chunks", n);
+	CHECK(s3_cdc_cut(b, 1000) == 1000);
+	CHECK(s3_cdc_cut(b, S3_CDC_MIN) == S3_CDC_MIN);
+	free(b);
+}
+
+/* A change in the middle moves only the cut points near it. */
+TEST(s3_cdc_content_defined)
+{
+	size_t len = 16u << 20, a[512], b[512], na, nb, same = 0;
+	uint8_t *buf = pseudo_random(len, 2);
+
+	CHECK(buf);
+	na = cut_all(buf, len, a, 512);
+	memset(buf + len / 2, 0x5a, 1000); /* overwrite */
+	nb = cut_all(buf, len, b, 512);
+	for (size_t i = 0, j = 0; i < na && j < nb;) {
+		if (a[i] == b[j]) {
+			same++;
+			i++;
+			j++;
+		} else if (a[i] < b[j]) {
+			i++;
+		} else {
+			j++;
+		}
+	}
+	CHECK_MSG(same + 2 >= na, "%zu of %zu cut points kept", same, na);
+	free(buf);
 }

@@ -1,0 +1,55 @@
+/* s3_cdc.c - FastCDC content-defined chunking (Xia et al., USENIX ATC
+ * 2016: gear hash, normalized chunking with a harder mask before the
+ * average size and an easier one after), sizes as snix uses them: 128 KiB
+ * minimum, 256 KiB average, 512 KiB maximum (docs/s3.md "Chunks").
+ * Written here because Debian ships no C library for it. */
+#include "backends/s3/s3_internal.h"
+
+#include <pthread.h>
+
+/* The gear table: 256 pseudo-random words from splitmix64 with a fixed
+ * seed. Any fixed table works; changing it changes every cut point, so
+ * it is part of the format: never change it. */
+static uint64_t gear[256];
+static pthread_once_t gear_once = PTHREAD_ONCE_INIT;
+
+static void gear_init(void)
+{
+	uint64_t x = 0x73746f7265667321ull; /* "storefs!" */
+
+	for (int i = 0; i < 256; i++) {
+		uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		gear[i] = z ^ (z >> 31);
+	}
+}
+
+/* 20 bits before the average (a cut is 4x rarer), 16 after (4x likelier):
+ * FastCDC's normalization level 2 around 2^18 = 256 KiB. */
+#define MASK_HARD 0xa5294a5294a50000ull
+#define MASK_EASY 0x9244924922490000ull
+
+size_t s3_cdc_cut(const uint8_t *buf, size_t len)
+{
+	size_t i = S3_CDC_MIN, normal = S3_CDC_AVG, n = len < S3_CDC_MAX ? len : S3_CDC_MAX;
+	uint64_t fp = 0;
+
+	pthread_once(&gear_once, gear_init);
+	if (len <= S3_CDC_MIN)
+		return len;
+	if (normal > n)
+		normal = n;
+	for (; i < normal; i++) {
+		fp = (fp << 1) + gear[buf[i]];
+		if (!(fp & MASK_HARD))
+			return i + 1;
+	}
+	for (; i < n; i++) {
+		fp = (fp << 1) + gear[buf[i]];
+		if (!(fp & MASK_EASY))
+			return i + 1;
+	}
+	return n;
+}

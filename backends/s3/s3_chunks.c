@@ -1,0 +1,266 @@
+/* s3_chunks.c - large blobs as content-defined chunks: each chunk an
+ * object of its own (stored once however many blobs share it), the blob's
+ * object a chunk list naming them in order (docs/s3.md "Chunks"). */
+#include "backends/s3/s3_internal.h"
+
+#include "common/encoding.h"
+#include "common/err.h"
+#include "common/io.h"
+
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RECORD_MAGIC "storefs-chunks 1\n"
+#define RECORD_MAX   (64u << 20)
+
+static int sha256_hex(const void *buf, size_t len, char out[65])
+{
+	uint8_t md[32];
+	unsigned n = 32;
+
+	if (!EVP_Digest(buf, len, md, &n, EVP_sha256(), NULL))
+		return sf_err(-EIO, "SHA-256 failed");
+	hex_encode(md, 32, out);
+	return 0;
+}
+
+static int put_error(struct s3_client *c, const char *key, const struct s3_response *r)
+{
+	return sf_err(r->status == 403 ? -EACCES : -EIO, "S3 PUT of '%s' at '%s': HTTP %ld%s%s",
+		      key, c->url.endpoint, r->status, r->code[0] ? " " : "", r->code);
+}
+
+/* PUT if absent of `len` bytes; *created tells whether it was. */
+static int put_object(struct s3_client *c, const char *key, const void *buf, size_t len,
+		      const char *blob_size, bool *created)
+{
+	struct s3_response r;
+	char sha[65];
+	int rc = sha256_hex(buf, len, sha);
+
+	if (rc == 0)
+		rc = s3_send(c,
+			     &(struct s3_request){.method = "PUT",
+						  .key = key,
+						  .if_none_match = true,
+						  .body_mem = buf,
+						  .body_len = len,
+						  .body_sha256 = sha,
+						  .blob_size = blob_size},
+			     &r);
+	if (rc == 0 && r.status != 200 && r.status != 412)
+		rc = put_error(c, key, &r);
+	if (rc == 0)
+		*created = r.status == 200;
+	return rc;
+}
+
+/* One chunk, unless the bucket has it (a HEAD costs no body upload). */
+static int put_chunk(struct s3_client *c, const uint8_t *buf, size_t len, struct b3_digest *d)
+{
+	struct s3_response r;
+	char key[512];
+	bool created;
+	int rc;
+
+	b3_digest_of(buf, len, d);
+	s3_chunk_key(c, d, key, sizeof(key));
+	rc = s3_send(c, &(struct s3_request){.method = "HEAD", .key = key}, &r);
+	if (rc < 0 || r.status == 200)
+		return rc;
+	return put_object(c, key, buf, len, NULL, &created);
+}
+
+/* Cuts the file into chunks, stores those the bucket lacks, and writes
+ * the chunk list into `rec`. */
+static int put_chunks(struct s3_client *c, int fd, uint64_t len, FILE *rec)
+{
+	uint8_t *buf = malloc(S3_CDC_MAX);
+	char hex[B3_HEX_LEN + 1];
+	struct b3_digest d;
+	uint64_t off = 0;
+	size_t got, cut;
+	int rc = buf ? 0 : -ENOMEM;
+
+	while (rc == 0 && off < len) {
+		size_t want = len - off < S3_CDC_MAX ? (size_t)(len - off) : S3_CDC_MAX;
+
+		rc = pread_full(fd, buf, want, off, &got);
+		if (rc < 0 || got != want) {
+			rc = sf_err_sys(rc < 0 ? -rc : EIO, "cannot read a buffered blob");
+			break;
+		}
+		cut = s3_cdc_cut(buf, got);
+		rc = put_chunk(c, buf, cut, &d);
+		b3_digest_to_hex(&d, hex);
+		fprintf(rec, "%s %zu\n", hex, cut);
+		off += cut;
+	}
+	free(buf);
+	return rc;
+}
+
+int s3_put_chunked(struct s3_client *c, int fd, uint64_t len, const struct b3_digest *d,
+		   bool *created)
+{
+	char *rec = NULL, key[512], size[24];
+	size_t rlen = 0;
+	FILE *f = open_memstream(&rec, &rlen);
+	int rc;
+
+	if (!f)
+		return -ENOMEM;
+	fputs(RECORD_MAGIC, f);
+	rc = put_chunks(c, fd, len, f);
+	if (fclose(f) != 0 && rc == 0)
+		rc = -ENOMEM;
+	snprintf(size, sizeof(size), "%" PRIu64, len);
+	s3_blob_key(c, d, key, sizeof(key));
+	/* the list last: a blob is visible only once all its chunks are */
+	if (rc == 0)
+		rc = put_object(c, key, rec, rlen, size, created);
+	free(rec);
+	return rc;
+}
+
+/* --- reading --- */
+
+struct chunk_sink {
+	int fd;
+	uint64_t base, len; /* where this chunk starts in fd, bytes so far */
+	struct b3_hasher chunk;
+};
+
+static int chunk_write(void *ctx, const void *buf, size_t len)
+{
+	struct chunk_sink *s = ctx;
+
+	if (s->len + len > S3_CDC_MAX)
+		return sf_err(-EIO, "S3 chunk is longer than a chunk can be");
+	for (size_t done = 0; done < len;) {
+		ssize_t n = pwrite(s->fd, (const char *)buf + done, len - done,
+				   (off_t)(s->base + s->len + done));
+
+		if (n < 0 && errno != EINTR)
+			return sf_err_sys(errno,
+					  "cannot write a fetched chunk to a temporary file");
+		done += n > 0 ? (size_t)n : 0;
+	}
+	b3_hasher_update(&s->chunk, buf, len);
+	s->len += len;
+	return 0;
+}
+
+static int chunk_reset(void *ctx)
+{
+	struct chunk_sink *s = ctx;
+
+	s->len = 0;
+	b3_hasher_init(&s->chunk);
+	return 0;
+}
+
+static int damaged(struct s3_client *c, const char *key, const char *why)
+{
+	return sf_err(-EIO, "S3 chunk list '%s' in bucket '%s' is damaged (%s): not served", key,
+		      c->url.bucket, why);
+}
+
+/* GETs chunk `d` of `len` bytes to offset `base` of `fd`, verified. */
+static int fetch_chunk(struct s3_client *c, const struct b3_digest *d, size_t len, int fd,
+		       uint64_t base)
+{
+	struct chunk_sink cs = {.fd = fd, .base = base};
+	struct s3_sink sink = {chunk_write, chunk_reset, &cs};
+	struct s3_response r;
+	struct b3_digest got;
+	char key[512];
+	int rc;
+
+	s3_chunk_key(c, d, key, sizeof(key));
+	b3_hasher_init(&cs.chunk);
+	rc = s3_send(c, &(struct s3_request){.method = "GET", .key = key, .sink = &sink}, &r);
+	if (rc < 0)
+		return rc;
+	if (r.status != 200)
+		return sf_err(r.status == 403 ? -EACCES : -EIO,
+			      "S3 GET of chunk '%s' at '%s': HTTP %ld%s%s", key, c->url.endpoint,
+			      r.status, r.code[0] ? " " : "", r.code);
+	b3_hasher_final(&cs.chunk, &got);
+	if (!b3_digest_eq(&got, d) || cs.len != len)
+		return sf_err(-EIO,
+			      "S3 chunk '%s' in bucket '%s' does not hash to its name (damaged or "
+			      "replaced in the bucket): not served",
+			      key, c->url.bucket);
+	return 0;
+}
+
+/* One "<64 hex> <len>" line of the list. */
+static int parse_line(const char *line, size_t n, struct b3_digest *d, size_t *len)
+{
+	char num[16];
+
+	if (n < B3_HEX_LEN + 2 || n - B3_HEX_LEN - 1 >= sizeof(num) || line[B3_HEX_LEN] != ' ' ||
+	    b3_digest_from_hex(line, B3_HEX_LEN, d) < 0)
+		return -EINVAL;
+	memcpy(num, line + B3_HEX_LEN + 1, n - B3_HEX_LEN - 1);
+	num[n - B3_HEX_LEN - 1] = '\0';
+	for (const char *p = num; *p; p++)
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+	*len = (size_t)strtoul(num, NULL, 10);
+	return *len && *len <= S3_CDC_MAX ? 0 : -EINVAL;
+}
+
+/* Fetches the chunks listed in `rec` into `out`, in order. */
+static int fetch_listed(struct s3_client *c, const char *key, const char *rec, size_t rlen,
+			uint64_t size, int out)
+{
+	const char *p = rec + sizeof(RECORD_MAGIC) - 1, *end = rec + rlen;
+	uint64_t off = 0;
+	int rc = 0;
+
+	if (rlen < sizeof(RECORD_MAGIC) - 1 || memcmp(rec, RECORD_MAGIC, sizeof(RECORD_MAGIC) - 1))
+		return damaged(c, key, "no chunk list header");
+	while (rc == 0 && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		struct b3_digest d;
+		size_t len;
+
+		if (!nl || parse_line(p, (size_t)(nl - p), &d, &len) < 0)
+			return damaged(c, key, "a bad line");
+		if (len > size - off)
+			return damaged(c, key, "chunks longer than the blob");
+		rc = fetch_chunk(c, &d, len, out, off);
+		off += len;
+		p = nl + 1;
+	}
+	if (rc == 0 && off != size)
+		rc = damaged(c, key, "chunks shorter than the blob");
+	return rc;
+}
+
+int s3_fetch_chunked(struct s3_client *c, const char *key, int rec_fd, uint64_t rec_len,
+		     uint64_t size, int out)
+{
+	char *rec;
+	size_t got;
+	int rc;
+
+	if (rec_len > RECORD_MAX)
+		return damaged(c, key, "too long");
+	rec = malloc(rec_len ? (size_t)rec_len : 1);
+	if (!rec)
+		return -ENOMEM;
+	rc = pread_full(rec_fd, rec, (size_t)rec_len, 0, &got);
+	if (rc < 0 || got != rec_len)
+		rc = sf_err_sys(rc < 0 ? -rc : EIO, "cannot read a fetched chunk list");
+	else
+		rc = fetch_listed(c, key, rec, (size_t)rec_len, size, out);
+	free(rec);
+	return rc;
+}

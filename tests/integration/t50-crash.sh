@@ -74,12 +74,17 @@ t_kills() {
 	n=$(cat "$TMP/duration")
 	: >"$TMP/killed"
 	for i in $(seq 1 "$KILLS"); do
-		ms=$((RANDOM % (n + 1)))
+		# Within the first 3/4 of the reference import's time: an import
+		# runs faster once the tree is in the page cache, and points
+		# near its end would mostly find it finished.
+		ms=$((RANDOM % (n * 3 / 4 + 1)))
 		kill_once "$ms" || fail "kill point $i ($ms ms of $n) broke the store"
 	done
 	echo "kill points survived: $(wc -l <"$TMP/killed") killed mid-import" \
 		"(of $KILLS runs; the others finished first)" | tee -a "$TMP/figures"
-	[ "$(wc -l <"$TMP/killed")" -ge $((KILLS / 2)) ] || fail "too few imports were killed"
+	# A third at least: kills before the store exists or after a faster
+	# run finished do not count.
+	[ "$(wc -l <"$TMP/killed")" -ge $((KILLS / 3)) ] || fail "too few imports were killed"
 }
 
 t_stale_tmp_cleaned() {

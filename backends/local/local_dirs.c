@@ -2,6 +2,7 @@
  * verified against their digest on every get. */
 #include "backends/local/local_internal.h"
 
+#include "castore/dir_stage.h"
 #include "common/err.h"
 
 #include <stdlib.h>
@@ -51,43 +52,8 @@ static int local_dirs_get(struct dir_service *ds, const struct b3_digest *digest
 	return rc;
 }
 
-struct encoded {
-	uint8_t *bytes;
-	size_t len;
-};
-
-static void encoded_free(struct encoded *e, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(e[i].bytes);
-	free(e);
-}
-
-/* Encodes every Directory and checks it against its digest. */
-static int encode_all(struct directory *const *dirs, const struct b3_digest *digests, size_t n,
-		      struct encoded **out)
-{
-	struct encoded *e = calloc(n ? n : 1, sizeof(*e));
-	struct b3_digest got;
-	int rc = e ? 0 : -ENOMEM;
-
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		rc = directory_encode(dirs[i], &e[i].bytes, &e[i].len);
-		if (rc < 0)
-			break;
-		b3_digest_of(e[i].bytes, e[i].len, &got);
-		if (!b3_digest_eq(&got, &digests[i]))
-			rc = sf_err(-EINVAL, "directory does not match its digest");
-	}
-	if (rc < 0 && e)
-		encoded_free(e, n);
-	else
-		*out = e;
-	return rc;
-}
-
 /* created (may be NULL): which records this put added. */
-static int put_all(struct local_dirs *s, MDB_txn *txn, const struct encoded *e,
+static int put_all(struct local_dirs *s, MDB_txn *txn, const struct dir_encoded *e,
 		   const struct b3_digest *digests, size_t n, bool *created)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -114,13 +80,13 @@ static int local_dirs_put_batch_created(struct dir_service *ds, struct directory
 					const struct b3_digest *digests, size_t n, bool *created)
 {
 	struct local_dirs *s = (struct local_dirs *)ds;
-	struct encoded *e;
+	struct dir_encoded *e;
 	MDB_txn *txn;
 	int rc;
 
 	if (s->readonly)
 		return sf_err(-EROFS, "store is open read-only");
-	rc = encode_all(dirs, digests, n, &e);
+	rc = dir_encode_checked(dirs, digests, n, &e);
 	if (rc < 0)
 		return rc;
 	rc = local_txn_begin(s->env, true, &txn);
@@ -131,7 +97,7 @@ static int local_dirs_put_batch_created(struct dir_service *ds, struct directory
 		else
 			mdb_txn_abort(txn);
 	}
-	encoded_free(e, n);
+	dir_encoded_free(e, n);
 	return rc;
 }
 
@@ -216,105 +182,27 @@ int local_dirs_each(struct dir_service *ds, store_digest_fn cb, void *ctx)
 /* --- staging: a closure's Directories held back until its PathInfo is
  * registered, so that both land in one LMDB transaction --- */
 
-struct local_dir_stage {
-	struct dir_service base;
-	struct local_dirs *real;
-	struct b3_digest *digests;
-	struct encoded *e;
-	size_t n, cap;
-};
-
-static int stage_get(struct dir_service *ds, const struct b3_digest *digest, struct directory **out)
-{
-	struct local_dir_stage *st = (struct local_dir_stage *)ds;
-
-	return local_dirs_get(&st->real->base, digest, out);
-}
-
-static int stage_grow(struct local_dir_stage *st, size_t more)
-{
-	size_t cap = st->cap ? st->cap : 16;
-	struct b3_digest *digest;
-	struct encoded *e;
-
-	while (cap < st->n + more)
-		cap *= 2;
-	if (cap == st->cap)
-		return 0;
-	digest = reallocarray(st->digests, cap, sizeof(*digest));
-	if (digest)
-		st->digests = digest;
-	e = digest ? reallocarray(st->e, cap, sizeof(*e)) : NULL;
-	if (!e)
-		return -ENOMEM;
-	st->e = e, st->cap = cap;
-	return 0;
-}
-
-static int stage_put_batch(struct dir_service *ds, struct directory *const *dirs,
-			   const struct b3_digest *digests, size_t n)
-{
-	struct local_dir_stage *st = (struct local_dir_stage *)ds;
-	struct encoded *e = NULL;
-	int rc = encode_all(dirs, digests, n, &e);
-
-	if (rc < 0)
-		return rc;
-	rc = n ? stage_grow(st, n) : 0;
-	if (rc < 0 || n == 0) {
-		encoded_free(e, n);
-		return rc;
-	}
-	memcpy(st->e + st->n, e, n * sizeof(*e));
-	memcpy(st->digests + st->n, digests, n * sizeof(*digests));
-	st->n += n;
-	free(e); /* the array only: its buffers moved to the stage */
-	return 0;
-}
-
-static void stage_free(struct dir_service *ds)
-{
-	struct local_dir_stage *st = (struct local_dir_stage *)ds;
-
-	for (size_t i = 0; i < st->n; i++)
-		free(st->e[i].bytes);
-	free(st->e);
-	free(st->digests);
-	free(st);
-}
-
-static const struct dir_service_ops local_stage_ops = {
-    .get = stage_get,
-    .put_batch = stage_put_batch,
-    .free = stage_free,
-    .partial_batches = true,
-};
-
 int local_dirs_stage_new(struct dir_service *real, struct dir_service **out)
 {
-	struct local_dir_stage *st;
-
 	if (((struct local_dirs *)real)->readonly)
 		return sf_err(-EROFS, "store is open read-only");
-	st = calloc(1, sizeof(*st));
-	if (!st)
-		return -ENOMEM;
-	st->base.ops = &local_stage_ops;
-	st->real = (struct local_dirs *)real;
-	*out = &st->base;
-	return 0;
+	/* The stage is written whole in the registration's transaction, so
+	 * any part of a closure may be staged. */
+	return dir_stage_new(real, true, out);
 }
 
-bool local_dirs_is_stage(const struct dir_service *ds)
+bool local_dirs_is_stage(struct dir_service *ds)
 {
-	return ds && ds->ops == &local_stage_ops;
+	struct dir_stage *st = dir_stage_of(ds);
+
+	return st && st->real->ops == &local_dirs_ops;
 }
 
 int local_dirs_put_staged(struct dir_service *stage, MDB_txn *txn)
 {
-	struct local_dir_stage *st = (struct local_dir_stage *)stage;
+	struct dir_stage *st = dir_stage_of(stage);
 
-	return put_all(st->real, txn, st->e, st->digests, st->n, NULL);
+	return put_all((struct local_dirs *)st->real, txn, st->e, st->digests, st->n, NULL);
 }
 
 int local_dirs_delete(struct dir_service *ds, const struct b3_digest *v, size_t n)

@@ -147,7 +147,7 @@ int local_dirs_each(struct dir_service *ds, store_digest_fn cb, void *ctx);
  * put_batch only encodes and keeps the Directories; get reads the real
  * store. local_dirs_put_staged() writes what it holds within `txn`. */
 int local_dirs_stage_new(struct dir_service *real, struct dir_service **out);
-bool local_dirs_is_stage(const struct dir_service *ds);
+bool local_dirs_is_stage(struct dir_service *ds);
 int local_dirs_put_staged(struct dir_service *stage, MDB_txn *txn);
 /* Registers `pi` and the Directories staged in `stage` in one transaction. */
 int local_paths_put_with(struct path_info_service *ps, struct dir_service *stage,

@@ -3,6 +3,7 @@
  * when read (the database is shared, so not trusted more than a disk). */
 #include "backends/postgres/pg_internal.h"
 
+#include "castore/dir_stage.h"
 #include "common/err.h"
 
 #include <stdlib.h>
@@ -13,18 +14,6 @@ struct pg_dirs {
 	struct pg_pool *pool;
 	bool readonly;
 };
-
-struct encoded {
-	uint8_t *bytes;
-	size_t len;
-};
-
-static void encoded_free(struct encoded *e, size_t n)
-{
-	for (size_t i = 0; e && i < n; i++)
-		free(e[i].bytes);
-	free(e);
-}
 
 /* --- get --- */
 
@@ -83,33 +72,9 @@ static int pg_dirs_get(struct dir_service *ds, const struct b3_digest *d, struct
 
 /* --- put --- */
 
-/* Encodes every Directory and checks it against its digest. */
-static int encode_all(struct directory *const *dirs, const struct b3_digest *digests, size_t n,
-		      struct encoded **out)
-{
-	struct encoded *e = calloc(n ? n : 1, sizeof(*e));
-	struct b3_digest got;
-	int rc = e ? 0 : -ENOMEM;
-
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		rc = directory_encode(dirs[i], &e[i].bytes, &e[i].len);
-		if (rc < 0)
-			break;
-		b3_digest_of(e[i].bytes, e[i].len, &got);
-		if (!b3_digest_eq(&got, &digests[i]))
-			rc = sf_err(-EINVAL, "directory does not match its digest");
-	}
-	if (rc < 0) {
-		encoded_free(e, n);
-		return rc;
-	}
-	*out = e;
-	return 0;
-}
-
 /* Inserts within the transaction open on `c`; a Directory already there
  * is the same bytes (same digest), so a conflict is left alone. */
-static int insert_all(struct pg_pool *p, struct pg_conn *c, const struct encoded *e,
+static int insert_all(struct pg_pool *p, struct pg_conn *c, const struct dir_encoded *e,
 		      const struct b3_digest *digests, size_t n)
 {
 	int rc = 0;
@@ -126,7 +91,7 @@ static int insert_all(struct pg_pool *p, struct pg_conn *c, const struct encoded
 }
 
 struct put_op {
-	const struct encoded *e;
+	const struct dir_encoded *e;
 	const struct b3_digest *digests;
 	size_t n;
 };
@@ -149,19 +114,19 @@ static int pg_dirs_put_batch(struct dir_service *ds, struct directory *const *di
 			     const struct b3_digest *digests, size_t n)
 {
 	struct pg_dirs *s = (struct pg_dirs *)ds;
-	struct encoded *e;
+	struct dir_encoded *e;
 	struct put_op op;
 	int rc;
 
 	if (s->readonly)
 		return sf_err(-EROFS, "PostgreSQL database '%s' is open read-only",
 			      s->pool->location);
-	rc = encode_all(dirs, digests, n, &e);
+	rc = dir_encode_checked(dirs, digests, n, &e);
 	if (rc < 0)
 		return rc;
 	op = (struct put_op){e, digests, n};
 	rc = n ? pg_run(s->pool, put_op, &op) : 0;
-	encoded_free(e, n);
+	dir_encoded_free(e, n);
 	return rc;
 }
 
@@ -195,99 +160,24 @@ int pg_dirs_new(struct pg_pool *p, bool readonly, struct dir_service **out)
 /* --- staging: a closure's Directories held back until its PathInfo is
  * registered, so that both commit in one transaction --- */
 
-struct pg_dir_stage {
-	struct dir_service base;
-	struct pg_dirs *real;
-	struct b3_digest *digests;
-	struct encoded *e;
-	size_t n, cap;
-};
-
-static int stage_get(struct dir_service *ds, const struct b3_digest *digest, struct directory **out)
-{
-	return pg_dirs_get(&((struct pg_dir_stage *)ds)->real->base, digest, out);
-}
-
-static int stage_grow(struct pg_dir_stage *st, size_t more)
-{
-	size_t cap = st->cap ? st->cap : 16;
-	struct b3_digest *digests;
-	struct encoded *e;
-
-	while (cap < st->n + more)
-		cap *= 2;
-	if (cap == st->cap)
-		return 0;
-	digests = reallocarray(st->digests, cap, sizeof(*digests));
-	if (digests)
-		st->digests = digests;
-	e = digests ? reallocarray(st->e, cap, sizeof(*e)) : NULL;
-	if (!e)
-		return -ENOMEM;
-	st->e = e, st->cap = cap;
-	return 0;
-}
-
-static int stage_put_batch(struct dir_service *ds, struct directory *const *dirs,
-			   const struct b3_digest *digests, size_t n)
-{
-	struct pg_dir_stage *st = (struct pg_dir_stage *)ds;
-	struct encoded *e = NULL;
-	int rc = encode_all(dirs, digests, n, &e);
-
-	if (rc < 0)
-		return rc;
-	rc = n ? stage_grow(st, n) : 0;
-	if (rc < 0 || n == 0) {
-		encoded_free(e, n);
-		return rc;
-	}
-	memcpy(st->e + st->n, e, n * sizeof(*e));
-	memcpy(st->digests + st->n, digests, n * sizeof(*digests));
-	st->n += n;
-	free(e); /* the array only: its buffers moved to the stage */
-	return 0;
-}
-
-static void stage_free(struct dir_service *ds)
-{
-	struct pg_dir_stage *st = (struct pg_dir_stage *)ds;
-
-	encoded_free(st->e, st->n);
-	free(st->digests);
-	free(st);
-}
-
-static const struct dir_service_ops pg_stage_ops = {
-    .get = stage_get,
-    .put_batch = stage_put_batch,
-    .free = stage_free,
-};
-
 int pg_dirs_stage_new(struct dir_service *real, struct dir_service **out)
 {
-	struct pg_dir_stage *st;
-
 	if (((struct pg_dirs *)real)->readonly)
 		return sf_err(-EROFS, "PostgreSQL database '%s' is open read-only",
 			      ((struct pg_dirs *)real)->pool->location);
-	st = calloc(1, sizeof(*st));
-	if (!st)
-		return -ENOMEM;
-	st->base.ops = &pg_stage_ops;
-	st->real = (struct pg_dirs *)real;
-	*out = &st->base;
-	return 0;
+	return dir_stage_new(real, false, out);
 }
 
-bool pg_dirs_is_stage(const struct dir_service *ds)
+bool pg_dirs_is_stage(struct dir_service *ds)
 {
-	return ds && ds->ops == &pg_stage_ops;
+	struct dir_stage *st = dir_stage_of(ds);
+
+	return st && st->real->ops == &pg_dirs_ops;
 }
 
 int pg_dirs_put_staged(struct pg_pool *p, struct pg_conn *c, struct dir_service *stage)
 {
-	struct pg_dir_stage *st = (struct pg_dir_stage *)stage;
+	struct dir_stage *st = dir_stage_of(stage);
 
 	return insert_all(p, c, st->e, st->digests, st->n);
 }

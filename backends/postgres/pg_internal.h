@@ -100,7 +100,7 @@ int pg_prepare_all(struct pg_pool *p, struct pg_conn *c);
 
 int pg_dirs_new(struct pg_pool *p, bool readonly, struct dir_service **out);
 int pg_dirs_stage_new(struct dir_service *real, struct dir_service **out);
-bool pg_dirs_is_stage(const struct dir_service *ds);
+bool pg_dirs_is_stage(struct dir_service *ds);
 /* Writes the staged Directories within the transaction open on `c`. */
 int pg_dirs_put_staged(struct pg_pool *p, struct pg_conn *c, struct dir_service *stage);
 

@@ -1,5 +1,6 @@
 /* cli.c - helpers shared by the storefs subcommands. */
 #include "cli/cli.h"
+#include "cli/progress.h"
 
 #include "backends/registry.h"
 #include "castore/dir_service.h"
@@ -38,67 +39,16 @@ int cli_open_services(const char *blobs, const char *dirs, const char *paths, co
 		rc = resolve_url(&a.paths, p, sizeof(p));
 	if (rc == 0 && cache && !*cache)
 		rc = sf_err(-EINVAL, "the cache directory (--cache) is empty");
-	return rc < 0 ? rc : store_open_services(&a, flags, out);
+	if (rc == 0)
+		rc = store_open_services(&a, flags, out);
+	if (rc == 0)
+		cli_progress_fetches(*out);
+	return rc;
 }
 
 int cli_open_store(const char *url, unsigned flags, struct store **out)
 {
 	return cli_open_services(url, url, url, NULL, flags, out);
-}
-
-/* --- progress line --- */
-
-void cli_progress_init(struct cli_progress *p)
-{
-	*p = (struct cli_progress){.enabled = isatty(STDERR_FILENO) == 1};
-	clock_gettime(CLOCK_MONOTONIC, &p->start);
-	p->last = p->start;
-}
-
-static double seconds_between(const struct timespec *a, const struct timespec *b)
-{
-	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
-}
-
-/* Whether a line is due (at most 10 a second), and the seconds since the start. */
-static bool progress_due(struct cli_progress *p, double *elapsed)
-{
-	struct timespec now;
-
-	if (!p->enabled)
-		return false;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (seconds_between(&p->last, &now) < 0.1)
-		return false;
-	p->last = now;
-	*elapsed = seconds_between(&p->start, &now);
-	p->drawn = true;
-	return true;
-}
-
-void cli_progress_update(void *ctx, uint64_t files, uint64_t bytes)
-{
-	struct cli_progress *p = ctx;
-	double mib = (double)bytes / (1024.0 * 1024.0), el;
-
-	if (progress_due(p, &el))
-		fprintf(stderr, "\r%llu files, %.1f MiB, %.1f MiB/s\033[K",
-			(unsigned long long)files, mib, el > 0 ? mib / el : 0.0);
-}
-
-void cli_progress_bytes(struct cli_progress *p, uint64_t bytes)
-{
-	double mib = (double)bytes / (1024.0 * 1024.0), el;
-
-	if (progress_due(p, &el))
-		fprintf(stderr, "\r%.1f MiB, %.1f MiB/s\033[K", mib, el > 0 ? mib / el : 0.0);
-}
-
-void cli_progress_done(struct cli_progress *p)
-{
-	if (p->drawn)
-		fputs("\r\033[K", stderr);
-	p->drawn = false;
 }
 
 /* --- output --- */

@@ -249,20 +249,6 @@ int cli_add_root(struct store *st, const char *name, const struct store_path *sp
 /* An fs_config usage callback over store_usage(); ctx is the struct store. */
 int cli_store_usage(void *ctx, uint64_t *bytes, uint64_t *objects);
 
-/* A progress line on stderr ("N files, X MiB, Y MiB/s"), drawn at most 10
- * times a second and only if stderr is a terminal. */
-struct cli_progress {
-	bool enabled, drawn;
-	struct timespec start, last;
-};
-void cli_progress_init(struct cli_progress *p);
-/* An import_progress_fn; ctx is the struct cli_progress. */
-void cli_progress_update(void *ctx, uint64_t files, uint64_t bytes);
-/* The same for a stream of unknown files ("X MiB, Y MiB/s"). */
-void cli_progress_bytes(struct cli_progress *p, uint64_t bytes);
-/* Erases the line if one was drawn. */
-void cli_progress_done(struct cli_progress *p);
-
 /* Writes all of `buf` to `fd`, retrying short writes and EINTR. 0, or a
  * negative errno with a message ("cannot write to standard output: ..."). */
 int cli_write_all(int fd, const void *buf, size_t len);

@@ -156,6 +156,8 @@ const struct cli_cmd cmd_copy = {
 	     "in the URL, ?upload-token-file=FILE (sent as a Bearer credential, never\n"
 	     "shown), and add &cache=memory:// so no local cache is created. From a\n"
 	     "cache, paths are fetched (and checked) through &cache=DIR.\n",
+    .notes = "Each NAR fetched from a cache shows a progress line on standard error when\n"
+	     "it is a terminal.\n",
     .options = copy_options,
     .opts_size = sizeof(struct copy_opts),
     .run = copy_cmd_run,

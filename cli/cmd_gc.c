@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "cli/json.h"
+#include "cli/progress.h"
 #include "common/err.h"
 #include "store/gc.h"
 
@@ -46,13 +47,32 @@ struct gc_cli {
 	bool json;
 	size_t printed;
 	struct gc_options o;
+	struct cli_progress prog;
 };
+
+static void on_progress(void *ctx, const struct gc_progress *p)
+{
+	struct gc_cli *c = ctx;
+
+	if (p->phase == GC_MARKING)
+		cli_progress_draw(&c->prog,
+				  "gc: marking: %" PRIu64 " paths, %" PRIu64
+				  " directories, %" PRIu64 " blobs reached",
+				  p->paths, p->dirs, p->blobs);
+	else
+		cli_progress_draw(&c->prog,
+				  "gc: sweeping: %" PRIu64 " directories, %" PRIu64
+				  " blobs visited, %" PRIu64 " blobs deleted, %.1f MiB freed",
+				  p->dirs, p->blobs, p->blobs_deleted,
+				  (double)p->bytes_freed / (1024.0 * 1024.0));
+}
 
 static void on_path(void *ctx, const struct store_path *p)
 {
 	struct gc_cli *c = ctx;
 	char full[STORE_PATH_FULL_MAX];
 
+	cli_progress_done(&c->prog);
 	store_path_full(p, full);
 	if (c->json) {
 		fputs(c->printed ? "," : "", stdout);
@@ -86,7 +106,9 @@ static int collect(struct gc_cli *c, struct store *st)
 
 	if (c->json)
 		fputs("{\"deleted\":[", stdout);
+	cli_progress_init(&c->prog);
 	rc = store_gc(st, &c->o, &r);
+	cli_progress_done(&c->prog);
 	if (rc == 0)
 		rc = summary(c, &r);
 	else if (c->json)
@@ -130,6 +152,7 @@ static int gc_run(struct cli_ctx *c)
 				  .n_only = (size_t)c->argc,
 				  .ignore_liveness = o->ignore_liveness,
 				  .on_path = on_path,
+				  .progress = on_progress,
 				  .ctx = &g};
 	if (rc == 0)
 		rc = collect(&g, c->store);
@@ -148,6 +171,8 @@ const struct cli_cmd cmd_gc = {
 	     "error: paths, Directories and blobs deleted and bytes freed. Waits for\n"
 	     "the store's import lock, so no import is half done while it runs; a\n"
 	     "crash at any moment leaves a store that `storefs verify` passes.\n",
+    .notes = "A progress line (marking, then sweeping: objects visited, bytes freed) is\n"
+	     "shown on standard error when it is a terminal.\n",
     .flags = CLI_STORE | CLI_OPENS_STORE,
     .open_flags = STORE_OPEN_IMPORT | STORE_OPEN_WAIT,
     .options = gc_options,

@@ -1,6 +1,7 @@
 /* cmd_import.c - `storefs import`: add trees as Nix "source" store paths. */
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "common/err.h"
 #include "store/gc.h"
 #include "store/import.h"

@@ -2,6 +2,7 @@
  * metadata, from a local Nix store (through nix-bin's own commands). */
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "store/nar_load.h"
 #include "common/err.h"
 #include "common/io.h"
@@ -47,7 +48,21 @@ struct import_nix {
 	const char *nix_store; /* chroot root or NULL */
 	struct nix_path *paths;
 	size_t n;
+	/* The progress line: paths done of n, NAR bytes read before this
+	 * path's and of it. */
+	struct cli_progress prog;
+	size_t done;
+	uint64_t bytes, path_bytes;
 };
+
+static void show(void *ctx, uint64_t path_bytes)
+{
+	struct import_nix *im = ctx;
+
+	im->path_bytes = path_bytes;
+	cli_progress_draw(&im->prog, "import-nix: %zu of %zu paths, %.1f MiB", im->done, im->n,
+			  (double)(im->bytes + path_bytes) / (1024.0 * 1024.0));
+}
 
 /* --- running Nix --- */
 
@@ -389,6 +404,7 @@ static int dump_and_load(struct import_nix *im, struct store_write *w, struct pa
 	char full[STORE_PATH_FULL_MAX], *phys;
 	struct nar_summary expect = {.size = pi->nar_size};
 	char *argv[] = {"nix-store", "--dump", NULL, NULL};
+	struct cli_progress_reader rd = {.show = show, .ctx = im};
 	int fd, rc, rc2;
 	pid_t pid;
 
@@ -401,7 +417,8 @@ static int dump_and_load(struct import_nix *im, struct store_write *w, struct pa
 	free(phys);
 	if (rc < 0)
 		return rc;
-	rc = nar_load_fd(im->st, w, fd, &expect, NULL, l);
+	rd.fd = fd;
+	rc = nar_load_read(im->st, w, cli_progress_read, &rd, &expect, NULL, l);
 	close(fd);
 	rc2 = reap(pid, "nix-store --dump");
 	if (rc == -EIO)
@@ -457,9 +474,15 @@ static int import_one(struct import_nix *im, struct path_info *pi)
 		rc = path_info_service_register(im->st->paths, pi, &res);
 	else if (rc == 0)
 		rc = load_one(im, pi, &res);
-	if (rc < 0)
-		return rc;
-	return cli_print_registered(im->c, pi, res);
+	im->done++;
+	im->bytes += im->path_bytes;
+	im->path_bytes = 0;
+	cli_progress_done(&im->prog);
+	if (rc == 0)
+		rc = cli_print_registered(im->c, pi, res);
+	if (rc == 0)
+		show(im, 0);
+	return rc;
 }
 
 static struct nix_path *find_path(struct import_nix *im, const struct store_path *sp)
@@ -504,8 +527,10 @@ static int import_nix(struct import_nix *im, bool recursive, char **paths, int n
 		return rc;
 	rc = parse_json(im, json);
 	free(json);
+	cli_progress_init(&im->prog);
 	for (size_t i = 0; rc == 0 && i < im->n; i++)
 		rc = import_visit(im, &im->paths[i], 0);
+	cli_progress_done(&im->prog);
 	return rc;
 }
 
@@ -564,6 +589,8 @@ const struct cli_cmd cmd_import_nix = {
 	     "from $PATH, offline and without substituters: only the named Nix store is\n"
 	     "read, and it must exist (its nix/var/nix/db/db.sqlite), or nothing is run;\n"
 	     "each STOREPATH must be a store path present in it.\n",
+    .notes = "A progress line (paths done of all, NAR bytes read) is shown on standard\n"
+	     "error when it is a terminal.\n",
     .flags = CLI_STORE | CLI_OPENS_STORE | CLI_WAIT | CLI_VERBOSE,
     .open_flags = STORE_OPEN_CREATE | STORE_OPEN_IMPORT,
     .options = import_nix_options,

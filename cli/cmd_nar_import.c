@@ -1,6 +1,7 @@
 /* cmd_nar_import.c - `storefs nar-import`: register a NAR as a store path. */
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "store/nar_load.h"
 #include "common/err.h"
 #include "common/io.h"
@@ -111,29 +112,9 @@ static int fill_path_info(const struct opts *o, const struct nar_loaded *l, stru
 	return path_info_set_root(pi, &l->root);
 }
 
-/* The NAR read from a descriptor, with a progress line on a terminal. */
-struct progress_reader {
-	int fd;
-	uint64_t bytes;
-	struct cli_progress prog;
-};
-
-static int progress_read(void *ctx, void *buf, size_t len, size_t *n)
-{
-	struct progress_reader *r = ctx;
-	ssize_t got = read_retry(r->fd, buf, len);
-
-	if (got < 0)
-		return sf_err_sys((int)-got, "cannot read the NAR");
-	r->bytes += (uint64_t)got;
-	cli_progress_bytes(&r->prog, r->bytes);
-	*n = (size_t)got;
-	return 0;
-}
-
 static int nar_import(const struct cli_ctx *c, struct store *st, const struct opts *o)
 {
-	struct progress_reader rd;
+	struct cli_progress_reader rd;
 	enum path_info_put_result res = PATH_INFO_ADDED;
 	struct nar_limits lim = {
 	    .max_size = o->max_size ? o->max_size : NAR_IMPORT_DEFAULT_MAX_SIZE,
@@ -150,9 +131,9 @@ static int nar_import(const struct cli_ctx *c, struct store *st, const struct op
 	if (rc == 0)
 		rc = store_write_begin(st, &w);
 	if (rc == 0) {
-		rd = (struct progress_reader){.fd = fd};
+		rd = (struct cli_progress_reader){.fd = fd};
 		cli_progress_init(&rd.prog);
-		rc = nar_load_read(st, w, progress_read, &rd, expectation(o, fd, &e), &lim, l);
+		rc = nar_load_read(st, w, cli_progress_read, &rd, expectation(o, fd, &e), &lim, l);
 		cli_progress_done(&rd.prog);
 	}
 	if (rc == 0)

@@ -2,6 +2,7 @@
  * repairing them from another store. */
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "common/err.h"
 #include "store/verify.h"
 

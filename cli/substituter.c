@@ -1,6 +1,7 @@
 /* substituter.c - the --substituter options: a local store with a Nix
  * binary cache in front. */
 #include "cli/substituter.h"
+#include "cli/progress.h"
 
 #include "backends/registry.h"
 #include "common/err.h"
@@ -44,5 +45,7 @@ int cli_open_substituter(const struct cli_ctx *c, const char *substituter, const
 	rc = store_open_substituted(local, substituter, trusted_keys, !no_check_sigs, out);
 	if (rc < 0)
 		store_free(local);
+	else
+		cli_progress_fetches(*out);
 	return rc;
 }

@@ -64,7 +64,14 @@ struct gc {
 	struct digest_map live_dirs, live_blobs;
 	struct digest_vec todo;
 	struct timespec start;
+	struct gc_progress prog;
 };
+
+static void progress(struct gc *g)
+{
+	if (g->o->progress)
+		g->o->progress(g->o->ctx, &g->prog);
+}
 
 static char mark;
 
@@ -180,6 +187,8 @@ static int check_liveness(struct gc *g)
 
 static int reach_node(struct gc *g, const struct node *n)
 {
+	if (n->kind == NODE_FILE && !digest_map_get(&g->live_blobs, &n->digest))
+		g->prog.blobs++;
 	if (n->kind == NODE_FILE)
 		return digest_map_put(&g->live_blobs, &n->digest, &mark, NULL);
 	if (n->kind != NODE_DIRECTORY || digest_map_get(&g->live_dirs, &n->digest))
@@ -200,6 +209,8 @@ static int reach_dirs(struct gc *g)
 		rc = digest_map_put(&g->live_dirs, &d, &mark, NULL);
 		if (rc < 0)
 			return rc;
+		g->prog.dirs++;
+		progress(g);
 		rc = dir_service_get(g->st->dirs, &d, &dir);
 		/* Already missing: nothing below it can be told apart from
 		 * garbage; any other error stops the collection. */
@@ -224,6 +235,8 @@ static int reach_path(void *ctx, const struct path_info *pi, uint64_t cursor)
 	(void)cursor;
 	if (path_set_get(&g->dead, pi->path.digest))
 		return 0;
+	g->prog.paths++;
+	progress(g);
 	rc = reach_node(g, &pi->root);
 	return rc < 0 ? rc : reach_dirs(g);
 }
@@ -250,6 +263,8 @@ static int dir_unreached(void *ctx, const struct b3_digest *d)
 {
 	struct sweep *s = ctx;
 
+	s->g->prog.dirs++;
+	progress(s->g);
 	return digest_map_get(&s->g->live_dirs, d) ? 0 : dvec_push(&s->dead, d);
 }
 
@@ -272,6 +287,8 @@ static int blob_unreached(void *ctx, const struct b3_digest *d)
 	uint64_t freed = 0;
 	int rc;
 
+	g->prog.blobs++;
+	progress(g);
 	if (digest_map_get(&g->live_blobs, d))
 		return 0;
 	if (g->o->max_freed && g->r->bytes_freed >= g->o->max_freed)
@@ -284,6 +301,7 @@ static int blob_unreached(void *ctx, const struct b3_digest *d)
 	}
 	if (rc > 0)
 		g->r->blobs++, g->r->bytes_freed += freed;
+	g->prog.blobs_deleted = g->r->blobs, g->prog.bytes_freed = g->r->bytes_freed;
 	return rc < 0 ? rc : 0;
 }
 
@@ -327,6 +345,7 @@ static int collect(struct gc *g)
 		return rc;
 	g->r->paths = g->dead_v.n;
 	rc = path_info_service_list(g->st->paths, 0, reach_path, g);
+	g->prog = (struct gc_progress){.phase = GC_SWEEPING};
 	if (rc == 0)
 		rc = sweep_dirs(g);
 	if (rc == 0)

@@ -8,6 +8,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Where a collection is, for a progress line. Marking: the paths walked
+ * and the Directories and blobs they reach so far; sweeping: the
+ * Directories and blobs looked at, the blobs deleted and the bytes freed
+ * so far. */
+enum gc_phase { GC_MARKING, GC_SWEEPING };
+struct gc_progress {
+	enum gc_phase phase;
+	uint64_t paths, dirs, blobs;
+	uint64_t blobs_deleted, bytes_freed;
+};
+
 struct gc_options {
 	bool dry_run;	    /* report what would go, delete nothing */
 	uint64_t max_freed; /* stop deleting blobs once this many bytes are
@@ -20,7 +31,10 @@ struct gc_options {
 	bool ignore_liveness;
 	/* Called for each path deleted (or, dry, to be deleted), sorted. */
 	void (*on_path)(void *ctx, const struct store_path *p);
-	void *ctx;
+	/* Called as objects are walked (often: rate-limit the drawing); may
+	 * be NULL. */
+	void (*progress)(void *ctx, const struct gc_progress *p);
+	void *ctx; /* of both */
 };
 
 /* The rule for a root's name (docs/gc.md "Roots"), so commands can refuse

@@ -43,6 +43,17 @@ typedef int (*store_quarantine_fn)(void *ctx, const struct b3_digest *digest, co
 typedef int (*store_root_fn)(void *ctx, const char *name, const struct store_path *path,
 			     bool temporary);
 
+/* One NAR fetch a store makes on its own (a binary cache substituting a
+ * path): the store path, the NAR bytes received so far and the NarSize
+ * (0: unknown); `done` once, when the fetch ends (either way). */
+struct store_fetch_progress {
+	const char *path;
+	uint64_t bytes, total;
+	bool done;
+};
+/* Called from the fetching thread, possibly from several at once. */
+typedef void (*store_fetch_progress_fn)(void *ctx, const struct store_fetch_progress *p);
+
 /* What a store holds, for statfs: the bytes of its blobs and its objects
  * (blobs, Directories, PathInfos), as the store's records count them. */
 struct store_usage {
@@ -106,6 +117,9 @@ struct store {
 	int (*path_has)(struct store *st, const struct store_path *p, bool *found);
 	int (*nar_put)(struct store *st, struct store *src, const struct path_info *pi,
 		       uint64_t *sent);
+
+	/* A store that fetches NARs on its own: who hears of each fetch. */
+	void (*set_fetch_progress)(struct store *st, store_fetch_progress_fn fn, void *ctx);
 };
 
 /* Frees the services, then calls st->close. NULL is a no-op. */
@@ -165,6 +179,17 @@ static inline int store_nar_put(struct store *st, struct store *src, const struc
 				uint64_t *sent)
 {
 	return st->nar_put ? st->nar_put(st, src, pi, sent) : -ENOTSUP;
+}
+
+/* Makes `fn` hear of the NAR fetches of `st` from now on (a progress
+ * line); -ENOTSUP for a store that fetches nothing. Before the store is
+ * used by other threads. */
+static inline int store_set_fetch_progress(struct store *st, store_fetch_progress_fn fn, void *ctx)
+{
+	if (!st->set_fetch_progress)
+		return -ENOTSUP;
+	st->set_fetch_progress(st, fn, ctx);
+	return 0;
 }
 
 /* Every stored blob, in no particular order. */

@@ -56,6 +56,9 @@ void bc_source_close(struct bc_source *s);
  * PathInfo service `ps` is), so a failed fetch takes back its blobs. */
 void bc_paths_attach(struct path_info_service *ps, struct store *st);
 
+/* Makes the fetches of `ps` report to `fn` (store_set_fetch_progress). */
+void bc_paths_set_progress(struct path_info_service *ps, store_fetch_progress_fn fn, void *ctx);
+
 /* As binary_cache_path_info_new() (binary_cache.h), but `local_paths`
  * stays the caller's on failure. */
 int bc_paths_create(const char *cache_url, const char *trusted_keys, unsigned flags,

@@ -48,6 +48,8 @@ struct bc_paths {
 	size_t n_keys;
 	unsigned flags;
 	struct deadline_rule deadline;
+	store_fetch_progress_fn progress; /* NULL: none */
+	void *progress_ctx;
 	pthread_mutex_t lock; /* protects inflight and their until_ms */
 	pthread_cond_t cond;
 	struct inflight *inflight;
@@ -224,6 +226,43 @@ static uint64_t nar_deadline(struct fetch *fx)
 	return ms;
 }
 
+/* The decompressed NAR on its way to the ingester, counted for whoever
+ * shows the fetch's progress. */
+struct counted {
+	struct fetch *fx;
+	struct nar_decomp *dc;
+	struct store_fetch_progress p;
+};
+
+static int counted_read(void *ctx, void *buf, size_t len, size_t *n)
+{
+	struct counted *c = ctx;
+	int rc = nar_decomp_read(c->dc, buf, len, n);
+
+	if (rc == 0) {
+		c->p.bytes += *n;
+		c->fx->s->progress(c->fx->s->progress_ctx, &c->p);
+	}
+	return rc;
+}
+
+static int ingest(struct fetch *fx, struct nar_decomp *dc, const struct nar_summary *expect,
+		  struct node *root, uint8_t *target)
+{
+	struct counted c = {fx, dc, {.path = fx->full, .total = fx->ni->nar_size}};
+	struct blob_service *bs = fx->session ? store_write_blobs(fx->session) : fx->s->bs;
+	struct dir_service *ds = fx->session ? store_write_dirs(fx->session) : fx->s->ds;
+	int rc;
+
+	if (!fx->s->progress)
+		return nar_ingest_expect(bs, ds, fx->s->f, nar_decomp_read, dc, expect, root,
+					 target, NULL);
+	rc = nar_ingest_expect(bs, ds, fx->s->f, counted_read, &c, expect, root, target, NULL);
+	c.p.done = true;
+	fx->s->progress(fx->s->progress_ctx, &c.p);
+	return rc;
+}
+
 /* Streams the NAR through the decompressor into the local services. */
 static int fetch_nar(struct fetch *fx, struct node *root, uint8_t *target)
 {
@@ -246,9 +285,7 @@ static int fetch_nar(struct fetch *fx, struct node *root, uint8_t *target)
 	if (rc == 0)
 		rc = nar_decomp_new(comp, bc_source_read, src, &dc);
 	if (rc == 0)
-		rc = nar_ingest_expect(fx->session ? store_write_blobs(fx->session) : fx->s->bs,
-				       fx->session ? store_write_dirs(fx->session) : fx->s->ds,
-				       fx->s->f, nar_decomp_read, dc, &expect, root, target, NULL);
+		rc = ingest(fx, dc, &expect, root, target);
 	if (rc == -ENOENT)
 		rc = sf_err(-EIO, "NAR '%s' is missing from the cache", url);
 	nar_decomp_free(dc);
@@ -558,6 +595,13 @@ static int bc_config(struct bc_paths *s, const char *cache_url, const char *trus
 	if (trusted_keys && *trusted_keys)
 		return signing_public_keys_parse(trusted_keys, &s->keys, &s->n_keys);
 	return 0;
+}
+
+void bc_paths_set_progress(struct path_info_service *ps, store_fetch_progress_fn fn, void *ctx)
+{
+	struct bc_paths *s = (struct bc_paths *)ps;
+
+	s->progress = fn, s->progress_ctx = ctx;
 }
 
 void bc_paths_attach(struct path_info_service *ps, struct store *st)

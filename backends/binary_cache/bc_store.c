@@ -105,6 +105,11 @@ static int bc_dirs_delete(struct store *st, const struct b3_digest *v, size_t n)
 	return store_dirs_delete(local_of(st), v, n);
 }
 
+static void bc_set_fetch_progress(struct store *st, store_fetch_progress_fn fn, void *ctx)
+{
+	bc_paths_set_progress(st->paths, fn, ctx);
+}
+
 /* The cache is the local store: its sizes are this store's. */
 static int bc_store_usage(struct store *st, struct store_usage *out)
 {
@@ -153,6 +158,7 @@ int binary_cache_store_open(const char *cache_url, const char *trusted_keys, uns
 	s->base.dirs_delete = local->dirs_delete ? bc_dirs_delete : NULL;
 	s->base.path_has = bc_path_has_op;
 	s->base.nar_put = bc_nar_put_op;
+	s->base.set_fetch_progress = bc_set_fetch_progress;
 	s->local = local;
 	/* A fetch writes in sessions of this store (docs/trust.md). */
 	bc_paths_attach(s->base.paths, &s->base);

@@ -184,3 +184,14 @@ grpc_node_setup() {
 	fi
 	export NODE_PATH=$GRPC_NODE_DIR/node_modules
 }
+
+# on_tty CMD...: runs CMD with standard output and error on a pseudo-terminal
+# (util-linux's script, from bsdutils, which is Essential in Debian), each
+# progress line drawn at every update (STOREFS_PROGRESS_INTERVAL_MS=0: test
+# commands finish within the 0.1 s of the first redraw); CMD's exit status,
+# the transcript in $TMP/tty. tty_check checks it (tests/integration/tty_check.py).
+on_tty() {
+	STOREFS_PROGRESS_INTERVAL_MS=0 script -qfec "$(printf '%q ' "$@")" /dev/null \
+		</dev/null >"$TMP/tty"
+}
+tty_check() { python3 "$HERE/tty_check.py" "$@"; }

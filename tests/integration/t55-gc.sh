@@ -325,3 +325,29 @@ check "gc/delete/add-root/remove-root usage errors" t_usage
 check "info: counts, bytes, dedup and orphans" t_info
 check "import/nar-import --add-root roots the path; a bad name is refused before importing" t_import_add_root
 check "gc --max-freed stops deleting blobs once BYTES are freed; dry run agrees" t_max_freed
+
+# The progress line: marking then sweeping on a terminal, erased before the
+# deleted paths and the summary; nothing of it when stderr is not a terminal.
+t_progress() {
+	local s=$TMP/sp gone
+	sf import-nix --store "$s" --nix-store "$NIX_STORE_DIR" -r "$TOP" >/dev/null
+	sf add-root --store "$s" top "$TOP"
+	mk_tree "$TMP/tp1" 20 p
+	gone=$(sf import --store "$s" "$TMP/tp1")
+	sleep 0.1 # older than the gc's start: see docs/gc.md on fresh blobs
+	on_tty "$STOREFS" gc --store "$s"
+	tty_check tty "$TMP/tty" "gc: " >"$TMP/plain"
+	grep -aq $'\rgc: marking: ' "$TMP/tty" || fail "no marking line"
+	grep -aq $'\rgc: sweeping: ' "$TMP/tty" || fail "no sweeping line"
+	assert_eq "$(head -n 1 "$TMP/plain")" "$gone" "the deleted path"
+	grep -q '^1 store paths, .* blobs deleted, [0-9]* bytes freed$' "$TMP/plain" ||
+		fail "no summary"
+	mk_tree "$TMP/tp2" 20 q
+	gone=$(sf import --store "$s" "$TMP/tp2")
+	sleep 0.1
+	STOREFS_PROGRESS_INTERVAL_MS=0 sf gc --store "$s" >"$TMP/out" 2>"$TMP/gc.err"
+	assert_eq "$(cat "$TMP/out")" "$gone" "what gc deleted"
+	tty_check none "$TMP/gc.err" "gc: "
+	sf verify --store "$s" -q
+}
+check "gc: a progress line on a terminal only, erased before the output" t_progress

@@ -71,8 +71,13 @@ t_via_http() {
 		sleep 0.05
 	done
 	[ -n "$url" ] || fail "serve did not come up"
-	# The paths are content-addressed: no signature needed.
-	sf copy --from "nix+${url}?cache=$TMP/cache" --to "$s4" -r "$TOP" >/dev/null
+	# The paths are content-addressed: no signature needed. On a terminal,
+	# each NAR fetch shows a progress line, erased before the output.
+	on_tty "$STOREFS" copy --from "nix+${url}?cache=$TMP/cache" --to "$s4" -r "$TOP"
+	tty_check tty "$TMP/tty" "fetching /nix/store/" >"$TMP/plain"
+	grep -aq $'\rfetching '"$TOP"': .* of .* MiB' "$TMP/tty" || fail "no line for $TOP"
+	assert_eq "$(head -n 1 "$TMP/plain")" "$TOP" "the output"
+	grep -q '^3 paths copied, 0 present; ' "$TMP/plain" || fail "no summary"
 	same_paths "$S1" "$s4"
 	sf verify --store "$s4" -q
 	# Again: every path is present, no NAR is fetched.
@@ -83,6 +88,11 @@ t_via_http() {
 	# ... and back to a fresh local store.
 	sf copy --from "$s4" --to "$s5" -r "$TOP" >/dev/null
 	same_paths "$S1" "$s5"
+	# Fetching with standard error in a file: no progress there.
+	STOREFS_PROGRESS_INTERVAL_MS=0 sf copy --from "nix+${url}?cache=$TMP/cache3" \
+		--to "$TMP/s4b" -r "$TOP" >/dev/null 2>"$TMP/err"
+	assert_eq "$(grep -c 'GET /nar/' "$TMP/serve.log")" 6 "NARs fetched by the third copy"
+	tty_check none "$TMP/err" "fetching"
 	kill "$pid"
 }
 
@@ -151,3 +161,18 @@ check "copy reuses blobs the destination has" t_reuse_blobs
 check "copy from storefs serve through nix+http, and back" t_via_http
 check "copy to storefs serve through nix+http with the upload token, and back; again sends nothing" t_to_http
 check "copy usage errors" t_usage
+
+# import-nix on a terminal: a progress line (paths done of all, bytes),
+# erased before each printed path and at the end; none in a file.
+t_import_nix_progress() {
+	on_tty "$STOREFS" import-nix --store "$TMP/sp1" --nix-store "$NIX_STORE_DIR" -r "$TOP"
+	tty_check tty "$TMP/tty" "import-nix: " >"$TMP/plain"
+	grep -aq $'\rimport-nix: 1 of 3 paths, ' "$TMP/tty" || fail "no line after the first path"
+	STOREFS_PROGRESS_INTERVAL_MS=0 sf import-nix --store "$TMP/sp2" --nix-store "$NIX_STORE_DIR" \
+		-r "$TOP" >"$TMP/out" 2>"$TMP/err"
+	diff "$TMP/plain" "$TMP/out"
+	assert_eq "$(wc -l <"$TMP/out")" 3 "paths printed"
+	tty_check none "$TMP/err" "import-nix"
+	same_paths "$TMP/sp1" "$TMP/sp2"
+}
+check "import-nix: a progress line on a terminal only" t_import_nix_progress

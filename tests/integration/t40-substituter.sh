@@ -424,7 +424,35 @@ if [ $rc != 0 ]; then
 fi
 . "$TMP/vars"
 
+# A mount on a terminal shows each NAR fetch as a progress line, erased when
+# the fetch ends; with its stderr in a file, nothing of it.
+test_progress() {
+	local cs=$TMP/cs-tty m=$TMP/mnt-tty pid
+	export STOREFS_PROGRESS_INTERVAL_MS=0 # for the mount with stderr in a file too
+	mkdir -p "$m"
+	on_tty "$STOREFS" mount --store "$cs" --substituter "file://$TMP/cache-xz" \
+		--trusted-public-keys "$PK" "$m" &
+	pid=$!
+	DAEMON_PIDS+=("$pid")
+	for _ in $(seq 100); do
+		grep -q " $m fuse" /proc/mounts && break
+		sleep 0.05
+	done
+	assert_eq "$(cat "$m/$(base "$P1")/lib/data.txt")" "some data" "data.txt"
+	fusermount3 -u "$m"
+	wait "$pid"
+	tty_check tty "$TMP/tty" "fetching /nix/store/" >"$TMP/plain"
+	grep -aq $'\rfetching '"$P1"': .* of .* MiB' "$TMP/tty" || fail "no line for $P1"
+	grep -q "^mounted .* at $m" "$TMP/plain" || fail "no mounted line"
+	mount_cache "$TMP/cs-file2" "file://$TMP/cache-xz" --trusted-public-keys "$PK"
+	assert_eq "$(cat "$M/$(base "$P1")/lib/data.txt")" "some data" "data.txt"
+	stop_mount "$M"
+	assert_eq "$(fetches "$P1")" 1 "fetches of P1"
+	tty_check none "$TMP/mount.log" "fetching /nix/store/"
+}
+
 check "file:// xz cache: a read fetches only that path; contents, modes, links match" test_lazy_file
+check "a progress line per NAR fetch on a terminal only" test_progress
 check "zstd, bzip2 and uncompressed caches" test_compressions
 check "http:// cache from a static server" test_http
 check "--store nix+http://...?trusted-public-keys=...&cache=DIR" test_nix_url

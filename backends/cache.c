@@ -183,24 +183,6 @@ static int blob_store(struct cached *c, struct blob_reader *r, const struct b3_d
 	return rc;
 }
 
-static int blob_fill(struct cached *c, const struct b3_digest *d)
-{
-	char text[B3_TEXT_LEN + 1];
-	struct blob_reader *r;
-	int rc = blob_service_open_read(c->remote->blobs, d, &r);
-
-	if (rc < 0)
-		return rc;
-	rc = blob_store(c, r, d);
-	blob_reader_close(r);
-	if (rc < 0 && rc != -ENOMEM) {
-		b3_digest_to_text(d, text);
-		rc = sf_err(rc, "blob '%s' from '%s' is not cached: %s", text, c->remote->location,
-			    sf_errmsg(rc));
-	}
-	return rc;
-}
-
 static int blob_lookup(struct cached *c, const struct b3_digest *d, void *out)
 {
 	return blob_service_open_read(c->cache->blobs, d, out);
@@ -219,9 +201,154 @@ static int cb_stat(struct blob_service *s, const struct b3_digest *d, uint64_t *
 	return rc == -ENOENT ? blob_service_stat(c->remote->blobs, d, size) : rc;
 }
 
+/* A lazy remote reader (chunks fetched as read, docs/s3.md "Reads") is
+ * served through this one: nothing is fetched at open, and once the reads
+ * have covered every byte of the blob, in any order (so the remote reader
+ * fetched every piece and checked the blob's digest), the blob is copied
+ * into the cache from what the remote reader holds, verified again by the
+ * cache's writer. */
+#define THROUGH_SPANS 64 /* reads scattered wider than this are not kept */
+
+struct span {
+	uint64_t start, end;
+};
+
+struct through_reader {
+	struct blob_reader base;
+	struct cached *c;
+	struct blob_reader *remote;
+	struct b3_digest digest;
+	pthread_mutex_t lock;
+	struct span spans[THROUGH_SPANS]; /* bytes read, sorted, disjoint; lock */
+	size_t n_spans;			  /* lock */
+	bool kept;			  /* copied into the cache, or tried; lock */
+};
+
+/* Adds [start, end) to the sorted, disjoint spans, merging neighbours. */
+static void spans_add(struct through_reader *t, uint64_t start, uint64_t end)
+{
+	struct span *v = t->spans;
+	size_t i = 0, j;
+
+	while (i < t->n_spans && v[i].end < start)
+		i++;
+	for (j = i; j < t->n_spans && v[j].start <= end; j++) {
+		start = v[j].start < start ? v[j].start : start;
+		end = v[j].end > end ? v[j].end : end;
+	}
+	if (i == j && t->n_spans == THROUGH_SPANS)
+		return; /* no room: this blob will not be kept by this reader */
+	memmove(&v[i + 1], &v[j], (t->n_spans - j) * sizeof(*v));
+	v[i] = (struct span){start, end};
+	t->n_spans = t->n_spans - (j - i) + 1;
+}
+
+/* True the first time the reads have covered the whole blob. */
+static bool through_covered(struct through_reader *t, uint64_t off, size_t n)
+{
+	bool now = false;
+
+	pthread_mutex_lock(&t->lock);
+	if (n)
+		spans_add(t, off, off + n);
+	if (t->n_spans == 1 && t->spans[0].start == 0 && t->spans[0].end == t->base.size &&
+	    !t->kept)
+		now = t->kept = true;
+	pthread_mutex_unlock(&t->lock);
+	return now;
+}
+
+static int through_pread(struct blob_reader *r, void *buf, size_t len, uint64_t off, size_t *n)
+{
+	struct through_reader *t = (struct through_reader *)r;
+	char text[B3_TEXT_LEN + 1];
+	int rc = blob_reader_pread(t->remote, buf, len, off, n);
+
+	if (rc < 0 || !through_covered(t, off, *n))
+		return rc;
+	rc = blob_store(t->c, t->remote, &t->digest);
+	if (rc < 0) { /* served anyway: the remote reader verified it */
+		b3_digest_to_text(&t->digest, text);
+		log_msg(LOG_WARN, "blob '%s' is not kept in the cache: %s", text, sf_errmsg(rc));
+	}
+	return 0;
+}
+
+static void through_close(struct blob_reader *r)
+{
+	struct through_reader *t = (struct through_reader *)r;
+
+	blob_reader_close(t->remote);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static const struct blob_reader_ops through_ops = {
+    .pread = through_pread,
+    .close = through_close,
+};
+
+static int through_new(struct cached *c, const struct b3_digest *d, struct blob_reader *remote,
+		       struct blob_reader **out)
+{
+	struct through_reader *t = calloc(1, sizeof(*t));
+
+	if (!t) {
+		blob_reader_close(remote);
+		return -ENOMEM;
+	}
+	t->base =
+	    (struct blob_reader){.ops = &through_ops, .size = remote->size, .fd = -1, .lazy = true};
+	t->c = c;
+	t->remote = remote;
+	t->digest = *d;
+	pthread_mutex_init(&t->lock, NULL);
+	*out = &t->base;
+	return 0;
+}
+
+/* The remote's reader of `d`: a lazy one is served through the cache
+ * (above); any other is copied into the cache whole (blob_store()). */
+static int blob_fill_or_through(struct cached *c, const struct b3_digest *d,
+				struct blob_reader **through)
+{
+	char text[B3_TEXT_LEN + 1];
+	struct blob_reader *r;
+	int rc = blob_service_open_read(c->remote->blobs, d, &r);
+
+	if (rc < 0)
+		return rc;
+	if (r->lazy)
+		return through_new(c, d, r, through);
+	rc = blob_store(c, r, d);
+	blob_reader_close(r);
+	if (rc < 0 && rc != -ENOMEM) {
+		b3_digest_to_text(d, text);
+		rc = sf_err(rc, "blob '%s' from '%s' is not cached: %s", text, c->remote->location,
+			    sf_errmsg(rc));
+	}
+	return rc;
+}
+
+/* As through_cache(), but a lazy remote reader is handed out as it is. */
 static int cb_open_read(struct blob_service *s, const struct b3_digest *d, struct blob_reader **out)
 {
-	return through_cache(blobs_of(s), d, blob_lookup, blob_fill, out);
+	struct cached *c = blobs_of(s);
+	int rc = blob_lookup(c, d, out);
+	bool mine;
+
+	while (rc == -ENOENT) {
+		rc = fetch_claim(&c->fetching, d, &mine);
+		if (rc == 0 && mine) {
+			*out = NULL;
+			rc = blob_fill_or_through(c, d, out);
+			fetch_done(&c->fetching, d);
+			return rc < 0 || *out ? rc : blob_lookup(c, d, out);
+		}
+		if (rc == 0)
+			rc = blob_lookup(c, d, out); /* -ENOENT: that fetch failed, try ours */
+	}
+	return rc;
 }
 
 static int cb_open_write(struct blob_service *s, struct blob_writer **out)

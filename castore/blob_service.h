@@ -8,7 +8,10 @@
  * unless the backend says so (local and memory readers are).
  *
  * A reader whose bytes are exactly one local file exposes it as `fd` (>= 0),
- * so the FUSE layer can splice or pass it through to the kernel. */
+ * so the FUSE layer can splice or pass it through to the kernel. A `lazy`
+ * reader fetches its bytes piece by piece as they are read, each piece
+ * verified on its own, the whole blob once all of it was fetched (so only
+ * a read that covered the whole blob proves it: docs/s3.md "Reads"). */
 #ifndef STOREFS_BLOB_SERVICE_H
 #define STOREFS_BLOB_SERVICE_H
 
@@ -33,6 +36,7 @@ struct blob_reader {
 	const struct blob_reader_ops *ops;
 	uint64_t size; /* total length of the blob */
 	int fd;	       /* the whole blob as a local file, or -1 */
+	bool lazy;     /* fetches on demand (above) */
 };
 
 struct blob_writer_ops {

@@ -142,47 +142,36 @@ static int not_its_name(struct s3_blobs *s, const char *key)
 		      key, s->client.url.bucket);
 }
 
-/* f->fd holds a chunk list: replaces it by the blob its chunks make,
- * verified whole. */
-static int assemble(struct s3_blobs *s, const struct b3_digest *d, const char *key, uint64_t size,
-		    struct fetch *f)
+/* f->fd holds the chunk list of `d`: a lazy reader over its chunks. */
+static int chunked_reader(struct s3_blobs *s, const struct b3_digest *d, const char *key,
+			  uint64_t size, struct fetch *f, struct blob_reader **out)
 {
-	int out, rc = tmpfile_open(&out);
-	struct b3_digest got;
+	struct s3_chunk *chunks = NULL;
+	char *rec = malloc(f->len ? (size_t)f->len : 1);
+	size_t got, n = 0;
+	int tmp, rc = rec ? 0 : -ENOMEM;
 
-	if (rc < 0)
-		return rc;
-	rc = s3_fetch_chunked(&s->client, key, f->fd, f->len, size, out);
-	if (rc == 0 && lseek(out, 0, SEEK_SET) < 0)
-		rc = sf_err_sys(errno, "cannot rewind a temporary file");
-	if (rc == 0) {
-		close(f->fd);
-		f->fd = out;
-		b3_hasher_init(&f->b3);
-	}
-	for (uint64_t off = 0; rc == 0 && off < size;) {
-		char buf[65536];
-		size_t n;
-
-		rc = pread_full(out, buf, sizeof(buf), off, &n);
-		if (rc < 0 || n == 0)
-			return sf_err_sys(rc < 0 ? -rc : EIO, "cannot read an assembled blob");
-		b3_hasher_update(&f->b3, buf, n);
-		off += n;
-	}
-	if (rc < 0) {
-		if (f->fd != out)
-			close(out);
-		return rc;
-	}
-	f->len = size;
-	b3_hasher_final(&f->b3, &got);
-	return b3_digest_eq(&got, d) ? 0 : not_its_name(s, key);
+	if (rc == 0)
+		rc = pread_full(f->fd, rec, (size_t)f->len, 0, &got);
+	if (rc < 0 && rc != -ENOMEM)
+		rc = sf_err_sys(-rc, "cannot read a fetched chunk list");
+	else if (rc == 0 && got != f->len)
+		rc = sf_err(-EIO, "a fetched chunk list is shorter than fetched");
+	if (rc == 0)
+		rc = s3_chunk_list_parse(&s->client, key, rec, (size_t)f->len, size, &chunks, &n);
+	free(rec);
+	if (rc == 0)
+		rc = tmpfile_open(&tmp);
+	if (rc == 0)
+		return s3_lazy_reader_new(&s->client, d, key, size, chunks, n, tmp, out);
+	free(chunks);
+	return rc;
 }
 
-/* GETs the object into f->fd; 0 only if it is the blob `d`, whole or as
- * a chunk list whose chunks make it. */
-static int fetch_verified(struct s3_blobs *s, const struct b3_digest *d, struct fetch *f)
+/* GETs the object into f->fd; 0 only if it is the blob `d`, whole; if it
+ * is a chunk list, 0 with a lazy reader of its chunks in *lazy. */
+static int fetch_verified(struct s3_blobs *s, const struct b3_digest *d, struct fetch *f,
+			  struct blob_reader **lazy)
 {
 	struct s3_sink sink = {fetch_write, fetch_reset, f};
 	struct s3_response r;
@@ -202,14 +191,16 @@ static int fetch_verified(struct s3_blobs *s, const struct b3_digest *d, struct 
 	b3_hasher_final(&f->b3, &got);
 	if (b3_digest_eq(&got, d))
 		return 0;
-	if (r.blob_size >= 0 && (uint64_t)r.blob_size <= S3_BLOB_MAX)
-		return assemble(s, d, key, (uint64_t)r.blob_size, f);
+	if (r.blob_size >= S3_CHUNKED_MIN && (uint64_t)r.blob_size <= S3_BLOB_MAX &&
+	    f->len <= S3_LIST_MAX)
+		return chunked_reader(s, d, key, (uint64_t)r.blob_size, f, lazy);
 	return not_its_name(s, key);
 }
 
 static int s3_open_read(struct blob_service *bs, const struct b3_digest *d,
 			struct blob_reader **out)
 {
+	struct blob_reader *lazy = NULL;
 	struct fetch f = {.fd = -1};
 	struct s3_reader *r;
 	int rc = tmpfile_open(&f.fd);
@@ -217,7 +208,12 @@ static int s3_open_read(struct blob_service *bs, const struct b3_digest *d,
 	if (rc < 0)
 		return rc;
 	b3_hasher_init(&f.b3);
-	rc = fetch_verified((struct s3_blobs *)bs, d, &f);
+	rc = fetch_verified((struct s3_blobs *)bs, d, &f, &lazy);
+	if (lazy) {
+		close(f.fd);
+		*out = lazy;
+		return 0;
+	}
 	r = rc == 0 ? malloc(sizeof(*r)) : NULL;
 	if (rc == 0 && !r)
 		rc = -ENOMEM;

@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #define RECORD_MAGIC "storefs-chunks 1\n"
-#define RECORD_MAX   (64u << 20)
 
 static int sha256_hex(const void *buf, size_t len, char out[65])
 {
@@ -171,8 +170,8 @@ static int damaged(struct s3_client *c, const char *key, const char *why)
 }
 
 /* GETs chunk `d` of `len` bytes to offset `base` of `fd`, verified. */
-static int fetch_chunk(struct s3_client *c, const struct b3_digest *d, size_t len, int fd,
-		       uint64_t base)
+int s3_fetch_chunk(struct s3_client *c, const struct b3_digest *d, size_t len, int fd,
+		   uint64_t base)
 {
 	struct chunk_sink cs = {.fd = fd, .base = base};
 	struct s3_sink sink = {chunk_write, chunk_reset, &cs};
@@ -216,51 +215,55 @@ static int parse_line(const char *line, size_t n, struct b3_digest *d, size_t *l
 	return *len && *len <= S3_CDC_MAX ? 0 : -EINVAL;
 }
 
-/* Fetches the chunks listed in `rec` into `out`, in order. */
-static int fetch_listed(struct s3_client *c, const char *key, const char *rec, size_t rlen,
-			uint64_t size, int out)
+/* Appends a chunk to the list being parsed. */
+static int list_add(struct s3_chunk **v, size_t *n, size_t *cap, const struct s3_chunk *ch)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct s3_chunk *g = realloc(*v, ncap * sizeof(**v));
+
+		if (!g)
+			return -ENOMEM;
+		*v = g;
+		*cap = ncap;
+	}
+	(*v)[(*n)++] = *ch;
+	return 0;
+}
+
+int s3_chunk_list_parse(struct s3_client *c, const char *key, const char *rec, size_t rlen,
+			uint64_t size, struct s3_chunk **out, size_t *n_out)
 {
 	const char *p = rec + sizeof(RECORD_MAGIC) - 1, *end = rec + rlen;
-	uint64_t off = 0;
+	struct s3_chunk *v = NULL, ch = {.off = 0};
+	size_t n = 0, cap = 0, len;
 	int rc = 0;
 
+	if (rlen > S3_LIST_MAX)
+		return damaged(c, key, "too long");
 	if (rlen < sizeof(RECORD_MAGIC) - 1 || memcmp(rec, RECORD_MAGIC, sizeof(RECORD_MAGIC) - 1))
 		return damaged(c, key, "no chunk list header");
 	while (rc == 0 && p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		struct b3_digest d;
-		size_t len;
 
-		if (!nl || parse_line(p, (size_t)(nl - p), &d, &len) < 0)
-			return damaged(c, key, "a bad line");
-		if (len > size - off)
-			return damaged(c, key, "chunks longer than the blob");
-		rc = fetch_chunk(c, &d, len, out, off);
-		off += len;
-		p = nl + 1;
+		if (!nl || parse_line(p, (size_t)(nl - p), &ch.d, &len) < 0)
+			rc = damaged(c, key, "a bad line");
+		else if (len > size - ch.off)
+			rc = damaged(c, key, "chunks longer than the blob");
+		else {
+			ch.len = (uint32_t)len;
+			rc = list_add(&v, &n, &cap, &ch);
+			ch.off += len;
+			p = nl + 1;
+		}
 	}
-	if (rc == 0 && off != size)
+	if (rc == 0 && ch.off != size)
 		rc = damaged(c, key, "chunks shorter than the blob");
-	return rc;
-}
-
-int s3_fetch_chunked(struct s3_client *c, const char *key, int rec_fd, uint64_t rec_len,
-		     uint64_t size, int out)
-{
-	char *rec;
-	size_t got;
-	int rc;
-
-	if (rec_len > RECORD_MAX)
-		return damaged(c, key, "too long");
-	rec = malloc(rec_len ? (size_t)rec_len : 1);
-	if (!rec)
-		return -ENOMEM;
-	rc = pread_full(rec_fd, rec, (size_t)rec_len, 0, &got);
-	if (rc < 0 || got != rec_len)
-		rc = sf_err_sys(rc < 0 ? -rc : EIO, "cannot read a fetched chunk list");
-	else
-		rc = fetch_listed(c, key, rec, (size_t)rec_len, size, out);
-	free(rec);
-	return rc;
+	if (rc < 0) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n_out = n;
+	return 0;
 }

@@ -77,10 +77,13 @@ int s3_check_bucket(struct s3_client *c);
 
 /* Chunks (docs/s3.md "Chunks"): blobs from S3_CHUNKED_MIN bytes on are
  * cut by FastCDC into chunks of S3_CDC_MIN..S3_CDC_MAX bytes. */
-#define S3_CDC_MIN     (128u << 10)
+#define S3_CDC_MIN     (64u << 10)
 #define S3_CDC_AVG     (256u << 10)
-#define S3_CDC_MAX     (512u << 10)
+#define S3_CDC_MAX     (1u << 20)
 #define S3_CHUNKED_MIN (1u << 20)
+/* The longest chunk list: a 64 GiB blob in 64 KiB chunks is 1 Mi lines of
+ * at most 72 bytes ("<64 hex> <length>\n"). */
+#define S3_LIST_MAX (80u << 20)
 
 /* The length of the first chunk of `buf` (all of it if `len` is at most
  * S3_CDC_MIN; never more than S3_CDC_MAX). */
@@ -94,11 +97,30 @@ void s3_chunk_key(const struct s3_client *c, const struct b3_digest *d, char *ou
 int s3_put_chunked(struct s3_client *c, int fd, uint64_t len, const struct b3_digest *d,
 		   bool *created);
 
-/* Fetches the chunks named by the chunk list object `key` (its `rec_len`
- * bytes in `rec_fd`) into `out`, each verified, `size` bytes in all.
- * -EIO with a message if the list or a chunk is damaged or missing. */
-int s3_fetch_chunked(struct s3_client *c, const char *key, int rec_fd, uint64_t rec_len,
-		     uint64_t size, int out);
+/* One chunk of a chunk list: its digest, where it starts in the blob. */
+struct s3_chunk {
+	struct b3_digest d;
+	uint64_t off;
+	uint32_t len;
+};
+
+/* Parses the chunk list object `key` (its `rlen` bytes in `rec`) of a
+ * blob of `size` bytes into a malloc'd array. -EIO with a message if the
+ * list is damaged (a bad line, lengths not adding up to `size`). */
+int s3_chunk_list_parse(struct s3_client *c, const char *key, const char *rec, size_t rlen,
+			uint64_t size, struct s3_chunk **out, size_t *n);
+
+/* GETs chunk `d` of `len` bytes to offset `base` of `fd`; -EIO with a
+ * message unless it hashes to `d` and has `len` bytes. */
+int s3_fetch_chunk(struct s3_client *c, const struct b3_digest *d, size_t len, int fd,
+		   uint64_t base);
+
+/* A reader of the chunked blob `d` of `size` bytes (docs/s3.md "Reads"):
+ * takes `chunks` (n of them); fetches a chunk when a read first needs it;
+ * `tmp_fd` (taken) holds the fetched ones. */
+int s3_lazy_reader_new(struct s3_client *c, const struct b3_digest *d, const char *key,
+		       uint64_t size, struct s3_chunk *chunks, size_t n, int tmp_fd,
+		       struct blob_reader **out);
 
 /* The blob service of the s3:// `url`, its bucket checked. */
 int s3_blobs_new(const char *url, bool readonly, struct blob_service **out);

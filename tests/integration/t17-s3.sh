@@ -25,6 +25,17 @@ keys() {
 }
 b3hex() { b3sum --no-names "$1"; }
 
+# A counting proxy in front of radosgw (tests/integration/s3_proxy.py), so
+# requests are counted from outside storefs: $PROXY is its endpoint, and
+# each request is a line "METHOD PATH STATUS IN OUT" of $PROXY_LOG.
+PROXY_LOG=$TMP/proxy.log
+python3 "$HERE/s3_proxy.py" "$S3_ENDPOINT" "$TMP/proxy.port" "$PROXY_LOG" &
+DAEMON_PIDS+=("$!")
+for _ in $(seq 100); do [ -s "$TMP/proxy.port" ] && break; sleep 0.05; done
+PROXY=http://127.0.0.1:$(cat "$TMP/proxy.port")
+# gets PATTERN: the GETs since the log was emptied whose path matches
+gets() { awk -v p="$1" '$1 == "GET" && $2 ~ p' "$PROXY_LOG" | wc -l; }
+
 test_round_trip() {
 	local f=$TMP/rt d
 	head -c 3000000 /dev/urandom >"$f.big"
@@ -154,7 +165,7 @@ seeded_bytes() {
 }
 
 test_chunks() {
-	local f=$TMP/ck d1 d2 n1 n2 c
+	local f=$TMP/ck d1 d2 n1 n2 c n
 	s3curl -f -X PUT "$S3_ENDPOINT/cbkt" >/dev/null
 	local url="s3://cbkt?endpoint=$S3_ENDPOINT"
 	# Seeded bytes, not /dev/urandom: after a change, cut points realign
@@ -183,7 +194,66 @@ test_chunks() {
 	s3curl -f -T "$f.bad" "$S3_ENDPOINT/cbkt/$c" >/dev/null
 	expect_status 1 bt "$url" get "$d2"
 	grep -q "chunk '.*' in bucket 'cbkt' does not hash to its name" "$TMP/err" || fail "damage not named"
-	assert_eq "$(stat -c %s "$TMP/out")" 0 "bytes served"
+	# read lazily: the chunks before the bad one were served, none after
+	n=$(stat -c %s "$TMP/out")
+	[ "$n" -lt 6000000 ] || fail "the whole blob was served"
+	head -c "$n" "$f.2" | cmp - "$TMP/out"
+}
+
+# issue 16: a 4 KiB pread through a mount with an empty cache fetches the
+# chunk list and at most 2 chunks, not the blob; read whole, the blob is
+# verified and kept in the cache, so a second mount fetches nothing.
+test_lazy_read() {
+	local t=$TMP/lazy m=$TMP/lmnt meta=$TMP/lmeta cache=$TMP/lcache p f n
+	local svc=(--blob-service-addr "s3://lbkt?endpoint=$PROXY&region=us-east-1"
+		--directory-service-addr "$meta" --path-info-service-addr "$meta")
+	s3curl -f -X PUT "$S3_ENDPOINT/lbkt" >/dev/null
+	mkdir -p "$t"
+	seeded_bytes 3 12000000 >"$t/big"
+	p=$(sf import "${svc[@]}" "$t")
+	n=$(keys lbkt | grep -c '^chunks/')
+	[ "$n" -ge 12 ] || fail "only $n chunks for 12 MB"
+	f=$m/$(base "$p")/big
+	start_mount "$meta" "$m" "${svc[@]}" --cache "$cache"
+	: >"$PROXY_LOG"
+	python3 - "$f" "$t/big" <<'PY'
+import os, sys
+a, b = os.open(sys.argv[1], os.O_RDONLY), os.open(sys.argv[2], os.O_RDONLY)
+assert os.pread(a, 4096, 7000000) == os.pread(b, 4096, 7000000), "bytes differ"
+PY
+	cat "$PROXY_LOG"
+	assert_eq "$(gets /blobs/)" 1 "GETs of the chunk list"
+	n=$(gets /chunks/)
+	[ "$n" -ge 1 ] && [ "$n" -le 2 ] || fail "$n chunks fetched for a 4 KiB read"
+	cmp "$f" "$t/big"
+	stop_mount "$m"
+	start_mount "$meta" "$m" "${svc[@]}" --cache "$cache"
+	: >"$PROXY_LOG"
+	cmp "$f" "$t/big"
+	assert_eq "$(gets /)" 0 "GETs when the cache holds the blob"
+	stop_mount "$m"
+}
+
+# A chunk replaced in the bucket: a read through the mount is EIO, and
+# the cache keeps nothing of that blob.
+test_lazy_flipped_chunk() {
+	local t=$TMP/lflip m=$TMP/fmnt meta=$TMP/fmeta cache=$TMP/fcache p d c
+	local svc=(--blob-service-addr "s3://fbkt?endpoint=$PROXY&region=us-east-1"
+		--directory-service-addr "$meta" --path-info-service-addr "$meta")
+	s3curl -f -X PUT "$S3_ENDPOINT/fbkt" >/dev/null
+	mkdir -p "$t"
+	seeded_bytes 4 3000000 >"$t/big"
+	p=$(sf import "${svc[@]}" "$t")
+	d=$(b3hex "$t/big")
+	c=$(s3curl -f "$S3_ENDPOINT/fbkt/blobs/b3/${d:0:4}/$d" | sed -n '3s/ .*//p')
+	printf 'not the chunk\n' >"$t.bad"
+	s3curl -f -T "$t.bad" "$S3_ENDPOINT/fbkt/chunks/b3/${c:0:4}/$c" >/dev/null
+	start_mount "$meta" "$m" "${svc[@]}" --cache "$cache"
+	py errno EIO open_read "$m/$(base "$p")/big"
+	stop_mount "$m"
+	assert_eq "$(sf info --store "$cache" | awk '$1 == "blobs:" { print $2 }')" 0 "blobs in the cache"
+	grep -q "chunk '.*' in bucket 'fbkt' does not hash to its name" "$TMP/mount.log" ||
+		fail "damage not named in the mount's log"
 }
 
 check "blobs go in once, come out whole, named by their digest" test_round_trip
@@ -194,3 +264,5 @@ check "a flipped object in the bucket is EIO, nothing served" test_flipped_objec
 check "an unreachable endpoint fails after retries" test_unreachable
 check "import --blob-service-addr s3://, mount, read; each content uploaded once; a flipped object is EIO" test_import_mount
 check "large blobs are content-defined chunks: a change stores a chunk or two; a flipped chunk is EIO" test_chunks
+check "a 4 KiB pread through a mount with an empty cache fetches <= 2 chunks; read whole, it is cached" test_lazy_read
+check "a flipped chunk read through a mount is EIO and not cached" test_lazy_flipped_chunk

@@ -88,7 +88,8 @@ static int tblobs_open_read(struct blob_service *svc, const struct b3_digest *d,
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->r = (struct blob_reader){&treader_ops, b->len + (uint64_t)(int64_t)s->size_lie, -1};
+	t->r =
+	    (struct blob_reader){&treader_ops, b->len + (uint64_t)(int64_t)s->size_lie, -1, false};
 	t->data = b->data, t->len = b->len;
 	*out = &t->r;
 	return 0;

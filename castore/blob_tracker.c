@@ -1,15 +1,13 @@
 /* blob_tracker.c - a blob service that lists the blobs its writers created. */
 #include "castore/blob_tracker.h"
+#include "castore/digest_list.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 
 struct blob_tracker {
 	struct blob_service base;
 	struct blob_service *inner;
-	pthread_mutex_t lock;
-	struct b3_digest *v; /* protected by lock */
-	size_t n, cap;
+	struct digest_list created;
 };
 
 struct tracked_writer {
@@ -17,26 +15,6 @@ struct tracked_writer {
 	struct blob_writer *inner;
 	struct blob_tracker *t;
 };
-
-static int tracker_add(struct blob_tracker *t, const struct b3_digest *d)
-{
-	int rc = 0;
-
-	pthread_mutex_lock(&t->lock);
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? 2 * t->cap : 64;
-		struct b3_digest *v = reallocarray(t->v, cap, sizeof(*v));
-
-		if (v)
-			t->v = v, t->cap = cap;
-		else
-			rc = -ENOMEM;
-	}
-	if (rc == 0)
-		t->v[t->n++] = *d;
-	pthread_mutex_unlock(&t->lock);
-	return rc;
-}
 
 static int tw_write(struct blob_writer *bw, const void *buf, size_t len)
 {
@@ -54,7 +32,7 @@ static int tw_commit(struct blob_writer *bw, const struct b3_digest *expect, str
 	/* Not tracking a blob we created would leave it for the next gc: the
 	 * commit still stands, the list says so by failing. */
 	if (rc == 0 && isnew)
-		rc = tracker_add(w->t, &d);
+		rc = digest_list_add(&w->t->created, &d);
 	if (rc == 0 && out)
 		*out = d;
 	if (rc == 0 && created)
@@ -113,8 +91,7 @@ static void bt_free(struct blob_service *bs)
 {
 	struct blob_tracker *t = (struct blob_tracker *)bs;
 
-	pthread_mutex_destroy(&t->lock);
-	free(t->v);
+	digest_list_release(&t->created);
 	free(t);
 }
 
@@ -134,7 +111,7 @@ int blob_tracker_new(struct blob_service *inner, struct blob_tracker **out)
 		return -ENOMEM;
 	t->base.ops = &bt_ops;
 	t->inner = inner;
-	pthread_mutex_init(&t->lock, NULL);
+	digest_list_init(&t->created);
 	*out = t;
 	return 0;
 }
@@ -146,23 +123,12 @@ struct blob_service *blob_tracker_service(struct blob_tracker *t)
 
 size_t blob_tracker_created(struct blob_tracker *t, const struct b3_digest **v)
 {
-	size_t n;
-
-	pthread_mutex_lock(&t->lock);
-	*v = t->v;
-	n = t->n;
-	pthread_mutex_unlock(&t->lock);
-	return n;
+	return digest_list_peek(&t->created, v);
 }
 
 void blob_tracker_take(struct blob_tracker *t, struct b3_digest **v, size_t *n)
 {
-	pthread_mutex_lock(&t->lock);
-	*v = t->v;
-	*n = t->n;
-	t->v = NULL;
-	t->n = t->cap = 0;
-	pthread_mutex_unlock(&t->lock);
+	digest_list_take(&t->created, v, n);
 }
 
 void blob_tracker_free(struct blob_tracker *t)

@@ -1,38 +1,16 @@
 /* dir_tracker.c - a Directory service that lists the Directories its puts
  * created. */
 #include "castore/dir_tracker.h"
+#include "castore/digest_list.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 
 struct dir_tracker {
 	struct dir_service base;
 	struct dir_service *inner;
-	pthread_mutex_t lock;
-	struct b3_digest *v; /* protected by lock */
-	size_t n, cap;
+	struct digest_list created;
 };
-
-static int tracker_add(struct dir_tracker *t, const struct b3_digest *d)
-{
-	int rc = 0;
-
-	pthread_mutex_lock(&t->lock);
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? 2 * t->cap : 64;
-		struct b3_digest *v = reallocarray(t->v, cap, sizeof(*v));
-
-		if (v)
-			t->v = v, t->cap = cap;
-		else
-			rc = -ENOMEM;
-	}
-	if (rc == 0)
-		t->v[t->n++] = *d;
-	pthread_mutex_unlock(&t->lock);
-	return rc;
-}
 
 static int dt_get(struct dir_service *ds, const struct b3_digest *d, struct directory **out)
 {
@@ -77,7 +55,7 @@ static int dt_put_batch(struct dir_service *ds, struct directory *const *dirs,
 	 * gc: the put still stands, the list says so by failing. */
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		if (created[i])
-			rc = tracker_add(t, &digests[i]);
+			rc = digest_list_add(&t->created, &digests[i]);
 	free(created);
 	return rc;
 }
@@ -86,8 +64,7 @@ static void dt_free(struct dir_service *ds)
 {
 	struct dir_tracker *t = (struct dir_tracker *)ds;
 
-	pthread_mutex_destroy(&t->lock);
-	free(t->v);
+	digest_list_release(&t->created);
 	free(t);
 }
 
@@ -112,7 +89,7 @@ int dir_tracker_new(struct dir_service *inner, struct dir_tracker **out)
 		return -ENOMEM;
 	t->base.ops = inner->ops->partial_batches ? &dt_ops_partial : &dt_ops;
 	t->inner = inner;
-	pthread_mutex_init(&t->lock, NULL);
+	digest_list_init(&t->created);
 	*out = t;
 	return 0;
 }
@@ -124,12 +101,7 @@ struct dir_service *dir_tracker_service(struct dir_tracker *t)
 
 void dir_tracker_take(struct dir_tracker *t, struct b3_digest **v, size_t *n)
 {
-	pthread_mutex_lock(&t->lock);
-	*v = t->v;
-	*n = t->n;
-	t->v = NULL;
-	t->n = t->cap = 0;
-	pthread_mutex_unlock(&t->lock);
+	digest_list_take(&t->created, v, n);
 }
 
 void dir_tracker_free(struct dir_tracker *t)

@@ -5,59 +5,29 @@
 
 #include "common/encoding.h"
 #include "common/err.h"
+#include "common/secret_file.h"
 #include "store/nix_hash.h"
 
-#include <fcntl.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#define TOKEN_FILE_MAX 4096
 /* Longest Authorization header value considered (a Basic header holds the
  * base64 of "user:token"). */
-#define AUTH_HEADER_MAX (2 * TOKEN_FILE_MAX)
-
-static int token_check(const char *file, const char *t, size_t len)
-{
-	if (len == 0)
-		return sf_err(-EINVAL, "upload token file '%s' is empty", file);
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)t[i] <= ' ' || t[i] == 0x7f)
-			return sf_err(-EINVAL,
-				      "upload token in '%s' holds a space or control character",
-				      file);
-	return 0;
-}
+#define AUTH_HEADER_MAX (2 * SECRET_FILE_MAX)
 
 int serve_token_load(const char *file, uint8_t sha256[32])
 {
-	char buf[TOKEN_FILE_MAX + 1];
-	struct stat sb;
-	ssize_t n = -1;
+	char *token;
 	size_t len;
-	int fd = open(file, O_RDONLY | O_CLOEXEC), rc;
+	int rc = secret_file_load(file, "upload token", &token, &len);
 
-	if (fd < 0)
-		return sf_err_sys(errno, "cannot open upload token file '%s'", file);
-	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
-		n = read(fd, buf, sizeof(buf));
-	close(fd);
-	if (n < 0 || n > TOKEN_FILE_MAX)
-		return sf_err(-EINVAL,
-			      "upload token file '%s' is not a regular file of at most %d "
-			      "bytes",
-			      file, TOKEN_FILE_MAX);
-	len = (size_t)n;
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-		len--;
-	rc = token_check(file, buf, len);
-	if (rc == 0)
-		rc = nix_hash_buf(NIX_HASH_SHA256, buf, len, sha256);
-	OPENSSL_cleanse(buf, sizeof(buf));
+	if (rc < 0)
+		return rc;
+	rc = nix_hash_buf(NIX_HASH_SHA256, token, len, sha256);
+	secret_free(token);
 	return rc;
 }
 

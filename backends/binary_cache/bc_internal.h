@@ -68,10 +68,6 @@ int bc_paths_create(const char *cache_url, const char *trusted_keys, unsigned fl
 
 /* --- uploads (bc_upload.c; docs/narinfo.md §6) --- */
 
-/* Reads an upload token file (the rule of `storefs serve
- * --upload-token-file`) into a malloc'd string (caller cleanses and
- * frees). -EINVAL with a message naming the file, never the token. */
-int bc_token_load(const char *file, char **out);
 /* Whether the cache at `origin` (no trailing '/') has a narinfo for `p`'s
  * hash; nothing else is fetched. Errors other than absence are -EIO. */
 int bc_path_has(const char *origin, const struct store_path *p, bool *found);

@@ -3,10 +3,10 @@
 #include "backends/binary_cache/bc_internal.h"
 #include "backends/binary_cache/binary_cache.h"
 
+#include "common/secret_file.h"
 #include "store/store_gc.h"
 #include "store/store_write.h"
 
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +21,6 @@ struct bc_store {
 	char *token;  /* the upload token, or NULL; a secret: never printed */
 };
 
-static void token_drop(char *token)
-{
-	if (token)
-		OPENSSL_cleanse(token, strlen(token));
-	free(token);
-}
-
 static void bc_store_close(struct store *st)
 {
 	struct bc_store *s = (struct bc_store *)st;
@@ -35,7 +28,7 @@ static void bc_store_close(struct store *st)
 	/* Freed with `base` already. */
 	s->local->paths = NULL, s->local->dirs = NULL, s->local->blobs = NULL;
 	store_free(s->local);
-	token_drop(s->token);
+	secret_free(s->token);
 	free(s->origin);
 }
 
@@ -58,11 +51,12 @@ int binary_cache_store_upload_token(struct store *st, const char *file)
 {
 	struct bc_store *s = (struct bc_store *)st;
 	char *token;
-	int rc = bc_token_load(file, &token);
+	size_t len;
+	int rc = secret_file_load(file, "upload token", &token, &len);
 
 	if (rc < 0)
 		return rc;
-	token_drop(s->token);
+	secret_free(s->token);
 	s->token = token;
 	return 0;
 }

@@ -15,58 +15,17 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#define TOKEN_FILE_MAX 4096
-#define NAR_NAME_LEN   (4 + 52 + 4) /* "nar/" nix32(sha256) ".nar" */
+#define NAR_NAME_LEN (4 + 52 + 4) /* "nar/" nix32(sha256) ".nar" */
 /* Of an error response, the part kept for the message. */
 #define REPLY_MAX 512
-
-/* The rule of `storefs serve --upload-token-file`: the whole file but its
- * final line ends, without spaces or control characters. */
-int bc_token_load(const char *file, char **out)
-{
-	char buf[TOKEN_FILE_MAX + 1];
-	struct stat sb;
-	ssize_t n = -1;
-	size_t len;
-	bool bad;
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return sf_err_sys(errno, "cannot open upload token file '%s'", file);
-	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
-		n = read_retry(fd, buf, sizeof(buf));
-	close(fd);
-	if (n < 0 || n > TOKEN_FILE_MAX)
-		return sf_err(-EINVAL,
-			      "upload token file '%s' is not a regular file of at most %d bytes",
-			      file, TOKEN_FILE_MAX);
-	len = (size_t)n;
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-		len--;
-	bad = len == 0;
-	for (size_t i = 0; i < len; i++)
-		bad |= (unsigned char)buf[i] <= ' ' || buf[i] == 0x7f;
-	buf[len] = '\0';
-	*out = bad ? NULL : strdup(buf);
-	OPENSSL_cleanse(buf, sizeof(buf));
-	if (bad)
-		return sf_err(-EINVAL,
-			      "upload token file '%s' is empty or holds a space or control "
-			      "character",
-			      file);
-	return *out ? 0 : -ENOMEM;
-}
 
 int bc_path_has(const char *origin, const struct store_path *p, bool *found)
 {

@@ -1,9 +1,10 @@
-/* test_common.c - common/: the error convention's errno mapping and the
- * whole-read/whole-write helpers. */
+/* test_common.c - common/: the error convention's errno mapping, the
+ * whole-read/whole-write helpers and secret files. */
 #include "harness.h"
 
 #include "common/err.h"
 #include "common/io.h"
+#include "common/secret_file.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -72,4 +73,52 @@ TEST(io_pread_full_and_errors)
 	CHECK_ERR(write_all(fd, "x", 1), -EBADF);
 	CHECK_ERR(read_full(fd, buf, 1, &got), -EBADF);
 	CHECK_EQ(read_retry(fd, buf, 1), -EBADF);
+}
+
+/* Writes `len` bytes of `data` to a new file in `dir` named `name`. */
+static void put_file(const char *dir, const char *name, const char *data, size_t len, char *path)
+{
+	int fd;
+
+	snprintf(path, 256, "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		write_all(fd, data, len);
+		close(fd);
+	}
+}
+
+TEST(secret_file_rule)
+{
+	char dir[] = "/tmp/storefs-secret-XXXXXX", path[256], *s = NULL, big[SECRET_FILE_MAX + 1];
+	size_t len = 0;
+
+	CHECK(mkdtemp(dir) != NULL);
+	put_file(dir, "ok", "s3cret\r\n\n", 9, path);
+	CHECK_OK(secret_file_load(path, "upload token", &s, &len));
+	CHECK(len == 6 && !strcmp(s, "s3cret"));
+	secret_free(s);
+	put_file(dir, "empty", "\n", 1, path);
+	CHECK_ERR(secret_file_load(path, "upload token", &s, &len), -EINVAL);
+	CHECK(strstr(sf_errmsg(-EINVAL), "is empty") != NULL);
+	put_file(dir, "space", "a b\n", 4, path);
+	CHECK_ERR(secret_file_load(path, "upload token", &s, &len), -EINVAL);
+	/* The message names the file, never the secret. */
+	CHECK(strstr(sf_errmsg(-EINVAL), "space or control") && !strstr(sf_errmsg(-EINVAL), "a b"));
+	memset(big, 'x', sizeof(big));
+	put_file(dir, "big", big, sizeof(big), path);
+	CHECK_ERR(secret_file_load(path, "upload token", &s, &len), -EINVAL);
+	put_file(dir, "max", big, SECRET_FILE_MAX, path);
+	CHECK_OK(secret_file_load(path, "upload token", &s, &len));
+	CHECK(len == SECRET_FILE_MAX);
+	secret_free(s);
+	CHECK_ERR(secret_file_load(dir, "upload token", &s, &len), -EINVAL);
+	snprintf(path, sizeof(path), "%s/missing", dir);
+	CHECK_ERR(secret_file_load(path, "upload token", &s, &len), -ENOENT);
+	secret_free(NULL);
+	for (const char *n = "ok\0empty\0space\0big\0max\0"; *n; n += strlen(n) + 1) {
+		snprintf(path, sizeof(path), "%s/%s", dir, n);
+		unlink(path);
+	}
+	rmdir(dir);
 }

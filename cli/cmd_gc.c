@@ -192,6 +192,8 @@ const struct cli_cmd cmd_delete = {
 	     "GC root (or a temporary root of a running mount) or that a remaining path\n"
 	     "references is refused, naming the root or the referrer, and then nothing\n"
 	     "is deleted.\n",
+    .notes = "A progress line is shown on standard error when it is a terminal, as for\n"
+	     "`storefs gc`.\n",
     .flags = CLI_STORE | CLI_OPENS_STORE,
     .open_flags = STORE_OPEN_IMPORT | STORE_OPEN_WAIT,
     .options = delete_options,

@@ -31,11 +31,11 @@ struct local_blobs {
 	int rootfd;
 	char *root;
 	bool readonly;
-	atomic_uint counter;	   /* makes temp names unique within the process */
-	atomic_bool files_written; /* a blob file was published since the last flush */
-	size_t inline_max;	   /* blobs up to this size go inline */
+	atomic_uint counter; /* makes temp names unique within the process */
+	size_t inline_max;   /* blobs up to this size go inline */
 	struct local_verifier *verifier;
 	struct local_inline *inl;
+	struct local_publish *pub;
 };
 
 struct local_reader {
@@ -46,7 +46,9 @@ struct local_writer {
 	struct blob_writer base;
 	struct local_blobs *service;
 	int fd; /* -1 until the blob outgrows the buffer or the inline limit */
-	char tmp[sizeof(LOCAL_TMP_DIR) + TMP_NAME_MAX]; /* relative to rootfd */
+	/* The temp file's name relative to rootfd; "" for an unnamed one
+	 * (O_TMPFILE), which a crash cannot leave behind. */
+	char tmp[sizeof(LOCAL_TMP_DIR) + TMP_NAME_MAX];
 	struct b3_hasher hasher;
 	uint64_t size;
 	size_t buffered;
@@ -249,54 +251,12 @@ static void local_writer_abort(struct blob_writer *bw)
 {
 	struct local_writer *w = (struct local_writer *)bw;
 
-	if (w->fd >= 0) {
+	if (w->fd >= 0)
 		close(w->fd);
-		/* Ignored: a temp file left behind is removed by a later open. */
-		unlinkat(w->service->rootfd, w->tmp, 0);
-	}
-	free(w);
-}
-
-/* Creates blobs/ab/ and blobs/ab/cd/ for `rel` ("blobs/ab/cd/<hex>"). */
-static int make_shard_dirs(int rootfd, const char *rel)
-{
-	char dir[LOCAL_BLOB_REL_MAX];
-	size_t cut[2] = {sizeof(LOCAL_BLOBS_DIR) + 2, sizeof(LOCAL_BLOBS_DIR) + 5};
-
-	for (int i = 0; i < 2; i++) {
-		memcpy(dir, rel, cut[i]);
-		dir[cut[i]] = '\0';
-		if (mkdirat(rootfd, dir, 0755) < 0 && errno != EEXIST)
-			return -errno;
-	}
-	return 0;
-}
-
-/* Publishes `tmp` as `rel` unless a file is there, like git's loose
- * objects: 0, -EEXIST (ours stays at `tmp`), or another negative errno. */
-static int publish_noreplace(int rootfd, const char *tmp, const char *rel)
-{
-	if (renameat2(rootfd, tmp, rootfd, rel, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL)
-		return -errno;
-	/* A filesystem without RENAME_NOREPLACE: a hard link does not
-	 * replace either. */
-	if (linkat(rootfd, tmp, rootfd, rel, 0) < 0)
-		return -errno;
 	/* Ignored: a temp file left behind is removed by a later open. */
-	unlinkat(rootfd, tmp, 0);
-	return 0;
-}
-
-static int publish_in_shard(int rootfd, const char *tmp, const char *rel)
-{
-	int rc = publish_noreplace(rootfd, tmp, rel);
-
-	if (rc != -ENOENT)
-		return rc;
-	rc = make_shard_dirs(rootfd, rel);
-	return rc < 0 ? rc : publish_noreplace(rootfd, tmp, rel);
+	if (w->fd >= 0 && w->tmp[0])
+		unlinkat(w->service->rootfd, w->tmp, 0);
+	free(w);
 }
 
 /* True if the file at `rel` is recorded as holding `d`. */
@@ -324,6 +284,39 @@ static void writer_remember(struct local_writer *w, const char *rel, const struc
 	}
 }
 
+/* Removes the temp file's name, if it has one (an unnamed one goes with
+ * its descriptor). Ignored on failure: a later open removes what is left. */
+static void writer_drop_tmp(struct local_writer *w)
+{
+	if (w->tmp[0])
+		unlinkat(w->service->rootfd, w->tmp, 0);
+}
+
+static int writer_name_tmp(struct local_blobs *s, struct local_writer *w);
+
+/* Puts our file in the place of the one at `rel` (not verified). */
+static int writer_replace(struct local_writer *w, const char *rel)
+{
+	int rootfd = w->service->rootfd;
+	char proc[32];
+
+	if (!w->tmp[0]) {
+		/* An unnamed file is given a temp name first: a rename can
+		 * replace, a link cannot. */
+		int rc = writer_name_tmp(w->service, w);
+
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", w->fd);
+		if (rc < 0)
+			return rc;
+		if (linkat(AT_FDCWD, proc, rootfd, w->tmp, AT_SYMLINK_FOLLOW) < 0) {
+			rc = -errno;
+			w->tmp[0] = '\0';
+			return rc;
+		}
+	}
+	return renameat(rootfd, w->tmp, rootfd, rel) == 0 ? 0 : -errno;
+}
+
 /* Moves the finished temp file to `rel`. A file already there and recorded
  * as verified is kept ("have it"); any other (torn by a crash, damaged,
  * never hashed) is replaced by ours, whose bytes were hashed as they were
@@ -333,24 +326,24 @@ static void writer_remember(struct local_writer *w, const char *rel, const struc
 static int writer_publish(struct local_writer *w, const char *rel, const struct b3_digest *digest,
 			  bool *created)
 {
-	int rootfd = w->service->rootfd;
-	int rc = publish_in_shard(rootfd, w->tmp, rel);
+	int rc = local_publish_noreplace(w->service->pub, w->fd, w->tmp, digest, rel);
 
 	/* Only a name this commit brought into being is ours: one it replaced
 	 * (damaged or unverified) may be what a registered path uses. */
 	*created = rc == 0;
 	if (rc == -EEXIST && present_is_verified(w, rel, digest)) {
-		unlinkat(rootfd, w->tmp, 0); /* ignored: see publish_noreplace */
+		writer_drop_tmp(w);
 		return 0;
 	}
 	if (rc == -EEXIST)
-		rc = renameat(rootfd, w->tmp, rootfd, rel) == 0 ? 0 : -errno;
+		rc = writer_replace(w, rel);
+	if (rc == 0)
+		rc = local_publish_note(w->service->pub, digest);
 	if (rc == 0) {
 		writer_remember(w, rel, digest);
-		atomic_store(&w->service->files_written, true);
 		return 0;
 	}
-	unlinkat(rootfd, w->tmp, 0); /* ignored: see publish_noreplace */
+	writer_drop_tmp(w);
 	return sf_err_sys(-rc, "cannot store blob '%s/%s'", w->service->root, rel);
 }
 
@@ -367,12 +360,23 @@ static int writer_inline(struct local_writer *w, const struct b3_digest *digest,
 	return local_inline_add(w->service->inl, digest, w->buf, w->buffered, created);
 }
 
-static int writer_close_fd(struct local_writer *w)
+/* Writes what is buffered and starts the file's writeback now, so the
+ * fsync at the flush finds little left to write (docs/store-format.md). */
+static int writer_finish_fd(struct local_writer *w)
 {
 	int rc = w->buffered ? writer_drain(w) : 0;
 
-	if (close(w->fd) < 0 && rc == 0)
-		rc = sf_err_sys(errno, "cannot write blob file '%s/%s'", w->service->root, w->tmp);
+	if (rc == 0)
+		(void)sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* a hint only */
+	return rc;
+}
+
+static int writer_close_fd(struct local_writer *w)
+{
+	int rc = close(w->fd) < 0
+		     ? sf_err_sys(errno, "cannot write blob file '%s/%s'", w->service->root, w->tmp)
+		     : 0;
+
 	w->fd = -1;
 	return rc;
 }
@@ -385,7 +389,7 @@ static int local_writer_commit(struct blob_writer *bw, const struct b3_digest *e
 	struct b3_digest digest;
 	bool isnew = false;
 	bool small = w->fd < 0 && w->size <= w->service->inline_max;
-	int rc = small ? 0 : writer_close_fd(w);
+	int rc = small ? 0 : writer_finish_fd(w);
 
 	b3_hasher_final(&w->hasher, &digest);
 	if (rc == 0 && expect && !b3_digest_eq(expect, &digest)) {
@@ -397,11 +401,22 @@ static int local_writer_commit(struct blob_writer *bw, const struct b3_digest *e
 		local_writer_abort(bw);
 		return rc;
 	}
-	if (small) {
+	/* A named temp file is closed before it is published (a close that
+	 * fails publishes nothing); an unnamed one is published through its
+	 * descriptor. */
+	if (!small && w->tmp[0])
+		rc = writer_close_fd(w);
+	if (rc == 0 && small) {
 		rc = writer_inline(w, &digest, &isnew);
-	} else {
+	} else if (rc == 0) {
 		local_blob_relpath(&digest, rel);
 		rc = writer_publish(w, rel, &digest, &isnew);
+	}
+	if (rc == 0 && w->fd >= 0)
+		rc = writer_close_fd(w);
+	if (rc < 0) {
+		local_writer_abort(bw);
+		return rc;
 	}
 	free(w);
 	if (rc == 0 && out)
@@ -417,9 +432,9 @@ static const struct blob_writer_ops local_writer_ops = {
     .abort = local_writer_abort,
 };
 
-/* Creates tmp/<pid>.<n>.<random>; the pid lets a later open remove files of
- * writers that died. */
-static int writer_create_tmp(struct local_blobs *s, struct local_writer *w)
+/* Names tmp/<pid>.<n>.<random> in w->tmp; the pid lets a later open
+ * remove files of writers that died. */
+static int writer_name_tmp(struct local_blobs *s, struct local_writer *w)
 {
 	unsigned n = atomic_fetch_add(&s->counter, 1);
 	uint32_t rnd = 0;
@@ -427,14 +442,33 @@ static int writer_create_tmp(struct local_blobs *s, struct local_writer *w)
 	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) < 0)
 		rnd = (uint32_t)(uintptr_t)w;
 	snprintf(w->tmp, sizeof(w->tmp), LOCAL_TMP_DIR "/%ld.%u.%08x", (long)getpid(), n, rnd);
-	w->fd = openat(s->rootfd, w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 	/* Someone may have removed tmp/ since the store was opened. */
-	if (w->fd < 0 && errno == ENOENT && mkdirat(s->rootfd, LOCAL_TMP_DIR, 0755) == 0)
-		w->fd = openat(s->rootfd, w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
-	if (w->fd < 0)
-		return sf_err_sys(errno, "cannot create a blob file in '%s/%s'", s->root,
-				  LOCAL_TMP_DIR);
+	if (mkdirat(s->rootfd, LOCAL_TMP_DIR, 0755) < 0 && errno != EEXIST) {
+		w->tmp[0] = '\0';
+		return -errno;
+	}
 	return 0;
+}
+
+/* An unnamed file if the filesystem has O_TMPFILE, else tmp/<name>. */
+static int writer_create_tmp(struct local_blobs *s, struct local_writer *w)
+{
+	int rc;
+
+	w->tmp[0] = '\0';
+	w->fd = local_publish_tmpfile(s->pub);
+	if (w->fd >= 0)
+		return 0;
+	rc = writer_name_tmp(s, w);
+	if (rc == 0)
+		w->fd = openat(s->rootfd, w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (rc == 0 && w->fd < 0)
+		rc = -errno;
+	if (rc < 0)
+		w->tmp[0] = '\0';
+	return rc < 0
+		   ? sf_err_sys(-rc, "cannot create a blob file in '%s/%s'", s->root, LOCAL_TMP_DIR)
+		   : 0;
 }
 
 static int local_open_write(struct blob_service *bs, struct blob_writer **out)
@@ -451,6 +485,7 @@ static int local_open_write(struct blob_service *bs, struct blob_writer **out)
 	w->base.ops = &local_writer_ops;
 	w->service = s;
 	w->fd = -1;
+	w->tmp[0] = '\0';
 	w->size = 0;
 	w->buffered = 0;
 	b3_hasher_init(&w->hasher);
@@ -476,10 +511,9 @@ static int local_flush(struct blob_service *bs)
 	rc = local_inline_flush(s->inl);
 	if (rc < 0)
 		return rc;
-	if (atomic_exchange(&s->files_written, false) && syncfs(s->rootfd) < 0) {
-		atomic_store(&s->files_written, true);
-		return sf_err_sys(errno, "cannot sync store '%s'", s->root);
-	}
+	rc = local_publish_sync(s->pub, s->root);
+	if (rc < 0)
+		return rc;
 	/* After the sync: a record never vouches for bytes not yet durable.
 	 * A record that cannot be written only costs a hash at a later open. */
 	if (local_verifier_sync(s->verifier) < 0)
@@ -492,6 +526,7 @@ static void local_blobs_free(struct blob_service *bs)
 	struct local_blobs *s = (struct local_blobs *)bs;
 
 	local_inline_free(s->inl);
+	local_publish_free(s->pub);
 	local_verifier_free(s->verifier);
 	close(s->rootfd);
 	free(s->root);
@@ -542,7 +577,10 @@ int local_blobs_new(struct local_env *env, int rootfd, const char *root, bool re
 		rc = s->root ? local_verifier_new(env, readonly, &s->verifier) : -ENOMEM;
 	if (rc == 0)
 		rc = local_inline_new(env, s->rootfd, s->root, &s->inl);
+	if (rc == 0)
+		rc = local_publish_new(s->rootfd, &s->pub);
 	if (rc < 0) {
+		local_inline_free(s->inl);
 		local_verifier_free(s->verifier);
 		if (s->rootfd >= 0)
 			close(s->rootfd);
@@ -554,7 +592,6 @@ int local_blobs_new(struct local_env *env, int rootfd, const char *root, bool re
 	s->readonly = readonly;
 	s->inline_max = env->has_inline ? inline_max_setting() : 0;
 	atomic_init(&s->counter, 0);
-	atomic_init(&s->files_written, false);
 	*out = &s->base;
 	return 0;
 }

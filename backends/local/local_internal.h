@@ -160,6 +160,27 @@ int local_dirs_delete(struct dir_service *ds, const struct b3_digest *v, size_t 
 int local_blobs_delete(struct blob_service *bs, const struct b3_digest *d,
 		       const struct timespec *before, uint64_t *freed);
 
+/* --- publishing blob files and making them durable (local_publish.c) --- */
+
+struct local_publish;
+/* `rootfd` is borrowed from the blob service. */
+int local_publish_new(int rootfd, struct local_publish **out);
+void local_publish_free(struct local_publish *p);
+/* An unnamed writable file on the store's filesystem (O_TMPFILE), or -1
+ * with errno set if there is none: then the writer names one in tmp/. */
+int local_publish_tmpfile(struct local_publish *p);
+/* Gives the finished blob `d` the name `rel` ("blobs/ab/cd/<hex>") without
+ * replacing a file there: from the named temp file `tmp` (relative to the
+ * store) or, if `tmp` is "", from the unnamed file `fd`. 0, -EEXIST, or
+ * another negative errno (no message). */
+int local_publish_noreplace(struct local_publish *p, int fd, const char *tmp,
+			    const struct b3_digest *d, const char *rel);
+/* Remembers that `d` was published, for the next local_publish_sync(). */
+int local_publish_note(struct local_publish *p, const struct b3_digest *d);
+/* fsyncs every file noted since the last call and the directories that
+ * gained their names. */
+int local_publish_sync(struct local_publish *p, const char *root);
+
 /* Removes tmp/ files whose writer process is gone. */
 void local_blobs_clean_tmp(int rootfd);
 

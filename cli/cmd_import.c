@@ -12,6 +12,7 @@
 struct import_opts {
 	const char *name, *root;
 	int dir_size; /* index in dir_sizes */
+	bool trust_stat;
 };
 
 static const char *const dir_sizes[] = {"spec", "native", NULL};
@@ -27,6 +28,13 @@ static const struct cli_opt import_options[] = {
 	       "how a NEW store counts DirectoryEntry.size: spec (the default: entries + sizes of "
 	       "subdirectories) or native (snix's doubled count, for exchanging Directories with "
 	       "snix); an existing store keeps the formula it was made with"),
+    CLI_BOOL(0, "trust-stat", struct import_opts, trust_stat,
+	     "take a file whose (device, inode, size, mtime, ctime, mode) is that of an earlier "
+	     "--trust-stat import as unchanged, without reading it (like git's index): a tree "
+	     "whose files all are, and whose root is a registered path's, gives that path at the "
+	     "cost of a stat per entry; otherwise the tree is read and recorded. A change that "
+	     "keeps all of these (a clock set back, a filesystem without ctime) goes unseen; see "
+	     "docs/import.md"),
     {0},
 };
 
@@ -40,6 +48,7 @@ static int import_one(const struct cli_ctx *c, const char *path)
 	    .progress = cli_progress_update,
 	    .progress_ctx = &prog,
 	    .result = &res,
+	    .trust_stat = o->trust_stat,
 	};
 	struct path_info *pi;
 	int rc;

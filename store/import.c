@@ -4,7 +4,9 @@
 #include "castore/dir_service.h"
 #include "common/err.h"
 #include "common/io.h"
+#include "common/log.h"
 #include "store/nar_writer.h"
+#include "store/stat_index.h"
 #include "store/store_write.h"
 #include "store/store_path.h"
 
@@ -37,6 +39,8 @@ struct importer {
 	char *path; /* the current entry, for messages */
 	size_t path_len, path_cap;
 	uint64_t files, bytes;
+	bool record; /* --trust-stat: each file read goes into `log` */
+	struct stat_log log;
 };
 
 struct dent {
@@ -228,6 +232,8 @@ static int unsupported(struct importer *im)
 
 static int import_file(struct importer *im, int dirfd, const char *name, struct node *out)
 {
+	/* Before the stat: the time the racily-clean rule compares with. */
+	int64_t t = im->record ? stat_index_now() : 0;
 	/* O_NONBLOCK: never hang on a FIFO swapped in after readdir. */
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	struct stat sb;
@@ -246,6 +252,8 @@ static int import_file(struct importer *im, int dirfd, const char *name, struct 
 	else
 		rc = file_large(im, fd, sb.st_mode & S_IXUSR, (uint64_t)sb.st_size, &out->digest);
 	close(fd);
+	if (rc == 0 && im->record)
+		rc = stat_log_add(&im->log, &sb, t, &out->digest);
 	if (rc < 0)
 		return rc;
 	out->kind = NODE_FILE;
@@ -555,10 +563,25 @@ static bool registered_same(struct store *st, const struct path_info *pi)
 	return same;
 }
 
-static int import_register(struct importer *im, const char *name, const struct node *root,
-			   const struct nar_summary *sum, struct path_info **out)
+/* The index is a cache: a record that cannot be stored costs a read at the
+ * next import, so the path registered stands. */
+static void index_store(struct importer *im, const struct node *root, const struct nar_summary *sum)
 {
-	struct store *st = im->st;
+	bool dir = root->kind == NODE_DIRECTORY;
+	int rc =
+	    stat_index_store(im->st, &im->log, dir ? &root->digest : NULL, sum->sha256, sum->size);
+
+	if (rc < 0) {
+		log_warn("cannot record the import of '%s' for --trust-stat: %s", im->path,
+			 sf_errmsg(rc));
+		sf_err_clear();
+	}
+}
+
+/* The PathInfo `nix-store --add` would register for this tree. */
+static int path_info_of(const char *name, const struct node *root, const struct nar_summary *sum,
+			struct path_info **out)
+{
 	struct store_path sp;
 	struct path_info *pi;
 	int rc = store_path_make_source(sum->sha256, name, NULL, 0, false, &sp);
@@ -578,17 +601,36 @@ static int import_register(struct importer *im, const char *name, const struct n
 	pi->ca_digest_len = 32;
 	if (rc == 0)
 		rc = path_info_validate(pi);
-	if (rc == 0 && registered_same(st, pi)) {
+	if (rc < 0) {
+		path_info_free(pi);
+		return rc;
+	}
+	*out = pi;
+	return 0;
+}
+
+static int import_register(struct importer *im, const char *name, const struct node *root,
+			   const struct nar_summary *sum, struct path_info **out)
+{
+	struct store *st = im->st;
+	struct path_info *pi;
+	int rc = path_info_of(name, root, sum, &pi);
+
+	if (rc < 0)
+		return rc;
+	if (registered_same(st, pi)) {
 		if (im->opt->result)
 			*im->opt->result = PATH_INFO_UNCHANGED;
-	} else if (rc == 0 && im->stage)
+	} else if (im->stage)
 		rc = store_commit_path(st, im->stage, pi, im->opt->result);
-	else if (rc == 0)
+	else
 		rc = path_info_service_register(st->paths, pi, im->opt->result);
 	if (rc < 0) {
 		path_info_free(pi);
 		return rc;
 	}
+	if (im->record)
+		index_store(im, root, sum);
 	*out = pi;
 	return 0;
 }
@@ -626,6 +668,162 @@ static int import_walk(struct importer *im, const struct stat *sb, struct node *
 	return rc;
 }
 
+/* --- --trust-stat: a tree known by its files' stat (docs/import.md) --- */
+
+/* Every answer but a found tree is a miss: the tree is then read as
+ * usual, which reports any error itself. */
+static int trust_miss(struct importer *im, const char *why)
+{
+	sf_err_clear();
+	log_info("--trust-stat: '%s' %s: reading the tree", im->path, why);
+	return -ENOENT;
+}
+
+static int trust_entry(struct importer *im, int dirfd, const char *name, int depth,
+		       struct node *out);
+
+static int trust_file(struct importer *im, const struct stat *sb, struct node *out)
+{
+	static const char *const whys[] = {
+	    [STAT_MISS_NO_RECORD] = "has no record",
+	    [STAT_MISS_CHANGED] = "changed since its record",
+	    [STAT_MISS_RACY] = "was recorded within 2 s of its last change (racily clean)",
+	};
+	enum stat_miss why = STAT_MISS_NO_RECORD;
+
+	if (stat_index_lookup(im->st, sb, &out->digest, &why) < 0)
+		return trust_miss(im, whys[why]);
+	out->kind = NODE_FILE;
+	out->size = (uint64_t)sb->st_size;
+	out->executable = sb->st_mode & S_IXUSR;
+	return 0;
+}
+
+static int trust_symlink(struct importer *im, int dirfd, const char *name, struct node *out)
+{
+	ssize_t n = readlinkat(dirfd, name, (char *)im->link, sizeof(im->link));
+
+	if (n <= 0 || (size_t)n > CASTORE_MAX_TARGET_LEN)
+		return trust_miss(im, "is not a symlink that can be stored");
+	out->kind = NODE_SYMLINK;
+	out->target = im->link;
+	out->target_len = (size_t)n;
+	return 0;
+}
+
+static int trust_child(struct importer *im, int dirfd, const char *name, int depth,
+		       struct directory_builder *b)
+{
+	size_t saved, len = strlen(name);
+	struct node n = {0};
+	int rc = path_push(im, name, len, &saved);
+
+	if (rc < 0)
+		return trust_miss(im, "cannot be named");
+	if (castore_name_check((const uint8_t *)name, len) < 0)
+		rc = trust_miss(im, "has a name that cannot be stored");
+	else
+		rc = trust_entry(im, dirfd, name, depth, &n);
+	if (rc == 0) {
+		n.name = (const uint8_t *)name;
+		n.name_len = len;
+		rc = directory_builder_add(b, &n) < 0 ? trust_miss(im, "cannot be listed") : 0;
+	}
+	path_pop(im, saved);
+	return rc;
+}
+
+static int trust_children(struct importer *im, DIR *dir, int depth, struct directory **out)
+{
+	struct dent_list l = {0};
+	struct directory_builder *b;
+	int rc = directory_builder_new(&b);
+
+	if (rc < 0)
+		return trust_miss(im, "cannot be listed");
+	rc = dents_read(im, dir, &l) < 0 ? trust_miss(im, "cannot be listed") : 0;
+	for (size_t i = 0; i < l.n && rc == 0; i++)
+		rc = trust_child(im, dirfd(dir), l.names + l.v[i].off, depth + 1, b);
+	dents_release(&l);
+	if (rc < 0) {
+		directory_builder_free(b);
+		return rc;
+	}
+	return directory_builder_finish(b, out) < 0 ? trust_miss(im, "cannot be listed") : 0;
+}
+
+static int trust_dir(struct importer *im, int dirfd, const char *name, int depth, struct node *out)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	struct directory *d;
+	int rc;
+
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return trust_miss(im, "cannot be opened");
+	}
+	rc = trust_children(im, dir, depth, &d);
+	closedir(dir);
+	if (rc < 0)
+		return rc;
+	out->kind = NODE_DIRECTORY;
+	if (directory_digest(d, &out->digest) < 0 ||
+	    directory_size(d, im->st->size_formula, &out->size) < 0)
+		rc = trust_miss(im, "cannot be encoded");
+	directory_free(d);
+	return rc;
+}
+
+static int trust_entry(struct importer *im, int dirfd, const char *name, int depth,
+		       struct node *out)
+{
+	struct stat sb;
+
+	if (depth >= NAR_MAX_DEPTH)
+		return trust_miss(im, "is nested too deep");
+	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return trust_miss(im, "cannot be stat'ed");
+	if (S_ISREG(sb.st_mode))
+		return trust_file(im, &sb, out);
+	if (S_ISLNK(sb.st_mode))
+		return trust_symlink(im, dirfd, name, out);
+	if (S_ISDIR(sb.st_mode))
+		return trust_dir(im, dirfd, name, depth, out);
+	return trust_miss(im, "is not a file, directory or symlink");
+}
+
+/* The registered path of the directory tree at im->path if the import
+ * index knows all of it, without reading a file; -ENOENT otherwise. The
+ * NAR is a function of the tree, so a root equal to the registered path's
+ * root has that path's NAR hash and size. */
+static int import_trusted(struct importer *im, const char *name, struct path_info **out)
+{
+	struct node root = {0};
+	struct nar_summary sum;
+	struct path_info *pi;
+	struct stat sb;
+	int rc;
+
+	if (lstat(im->path, &sb) < 0 || !S_ISDIR(sb.st_mode))
+		return trust_miss(im, "is not a directory");
+	rc = trust_entry(im, AT_FDCWD, im->path, 0, &root);
+	if (rc == 0 && stat_index_root(im->st, &root.digest, sum.sha256, &sum.size) < 0)
+		rc = trust_miss(im, "has no record of its whole tree");
+	if (rc < 0)
+		return rc;
+	if (path_info_of(name, &root, &sum, &pi) < 0)
+		return trust_miss(im, "has a record that is not a path");
+	if (!registered_same(im->st, pi)) {
+		path_info_free(pi);
+		return trust_miss(im, "is not registered with this tree");
+	}
+	log_info("--trust-stat: '%s' is known by its files' stat: nothing read", im->path);
+	*out = pi;
+	return 0;
+}
+
 static int importer_init(struct importer *im, struct store *st, const char *path,
 			 const struct import_options *opt)
 {
@@ -649,11 +847,27 @@ static int importer_init(struct importer *im, struct store *st, const char *path
 
 static void importer_release(struct importer *im)
 {
+	stat_log_release(&im->log);
 	dir_putter_free(im->putter);
 	dir_service_free(im->stage);
 	nar_writer_release(&im->nar);
 	free(im->buf);
 	free(im->path);
+}
+
+/* import_trusted() with an importer of its own. */
+static int import_known(struct store *st, const char *path, const struct import_options *opt,
+			const char *name, struct path_info **out)
+{
+	struct importer im = {0};
+	int rc = importer_init(&im, st, path, opt);
+
+	if (rc == 0)
+		rc = import_trusted(&im, name, out);
+	importer_release(&im);
+	if (rc == 0 && opt->result)
+		*opt->result = PATH_INFO_UNCHANGED;
+	return rc;
 }
 
 int store_import_path(struct store *st, const char *path, const struct import_options *opt,
@@ -676,7 +890,16 @@ int store_import_path(struct store *st, const char *path, const struct import_op
 		rc = store_import_default_name(path, name, sizeof(name));
 	if (rc < 0)
 		return rc;
+	if (opt->trust_stat && !st->index_get)
+		return sf_err(-ENOTSUP,
+			      "--trust-stat needs a store with an import index (a local store)");
+	if (opt->trust_stat) {
+		rc = import_known(st, path, opt, opt->name ? opt->name : name, out);
+		if (rc != -ENOENT)
+			return rc;
+	}
 	rc = importer_init(&im, st, path, opt);
+	im.record = opt->trust_stat;
 	if (rc == 0)
 		rc = store_write_begin(st, &im.session);
 	if (rc == 0)

@@ -37,6 +37,13 @@ struct import_options {
 	/* If non-NULL, receives what registering did: a tree imported again
 	 * is PATH_INFO_UNCHANGED (a registered path never changes). */
 	enum path_info_put_result *result;
+	/* `storefs import --trust-stat` (docs/import.md): a tree whose every
+	 * file's stat matches the store's import index, old enough not to be
+	 * racily clean, and whose root is then that of the registered path is
+	 * that path, without reading a file; otherwise the tree is read as
+	 * usual and what was read is recorded in the index. -ENOTSUP if the
+	 * store has no import index. */
+	bool trust_stat;
 };
 
 /* Imports the tree at `path` (not followed if it is a symlink) into `st`.

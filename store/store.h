@@ -60,6 +60,12 @@ struct store_usage {
 	uint64_t blob_bytes, objects;
 };
 
+/* One record of a store's import index (store_index_put). */
+struct store_kv {
+	const void *key, *val;
+	size_t klen, vlen;
+};
+
 struct store {
 	struct blob_service *blobs;
 	struct dir_service *dirs;
@@ -120,6 +126,13 @@ struct store {
 
 	/* A store that fetches NARs on its own: who hears of each fetch. */
 	void (*set_fetch_progress)(struct store *st, store_fetch_progress_fn fn, void *ctx);
+
+	/* The import index of `storefs import --trust-stat` (store/stat_index.h):
+	 * opaque records the store keeps for the importer, a cache that may
+	 * lose records. Both or neither; wrappers below. */
+	int (*index_get)(struct store *st, const void *key, size_t klen, void *val, size_t cap,
+			 size_t *len);
+	int (*index_put)(struct store *st, const struct store_kv *kv, size_t n);
 };
 
 /* Frees the services, then calls st->close. NULL is a no-op. */
@@ -190,6 +203,20 @@ static inline int store_set_fetch_progress(struct store *st, store_fetch_progres
 		return -ENOTSUP;
 	st->set_fetch_progress(st, fn, ctx);
 	return 0;
+}
+
+/* The value of `key` in the import index: 0 with up to `cap` bytes copied
+ * to `val` and its whole length in `*len`, or -ENOENT (no message). */
+static inline int store_index_get(struct store *st, const void *key, size_t klen, void *val,
+				  size_t cap, size_t *len)
+{
+	return st->index_get ? st->index_get(st, key, klen, val, cap, len) : -ENOTSUP;
+}
+
+/* Stores `n` records (replacing those with the same keys) in one step. */
+static inline int store_index_put(struct store *st, const struct store_kv *kv, size_t n)
+{
+	return st->index_put ? st->index_put(st, kv, n) : -ENOTSUP;
 }
 
 /* Every stored blob, in no particular order. */

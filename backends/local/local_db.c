@@ -132,6 +132,13 @@ static int env_open_dbis(struct local_env *e)
 		if (rc == MDB_NOTFOUND && e->readonly)
 			rc = 0;
 	}
+	if (rc == 0) {
+		/* The import index (local_index.c); stores made before it lack it. */
+		rc = mdb_dbi_open(txn, "stat_index", flags, &e->stat_index);
+		e->has_stat_index = rc == 0;
+		if (rc == MDB_NOTFOUND && e->readonly)
+			rc = 0;
+	}
 	if (rc == 0)
 		return local_mdb_err(mdb_txn_commit(txn), "cannot open the store database");
 	mdb_txn_abort(txn);

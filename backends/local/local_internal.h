@@ -32,6 +32,8 @@ struct local_store {
 
 /* Sets the roots and collection operations of `st` (local_gc.c). */
 void local_gc_set_ops(struct store *st);
+/* Sets the import index operations of `st` (local_index.c). */
+void local_index_set_ops(struct store *st);
 /* Sets the writer and reclaim operations of `st` (local_writers.c). */
 void local_writers_set_ops(struct store *st);
 
@@ -60,8 +62,10 @@ struct local_env {
 	MDB_dbi meta;	      /* "next_cursor" -> 8-byte BE */
 	MDB_dbi verified;     /* raw 32-byte blob digest -> struct local_ident (48 bytes LE) */
 	MDB_dbi inline_blobs; /* raw 32-byte blob digest -> 8-byte LE time || bytes */
+	MDB_dbi stat_index;   /* import index records (store/stat_index.c), opaque */
 	bool has_verified;    /* false: a read-only open of a store that predates it */
 	bool has_inline;      /* likewise for "blobs" (local_inline.c) */
+	bool has_stat_index;  /* likewise for "stat_index" */
 	bool readonly;	      /* opened MDB_RDONLY (its first opener was read-only) */
 	dev_t dev;	      /* identity of the db directory ... */
 	ino_t ino;

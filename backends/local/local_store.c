@@ -378,6 +378,7 @@ static void local_store_set_ops(struct store *st)
 	st->dirs_each = local_store_dirs_each;
 	local_gc_set_ops(st);
 	local_writers_set_ops(st);
+	local_index_set_ops(st);
 	st->usage = local_store_usage;
 }
 

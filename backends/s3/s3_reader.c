@@ -21,10 +21,10 @@ struct s3_lazy {
 	int tmp;	      /* fetched chunks at their offsets in the blob */
 	struct s3_chunk *chunks;
 	size_t n;
-	bool *have;		 /* chunk i fetched and verified */
-	size_t hashed;		 /* chunks [0, hashed) fed to `whole` */
-	struct b3_hasher whole;	 /* the blob's digest, over the chunks in order */
-	int failed;		 /* the blob did not hash to its name: every read fails */
+	bool *have;		/* chunk i fetched and verified */
+	size_t hashed;		/* chunks [0, hashed) fed to `whole` */
+	struct b3_hasher whole; /* the blob's digest, over the chunks in order */
+	int failed;		/* the blob did not hash to its name: every read fails */
 };
 
 /* The first chunk that holds byte `off` (< size). */
@@ -69,10 +69,11 @@ static int hash_prefix(struct s3_lazy *r)
 		r->hashed++; /* compared once */
 		b3_hasher_final(&r->whole, &got);
 		if (!b3_digest_eq(&got, &r->digest))
-			r->failed = sf_err(-EIO,
-					   "S3 chunk list '%s' in bucket '%s' does not make the blob "
-					   "it names (damaged or replaced in the bucket): not served",
-					   r->key, r->c->url.bucket);
+			r->failed =
+			    sf_err(-EIO,
+				   "S3 chunk list '%s' in bucket '%s' does not make the blob "
+				   "it names (damaged or replaced in the bucket): not served",
+				   r->key, r->c->url.bucket);
 		rc = r->failed;
 	}
 	return rc;

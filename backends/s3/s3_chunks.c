@@ -74,32 +74,89 @@ static int put_chunk(struct s3_client *c, const uint8_t *buf, size_t len, struct
 	return put_object(c, key, buf, len, NULL, &created);
 }
 
-/* Cuts the file into chunks, stores those the bucket lacks, and writes
- * the chunk list into `rec`. */
-static int put_chunks(struct s3_client *c, int fd, uint64_t len, FILE *rec)
+/* Appends a chunk to a list (cut or parsed). */
+static int list_add(struct s3_chunk **v, size_t *n, size_t *cap, const struct s3_chunk *ch)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct s3_chunk *g = realloc(*v, ncap * sizeof(**v));
+
+		if (!g)
+			return -ENOMEM;
+		*v = g;
+		*cap = ncap;
+	}
+	(*v)[(*n)++] = *ch;
+	return 0;
+}
+
+/* The chunks of the `len` bytes of `fd`, cut by FastCDC (digests unset). */
+static int cut_all(int fd, uint64_t len, struct s3_chunk **out, size_t *n)
 {
 	uint8_t *buf = malloc(S3_CDC_MAX);
-	char hex[B3_HEX_LEN + 1];
-	struct b3_digest d;
-	uint64_t off = 0;
-	size_t got, cut;
+	struct s3_chunk ch = {.off = 0};
+	size_t cap = 0, got;
 	int rc = buf ? 0 : -ENOMEM;
 
-	while (rc == 0 && off < len) {
-		size_t want = len - off < S3_CDC_MAX ? (size_t)(len - off) : S3_CDC_MAX;
+	*out = NULL;
+	*n = 0;
+	while (rc == 0 && ch.off < len) {
+		size_t want = len - ch.off < S3_CDC_MAX ? (size_t)(len - ch.off) : S3_CDC_MAX;
 
-		rc = pread_full(fd, buf, want, off, &got);
+		rc = pread_full(fd, buf, want, ch.off, &got);
 		if (rc < 0 || got != want) {
 			rc = sf_err_sys(rc < 0 ? -rc : EIO, "cannot read a buffered blob");
 			break;
 		}
-		cut = s3_cdc_cut(buf, got);
-		rc = put_chunk(c, buf, cut, &d);
-		b3_digest_to_hex(&d, hex);
-		fprintf(rec, "%s %zu\n", hex, cut);
-		off += cut;
+		ch.len = (uint32_t)s3_cdc_cut(buf, got);
+		rc = list_add(out, n, &cap, &ch);
+		ch.off += ch.len;
 	}
 	free(buf);
+	return rc;
+}
+
+struct put_job {
+	struct s3_client *c;
+	int fd;
+	struct s3_chunk *chunks;
+};
+
+/* Job i of s3_parallel(): chunk i hashed and stored unless present. */
+static int put_one(void *ctx, size_t i)
+{
+	struct put_job *j = ctx;
+	struct s3_chunk *ch = &j->chunks[i];
+	uint8_t *buf = malloc(ch->len);
+	size_t got;
+	int rc = buf ? pread_full(j->fd, buf, ch->len, ch->off, &got) : -ENOMEM;
+
+	if (rc < 0 && rc != -ENOMEM)
+		rc = sf_err_sys(-rc, "cannot read a buffered blob");
+	else if (rc == 0 && got != ch->len)
+		rc = sf_err(-EIO, "a buffered blob is shorter than written");
+	if (rc == 0)
+		rc = put_chunk(j->c, buf, ch->len, &ch->d);
+	free(buf);
+	return rc;
+}
+
+/* Cuts the file into chunks, stores those the bucket lacks (S3_PARALLEL
+ * at a time), and writes the chunk list into `rec`. */
+static int put_chunks(struct s3_client *c, int fd, uint64_t len, FILE *rec)
+{
+	struct put_job j = {.c = c, .fd = fd};
+	char hex[B3_HEX_LEN + 1];
+	size_t n;
+	int rc = cut_all(fd, len, &j.chunks, &n);
+
+	if (rc == 0)
+		rc = s3_parallel(n, put_one, &j);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		b3_digest_to_hex(&j.chunks[i].d, hex);
+		fprintf(rec, "%s %" PRIu32 "\n", hex, j.chunks[i].len);
+	}
+	free(j.chunks);
 	return rc;
 }
 
@@ -213,22 +270,6 @@ static int parse_line(const char *line, size_t n, struct b3_digest *d, size_t *l
 			return -EINVAL;
 	*len = (size_t)strtoul(num, NULL, 10);
 	return *len && *len <= S3_CDC_MAX ? 0 : -EINVAL;
-}
-
-/* Appends a chunk to the list being parsed. */
-static int list_add(struct s3_chunk **v, size_t *n, size_t *cap, const struct s3_chunk *ch)
-{
-	if (*n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 64;
-		struct s3_chunk *g = realloc(*v, ncap * sizeof(**v));
-
-		if (!g)
-			return -ENOMEM;
-		*v = g;
-		*cap = ncap;
-	}
-	(*v)[(*n)++] = *ch;
-	return 0;
 }
 
 int s3_chunk_list_parse(struct s3_client *c, const char *key, const char *rec, size_t rlen,

@@ -89,6 +89,14 @@ int s3_check_bucket(struct s3_client *c);
  * S3_CDC_MIN; never more than S3_CDC_MAX). */
 size_t s3_cdc_cut(const uint8_t *buf, size_t len);
 
+/* Requests of one operation in flight at once (s3_parallel.c). */
+#define S3_PARALLEL 8
+
+/* Runs job(ctx, i) for every i < n, S3_PARALLEL at a time (the caller's
+ * thread among them); after a failure no new job starts. The failure of
+ * the lowest index is returned, its message recorded on this thread. */
+int s3_parallel(size_t n, int (*job)(void *ctx, size_t i), void *ctx);
+
 /* The object key of a chunk: "[PREFIX/]chunks/b3/<4 hex>/<64 hex>". */
 void s3_chunk_key(const struct s3_client *c, const struct b3_digest *d, char *out, size_t len);
 

@@ -79,20 +79,49 @@ static int hash_prefix(struct s3_lazy *r)
 	return rc;
 }
 
-/* Fetches the chunks that hold [off, off + len) that are not here yet. */
+struct fetch_job {
+	struct s3_lazy *r;
+	size_t want[S3_PARALLEL]; /* chunk indexes */
+	int rc[S3_PARALLEL];
+};
+
+/* Job i of s3_parallel(): chunk want[i] into the temporary file. */
+static int fetch_one(void *ctx, size_t i)
+{
+	struct fetch_job *j = ctx;
+	const struct s3_chunk *ch = &j->r->chunks[j->want[i]];
+
+	j->rc[i] = s3_fetch_chunk(j->r->c, &ch->d, ch->len, j->r->tmp, ch->off);
+	return j->rc[i];
+}
+
+/* Fetches the chunks that hold [off, off + len) that are not here yet,
+ * S3_PARALLEL at a time. A read that follows on from a fetched chunk
+ * (a sequential reader) also fetches the chunks after it, so a whole read
+ * has S3_PARALLEL requests in flight; a read elsewhere fetches only what
+ * it needs. */
 static int fetch_range(struct s3_lazy *r, uint64_t off, uint64_t len)
 {
+	size_t first = chunk_at(r, off), last = chunk_at(r, off + len - 1), i = first;
 	bool fetched = false;
 	int rc = 0;
 
-	for (size_t i = chunk_at(r, off); rc == 0 && i < r->n && r->chunks[i].off < off + len;
-	     i++) {
-		if (r->have[i])
-			continue;
-		rc = s3_fetch_chunk(r->c, &r->chunks[i].d, r->chunks[i].len, r->tmp,
-				    r->chunks[i].off);
-		r->have[i] = rc == 0;
-		fetched = true;
+	if (first > 0 && r->have[first - 1] && !r->have[first] && last < first + S3_PARALLEL - 1)
+		last = first + S3_PARALLEL - 1 < r->n ? first + S3_PARALLEL - 1 : r->n - 1;
+	while (rc == 0 && i <= last) {
+		struct fetch_job j = {.r = r};
+		size_t k = 0;
+
+		for (; i <= last && k < S3_PARALLEL; i++) {
+			if (r->have[i])
+				continue;
+			j.rc[k] = -EAGAIN; /* not fetched unless its job ran */
+			j.want[k++] = i;
+		}
+		rc = s3_parallel(k, fetch_one, &j);
+		for (size_t x = 0; x < k; x++)
+			r->have[j.want[x]] = j.rc[x] == 0;
+		fetched |= k > 0;
 	}
 	if (rc == 0 && fetched)
 		rc = hash_prefix(r);

@@ -1,7 +1,7 @@
 /* local.h - the embedded default store: one directory on a local
  * filesystem, shared safely by many reader and writer processes.
  *
- *	<dir>/storefs-store	marker: "storefs local store 1", "dir-size spec|native"
+ *	<dir>/storefs-store	marker: "storefs local store 1|2", "dir-size spec|native"
  *	<dir>/blobs/ab/cd/<hex>	blobs over the inline limit as plain read-only
  *				files (ab, cd: first two digest bytes in hex),
  *				renamed in from tmp/
@@ -48,7 +48,14 @@
 #include <stddef.h>
 
 #define LOCAL_STORE_MARKER "storefs-store"
-#define LOCAL_STORE_MAGIC  "storefs local store 1"
+/* The marker's first line is LOCAL_STORE_MAGIC and a format version:
+ * 1 holds every blob as a file; 2 may hold small blobs inline in LMDB,
+ * which a release of format 1 cannot read, so it refuses the store (it
+ * accepts "storefs local store 1" only). A store is created as 1 and
+ * becomes 2 just before its first inline blob is committed
+ * (docs/store-format.md "Format versions"). */
+#define LOCAL_STORE_MAGIC  "storefs local store"
+#define LOCAL_STORE_FORMAT 2
 
 /* Opens (with STORE_OPEN_CREATE also creates) the store in `dir`; `flags`
  * are enum store_open_flags. The store has every optional operation of

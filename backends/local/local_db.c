@@ -39,6 +39,14 @@ int local_mdb_err(int rc, const char *what)
 	}
 }
 
+void local_env_format_seen(struct local_env *e, int format)
+{
+	int have = atomic_load(&e->format);
+
+	while (have < format && !atomic_compare_exchange_weak(&e->format, &have, format))
+		;
+}
+
 int local_txn_begin(struct local_env *e, bool write, MDB_txn **out)
 {
 	int rc = mdb_txn_begin(e->env, NULL, write ? 0 : MDB_RDONLY, out);
@@ -226,6 +234,7 @@ int local_env_open(const char *dbdir, bool readonly, struct local_env **out)
 		if (rc == 0) {
 			e->dev = sb.st_dev, e->ino = sb.st_ino, e->pid = getpid();
 			e->refs = 1;
+			atomic_init(&e->format, 1);
 			e->next = registry;
 			registry = e;
 		} else {

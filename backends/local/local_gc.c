@@ -285,7 +285,8 @@ static int local_describe(struct store *st, char *format, size_t len, uint64_t *
 	struct local_store *ls = ls_of(st);
 	struct stat sb;
 
-	snprintf(format, len, "%s, dir-size %s", LOCAL_STORE_MAGIC,
+	snprintf(format, len, "%s %d, dir-size %s", LOCAL_STORE_MAGIC,
+		 atomic_load(&ls->env->format),
 		 st->size_formula == DIR_SIZE_NATIVE ? "native" : "spec");
 	if (fstatat(ls->rootfd, LOCAL_DB_DIR "/data.mdb", &sb, 0) < 0)
 		return sf_err_errno(-EIO, errno, "cannot stat '%s/%s/data.mdb'", ls->root,

@@ -131,6 +131,14 @@ static int flush_locked(struct local_inline *in)
 
 	if (in->n == 0)
 		return 0;
+	/* Before any inline blob is committed: docs/store-format.md "Format
+	 * versions". */
+	if (atomic_load(&in->env->format) < 2) {
+		rc = local_marker_upgrade(in->rootfd, in->root);
+		if (rc < 0)
+			return rc;
+		local_env_format_seen(in->env, 2);
+	}
 	rc = local_txn_begin(in->env, true, &txn);
 	if (rc < 0)
 		return rc;

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -66,13 +67,21 @@ struct local_env {
 	bool has_verified;    /* false: a read-only open of a store that predates it */
 	bool has_inline;      /* likewise for "blobs" (local_inline.c) */
 	bool has_stat_index;  /* likewise for "stat_index" */
-	bool readonly;	      /* opened MDB_RDONLY (its first opener was read-only) */
-	dev_t dev;	      /* identity of the db directory ... */
+	/* The highest store format version seen (the marker's, local.h);
+	 * becomes 2 before the first inline blob is committed. */
+	atomic_int format;
+	bool readonly; /* opened MDB_RDONLY (its first opener was read-only) */
+	dev_t dev;     /* identity of the db directory ... */
 	ino_t ino;
 	pid_t pid;     /* ... in this process */
 	unsigned refs; /* protected by the registry lock in local_db.c */
 	struct local_env *next;
 };
+
+/* Raises env->format to `format` (the marker's version at an open). */
+void local_env_format_seen(struct local_env *e, int format);
+/* Makes the marker of the store in `rootfd` say format 2, if it says 1. */
+int local_marker_upgrade(int rootfd, const char *dir);
 
 /* Opens or shares the environment in `dbdir` (created unless `readonly`). */
 int local_env_open(const char *dbdir, bool readonly, struct local_env **out);

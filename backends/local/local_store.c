@@ -95,7 +95,17 @@ static int dir_is_empty(int rootfd, bool *empty)
 	return 0;
 }
 
-static int marker_parse(const char *dir, char *text, enum dir_size_formula *f)
+/* The version of a first line "storefs local store N", or 0. */
+static int marker_version(const char *line)
+{
+	size_t n = sizeof(LOCAL_STORE_MAGIC) - 1;
+
+	if (strncmp(line, LOCAL_STORE_MAGIC " ", n + 1) || strlen(line) != n + 2)
+		return 0;
+	return line[n + 1] >= '1' && line[n + 1] <= '9' ? line[n + 1] - '0' : 0;
+}
+
+static int marker_parse(const char *dir, char *text, enum dir_size_formula *f, int *format)
 {
 	char *nl = strchr(text, '\n');
 	char *second = nl ? nl + 1 : NULL;
@@ -103,10 +113,12 @@ static int marker_parse(const char *dir, char *text, enum dir_size_formula *f)
 
 	if (nl)
 		*nl = '\0';
-	if (strcmp(text, LOCAL_STORE_MAGIC) != 0) {
-		if (!strncmp(text, "storefs local store ", 20))
-			return sf_err(-EINVAL, "store '%s' has format '%s', not '%s'", dir, text,
-				      LOCAL_STORE_MAGIC);
+	*format = marker_version(text);
+	if (*format < 1 || *format > LOCAL_STORE_FORMAT) {
+		if (!strncmp(text, LOCAL_STORE_MAGIC " ", sizeof(LOCAL_STORE_MAGIC)))
+			return sf_err(-EINVAL, "store '%s' has format '%s', not '%s 1' or '%s %d'",
+				      dir, text, LOCAL_STORE_MAGIC, LOCAL_STORE_MAGIC,
+				      LOCAL_STORE_FORMAT);
 		return sf_err(-EINVAL, "'%s' is not a storefs store", dir);
 	}
 	slen = second ? strlen(second) : 0;
@@ -122,7 +134,7 @@ static int marker_parse(const char *dir, char *text, enum dir_size_formula *f)
 }
 
 /* -ENOENT (no message) if there is no marker. */
-static int marker_read(int rootfd, const char *dir, enum dir_size_formula *f)
+static int marker_read(int rootfd, const char *dir, enum dir_size_formula *f, int *format)
 {
 	char text[MARKER_MAX + 1];
 	size_t n = 0;
@@ -139,19 +151,20 @@ static int marker_read(int rootfd, const char *dir, enum dir_size_formula *f)
 	text[n] = '\0';
 	if (n != strlen(text))
 		return sf_err(-EINVAL, "store marker '%s/%s' is damaged", dir, LOCAL_STORE_MARKER);
-	return marker_parse(dir, text, f);
+	return marker_parse(dir, text, f, format);
 }
 
 /* Writes the marker under a temporary name and links it into place, so a
  * concurrent creator either wins or sees a complete marker. */
-static int marker_create(int rootfd, const char *dir, enum dir_size_formula f)
+static int marker_write(int rootfd, const char *dir, enum dir_size_formula f, int format, char *tmp,
+			size_t tmplen)
 {
-	char tmp[64], text[MARKER_MAX];
-	int len = snprintf(text, sizeof(text), "%s\ndir-size %s\n", LOCAL_STORE_MAGIC,
+	char text[MARKER_MAX];
+	int len = snprintf(text, sizeof(text), "%s %d\ndir-size %s\n", LOCAL_STORE_MAGIC, format,
 			   f == DIR_SIZE_NATIVE ? "native" : "spec");
 	int fd, rc = 0;
 
-	snprintf(tmp, sizeof(tmp), MARKER_TMP_PREFIX "%ld", (long)getpid());
+	snprintf(tmp, tmplen, MARKER_TMP_PREFIX "%ld", (long)getpid());
 	fd = openat(rootfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
 	if (fd < 0)
 		return sf_err_sys(errno, "cannot create a marker in '%s'", dir);
@@ -161,6 +174,37 @@ static int marker_create(int rootfd, const char *dir, enum dir_size_formula f)
 	if (rc < 0)
 		rc = sf_err_sys(-rc, "cannot write a marker in '%s'", dir);
 	close(fd);
+	return rc;
+}
+
+/* Format 2 from now on (docs/store-format.md "Format versions"): the marker
+ * is replaced whole (rename), and the store directory synced, before the
+ * first inline blob is committed, so no format-1 reader meets one. */
+int local_marker_upgrade(int rootfd, const char *dir)
+{
+	enum dir_size_formula f;
+	char tmp[64];
+	int format, rc = marker_read(rootfd, dir, &f, &format);
+
+	if (rc == -ENOENT)
+		rc = sf_err(-EIO, "store marker '%s/%s' is gone", dir, LOCAL_STORE_MARKER);
+	if (rc < 0 || format >= 2)
+		return rc;
+	rc = marker_write(rootfd, dir, f, 2, tmp, sizeof(tmp));
+	if (rc == 0 && renameat(rootfd, tmp, rootfd, LOCAL_STORE_MARKER) < 0)
+		rc = sf_err_sys(errno, "cannot replace '%s/%s'", dir, LOCAL_STORE_MARKER);
+	if (rc == 0 && fsync(rootfd) < 0)
+		rc = sf_err_sys(errno, "cannot sync '%s'", dir);
+	if (rc < 0)
+		unlinkat(rootfd, tmp, 0); /* ignored: the next writer of this pid truncates it */
+	return rc;
+}
+
+static int marker_create(int rootfd, const char *dir, enum dir_size_formula f)
+{
+	char tmp[64];
+	int rc = marker_write(rootfd, dir, f, 1, tmp, sizeof(tmp));
+
 	if (rc == 0 && linkat(rootfd, tmp, rootfd, LOCAL_STORE_MARKER, 0) < 0 && errno != EEXIST)
 		rc = sf_err_sys(errno, "cannot create '%s/%s'", dir, LOCAL_STORE_MARKER);
 	/* Ignored: a leftover is truncated by the next creator of this pid. */
@@ -169,12 +213,13 @@ static int marker_create(int rootfd, const char *dir, enum dir_size_formula f)
 }
 
 /* Reads the marker; initialises an empty directory when allowed. */
-static int store_marker(int rootfd, const char *dir, unsigned flags, enum dir_size_formula *f)
+static int store_marker(int rootfd, const char *dir, unsigned flags, enum dir_size_formula *f,
+			int *format)
 {
 	enum dir_size_formula want =
 	    flags & STORE_OPEN_NATIVE_SIZE ? DIR_SIZE_NATIVE : DIR_SIZE_SPEC;
 	bool empty = false;
-	int rc = marker_read(rootfd, dir, f);
+	int rc = marker_read(rootfd, dir, f, format);
 
 	if (rc != -ENOENT)
 		return rc;
@@ -186,7 +231,7 @@ static int store_marker(int rootfd, const char *dir, unsigned flags, enum dir_si
 	if (!(flags & STORE_OPEN_CREATE) || (flags & STORE_OPEN_READONLY))
 		return sf_err(-ENOENT, "store '%s' does not exist", dir);
 	rc = marker_create(rootfd, dir, want);
-	return rc < 0 ? rc : marker_read(rootfd, dir, f);
+	return rc < 0 ? rc : marker_read(rootfd, dir, f, format);
 }
 
 static int store_layout(int rootfd, const char *dir)
@@ -298,7 +343,8 @@ static int store_services(struct local_store *ls, int rootfd, const char *dir, u
 
 static int store_prepare(struct local_store *ls, int rootfd, const char *dir, unsigned flags)
 {
-	int rc = store_marker(rootfd, dir, flags, &ls->base.size_formula);
+	int format = 1;
+	int rc = store_marker(rootfd, dir, flags, &ls->base.size_formula, &format);
 
 	if (rc == 0 && !(flags & STORE_OPEN_READONLY)) {
 		rc = store_layout(rootfd, dir);
@@ -309,6 +355,8 @@ static int store_prepare(struct local_store *ls, int rootfd, const char *dir, un
 		rc = import_lock(rootfd, dir, flags & STORE_OPEN_WAIT, &ls->lock_fd);
 	if (rc == 0)
 		rc = store_services(ls, rootfd, dir, flags);
+	if (rc == 0)
+		local_env_format_seen(ls->env, format);
 	return rc;
 }
 

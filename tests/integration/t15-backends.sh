@@ -27,7 +27,8 @@ test_layout() {
 	local s=$TMP/layout p
 	mk_tree "$TMP/t1" 1
 	p=$(sf import --store "$s" "$TMP/t1")
-	assert_eq "$(cat "$s/storefs-store")" "storefs local store 1
+	# Format 2: it holds inline blobs (docs/store-format.md "Format versions").
+	assert_eq "$(cat "$s/storefs-store")" "storefs local store 2
 dir-size spec" "marker"
 	check_blob_names "$s"
 	# The two small blobs are inline in LMDB, the 300 kB one a file
@@ -146,16 +147,30 @@ test_old_layout() {
 	mk_tree "$TMP/t8" 8
 	p1=$(STOREFS_INLINE_MAX=0 sf import --store "$s" "$TMP/t8")
 	assert_eq "$(find "$s/blobs" -type f | wc -l)" 3 "blob files of the old layout"
+	# Files only: format 1, which earlier releases read (docs/store-format.md).
+	assert_eq "$(head -n 1 "$s/storefs-store")" "storefs local store 1" "marker of the old layout"
+	sf verify --store "$s" -q
+	sf nar --store "$s" "$p1" | cmp - <(nix_store --dump "$TMP/t8")
 	cp -a "$TMP/t8" "$TMP/t9"
 	echo "only in the new tree" >"$TMP/t9/new"
 	p2=$(sf import --store "$s" "$TMP/t9")
 	# The small blob it shares with the old tree stays a file; the new one is inline.
 	assert_eq "$(find "$s/blobs" -type f | wc -l)" 3 "blob files after the mixed import"
 	assert_eq "$(sf info --store "$s" | awk '$1 == "blobs:" { print $2 }')" 4 "blobs"
+	# The first inline blob made it format 2, which an earlier release refuses; a later
+	# format is refused here the same way.
+	assert_eq "$(head -n 1 "$s/storefs-store")" "storefs local store 2" "marker of the mixed store"
+	sf info --store "$s" | grep -qx 'format: storefs local store 2, dir-size spec' ||
+		fail "info does not say format 2"
 	sf verify --store "$s" -q
 	sf nar --store "$s" "$p1" | cmp - <(nix_store --dump "$TMP/t8")
 	sf nar --store "$s" "$p2" | cmp - <(nix_store --dump "$TMP/t9")
 	for f in a sub/b new; do sf cat --store "$s" "$p2/$f" | cmp - "$TMP/t9/$f"; done
+	cp -a "$s" "$TMP/old3"
+	chmod u+w "$TMP/old3/storefs-store"
+	printf 'storefs local store 3\ndir-size spec\n' >"$TMP/old3/storefs-store"
+	expect_status 1 sf info --store "$TMP/old3"
+	grep -q "has format 'storefs local store 3'" "$TMP/err" || fail "format 3: $(cat "$TMP/err")"
 }
 
 check "local store layout after an import" test_layout

@@ -238,7 +238,7 @@ t_info() {
 	sf import --store "$s" --add-root r2 "$TMP/i2" >/dev/null
 	sf info --store "$s" >"$TMP/info"
 	cat "$TMP/info"
-	grep -qx 'format: storefs local store 1, dir-size spec' "$TMP/info"
+	grep -qx 'format: storefs local store 2, dir-size spec' "$TMP/info"
 	grep -q '^paths: 2 (' "$TMP/info"
 	grep -q '^directories: 2 (' "$TMP/info"
 	grep -qx 'blobs: 2 (5006 bytes)' "$TMP/info"

@@ -1027,7 +1027,7 @@ TEST(local_rejects_foreign_dirs)
 	snprintf(path, sizeof(path), "%s/precious", tmp);
 	CHECK_ERR(local_store_open(path, STORE_OPEN_CREATE, &st), -ENOTDIR);
 	snprintf(path, sizeof(path), "%s/%s", sub, LOCAL_STORE_MARKER);
-	CHECK_OK(write_file(path, "storefs local store 2\ndir-size spec\n"));
+	CHECK_OK(write_file(path, "storefs local store 3\ndir-size spec\n"));
 	CHECK_ERR(local_store_open(sub, STORE_OPEN_CREATE, &st), -EINVAL);
 	CHECK_OK(write_file(path, "storefs local store 1\ndir-size bogus\n"));
 	CHECK_ERR(local_store_open(sub, STORE_OPEN_CREATE, &st), -EINVAL);

@@ -98,6 +98,45 @@ def import_summary(jdir, tree):
     return out
 
 
+IMPORT_ROWS = [("fresh store", "import.json", 3),
+               ("1% of the files changed", "import-changed.json", 10),
+               ("already in the store", "import-known.json", 20)]
+
+
+def import_rows(jdir):
+    """Issue 14's import goals: storefs (with and without --trust-stat) vs nix-store --add,
+    medians of one run, ratio = nix-store time / storefs time."""
+    chg = load(os.path.join(jdir, "reimport-tree.json"), {})
+    lines, out = [], {}
+    for label, fn, goal in IMPORT_ROWS:
+        d = load(os.path.join(jdir, fn), {})
+        res = {r["command"]: r["median"] for r in d.get("results", [])}
+        if not res:
+            continue
+        nix = res.get("nix-store")
+        row = {"median_s": res, "goal": goal}
+        cells = []
+        for k in ("storefs", "storefs-trust-stat"):
+            v = res.get(k)
+            r = nix / v if nix and v else None
+            row[k + "_ratio"] = r
+            cells.append("–" if v is None else f"{v:.3f} s")
+            cells.append("–" if r is None else f"{r:.1f}x {met(r >= goal)}")
+        if fn == "import-changed.json" and chg:
+            label += f" ({chg.get('changed')} of {chg.get('files')})"
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | " +
+                     ("–" if nix is None else f"{nix:.3f} s") + f" | ≥ {goal}x |")
+        out[fn.split(".")[0]] = row
+    if lines:
+        lines = ["## Import vs nix-store --add (issue 14; medians, same run)", "",
+                 "| import | storefs | ratio | storefs --trust-stat | ratio | nix-store --add "
+                 "| goal |", "|---|---|---|---|---|---|---|"] + lines + [
+                 "", "Ratio: nix-store time / storefs time. \"1% changed\" and \"already in "
+                 "the store\" import into a store that holds the original tree (filled with "
+                 "--trust-stat for that column)."]
+    return lines, out
+
+
 def statlat(jdir, variants):
     out = {}
     for v in variants:
@@ -297,6 +336,9 @@ def main():
     md += ["", "## Goals of issue 6 (storefs vs native)", ""]
     md += goals_table(med, variants, imp, rs)
     md += [""] + extra_lines(imp, st, rs, b3, meta)
+    irows, imp["rows"] = import_rows(jdir)
+    if irows:
+        md += [""] + irows
     lk = lookups(jdir)
     md += lookup_lines(lk)
     if png:

@@ -95,6 +95,9 @@ report_inputs() {
 	hf_json storefs 0.120 >"$j/t-du-cold-storefs.json"
 	echo '{"results": [{"command": "storefs", "median": 0.5},
 	  {"command": "nix-store", "median": 2.0}]}' >"$j/import.json"
+	echo '{"results": [{"command": "storefs", "median": 0.25},
+	  {"command": "storefs-trust-stat", "median": 0.05}, {"command": "nix-store", "median": 2.0}]}' \
+		>"$j/import-known.json"
 	echo '{"before_kib": 1000, "after_kib": 1100, "entries": 1024}' >"$j/rss-storefs.json"
 	echo '{"count": 2000, "threads": 8, "wall_s": 0.064, "median_us": 139, "p99_us": 3971,
 	  "max_us": 8203, "errors": 0}' >"$j/lookups-idle.json"
@@ -114,6 +117,8 @@ report_tables() {
 	grep -F '| ≥ 3x | 4.00x met |' "$TMP/r.md"                             # import
 	grep -F '| ≤ 150 B | 100 B met |' "$TMP/r.md"                          # RSS per inode
 	grep -F 'storefs 0.50 s (200 MiB/s)' "$TMP/r.md"
+	grep -F '| already in the store | 0.250 s | 8.0x **not met** | 0.050 s | 40.0x met | 2.000 s | ≥ 20x |' \
+		"$TMP/r.md"
 	grep -F '| idle | 2000 | 8 | 64 ms | 139 µs | 3971 µs | 8203 µs | 0 |' "$TMP/r.md"
 	grep -F 'took 2.00x the idle time' "$TMP/r.md"
 	[ -s "$TMP/r.png" ] || fail "no plot"

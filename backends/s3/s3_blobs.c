@@ -393,6 +393,45 @@ int s3_blobs_new(const char *url, bool readonly, struct blob_service **out)
 	return 0;
 }
 
+int s3_blobs_each(struct blob_service *bs, store_digest_fn cb, void *ctx)
+{
+	return s3_blobs_list(&((struct s3_blobs *)bs)->client, cb, ctx);
+}
+
+/* Reads all of `r`; a chunked blob is verified by the read that fetches
+ * its last chunk. */
+static int read_whole(struct blob_reader *r)
+{
+	uint8_t *buf = malloc(S3_CDC_MAX);
+	uint64_t off = 0;
+	size_t n = 1;
+	int rc = buf ? 0 : -ENOMEM;
+
+	while (rc == 0 && off < r->size && n) {
+		rc = blob_reader_pread(r, buf, S3_CDC_MAX, off, &n);
+		off += n;
+	}
+	free(buf);
+	if (rc == 0 && off != r->size)
+		rc = sf_err(-EIO, "S3 blob ends after %llu of %llu bytes", (unsigned long long)off,
+			    (unsigned long long)r->size);
+	return rc;
+}
+
+int s3_blob_check(struct blob_service *bs, const struct b3_digest *d, uint64_t *size)
+{
+	struct blob_reader *r;
+	int rc = blob_service_open_read(bs, d, &r);
+
+	if (rc < 0)
+		return rc;
+	rc = read_whole(r);
+	if (rc == 0)
+		*size = r->size;
+	blob_reader_close(r);
+	return rc;
+}
+
 void s3_blobs_set_deadline(struct blob_service *bs, const struct deadline_rule *r)
 {
 	((struct s3_blobs *)bs)->client.rule = *r;

@@ -130,6 +130,16 @@ int s3_lazy_reader_new(struct s3_client *c, const struct b3_digest *d, const cha
 		       uint64_t size, struct s3_chunk *chunks, size_t n, int tmp_fd,
 		       struct blob_reader **out);
 
+/* Calls `cb` with the digest of every blob object in the bucket (under
+ * the prefix), listed page by page with ListObjectsV2 (s3_list.c). */
+int s3_blobs_list(struct s3_client *c, store_digest_fn cb, void *ctx);
+
+/* The scrub's operations of an S3 blob service (docs/s3.md "Verify"):
+ * its listing, and a blob read whole (so verified); -ENOENT if absent,
+ * -EIO with a message naming the object if it does not verify. */
+int s3_blobs_each(struct blob_service *bs, store_digest_fn cb, void *ctx);
+int s3_blob_check(struct blob_service *bs, const struct b3_digest *d, uint64_t *size);
+
 /* The blob service of the s3:// `url`, its bucket checked. */
 int s3_blobs_new(const char *url, bool readonly, struct blob_service **out);
 void s3_blobs_set_deadline(struct blob_service *bs, const struct deadline_rule *r);

@@ -8,6 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int s3st_blobs_each(struct store *st, store_digest_fn cb, void *ctx)
+{
+	return s3_blobs_each(st->blobs, cb, ctx);
+}
+
+static int s3st_blob_check(struct store *st, const struct b3_digest *d, uint64_t *size)
+{
+	return s3_blob_check(st->blobs, d, size);
+}
+
 int s3_store_open(const char *url, unsigned flags, struct store **out)
 {
 	struct store *st = calloc(1, sizeof(*st));
@@ -22,6 +32,8 @@ int s3_store_open(const char *url, unsigned flags, struct store **out)
 		return rc;
 	}
 	st->size_formula = DIR_SIZE_SPEC;
+	st->blobs_each = s3st_blobs_each; /* storefs verify (docs/s3.md "Verify") */
+	st->blob_check = s3st_blob_check;
 	/* the URL without its parameters: enough to name it in messages */
 	st->location = strndup(url, q ? (size_t)(q - url) : strlen(url));
 	if (!st->location) {

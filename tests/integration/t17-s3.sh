@@ -205,6 +205,41 @@ test_chunks() {
 	head -c "$n" "$f.2" | cmp - "$TMP/out"
 }
 
+# storefs verify over an S3 blob service lists the bucket and reads every
+# blob whole: a clean bucket passes; an object and a chunk replaced in the
+# bucket are each named; through a mount with --cache the replaced object
+# is EIO and the cache keeps nothing.
+test_verify() {
+	local t=$TMP/ver m=$TMP/vmnt meta=$TMP/vmeta cache=$TMP/vcache p ds db c
+	local svc=(--blob-service-addr "s3://vbkt?endpoint=$PROXY&region=us-east-1"
+		--directory-service-addr "$meta" --path-info-service-addr "$meta")
+	s3curl -f -X PUT "$S3_ENDPOINT/vbkt" >/dev/null
+	mkdir -p "$t"
+	seeded_bytes 7 100000 >"$t/small"
+	seeded_bytes 8 3000000 >"$t/big"
+	p=$(sf import "${svc[@]}" "$t")
+	: >"$PROXY_LOG"
+	sf verify "${svc[@]}" >"$TMP/v.out" 2>&1 || { cat "$TMP/v.out"; fail "verify of a clean bucket"; }
+	[ "$(awk '$2 ~ /list-type=2/' "$PROXY_LOG" | wc -l)" -ge 1 ] || fail "the bucket was not listed"
+	ds=$(b3hex "$t/small")
+	db=$(b3hex "$t/big")
+	seeded_bytes 9 100000 >"$t.other"
+	s3curl -f -T "$t.other" "$S3_ENDPOINT/vbkt/blobs/b3/${ds:0:4}/$ds" >/dev/null
+	c=$(s3curl -f "$S3_ENDPOINT/vbkt/blobs/b3/${db:0:4}/$db" | sed -n '2s/ .*//p')
+	s3curl -f -T "$t.other" "$S3_ENDPOINT/vbkt/chunks/b3/${c:0:4}/$c" >/dev/null
+	expect_status 1 sf verify "${svc[@]}"
+	cat "$TMP/out" "$TMP/err"
+	cat "$TMP/out" "$TMP/err" | grep -q "blobs/b3/${ds:0:4}/$ds.*does not hash to its name" ||
+		fail "the replaced object is not named"
+	cat "$TMP/out" "$TMP/err" | grep -q "chunks/b3/${c:0:4}/$c.*does not hash to its name" ||
+		fail "the replaced chunk is not named"
+	start_mount "$meta" "$m" "${svc[@]}" --cache "$cache"
+	py errno EIO open_read "$m/$(base "$p")/small"
+	py errno EIO open_read "$m/$(base "$p")/big"
+	stop_mount "$m"
+	assert_eq "$(sf info --store "$cache" | awk '$1 == "blobs:" { print $2 }')" 0 "blobs in the cache"
+}
+
 # issue 16: a file, then the same file with 1 MiB changed in the middle:
 # the second upload sends at most 2 MiB of new chunks (bytes counted by the
 # proxy). The issue's file is 256 MiB; STOREFS_T17_MB sets the size
@@ -293,3 +328,4 @@ exec 3> >(sed 's/^/# /')
 check "1 MiB changed in the middle of a large file uploads <= 2 MiB of new chunks" test_chunk_change
 check "a 4 KiB pread through a mount with an empty cache fetches <= 2 chunks; read whole, it is cached" test_lazy_read
 check "a flipped chunk read through a mount is EIO and not cached" test_lazy_flipped_chunk
+check "verify lists the bucket and names a replaced object and a replaced chunk; the mount says EIO and caches nothing" test_verify

@@ -9,6 +9,7 @@
 #			bucket operations and tampering)
 # Use `trap 'ceph_down; cleanup' EXIT` so the daemons die with the script.
 # The settings are explained in ../shared/reference/backends.md §1.4.
+# CEPH_MEMSTORE_BYTES: the OSD's capacity (default 1 GiB; bench/s3pg wants more).
 CEPH_DIR=$TMP/ceph
 
 free_port() {
@@ -53,7 +54,7 @@ mon data = $CEPH_DIR/mon.\$id
 osd data = $CEPH_DIR/osd.\$id
 keyring = $CEPH_DIR/osd.\$id/keyring
 osd objectstore = memstore
-memstore device bytes = 1073741824
+memstore device bytes = ${CEPH_MEMSTORE_BYTES:-1073741824}
 [client.rgw.gw]
 keyring = $CEPH_DIR/rgw.keyring
 rgw data = $CEPH_DIR/rgw

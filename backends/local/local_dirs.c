@@ -44,10 +44,12 @@ static int local_dirs_get(struct dir_service *ds, const struct b3_digest *digest
 	if (rc < 0)
 		return rc;
 	rc = mdb_get(txn, s->env->dirs, &key, &val);
-	if (rc == 0)
+	if (rc == 0) {
 		rc = dir_from_record(digest, &val, out);
-	else
+		local_map_drop(&val);
+	} else {
 		rc = local_mdb_err(rc, "cannot read a directory");
+	}
 	mdb_txn_abort(txn);
 	return rc;
 }

@@ -509,8 +509,10 @@ static int value_check(struct local_inline *in, const struct b3_digest *d, bool 
 		bytes = malloc(len ? len : 1);
 		rc = bytes ? 0 : -ENOMEM;
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		memcpy(bytes, (const uint8_t *)val.mv_data + STAMP_LEN, len);
+		local_map_drop(&val);
+	}
 	mdb_txn_abort(txn);
 	if (rc < 0)
 		return rc;

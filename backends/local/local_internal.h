@@ -98,6 +98,10 @@ int local_txn_begin(struct local_env *e, bool write, MDB_txn **out);
  * MDB_MAP_FULL -> -ENOSPC, others -> -EIO, with `what` in the message. */
 int local_mdb_err(int rc, const char *what);
 
+/* Drops this process's mapping of the whole map pages inside `v`, a value
+ * already copied out (local_map.c). Never an error. */
+void local_map_drop(const MDB_val *v);
+
 /* "blobs/ab/cd/<hex>" into `out` (LOCAL_BLOB_REL_MAX bytes). */
 void local_blob_relpath(const struct b3_digest *digest, char *out);
 

@@ -364,6 +364,12 @@ static int readdir_dir(struct fs *fs, uint64_t ino, const struct inode *r, uint6
 			break;
 		any = true;
 	}
+	/* The last entries of a plus listing were taken: the kernel now has a
+	 * dentry for every name and caches the listing, so the array is only
+	 * needed again for a name it does not have (then rebuilt). Memory per
+	 * inode touched stays small on walks (docs/limits.md). */
+	if (plus && rc == 0 && any)
+		inode_table_release_children(fs->it, ino);
 	inode_children_unref(c);
 	return rc < 0 && !any ? rc : 0;
 }
@@ -475,6 +481,12 @@ int fs_readdir(struct fs *fs, uint64_t ino, uint64_t off, bool plus, fs_dirent_f
 		return -EPERM;
 	if (ino != INODE_ROOT && r->kind != NODE_DIRECTORY)
 		return -ENOTDIR;
+	/* Past the end of a directory populated before (its children array
+	 * may be released after a complete listing, see readdir_dir()): the
+	 * kernel's last call, answered without rebuilding the array. */
+	if (ino != INODE_ROOT && off >= DOT_ENTRIES &&
+	    off - DOT_ENTRIES >= atomic_load_explicit(&r->size, memory_order_relaxed))
+		return 0;
 	/* A missing Directory is EIO, not a listing of "." and ".." only. */
 	if (ino != INODE_ROOT) {
 		rc = dir_children(fs, ino, r, &c);
@@ -697,6 +709,60 @@ int fs_file_read(struct fs_file *f, void *buf, size_t size, uint64_t off, size_t
 	return 0;
 }
 
+int fs_file_fetch(struct fs *fs, uint64_t ino, void *buf, size_t cap, size_t *n)
+{
+	const struct inode *r = fs_inode(fs, ino);
+	struct fs_file *f;
+	int rc;
+
+	if (!r)
+		return -ESTALE;
+	if (ino == INODE_ROOT || r->kind == NODE_DIRECTORY)
+		return -EISDIR;
+	if (r->kind == NODE_SYMLINK)
+		return -ELOOP;
+	if (atomic_load_explicit(&r->size, memory_order_relaxed) > cap)
+		return -EFBIG;
+	if (atomic_load_explicit(&r->nlookup, memory_order_relaxed) == 0)
+		return -ENOENT;
+	if (atomic_load_explicit(&r->pushed, memory_order_relaxed))
+		return -EALREADY;
+	pthread_mutex_lock(&fs->files_mu);
+	f = cache_find(fs, ino);
+	pthread_mutex_unlock(&fs->files_mu);
+	if (f) {
+		fs_file_unref(fs, f);
+		return -EALREADY;
+	}
+	/* Not cached: it would hold a reader (and an inline blob's copy) for
+	 * a file the kernel will read from its own cache. */
+	rc = file_open(fs, ino, r, &f);
+	if (rc)
+		return rc;
+	rc = fs_file_read(f, buf, cap, 0, n);
+	fs_file_unref(fs, f);
+	return rc;
+}
+
+void fs_file_pushed(struct fs *fs, uint64_t ino)
+{
+	inode_table_mark_pushed(fs->it, ino);
+}
+
+int fs_file_length(struct fs *fs, uint64_t ino, uint64_t *size)
+{
+	const struct inode *r = fs_inode(fs, ino);
+
+	if (!r)
+		return -ESTALE;
+	if (ino == INODE_ROOT || r->kind == NODE_DIRECTORY)
+		return -EISDIR;
+	if (r->kind == NODE_SYMLINK)
+		return -ELOOP;
+	*size = atomic_load_explicit(&r->size, memory_order_relaxed);
+	return 0;
+}
+
 /* --- extended attributes --- */
 
 static int xattr_reply(const void *val, size_t vlen, void *buf, size_t size, size_t *len)
@@ -719,12 +785,13 @@ static int stats_xattr(struct fs *fs, void *buf, size_t size, size_t *len)
 	inode_table_stats(fs->it, &s);
 	n = snprintf(text, sizeof(text),
 		     "inodes=%llu bytes=%llu populated=%llu reads=%llu opens=%llu "
-		     "passthrough=%llu\n",
+		     "passthrough=%llu pushed=%llu\n",
 		     (unsigned long long)s.inodes, (unsigned long long)s.bytes,
 		     (unsigned long long)s.populated,
 		     (unsigned long long)atomic_load(&fs->counters[FS_COUNT_READ]),
 		     (unsigned long long)atomic_load(&fs->counters[FS_COUNT_OPEN]),
-		     (unsigned long long)atomic_load(&fs->counters[FS_COUNT_PASSTHROUGH]));
+		     (unsigned long long)atomic_load(&fs->counters[FS_COUNT_PASSTHROUGH]),
+		     (unsigned long long)atomic_load(&fs->counters[FS_COUNT_PUSH]));
 	return xattr_reply(text, (size_t)n, buf, size, len);
 }
 

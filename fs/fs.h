@@ -37,7 +37,7 @@
 #define FS_XATTR_BLOB	   "user.storefs.castore.blob.digest"
 #define FS_XATTR_DIRECTORY "user.storefs.castore.directory.digest"
 /* On the root only, not listed: "inodes=N bytes=N populated=N reads=N
- * opens=N passthrough=N\n" (the last three are the transport's counters,
+ * opens=N passthrough=N pushed=N\n" (the last four are the transport's counters,
  * see fs_count()). */
 #define FS_XATTR_STATS "user.storefs.stats"
 
@@ -128,6 +128,20 @@ uint64_t fs_file_size(const struct fs_file *f);
 /* Reads min(size, file size - off) bytes: exactly that many or -EIO. */
 int fs_file_read(struct fs_file *f, void *buf, size_t size, uint64_t off, size_t *n);
 
+/* The whole content of file `ino` into `buf` if it is at most `cap` bytes,
+ * through a reader opened (and verified) for this call only: what a
+ * transport pushes into the kernel's page cache ahead of reads. -ENOENT
+ * if the kernel holds no reference to it (it has no inode to put the
+ * pages in); -EALREADY if it was pushed before (fs_file_pushed()) or a
+ * cached reader exists (a READ of it came, so the kernel has it); -EFBIG if it is larger; otherwise
+ * the errors of fs_file_get(). */
+int fs_file_fetch(struct fs *fs, uint64_t ino, void *buf, size_t cap, size_t *n);
+/* Records that the kernel's cache of `ino` holds its bytes (until the
+ * kernel forgets the inode). */
+void fs_file_pushed(struct fs *fs, uint64_t ino);
+/* The length of file `ino`, or -ESTALE / -EISDIR / -ELOOP. */
+int fs_file_length(struct fs *fs, uint64_t ino, uint64_t *size);
+
 /* Extended attributes. With size 0 only *len (the value's / list's
  * length) is set; a non-zero size smaller than that is -ERANGE. -ENODATA
  * for a name the inode does not have; -ENOSYS if no_xattr. */
@@ -147,6 +161,7 @@ enum fs_counter {
 	FS_COUNT_READ,	      /* read requests that reached the daemon */
 	FS_COUNT_OPEN,	      /* open requests that reached the daemon */
 	FS_COUNT_PASSTHROUGH, /* opens handed to the kernel (passthrough) */
+	FS_COUNT_PUSH,	      /* files stored in the kernel's cache ahead of reads */
 	FS_COUNT_MAX,
 };
 void fs_count(struct fs *fs, enum fs_counter c);

@@ -3,6 +3,7 @@
 
 #include "common/err.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,10 @@
 #define STRIPES	    64
 #define HASH_MIN    4096
 #define ARENA_CHUNK (64 * 1024)
+/* Freed children arrays are given back to the system (malloc_trim) each
+ * time this much was freed: they are the only memory of the table that is
+ * freed while it runs, in pieces too small for malloc to unmap. */
+#define TRIM_BYTES ((uint64_t)1 << 20)
 
 struct child_ent {
 	uint32_t ino;
@@ -40,6 +45,7 @@ struct inode_table {
 	_Atomic uint64_t count; /* inodes handed out + 1 (ino 0 is unused) */
 	_Atomic uint64_t bytes;
 	_Atomic uint64_t populated;
+	_Atomic uint64_t freed; /* bytes of children arrays freed since the last trim */
 
 	pthread_mutex_t mu;
 	/* protected by mu: the key hash, (hash32 << 32 | ino) per slot */
@@ -116,8 +122,15 @@ int inode_table_new(struct inode_table **out)
 
 static void children_free(struct inode_children *c)
 {
-	atomic_fetch_sub_explicit(&c->t->bytes, c->bytes, memory_order_relaxed);
+	struct inode_table *t = c->t;
+	uint64_t freed;
+
+	atomic_fetch_sub_explicit(&t->bytes, c->bytes, memory_order_relaxed);
+	freed = atomic_fetch_add_explicit(&t->freed, c->bytes, memory_order_relaxed) + c->bytes;
 	free(c);
+	if (freed >= TRIM_BYTES &&
+	    atomic_compare_exchange_strong(&t->freed, &freed, 0)) /* one thread trims */
+		malloc_trim(0);
 }
 
 void inode_table_free(struct inode_table *t)
@@ -473,7 +486,8 @@ void inode_table_ref(struct inode_table *t, uint64_t ino, uint64_t n)
 		atomic_fetch_add_explicit(&rec_at(t, ino)->nlookup, n, memory_order_relaxed);
 }
 
-static void children_drop(struct inode_table *t, uint64_t ino)
+/* Unless `always`, only while the kernel holds no reference. */
+static void children_drop(struct inode_table *t, uint64_t ino, bool always)
 {
 	struct inode *r = rec_at(t, ino);
 	struct inode_children *c;
@@ -481,7 +495,7 @@ static void children_drop(struct inode_table *t, uint64_t ino)
 	pthread_mutex_lock(stripe_of(t, ino));
 	c = r->children;
 	/* A lookup may have raced us and taken a new reference. */
-	if (atomic_load_explicit(&r->nlookup, memory_order_relaxed) != 0)
+	if (!always && atomic_load_explicit(&r->nlookup, memory_order_relaxed) != 0)
 		c = NULL;
 	if (c)
 		r->children = NULL;
@@ -505,7 +519,24 @@ void inode_table_forget(struct inode_table *t, uint64_t ino, uint64_t n)
 		next = cur > n ? cur - n : 0;
 	} while (!atomic_compare_exchange_weak(&r->nlookup, &cur, next));
 	if (next == 0 && r->kind == NODE_DIRECTORY)
-		children_drop(t, ino);
+		children_drop(t, ino, false);
+	if (next == 0 && r->kind == NODE_FILE)
+		atomic_store_explicit(&r->pushed, false, memory_order_relaxed);
+}
+
+void inode_table_release_children(struct inode_table *t, uint64_t ino)
+{
+	const struct inode *r = inode_table_get(t, ino);
+
+	if (r && ino != INODE_ROOT && r->kind == NODE_DIRECTORY)
+		children_drop(t, ino, true);
+}
+
+bool inode_table_mark_pushed(struct inode_table *t, uint64_t ino)
+{
+	if (ino == INODE_ROOT || !inode_table_get(t, ino))
+		return false;
+	return !atomic_exchange_explicit(&rec_at(t, ino)->pushed, true, memory_order_relaxed);
 }
 
 void inode_table_stats(struct inode_table *t, struct inode_table_stats *out)

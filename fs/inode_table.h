@@ -54,6 +54,9 @@ struct inode {
 	struct inode_children *children;
 	uint8_t kind; /* enum node_kind; 0 for the root */
 	bool executable;
+	/* file: its bytes were stored in the kernel's cache of this inode (a
+	 * transport's push); cleared when the kernel forgets the inode */
+	atomic_bool pushed;
 };
 
 struct inode_table;
@@ -95,9 +98,17 @@ int inode_children_find(const struct inode_children *c, const uint8_t *name, siz
  * entry). Unknown inodes are ignored. */
 void inode_table_ref(struct inode_table *t, uint64_t ino, uint64_t n);
 /* Drops `n` references (FORGET). When a directory reaches 0 its children
- * array is released; the record and its number stay. Saturates at 0;
- * unknown inodes are ignored. */
+ * array is released, when a file does its `pushed` flag is cleared; the
+ * record and its number stay. Saturates at 0; unknown inodes are ignored. */
 void inode_table_forget(struct inode_table *t, uint64_t ino, uint64_t n);
+
+/* Releases directory `ino`'s children array now, whatever its kernel
+ * references (the kernel holds every entry: see fs_readdir()); a later
+ * populate rebuilds it with the same inode numbers. */
+void inode_table_release_children(struct inode_table *t, uint64_t ino);
+
+/* Sets file `ino`'s `pushed` flag; false if it was set already. */
+bool inode_table_mark_pushed(struct inode_table *t, uint64_t ino);
 
 struct inode_table_stats {
 	uint64_t inodes;    /* including the root */

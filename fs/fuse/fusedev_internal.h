@@ -33,12 +33,31 @@ struct fusedev_pt {
 	struct fusedev_pt_backing *backing[FUSEDEV_PT_BUCKETS]; /* protected by mu */
 };
 
+/* Pushing threads: their blocking reads of the store give the disk a
+ * queue deeper than the one READ the reader waits for. */
+#define FUSEDEV_PUSH_THREADS 4
+
+/* The pusher of small files (push.c); inactive unless running. */
+struct fusedev_push {
+	struct fusedev *dev;
+	pthread_t threads[FUSEDEV_PUSH_THREADS];
+	unsigned nthreads;
+	bool running;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	/* protected by mu: the window [lo, hi) last asked for; the inodes
+	 * [next, end) are still to push */
+	bool stop;
+	uint64_t lo, hi, next, end;
+};
+
 struct fusedev {
 	struct fs *fs;
 	const struct fusedev_config *cfg;
 	struct fuse_session *se;
 	bool zero_open, zero_opendir; /* set once in init */
 	struct fusedev_pt pt;
+	struct fusedev_push push;
 
 	char *realmp;	     /* the mountpoint's real path, or NULL */
 	atomic_flag ra_done; /* read_ahead_kb was set (or tried) */
@@ -54,6 +73,19 @@ extern const struct fuse_lowlevel_ops fusedev_ops;
  * first request after INIT (the INIT reply caps it at the kernel's
  * offer). Best effort. */
 void fusedev_read_ahead_once(struct fusedev *dev);
+
+/* --- push.c --- */
+
+/* Starts the pusher thread. 0 or a negative errno (then nothing is
+ * pushed and every other function here is a no-op). */
+int fusedev_push_start(struct fusedev *dev);
+/* Tells the thread to stop (before unmounting: a push may wait for a READ
+ * that only the session loop or the unmount's abort ends). */
+void fusedev_push_stop(struct fusedev *dev);
+/* Waits for it and frees its state (after unmounting). */
+void fusedev_push_join(struct fusedev *dev);
+/* A READ at offset 0 of file `ino` arrived. */
+void fusedev_push_hint(struct fusedev *dev, uint64_t ino);
 
 /* --- passthrough.c --- */
 

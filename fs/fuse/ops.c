@@ -211,6 +211,8 @@ static void dev_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	if (off == 0)
+		fusedev_push_hint(dev, ino);
 	if (f) {
 		read_reply(req, f, size, off);
 		return;

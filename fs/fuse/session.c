@@ -102,6 +102,14 @@ static void on_new_root(void *ctx, const uint8_t *name, size_t len)
 		log_debug("cannot invalidate the root listing: %s", strerror(-rc));
 }
 
+/* STOREFS_FUSE_PUSH=0 turns the pusher off (measurements, docs/fuse.md). */
+static bool push_wanted(void)
+{
+	const char *v = getenv("STOREFS_FUSE_PUSH");
+
+	return !v || strcmp(v, "0") != 0;
+}
+
 static int session_create(struct fusedev *dev, struct fuse_session **out)
 {
 	char opts[128];
@@ -210,9 +218,13 @@ int fusedev_serve(struct fs *fs, const struct fusedev_config *cfg)
 	log_info("mounted on '%s'", cfg->mountpoint);
 	if (cfg->mounted)
 		cfg->mounted(cfg->mounted_ctx);
+	if (cfg->open_mode != FUSEDEV_OPEN_PASSTHROUGH && push_wanted() && fusedev_push_start(&dev))
+		log_info("fuse: small files are not pushed ahead of reads");
 	rc = session_loop(&dev);
 	fs_unwatch_root(fs);
+	fusedev_push_stop(&dev);
 	session_unmount(&dev);
+	fusedev_push_join(&dev);
 out_signals:
 	fuse_remove_signal_handlers(dev.se);
 out_destroy:

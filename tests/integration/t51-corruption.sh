@@ -138,6 +138,25 @@ EOF
 	stop_mount "$M"
 }
 
+# A push (docs/fuse.md "Pushing small files") that meets the damaged blob
+# before any read of it: quarantined and logged once, the read is EIO.
+t_mount_flipped_pushed() {
+	local s5=$TMP/s5
+	"$STOREFS" import --store "$s5" "$SRC" >/dev/null
+	"$TAMPER" flip-blob "$s5" "$(b3 "$SRC/f7")" 2
+	start_mount "$s5" "$M"
+	ls "$M/$NAME" >/dev/null # the kernel gets its inodes, as a walk would
+	cmp "$M/$NAME/f1" "$SRC/f1" || fail "f1 differs"
+	sleep 1 # f10..f19, f2, f20, f3.. f7 are pushed meanwhile
+	grep -q "failed verification" "$TMP/mount.log" || fail "the push did not meet f7"
+	! cat "$M/$NAME/f7" >/dev/null 2>"$TMP/err" || fail "cat of a flipped blob succeeded"
+	grep -q "Input/output error" "$TMP/err" || fail "not EIO: $(cat "$TMP/err")"
+	for i in 2 3 4 5 6 8 9 10 20; do cmp "$M/$NAME/f$i" "$SRC/f$i" || fail "f$i differs"; done
+	grep -c "error: blob .* failed verification: its content" "$TMP/mount.log" | grep -qx 1 ||
+		{ cat "$TMP/mount.log"; fail "expected one log line for the damaged blob"; }
+	stop_mount "$M"
+}
+
 t_mount_deleted() {
 	local sub deeper_dir blob M2=$TMP/mnt2
 	start_mount "$S2" "$M2" # same content: digests without touching $S4's mount
@@ -188,6 +207,7 @@ check "verify exits 1 naming a flipped blob and its path" t_verify_names_it
 check "verify --repair-from a second store fixes it" t_repair
 check "repair reports what the other store lacks" t_repair_missing_everywhere
 check "mount: EIO for a flipped small and 100 MiB file, never the data" t_mount_flipped
+check "mount: a flipped small blob met by a push first is EIO, logged once" t_mount_flipped_pushed
 check "mount: deleted Directory record and blob give EIO; the rest is served" t_mount_deleted
 [ -f "$TMP/figures" ] && sed 's/^/# /' "$TMP/figures"
 exit 0

@@ -540,6 +540,16 @@ t_trust_stat() {
 	case $q in */nix/store/*-other) ;; *) fail "other name gave '$q'" ;; esac
 	sf verify --store "$st" >/dev/null
 	expect_status 1 sf import --store memory:// --trust-stat "$src"
+	# A failed import records nothing: its files have no record afterwards.
+	local st2=$TMP/ts-store2 f=$T/ts/fail
+	mkdir -p "$f"
+	printf 'first\n' >"$f/a"
+	mkfifo "$f/z"
+	sleep 2.2
+	expect_status 1 sf import --store "$st2" --trust-stat "$f"
+	rm "$f/z"
+	sf import --store "$st2" --trust-stat -v "$f" 2>"$TMP/err" >/dev/null
+	grep -q "'$f/a' has no record" "$TMP/err" || fail "a failed import left records: $(cat "$TMP/err")"
 }
 
 check "vector tree path and NAR" t_vector_tree

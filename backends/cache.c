@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A blob is copied from the remote in pieces of this size. */
 #define FETCH_CHUNK (256 * 1024)
@@ -53,6 +54,11 @@ struct cached {
 	struct cache_dirs dirs;
 	struct cache_paths paths;
 	struct inflight fetching;
+	uint64_t bound; /* cache-size=: blob bytes kept at most; 0: no bound */
+	pthread_mutex_t lru_lock;
+	struct digest_map used; /* digest -> last use (a tick); lru_lock */
+	uint64_t tick;		/* lru_lock */
+	bool trimming;		/* lru_lock */
 };
 
 /* --- one fetch per digest --- */
@@ -183,9 +189,117 @@ static int blob_store(struct cached *c, struct blob_reader *r, const struct b3_d
 	return rc;
 }
 
+/* --- the size bound (cache-size=, docs/services.md "The cache") --- */
+
+/* A blob younger than this is never evicted: another process may have
+ * just filled it and be about to open it. */
+#define EVICT_MIN_AGE_S 5
+
+static void lru_touch(struct cached *c, const struct b3_digest *d)
+{
+	if (!c->bound)
+		return;
+	pthread_mutex_lock(&c->lru_lock);
+	/* a failed put (-ENOMEM) only makes the blob look older */
+	(void)digest_map_put(&c->used, d, (void *)(uintptr_t)++c->tick, NULL);
+	pthread_mutex_unlock(&c->lru_lock);
+}
+
+struct victim {
+	struct b3_digest d;
+	uint64_t tick; /* 0: not used by this process (older than any use) */
+};
+
+struct victims {
+	struct cached *c;
+	struct victim *v;
+	size_t n, cap;
+};
+
+static int victim_add(void *ctx, const struct b3_digest *d)
+{
+	struct victims *vs = ctx;
+
+	if (vs->n == vs->cap) {
+		size_t cap = vs->cap ? vs->cap * 2 : 256;
+		struct victim *v = realloc(vs->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		vs->v = v;
+		vs->cap = cap;
+	}
+	pthread_mutex_lock(&vs->c->lru_lock);
+	vs->v[vs->n].tick = (uintptr_t)digest_map_get(&vs->c->used, d);
+	pthread_mutex_unlock(&vs->c->lru_lock);
+	vs->v[vs->n++].d = *d;
+	return 0;
+}
+
+static int victim_cmp(const void *a, const void *b)
+{
+	const struct victim *x = a, *y = b;
+
+	return x->tick < y->tick ? -1 : x->tick > y->tick;
+}
+
+/* Deletes least recently used blobs until the cache holds 90% of the
+ * bound. A reader open on a deleted blob keeps working: a blob file
+ * stays readable through its descriptor once unlinked, and a small blob's
+ * reader holds a copy. */
+static int evict(struct cached *c, uint64_t held)
+{
+	struct victims vs = {.c = c};
+	struct timespec before;
+	uint64_t want = c->bound - c->bound / 10, freed;
+	int rc = store_blobs_each(c->cache, victim_add, &vs);
+
+	clock_gettime(CLOCK_REALTIME, &before);
+	before.tv_sec -= EVICT_MIN_AGE_S;
+	if (rc == 0)
+		qsort(vs.v, vs.n, sizeof(*vs.v), victim_cmp);
+	for (size_t i = 0; rc >= 0 && i < vs.n && held > want; i++) {
+		rc = store_blob_delete(c->cache, &vs.v[i].d, &before, &freed);
+		if (rc > 0)
+			held = held > freed ? held - freed : 0;
+	}
+	free(vs.v);
+	return rc < 0 ? rc : 0;
+}
+
+/* After a fill: if the cache's blobs exceed the bound, evicts (one
+ * thread at a time; the others go on). A failure is logged: the blob
+ * asked for was served. */
+static void cache_trim(struct cached *c)
+{
+	struct store_usage u;
+	bool mine;
+	int rc;
+
+	if (!c->bound || store_usage(c->cache, &u) < 0 || u.blob_bytes <= c->bound)
+		return;
+	pthread_mutex_lock(&c->lru_lock);
+	mine = !c->trimming;
+	c->trimming = true;
+	pthread_mutex_unlock(&c->lru_lock);
+	if (!mine)
+		return;
+	rc = evict(c, u.blob_bytes);
+	if (rc < 0)
+		log_msg(LOG_WARN, "cannot evict blobs from the cache '%s': %s",
+			c->cache->location ? c->cache->location : "?", sf_errmsg(rc));
+	pthread_mutex_lock(&c->lru_lock);
+	c->trimming = false;
+	pthread_mutex_unlock(&c->lru_lock);
+}
+
 static int blob_lookup(struct cached *c, const struct b3_digest *d, void *out)
 {
-	return blob_service_open_read(c->cache->blobs, d, out);
+	int rc = blob_service_open_read(c->cache->blobs, d, out);
+
+	if (rc == 0)
+		lru_touch(c, d);
+	return rc;
 }
 
 static struct cached *blobs_of(struct blob_service *s)
@@ -267,6 +381,10 @@ static int through_pread(struct blob_reader *r, void *buf, size_t len, uint64_t 
 	if (rc < 0 || !through_covered(t, off, *n))
 		return rc;
 	rc = blob_store(t->c, t->remote, &t->digest);
+	if (rc == 0) {
+		lru_touch(t->c, &t->digest);
+		cache_trim(t->c);
+	}
 	if (rc < 0) { /* served anyway: the remote reader verified it */
 		b3_digest_to_text(&t->digest, text);
 		log_msg(LOG_WARN, "blob '%s' is not kept in the cache: %s", text, sf_errmsg(rc));
@@ -322,6 +440,10 @@ static int blob_fill_or_through(struct cached *c, const struct b3_digest *d,
 		return through_new(c, d, r, through);
 	rc = blob_store(c, r, d);
 	blob_reader_close(r);
+	if (rc == 0) {
+		lru_touch(c, d);
+		cache_trim(c);
+	}
 	if (rc < 0 && rc != -ENOMEM) {
 		b3_digest_to_text(d, text);
 		rc = sf_err(rc, "blob '%s' from '%s' is not cached: %s", text, c->remote->location,
@@ -343,10 +465,12 @@ static int cb_open_read(struct blob_service *s, const struct b3_digest *d, struc
 			*out = NULL;
 			rc = blob_fill_or_through(c, d, out);
 			fetch_done(&c->fetching, d);
-			return rc < 0 || *out ? rc : blob_lookup(c, d, out);
-		}
-		if (rc == 0)
+			if (rc < 0 || *out)
+				return rc;
+			rc = blob_lookup(c, d, out); /* -ENOENT: evicted meanwhile, again */
+		} else if (rc == 0) {
 			rc = blob_lookup(c, d, out); /* -ENOENT: that fetch failed, try ours */
+		}
 	}
 	return rc;
 }
@@ -658,6 +782,8 @@ static void cs_close(struct store *st)
 	store_free(c->cache);
 	free(c->fetching.v);
 	pthread_mutex_destroy(&c->fetching.lock);
+	pthread_mutex_destroy(&c->lru_lock);
+	digest_map_release(&c->used);
 	pthread_cond_destroy(&c->fetching.done);
 }
 
@@ -679,6 +805,51 @@ static void cs_set_ops(struct store *st, const struct store *r)
 	st->usage = r->usage ? cs_usage : NULL;
 }
 
+/* "N", "NK", "NM", "NG", "NT" (powers of 1024), N > 0. */
+static int size_parse(const char *v, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	char *end;
+	unsigned long long n;
+	const char *u;
+
+	errno = 0;
+	n = (v[0] >= '0' && v[0] <= '9') ? strtoull(v, &end, 10) : 0;
+	if (!n || errno)
+		return -EINVAL;
+	u = *end ? strchr(units, *end) : NULL;
+	if (*end && (!u || end[1]))
+		return -EINVAL;
+	for (int shift = u ? (int)(u - units + 1) * 10 : 0; shift; shift -= 10) {
+		if (n > UINT64_MAX >> 10)
+			return -EINVAL;
+		n <<= 10;
+	}
+	*out = n;
+	return 0;
+}
+
+int store_cache_arg_parse(const char *arg, char **dir, uint64_t *bound)
+{
+	const char *q = strrchr(arg, '?');
+
+	*bound = 0;
+	if (q && strncmp(q + 1, "cache-size=", 11))
+		return sf_err(-EINVAL, "--cache '%s': unknown parameter '%s' (only cache-size=)",
+			      arg, q + 1);
+	if (q && size_parse(q + 12, bound) < 0)
+		return sf_err(-EINVAL,
+			      "--cache '%s': cache-size= wants a size above 0 such as 512M or 10G",
+			      arg);
+	*dir = q ? strndup(arg, (size_t)(q - arg)) : strdup(arg);
+	return *dir ? 0 : -ENOMEM;
+}
+
+void store_cached_set_bound(struct store *st, uint64_t bytes)
+{
+	((struct cached *)st)->bound = bytes;
+}
+
 int store_cached_new(struct store *remote, struct store *cache, struct store **out)
 {
 	struct cached *c = calloc(1, sizeof(*c));
@@ -698,6 +869,8 @@ int store_cached_new(struct store *remote, struct store *cache, struct store **o
 	c->paths = (struct cache_paths){{&cache_path_ops}, c};
 	pthread_mutex_init(&c->fetching.lock, NULL);
 	pthread_cond_init(&c->fetching.done, NULL);
+	pthread_mutex_init(&c->lru_lock, NULL);
+	digest_map_init(&c->used);
 	c->base.blobs = &c->blobs.base;
 	c->base.dirs = &c->dirs.base;
 	c->base.paths = &c->paths.base;

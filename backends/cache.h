@@ -7,6 +7,8 @@
 
 #include "store/store.h"
 
+#include <stdint.h>
+
 /* Builds a store whose reads of blobs, Directories and PathInfos go to
  * `cache` first; a miss is fetched from `remote`, verified (a blob by its
  * BLAKE3, a Directory closure by digests and sizes), stored in `cache`
@@ -14,5 +16,14 @@
  * misses of one blob or Directory make one fetch. On success *out owns
  * both stores; on failure the caller still does. -ENOMEM. */
 int store_cached_new(struct store *remote, struct store *cache, struct store **out);
+
+/* Bounds the blob bytes the cache of `st` (from store_cached_new) keeps:
+ * past `bytes`, least recently used blobs are evicted (0: no bound). */
+void store_cached_set_bound(struct store *st, uint64_t bytes);
+
+/* Splits `--cache DIR[?cache-size=SIZE]` (SIZE: N, NK, NM, NG or NT, in
+ * powers of 1024) into a malloc'd DIR and the bound (0 without one).
+ * -EINVAL with a message for another parameter or a bad size. */
+int store_cache_arg_parse(const char *arg, char **dir, uint64_t *bound);
 
 #endif

@@ -182,19 +182,28 @@ static int open_subs(const char *const addr[STORE_ROLES], unsigned flags,
 	return rc;
 }
 
-/* The store at `dir`, put in front of `remote` (which it then owns). */
-static int open_cached(const char *dir, unsigned flags, struct store *remote, struct store **out)
+/* The store at `arg` (DIR[?cache-size=SIZE]), put in front of `remote`
+ * (which it then owns). */
+static int open_cached(const char *arg, unsigned flags, struct store *remote, struct store **out)
 {
-	struct store *cache;
-	int rc = store_open(dir, STORE_OPEN_CREATE | (flags & STORE_OPEN_NATIVE_SIZE), &cache);
+	struct store *cache = NULL;
+	uint64_t bound;
+	char *dir;
+	int rc = store_cache_arg_parse(arg, &dir, &bound);
 
+	if (rc < 0)
+		return rc;
+	rc = store_open(dir, STORE_OPEN_CREATE | (flags & STORE_OPEN_NATIVE_SIZE), &cache);
 	for (int r = 0; rc == 0 && r < STORE_ROLES; r++)
 		if (!store_has(cache, (enum store_role)r))
 			rc = sf_err(-EINVAL, "store '%s' (--cache) has no %s", dir, role_name[r]);
 	if (rc == 0)
 		rc = store_cached_new(remote, cache, out);
+	if (rc == 0)
+		store_cached_set_bound(*out, bound);
 	if (rc < 0)
 		store_free(cache);
+	free(dir);
 	return rc;
 }
 

@@ -33,7 +33,8 @@ static const struct cli_opt opt_cache =
     CLI_STRING(0, "cache", struct cli_ctx, cache, "DIR",
 	       "keep the blobs, Directories and PathInfos read from the store in the local store "
 	       "at DIR (created if missing): read there first, a miss fetched, verified and kept, "
-	       "so a later run reads them without the store (docs/services.md)");
+	       "so a later run reads them without the store; DIR?cache-size=10G keeps at most "
+	       "that many blob bytes, least recently used evicted (docs/services.md)");
 static const struct cli_opt opt_wait =
     CLI_BOOL(0, "wait", struct cli_ctx, wait,
 	     "if another import holds the store's lock, wait for it instead of failing");

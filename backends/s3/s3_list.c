@@ -76,8 +76,11 @@ static int xml_next(const char **pos, const char *tag, char *out, size_t len)
 	if (!s || !e)
 		return -ENOENT;
 	for (s += strlen(open); s < e && o + 1 < len; s++) {
-		static const char *const ent[][2] = {
-		    {"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}};
+		static const char *const ent[][2] = {{"&amp;", "&"},
+						     {"&lt;", "<"},
+						     {"&gt;", ">"},
+						     {"&quot;", "\""},
+						     {"&apos;", "'"}};
 		size_t k = 0;
 
 		while (k < 5 && strncmp(s, ent[k][0], strlen(ent[k][0])))
@@ -113,8 +116,7 @@ static int page_keys(const char *page, const char *prefix, store_digest_fn cb, v
 }
 
 /* One ListObjectsV2 page into m, after `token` ("" for the first). */
-static int list_page(struct s3_client *c, const char *prefix, const char *token,
-		     struct membuf *m)
+static int list_page(struct s3_client *c, const char *prefix, const char *token, struct membuf *m)
 {
 	struct s3_sink sink = {mem_write, mem_reset, m};
 	char query[2048], ep[512], et[1024];
@@ -142,8 +144,7 @@ int s3_blobs_list(struct s3_client *c, store_digest_fn cb, void *ctx)
 	char prefix[512], token[1024] = "", truncated[8];
 	int rc;
 
-	snprintf(prefix, sizeof(prefix), "%s%sblobs/b3/", c->url.prefix,
-		 *c->url.prefix ? "/" : "");
+	snprintf(prefix, sizeof(prefix), "%s%sblobs/b3/", c->url.prefix, *c->url.prefix ? "/" : "");
 	do {
 		const char *pos;
 
@@ -156,8 +157,9 @@ int s3_blobs_list(struct s3_client *c, store_digest_fn cb, void *ctx)
 		    !strcmp(truncated, "true")) {
 			pos = m.p;
 			if (xml_next(&pos, "NextContinuationToken", token, sizeof(token)) < 0)
-				rc = sf_err(-EIO, "S3 listing of bucket '%s' is truncated without a "
-						  "continuation token",
+				rc = sf_err(-EIO,
+					    "S3 listing of bucket '%s' is truncated without a "
+					    "continuation token",
 					    c->url.bucket);
 		} else
 			token[0] = '\0';

@@ -240,6 +240,42 @@ test_verify() {
 	assert_eq "$(sf info --store "$cache" | awk '$1 == "blobs:" { print $2 }')" 0 "blobs in the cache"
 }
 
+# --cache DIR?cache-size=: past the bound the least recently used blobs
+# are evicted (blobs filled in the last 5 s are kept), and a blob evicted
+# while a reader has it open keeps reading right.
+test_cache_bound() {
+	local t=$TMP/bnd m=$TMP/bmnt meta=$TMP/bmeta cache=$TMP/bcache p i
+	local svc=(--blob-service-addr "s3://bbkt?endpoint=$S3_ENDPOINT&region=us-east-1"
+		--directory-service-addr "$meta" --path-info-service-addr "$meta")
+	s3curl -f -X PUT "$S3_ENDPOINT/bbkt" >/dev/null
+	mkdir -p "$t"
+	for i in 1 2 3; do seeded_bytes "2$i" 900000 >"$t/f$i"; done
+	p=$(sf import "${svc[@]}" "$t")
+	expect_status 1 sf ls --cache "$cache?cache-size=0" "${svc[@]}" "$p"
+	grep -q "cache-size= wants a size" "$TMP/err" || fail "a bad size not named"
+	expect_status 1 sf ls --cache "$cache?size=1G" "${svc[@]}" "$p"
+	grep -q "unknown parameter 'size=1G'" "$TMP/err" || fail "an unknown parameter not named"
+	start_mount "$meta" "$m" "${svc[@]}" --cache "$cache?cache-size=2M"
+	cat "$m/$(base "$p")/f1" "$m/$(base "$p")/f2" >/dev/null
+	stop_mount "$m"
+	sleep 6
+	start_mount "$meta" "$m" "${svc[@]}" --cache "$cache?cache-size=2M"
+	python3 - "$m/$(base "$p")" "$t" <<'PY'
+import os, sys
+m, t = sys.argv[1], sys.argv[2]
+f2 = os.open(m + "/f2", os.O_RDONLY)
+assert os.pread(f2, 4096, 0) == open(t + "/f2", "rb").read(4096)
+assert open(m + "/f1", "rb").read() == open(t + "/f1", "rb").read()
+# f3 fills the cache past 2 MiB: f2, used least recently, is evicted
+assert open(m + "/f3", "rb").read() == open(t + "/f3", "rb").read()
+assert os.pread(f2, 900000, 0) == open(t + "/f2", "rb").read(), "f2 read after eviction"
+PY
+	stop_mount "$m"
+	bt "$cache" stat "$(b3hex "$t/f1")" >/dev/null || fail "f1 (used recently) was evicted"
+	bt "$cache" stat "$(b3hex "$t/f3")" >/dev/null || fail "f3 (just filled) was evicted"
+	expect_status 1 bt "$cache" stat "$(b3hex "$t/f2")"
+}
+
 # issue 16: a file, then the same file with 1 MiB changed in the middle:
 # the second upload sends at most 2 MiB of new chunks (bytes counted by the
 # proxy). The issue's file is 256 MiB; STOREFS_T17_MB sets the size
@@ -328,4 +364,5 @@ exec 3> >(sed 's/^/# /')
 check "1 MiB changed in the middle of a large file uploads <= 2 MiB of new chunks" test_chunk_change
 check "a 4 KiB pread through a mount with an empty cache fetches <= 2 chunks; read whole, it is cached" test_lazy_read
 check "a flipped chunk read through a mount is EIO and not cached" test_lazy_flipped_chunk
+check "--cache DIR?cache-size= evicts the least recently used blobs; an open reader survives" test_cache_bound
 check "verify lists the bucket and names a replaced object and a replaced chunk; the mount says EIO and caches nothing" test_verify

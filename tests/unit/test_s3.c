@@ -252,3 +252,44 @@ TEST(s3_cdc_content_defined)
 	CHECK_MSG(same + 2 >= na, "%zu of %zu cut points kept", same, na);
 	free(buf);
 }
+
+/* A chunk list is parsed strictly: anything but lines "<64 hex> <len>"
+ * whose lengths add up to the blob's size is EIO (docs/s3.md "Reads"). */
+static int parse(const char *rec, uint64_t size, size_t *n)
+{
+	struct s3_client c = {.url = {.bucket = "b", .endpoint = "http://e"}};
+	struct s3_chunk *v = NULL;
+	int rc = s3_chunk_list_parse(&c, "k", rec, strlen(rec), size, &v, n);
+
+	if (rc == 0 && *n == 2)
+		rc = v[0].off == 0 && v[0].len == 5 && v[1].off == 5 && v[1].len == 7 ? 0 : -EDOM;
+	free(v);
+	return rc;
+}
+
+TEST(s3_chunk_list_strict)
+{
+	const char *h1 = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
+	const char *h2 = "0000000000000000000000000000000000000000000000000000000000000000";
+	char rec[512];
+	size_t n = 0;
+
+	snprintf(rec, sizeof(rec), "storefs-chunks 1\n%s 5\n%s 7\n", h1, h2);
+	CHECK(parse(rec, 12, &n) == 0 && n == 2);
+	CHECK(parse(rec, 13, &n) == -EIO); /* shorter than the blob */
+	CHECK(parse(rec, 11, &n) == -EIO); /* longer */
+	snprintf(rec, sizeof(rec), "storefs-chunks 2\n%s 5\n", h1);
+	CHECK(parse(rec, 5, &n) == -EIO); /* another version */
+	snprintf(rec, sizeof(rec), "storefs-chunks 1\n%s 5", h1);
+	CHECK(parse(rec, 5, &n) == -EIO); /* no final newline */
+	snprintf(rec, sizeof(rec), "storefs-chunks 1\n%s 0\n", h1);
+	CHECK(parse(rec, 0, &n) == -EIO); /* an empty chunk */
+	snprintf(rec, sizeof(rec), "storefs-chunks 1\n%s  5\n", h1);
+	CHECK(parse(rec, 5, &n) == -EIO); /* two spaces */
+	snprintf(rec, sizeof(rec), "storefs-chunks 1\n%s +5\n", h1);
+	CHECK(parse(rec, 5, &n) == -EIO); /* a sign */
+	snprintf(rec, sizeof(rec), "storefs-chunks 1\n%.63s 5\n", h1);
+	CHECK(parse(rec, 5, &n) == -EIO); /* a short digest */
+	snprintf(rec, sizeof(rec), "storefs-chunks 1\n%s %u\n", h1, S3_CDC_MAX + 1);
+	CHECK(parse(rec, S3_CDC_MAX + 1, &n) == -EIO); /* a chunk too long */
+}

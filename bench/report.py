@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import sys
 
+import grpc_report  # bench/grpc's section, beside this file
+
 TESTS = ["find", "du", "tar", "dd"]
 MODES = ["cold", "warm"]
 PEER = "sqfuse_ll"
@@ -352,6 +354,7 @@ def main():
         md += [""] + irows
     lk = lookups(jdir)
     md += lookup_lines(lk)
+    md += grpc_report.grpc_lines(jdir, med, variants, meta)
     if png:
         md += ["", f"![ratios to native]({os.path.basename(png)})"]
     with open(out_prefix + ".md", "w") as f:

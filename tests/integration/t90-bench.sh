@@ -127,6 +127,37 @@ report_tables() {
 assert d["medians_s"]["find-warm-storefs"] == 0.2' "$TMP/r.json"
 }
 
+# bench/grpc_report.py: ratios to the local mount, issue 15's goals, the extra lines.
+report_grpc() {
+	local j=$TMP/json
+	report_inputs "$j"
+	python3 - "$j/meta.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["variants"] = ["native", "storefs_kopen", "grpc_unix", "grpc_tcp_cache"]
+m["big_mib"] = 64
+json.dump(m, open(sys.argv[1], "w"))
+PY
+	hf_json storefs_kopen 1.000 >"$j/t-tar-cold-storefs_kopen.json"
+	hf_json grpc_unix 2.500 >"$j/t-tar-cold-grpc_unix.json"
+	hf_json grpc_tcp_cache 1.500 >"$j/t-tar-cold-grpc_tcp_cache.json"
+	hf_json storefs_kopen 0.100 >"$j/t-tar-warm-storefs_kopen.json"
+	hf_json grpc_unix 0.100 >"$j/t-tar-warm-grpc_unix.json"
+	echo '{"results": [{"command": "local", "median": 0.1}, {"command": "grpc_unix",
+	  "median": 0.5}]}' >"$j/grpc-blob.json"
+	printf 'statlat cold count=1 median_ns=%s mean_ns=1 p90_ns=1\n' 300000 100000 200000 \
+		>"$j/grpc-lookup-grpc_unix.txt"
+	echo '{"mounts": 16, "errors": 2, "wall_s": 10.0, "bytes_each": 1048576,
+	  "big_bytes": 0, "stderr_lines": 3}' >"$j/grpc-many.json"
+	python3 "$ROOT/bench/report.py" "$j" "$TMP/g"
+	grep -F '| tar cold | 1000 ms | 2500 ms (2.50x) | 1500 ms (1.50x) |' "$TMP/g.md"
+	grep -F '| tar cold | ≤ 2.0x | 2.50x **not met** | 1.50x met |' "$TMP/g.md"
+	grep -F '| tar warm | ≤ 1.05x | 1.00x met | – |' "$TMP/g.md"
+	grep -F '(grpc_unix): median 200 µs over 3 mounts' "$TMP/g.md"
+	grep -F 'local 640 MiB/s (0.10 s), grpc_unix 128 MiB/s (0.50 s)' "$TMP/g.md"
+	grep -F ': 2 errors (**not met**), 3 lines on stderr, 10.0 s for 16 MiB' "$TMP/g.md"
+}
+
 # bench/lookup-par looks every name up once and counts what is missing.
 lookup_par_counts() {
 	mkdir -p "$TMP/lp"
@@ -160,3 +191,4 @@ check "statlat rejects bad arguments and missing paths" statlat_rejects
 check "report.py builds the ratio and goal tables" report_tables
 check "report.py without gnuplot: tables, no plot, exit 0" report_without_gnuplot
 check "lookup-par looks every name up once and counts failures" lookup_par_counts
+check "report.py's gRPC section: ratios to the local mount, goals, extra lines" report_grpc

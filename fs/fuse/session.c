@@ -7,6 +7,7 @@
 
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +130,64 @@ static int session_create(struct fusedev *dev, struct fuse_session **out)
 	return 0;
 }
 
+/* The session a stop signal ends, and the thread that waits in
+ * fuse_session_loop_mt(). One session per process. */
+static struct fuse_session *stop_se;
+static pthread_t stop_waiter;
+
+/* libfuse's handler only marks the session exited; the loop notices when
+ * its waiting thread's sem_wait() is interrupted. libfuse's workers block
+ * the stop signals (HUP, INT, QUIT, TERM), and the waiting thread blocks
+ * them while it starts workers: a stop signal then goes to any other
+ * thread that takes it, and a backend's own threads (gRPC's executors and
+ * timers) do. Marked but never woken,
+ * the mount stayed up (t63's SIGTERM right after a grpc+http:// mount hung
+ * once in two runs). So the signal is passed on to the waiting thread, to
+ * be taken when it unblocks. pthread_kill() and pthread_self() are
+ * async-signal-safe. */
+static void on_stop_signal(int sig)
+{
+	fuse_session_exit(stop_se);
+	if (!pthread_equal(pthread_self(), stop_waiter))
+		pthread_kill(stop_waiter, sig);
+}
+
+static void stop_signals_remove(struct fuse_session *se)
+{
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	fuse_remove_signal_handlers(se);
+}
+
+static int stop_signals_set(struct fuse_session *se)
+{
+	static const int sigs[] = {SIGHUP, SIGINT, SIGTERM};
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+
+	/* libfuse's for SIGPIPE (ignored); ours for the stop signals. */
+	if (fuse_set_signal_handlers(se))
+		return -EIO;
+	stop_se = se;
+	stop_waiter = pthread_self();
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct sigaction old;
+
+		/* An ignored SIGHUP (nohup) stays ignored, as libfuse leaves it. */
+		if (sigs[i] == SIGHUP && sigaction(SIGHUP, NULL, &old) == 0 &&
+		    old.sa_handler == SIG_IGN)
+			continue;
+		if (sigaction(sigs[i], &sa, NULL) < 0) {
+			int rc = -errno;
+
+			stop_signals_remove(se);
+			return rc;
+		}
+	}
+	return 0;
+}
+
 static int session_loop(struct fusedev *dev)
 {
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
@@ -201,11 +260,9 @@ int fusedev_serve(struct fs *fs, const struct fusedev_config *cfg)
 	rc = session_create(&dev, &dev.se);
 	if (rc)
 		goto out_free;
-	/* A shell starts background jobs with SIGINT ignored, and libfuse
-	 * leaves ignored signals alone; stopping on SIGINT is promised. */
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	if (fuse_set_signal_handlers(dev.se)) {
+	/* Stopping on SIGINT is promised, also where a shell started us as a
+	 * background job with SIGINT ignored: our handlers replace that. */
+	if (stop_signals_set(dev.se)) {
 		rc = sf_err(-EIO, "cannot install signal handlers");
 		goto out_destroy;
 	}
@@ -226,7 +283,7 @@ int fusedev_serve(struct fs *fs, const struct fusedev_config *cfg)
 	session_unmount(&dev);
 	fusedev_push_join(&dev);
 out_signals:
-	fuse_remove_signal_handlers(dev.se);
+	stop_signals_remove(dev.se);
 out_destroy:
 	fuse_session_destroy(dev.se);
 out_free:

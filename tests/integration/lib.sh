@@ -31,6 +31,8 @@ cleanup() {
 	for m in $(awk -v t="$TMP" 'index($2, t) == 1 { print $2 }' /proc/mounts | sort -r); do
 		fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 	done
+	# The daemons start_mount started for STOREFS_TEST_VIA, in check subshells too.
+	[ ! -f "$TMP/via.pids" ] || mapfile -t -O "${#DAEMON_PIDS[@]}" DAEMON_PIDS <"$TMP/via.pids"
 	for pid in "${DAEMON_PIDS[@]}"; do
 		kill "$pid" 2>/dev/null
 	done
@@ -111,9 +113,38 @@ hashpart() { basename "$1" | cut -c1-32; } # the 32-character hash of a store pa
 
 # start_mount STORE MOUNTPOINT [storefs mount options...]
 # Mounts in the background and waits until the mount is live.
+# STOREFS_TEST_VIA=grpc+unix or grpc+http (t63 sets it): start_mount of a
+# store directory mounts it through a `storefs daemon` serving that directory
+# (one per store, started at its first mount, stopped by cleanup), so a mount
+# suite runs unchanged over gRPC.
+via_daemon_url() { # STORE
+	local key out pid
+	key=$(printf '%s' "$1" | sha256sum | head -c 12)
+	out=$TMP/via-$key.urls
+	if [ ! -e "$out.ok" ]; then
+		: >"$out"
+		"$STOREFS" daemon --store "$1" --listen "unix:$TMP/via-$key.sock" --listen 127.0.0.1:0 \
+			>"$out" 2>"$TMP/via-$key.log" &
+		pid=$!
+		echo "$pid" >>"$TMP/via.pids"
+		for _ in $(seq 200); do
+			[ "$(wc -l <"$out")" = 2 ] && break
+			kill -0 "$pid" 2>/dev/null || { cat "$TMP/via-$key.log" >&2; break; }
+			sleep 0.05
+		done
+		[ "$(wc -l <"$out")" = 2 ] || { fail "no daemon for $1" || return 1; }
+		touch "$out.ok"
+	fi
+	grep "^$STOREFS_TEST_VIA://" "$out" ||
+		{ fail "STOREFS_TEST_VIA=$STOREFS_TEST_VIA: not grpc+unix or grpc+http" || return 1; }
+}
+
 start_mount() {
 	local store=$1 mnt=$2
 	shift 2
+	if [ -n "${STOREFS_TEST_VIA:-}" ] && [ -d "$store" ]; then
+		store=$(via_daemon_url "$store") || return 1
+	fi
 	mkdir -p "$mnt"
 	"$STOREFS" mount --store "$store" "$@" "$mnt" >"$TMP/mount.log" 2>&1 &
 	local pid=$!
@@ -169,18 +200,37 @@ grpc_py_gen() {
 }
 
 # grpc_node_setup: installs the Node peers once; NODE_PATH then finds them.
+# A failed install says which npm error it was (its "code" line), with a hint
+# for the TLS ones: a root whose npm lacks the workplace's CA bundle fails
+# with SELF_SIGNED_CERT_IN_CHAIN.
 grpc_node_setup() {
-	local stamp=$GRPC_NODE_DIR/installed
+	local stamp=$GRPC_NODE_DIR/installed log code
+	command -v npm >/dev/null ||
+		{ fail "npm is missing (scripts/install-deps installs nodejs and npm)" || return 1; }
 	mkdir -p "$GRPC_NODE_DIR"
+	log=$GRPC_NODE_DIR/npm-install.log
 	if [ "$(cat "$stamp" 2>/dev/null)" != "$GRPC_NODE_PKGS" ]; then
-		(
+		if ! (
 			flock 9
 			[ "$(cat "$stamp" 2>/dev/null)" = "$GRPC_NODE_PKGS" ] && exit 0
 			# shellcheck disable=SC2086
 			npm install --prefix "$GRPC_NODE_DIR" --no-save --no-audit --no-fund \
-				--loglevel=error $GRPC_NODE_PKGS >&2 &&
+				--loglevel=error $GRPC_NODE_PKGS >"$log" 2>&1 &&
 				echo "$GRPC_NODE_PKGS" >"$stamp"
-		) 9>"$GRPC_NODE_DIR/.lock" || return 1
+		) 9>"$GRPC_NODE_DIR/.lock"; then
+			tail -n 20 "$log" >&2
+			code=$(sed -n 's/^npm \(ERR!\|error\) code //p' "$log" | head -n 1)
+			case $code in
+			*CERT* | *SELF_SIGNED* | UNABLE_TO_*)
+				echo "hint: npm does not trust the registry's TLS certificate chain (a proxy's" \
+					"CA?): give npm the system's CA bundle, e.g. npm config set cafile" \
+					"/etc/ssl/certs/ca-certificates.crt" >&2
+				;;
+			esac
+			fail "the Node peer's setup: npm install $GRPC_NODE_PKGS failed with npm error" \
+				"${code:-(no code line; see the output above)}"
+			return 1
+		fi
 	fi
 	export NODE_PATH=$GRPC_NODE_DIR/node_modules
 }

@@ -48,11 +48,76 @@ pyp() { "$GRPC_PY" "$PEER_PY" "$@"; }
 jsp() { node "$PEER_JS" "$@"; }
 
 setup() {
-	grpc_py_gen "$GRPC_PY_GEN" || return 1
-	grpc_node_setup || return 1
 	# A GC root: t_stalled_put collects.
 	sf import --store "$TMP/store" --add-root docs "$SRC" >"$TMP/imported" || return 1
 	start_daemon "$TMP/store" "$TMP/d.sock" --allow-writes
+}
+
+# Each peer is set up in a check of its own, so that one peer's failed setup
+# (npm cannot reach or trust its registry, grpc_tools missing) is reported by
+# name and does not hide the other peer's checks. A check of a peer whose
+# setup failed is "not ok" too, never skipped.
+PEER_OK=()
+peer_setup() { # NAME KEY FUNCTION...
+	local name=$1 key=$2
+	shift 2
+	# In this shell, not a subshell: grpc_node_setup exports NODE_PATH.
+	if "$@" >"$TMP/setup-$key.log" 2>&1; then
+		PEER_OK+=("$key")
+		[[ $name != *"${STOREFS_CHECK:-}"* ]] || echo "ok - $name"
+	elif [[ $name == *"${STOREFS_CHECK:-}"* ]]; then
+		echo "not ok - $name"
+		tail -n 30 "$TMP/setup-$key.log" | sed 's/^/#   /'
+	fi
+}
+
+peer_check() { # KEY NAME FUNCTION...
+	local key=$1 name=$2
+	shift 2
+	if [[ " ${PEER_OK[*]} " == *" $key "* ]]; then
+		check "$name" "$@"
+	elif [[ $name == *"${STOREFS_CHECK:-}"* ]]; then
+		echo "not ok - $name"
+		echo "#   the $key peer's setup failed (its check above says why)"
+	fi
+}
+pcheck() { peer_check python "$@"; }
+ncheck() { peer_check node "$@"; }
+
+# A registry whose certificate chain ends in a CA npm does not know (what a
+# root without the workplace's CA bundle sees): the setup must fail naming
+# npm's error, SELF_SIGNED_CERT_IN_CHAIN, and how to fix it.
+t_npm_error_named() {
+	local d=$TMP/tls port
+	mkdir -p "$d"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout "$d/ca.key" \
+		-out "$d/ca.pem" 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$d/leaf.key" \
+		-out "$d/leaf.csr" 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1\n' >"$d/ext"
+	openssl x509 -req -in "$d/leaf.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+		-days 1 -extfile "$d/ext" -out "$d/leaf.pem" 2>/dev/null
+	cat "$d/leaf.pem" "$d/ca.pem" >"$d/chain.pem"
+	python3 -c '
+import http.server, ssl, sys
+srv = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+open(sys.argv[3], "w").write(str(srv.server_address[1]))
+srv.timeout = 30
+srv.handle_request()' "$d/chain.pem" "$d/leaf.key" "$d/port" &
+	DAEMON_PIDS+=($!)
+	for _ in $(seq 100); do [ -s "$d/port" ] && break; sleep 0.05; done
+	port=$(cat "$d/port")
+	if GRPC_NODE_DIR=$TMP/npm-bad npm_config_registry=https://127.0.0.1:$port/ \
+		npm_config_cafile= npm_config_fetch_retries=0 grpc_node_setup 2>"$TMP/err"; then
+		fail "npm installed from an untrusted registry"
+	fi
+	cat "$TMP/err"
+	grep -q "the Node peer's setup: npm install .* failed with npm error SELF_SIGNED_CERT_IN_CHAIN" \
+		"$TMP/err"
+	grep -q "hint: .*npm config set cafile" "$TMP/err"
 }
 
 t_listeners() {
@@ -60,6 +125,9 @@ t_listeners() {
 	grep -qx "grpc+unix://$TMP/d.sock" "$TMP/daemon.out"
 	pyp "$TCP_T" health
 	pyp "$UNIX_T" health
+}
+
+t_node_health() {
 	jsp "$TCP_T" health
 	jsp "$UNIX_T" health
 }
@@ -179,42 +247,48 @@ t_graceful_stop() {
 
 if ! setup >"$TMP/setup.log" 2>&1; then
 	cat "$TMP/setup.log" >&2
-	echo "not ok - gRPC peers and the daemon start"
+	echo "not ok - the daemon starts on a store"
 	exit 0
 fi
-check "daemon prints a URL per listener; Health over TCP and unix (Python, Node)" t_listeners
+peer_setup "Python peer: grpcio stubs generated from proto/ (grpc_tools)" python \
+	grpc_py_gen "$GRPC_PY_GEN"
+peer_setup "Node peer: @grpc/grpc-js installed with npm" node grpc_node_setup
+check "Node peer setup: a failed npm install names npm's error (SELF_SIGNED_CERT_IN_CHAIN)" \
+	t_npm_error_named
+pcheck "daemon prints a URL per listener; Health over TCP and unix (Python)" t_listeners
 check "--listen: the help's default, a taken port and nonsense refused" t_defaults
-check "Python: blob vectors: Put gives the BLAKE3, Read the bytes, Stat" pyp "$TCP_T" blobs
-check "Python: blob errors: bad digest lengths INVALID_ARGUMENT, unknown NOT_FOUND" \
+pcheck "Python: blob vectors: Put gives the BLAKE3, Read the bytes, Stat" pyp "$TCP_T" blobs
+pcheck "Python: blob errors: bad digest lengths INVALID_ARGUMENT, unknown NOT_FOUND" \
 	pyp "$UNIX_T" blob-errors
-check "Python: the empty blob (no message and one empty message)" pyp "$TCP_T" empty-blob
-check "Python: a ${LARGE_MIB} MiB blob streams both ways in chunks" pyp "$UNIX_T" large-blob "$LARGE_MIB"
-check "Python: deadlines exceeded on Read and Put; the late Put stores nothing" pyp "$TCP_T" deadline
-check "Python: cancelled Read and Put streams; the cancelled Put stores nothing" pyp "$TCP_T" cancel
-check "Python: Directory vectors (set S) byte-exact, closures root first" pyp "$TCP_T" directories spec
-check "Python: bad Directories ('/' in a name, order, dangling, malformed) INVALID_ARGUMENT" \
+pcheck "Python: the empty blob (no message and one empty message)" pyp "$TCP_T" empty-blob
+pcheck "Python: a ${LARGE_MIB} MiB blob streams both ways in chunks" pyp "$UNIX_T" large-blob "$LARGE_MIB"
+pcheck "Python: deadlines exceeded on Read and Put; the late Put stores nothing" pyp "$TCP_T" deadline
+pcheck "Python: cancelled Read and Put streams; the cancelled Put stores nothing" pyp "$TCP_T" cancel
+pcheck "Python: Directory vectors (set S) byte-exact, closures root first" pyp "$TCP_T" directories spec
+pcheck "Python: bad Directories ('/' in a name, order, dangling, malformed) INVALID_ARGUMENT" \
 	pyp "$UNIX_T" dir-errors spec
-check "Python: PathInfo vector byte-exact, List, CalculateNAR of the entry vectors" \
+pcheck "Python: PathInfo vector byte-exact, List, CalculateNAR of the entry vectors" \
 	pyp "$TCP_T" path-info spec
-check "Python: PathInfo Put refuses a 19-byte reference, wrong NAR, missing root, other content" \
+pcheck "Python: PathInfo Put refuses a 19-byte reference, wrong NAR, missing root, other content" \
 	pyp "$TCP_T" path-info-errors
-check "Python: server reflection v1 and v1alpha: services listed, descriptors usable" \
+pcheck "Python: server reflection v1 and v1alpha: services listed, descriptors usable" \
 	pyp "$UNIX_T" reflection snix
-check "Python: an imported tree through List, Get, CalculateNAR, recursive Get, Read" t_imported
-check "Node: Health, Check and unknown services" jsp "$UNIX_T" health
-check "Node: blob vectors" jsp "$TCP_T" blobs
-check "Node: error statuses ('/' in a name, 19-byte digest, unknown objects)" jsp "$TCP_T" errors
-check "Node: the empty blob" jsp "$UNIX_T" empty-blob
-check "Node: a ${LARGE_MIB} MiB blob" jsp "$TCP_T" large-blob "$LARGE_MIB"
-check "Node: deadlines exceeded on Read and Put" jsp "$TCP_T" deadline
-check "Node: cancelled Read and Put streams" jsp "$UNIX_T" cancel
-check "Node: Directory and PathInfo vectors byte-exact, CalculateNAR" jsp "$TCP_T" vectors spec
-check "Node raw HTTP/2: 4 GiB length prefix, truncated frame, malformed messages" jsp "$TCP_T" raw
-check "Node raw HTTP/2: a 4 GiB message is cut off at the memory quota" jsp "$UNIX_T" flood 400
+pcheck "Python: an imported tree through List, Get, CalculateNAR, recursive Get, Read" t_imported
+ncheck "Node: Health over TCP and unix" t_node_health
+ncheck "Node: Health, Check and unknown services" jsp "$UNIX_T" health
+ncheck "Node: blob vectors" jsp "$TCP_T" blobs
+ncheck "Node: error statuses ('/' in a name, 19-byte digest, unknown objects)" jsp "$TCP_T" errors
+ncheck "Node: the empty blob" jsp "$UNIX_T" empty-blob
+ncheck "Node: a ${LARGE_MIB} MiB blob" jsp "$TCP_T" large-blob "$LARGE_MIB"
+ncheck "Node: deadlines exceeded on Read and Put" jsp "$TCP_T" deadline
+ncheck "Node: cancelled Read and Put streams" jsp "$UNIX_T" cancel
+ncheck "Node: Directory and PathInfo vectors byte-exact, CalculateNAR" jsp "$TCP_T" vectors spec
+ncheck "Node raw HTTP/2: 4 GiB length prefix, truncated frame, malformed messages" jsp "$TCP_T" raw
+ncheck "Node raw HTTP/2: a 4 GiB message is cut off at the memory quota" jsp "$UNIX_T" flood 400
 check "storefs's grpc+unix:// and grpc+http:// stores on the daemon: read, copy, import, mount" \
 	t_storefs_client
-check "Python: 16 clients read a blob at once, every byte right" pyp "$TCP_T" parallel 16 4
-check "a Put stalled half way does not hold up storefs gc" t_stalled_put
-check "a native-size store: Directory vectors set N through the daemon" t_native
-check "a read-only daemon refuses every Put (PERMISSION_DENIED) and serves reads" t_read_only
-check "SIGTERM: the call in flight completes, new calls are refused, exit 0" t_graceful_stop
+pcheck "Python: 16 clients read a blob at once, every byte right" pyp "$TCP_T" parallel 16 4
+pcheck "a Put stalled half way does not hold up storefs gc" t_stalled_put
+pcheck "a native-size store: Directory vectors set N through the daemon" t_native
+pcheck "a read-only daemon refuses every Put (PERMISSION_DENIED) and serves reads" t_read_only
+pcheck "SIGTERM: the call in flight completes, new calls are refused, exit 0" t_graceful_stop

@@ -282,6 +282,22 @@ t_flipped_byte() {
 	stop_peer
 }
 
+# The same lie to a mount with --cache: EIO, and the cache holds no blob
+# (its Directories and the PathInfo were true, so they may stay).
+t_flipped_byte_cache() {
+	trap_check
+	start_peer 127.0.0.1:0 --mode flip
+	start_mount "grpc+http://127.0.0.1:$PEER_PORT" "$M" --cache "$TMP/fcache"
+	expect_fail cat "$M/$B/sub/small"
+	grep -q "Input/output error" "$TMP/err"
+	expect_fail cat "$M/$B/sub/big"
+	stop_mount "$M"
+	sf info --store "$TMP/fcache" --json >"$TMP/info.json"
+	python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
+assert d["blobs"] == 0 and d["blobBytes"] == 0, d' "$TMP/info.json"
+	stop_peer
+}
+
 # A server that accepts calls and never answers: EIO once ?timeout= has
 # passed, not a hang.
 t_never_answers() {
@@ -327,6 +343,31 @@ t_restart() {
 	stop_peer
 }
 
+# storefs daemon killed (SIGKILL: its unix socket file stays behind) while
+# a mount reads from it: reads fail at once during the outage, and once a
+# new daemon serves the same socket path the same mount reads everything.
+t_daemon_killed() {
+	trap_check
+	start_daemon "$S"
+	start_mount "$DAEMON_UNIX?timeout=10" "$M"
+	cat "$M/$B/sub/small" >/dev/null
+	cat "$M/$B/sub/big" >/dev/null 2>&1 &
+	local reader=$!
+	kill -9 "$PEER_PID"
+	wait "$PEER_PID" 2>/dev/null || true
+	wait "$reader" || true # whatever it got
+	[ -S "$TMP/daemon.sock" ] || fail "SIGKILL left no socket file: the restart proves less"
+	local t0=$SECONDS
+	expect_fail cat "$M/$B/sub/deeper/mid"
+	grep -q "Input/output error" "$TMP/err"
+	[ $((SECONDS - t0)) -lt 5 ] || fail "a read during the outage took $((SECONDS - t0)) s"
+	start_daemon "$S"
+	retry cat "$M/$B/sub/deeper/mid" >/dev/null || fail "no recovery after the restart"
+	same_tree "$M/$B"
+	stop_mount "$M"
+	stop_peer
+}
+
 # CPython from the mount (t21's check, over gRPC): its loader, libraries
 # and standard library (a few thousand files) read through grpc+unix://.
 t_python_from_mount() {
@@ -362,5 +403,8 @@ check "serve a binary cache from a grpc+http:// store (recursive Get, checked)" 
 check "storefs daemon: mounts over grpc+unix:// and grpc+http://, writes" t_storefs_daemon
 check "malformed grpc URLs are refused with a reason" t_bad_urls
 check "a blob with one flipped byte is EIO and nothing is kept" t_flipped_byte
+check "a blob with one flipped byte through --cache: EIO, no blob cached" t_flipped_byte_cache
+check "storefs daemon SIGKILLed under a grpc+unix:// mount, restarted: reads recover" \
+	t_daemon_killed
 check "a server that never answers is EIO after ?timeout=" t_never_answers
 check "server killed mid-read: EIO, then recovery without remount" t_restart

@@ -435,7 +435,12 @@ check "--open=daemon serves the same tree" t_daemon_open_mode
 check "statfs numbers" t_statfs
 check "SIGTERM and SIGINT unmount, exit 0" t_sigterm
 check "external umount ends the daemon with exit 0" t_external_umount
-check "a path imported while mounted appears (after a cached miss)" t_new_path_appears
+if [ -n "${STOREFS_TEST_VIA:-}" ]; then # t63
+	skip "a path imported while mounted appears (after a cached miss)" \
+		"no change notifications over gRPC: a cached miss stays until remount (docs/grpc.md)"
+else
+	check "a path imported while mounted appears (after a cached miss)" t_new_path_appears
+fi
 check "command line errors and --help" t_cli_errors
 check "a mount point that is a mount or not empty is refused unless --nonempty; no repeated --substituter" t_mountpoint_checks
 check "on a terminal one line says \"mounted STORE at DIR\", else nothing" t_tty_line

@@ -65,7 +65,8 @@ static uint64_t le64_at(const uint8_t *p)
 
 /* Sums the size field (the second of six LE u64, see local_verify.c) of
  * every identity record. */
-static int blob_bytes(struct local_env *e, MDB_txn *txn, struct store_usage *out)
+static int blob_bytes(struct local_env *e, MDB_txn *txn, struct store_usage *out,
+		      struct local_map_span *span)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
@@ -74,6 +75,7 @@ static int blob_bytes(struct local_env *e, MDB_txn *txn, struct store_usage *out
 	if (rc)
 		return local_mdb_err(rc, "cannot read blob records");
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		local_map_span_add(span, &v);
 		if (v.mv_size != LOCAL_IDENT_LEN)
 			continue;
 		out->blob_bytes += le64_at((const uint8_t *)v.mv_data + 8);
@@ -85,6 +87,7 @@ static int blob_bytes(struct local_env *e, MDB_txn *txn, struct store_usage *out
 
 int local_env_usage(struct local_env *e, struct store_usage *out)
 {
+	struct local_map_span span = {0, 0};
 	MDB_stat dirs, paths;
 	MDB_txn *txn;
 	int rc = local_txn_begin(e, false, &txn);
@@ -99,10 +102,11 @@ int local_env_usage(struct local_env *e, struct store_usage *out)
 		out->objects = dirs.ms_entries + paths.ms_entries;
 	rc = rc ? local_mdb_err(rc, "cannot count records") : 0;
 	if (rc == 0 && e->has_verified)
-		rc = blob_bytes(e, txn, out);
+		rc = blob_bytes(e, txn, out, &span);
 	if (rc == 0)
-		rc = local_inline_usage(e, txn, out);
+		rc = local_inline_usage(e, txn, out, &span);
 	mdb_txn_abort(txn);
+	local_map_span_drop(&span);
 	return rc;
 }
 

@@ -651,7 +651,8 @@ int local_inline_each(struct local_inline *in, store_digest_fn cb, void *ctx)
 	return rc;
 }
 
-int local_inline_usage(struct local_env *e, MDB_txn *txn, struct store_usage *out)
+int local_inline_usage(struct local_env *e, MDB_txn *txn, struct store_usage *out,
+		       struct local_map_span *span)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
@@ -663,6 +664,7 @@ int local_inline_usage(struct local_env *e, MDB_txn *txn, struct store_usage *ou
 	if (rc)
 		return local_mdb_err(rc, "cannot read small blobs");
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		local_map_span_add(span, &k);
 		if (v.mv_size < STAMP_LEN)
 			continue;
 		out->blob_bytes += v.mv_size - STAMP_LEN;

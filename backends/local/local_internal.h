@@ -101,6 +101,14 @@ int local_mdb_err(int rc, const char *what);
 /* Drops this process's mapping of the whole map pages inside `v`, a value
  * already copied out (local_map.c). Never an error. */
 void local_map_drop(const MDB_val *v);
+/* The part of the map a walk over many records (statfs's count) touched:
+ * the span of the keys and values it saw, dropped at the end as above, so
+ * that a `df` on a mount does not leave the whole map in its resident size. */
+struct local_map_span {
+	uintptr_t lo, hi; /* hi == 0: empty */
+};
+void local_map_span_add(struct local_map_span *s, const MDB_val *v);
+void local_map_span_drop(const struct local_map_span *s);
 
 /* "blobs/ab/cd/<hex>" into `out` (LOCAL_BLOB_REL_MAX bytes). */
 void local_blob_relpath(const struct b3_digest *digest, char *out);
@@ -238,7 +246,8 @@ int local_inline_delete(struct local_inline *in, const struct b3_digest *d,
 			const struct timespec *before, uint64_t *freed);
 int local_inline_each(struct local_inline *in, store_digest_fn cb, void *ctx);
 /* Adds the values' bytes and count to `out`. */
-int local_inline_usage(struct local_env *e, MDB_txn *txn, struct store_usage *out);
+int local_inline_usage(struct local_env *e, MDB_txn *txn, struct store_usage *out,
+		       struct local_map_span *span);
 
 /* --- notification of new paths to watchers in any process --- */
 

@@ -30,3 +30,21 @@ void local_map_drop(const MDB_val *v)
 	if (end > start)
 		(void)madvise((void *)start, end - start, MADV_DONTNEED);
 }
+
+void local_map_span_add(struct local_map_span *s, const MDB_val *v)
+{
+	uintptr_t a = (uintptr_t)v->mv_data, b = a + v->mv_size;
+
+	if (!s->hi || a < s->lo)
+		s->lo = a;
+	if (b > s->hi)
+		s->hi = b;
+}
+
+void local_map_span_drop(const struct local_map_span *s)
+{
+	MDB_val v = {s->hi - s->lo, (void *)s->lo};
+
+	if (s->hi > s->lo)
+		local_map_drop(&v);
+}

@@ -56,6 +56,12 @@ struct pg_param {
  * request threads by default, between 4 and 32). -EINVAL for a URL libpq
  * cannot parse (its text is never repeated: it may hold a password). */
 int pg_pool_new(const char *url, bool create_native, struct pg_pool **out);
+
+/* --- pg_url.c --- */
+
+/* `url` without its `timeout=SECONDS` parameter (malloc'd, for libpq) and
+ * that value (0 if absent); -EINVAL for a bad or repeated one. */
+int pg_url_take_timeout(const char *url, char **libpq_url, unsigned *timeout_s);
 struct pg_pool *pg_pool_ref(struct pg_pool *p);
 void pg_pool_unref(struct pg_pool *p);
 

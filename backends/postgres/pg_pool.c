@@ -69,26 +69,44 @@ static unsigned default_max(void)
 	return (unsigned)(n < 4 ? 4 : n > 32 ? 32 : n);
 }
 
+static void url_free(char *url)
+{
+	/* The URL may carry a password: do not leave it in freed memory. */
+	if (url)
+		explicit_bzero(url, strlen(url));
+	free(url);
+}
+
 int pg_pool_new(const char *url, bool create_native, struct pg_pool **out)
 {
-	PQconninfoOption *opts = PQconninfoParse(url, NULL);
+	PQconninfoOption *opts;
 	pthread_condattr_t ca;
 	struct pg_pool *p;
+	unsigned timeout_s;
+	char *libpq_url;
+	int rc = pg_url_take_timeout(url, &libpq_url, &timeout_s);
 
-	if (!opts)
+	if (rc < 0)
+		return rc;
+	opts = PQconninfoParse(libpq_url, NULL);
+	if (!opts) {
+		url_free(libpq_url);
 		return sf_err(-EINVAL, "cannot parse the PostgreSQL URL (see libpq's "
 				       "connection URI rules)");
+	}
 	p = calloc(1, sizeof(*p));
 	if (p) {
-		p->url = strdup(url);
+		p->url = libpq_url;
 		p->location = location_of(opts);
 		p->max = default_max();
 		p->idle = calloc(p->max, sizeof(*p->idle));
+		p->rule.base_s = timeout_s;
 	}
 	PQconninfoFree(opts);
-	if (!p || !p->url || !p->location || !p->idle) {
+	if (!p || !p->location || !p->idle) {
 		if (p)
-			free(p->url), free(p->location), free(p->idle);
+			free(p->location), free(p->idle);
+		url_free(libpq_url);
 		free(p);
 		return -ENOMEM;
 	}
@@ -122,9 +140,7 @@ void pg_pool_unref(struct pg_pool *p)
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	pthread_mutex_destroy(&p->schema_mu);
-	/* The URL may carry a password: do not leave it in freed memory. */
-	explicit_bzero(p->url, strlen(p->url));
-	free(p->url);
+	url_free(p->url);
 	free(p->location);
 	free(p);
 }
@@ -283,7 +299,11 @@ int pg_run(struct pg_pool *p, pg_op_fn op, void *arg)
 		if (rc < 0)
 			return rc;
 		rc = op(p, c, arg);
-		stale = rc == -EIO && c->reused && PQstatus(c->pg) != CONNECTION_OK;
+		/* A connection the server closed fails at once; one that missed
+		 * the deadline is a silent peer, and trying again would double
+		 * the operation's wait. */
+		stale = rc == -EIO && c->reused && PQstatus(c->pg) != CONNECTION_OK &&
+			deadline_now_ms() < until;
 		pool_give(p, c);
 		if (!stale || attempt)
 			return rc;

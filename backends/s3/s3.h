@@ -31,6 +31,7 @@ struct s3_url {
 	char *endpoint; /* "http(s)://host[:port]", no trailing '/' */
 	char *host;	/* "host[:port]", as sent in the Host header */
 	char *region;
+	unsigned timeout_s; /* `timeout=`: the base deadline; 0: the default */
 };
 
 /* -EINVAL with a message for anything but the form above (unknown

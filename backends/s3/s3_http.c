@@ -36,6 +36,7 @@ int s3_client_init(struct s3_client *c, const char *url)
 		return sf_err(-EIO, "cannot initialise libcurl: %s",
 			      curl_easy_strerror(curl_init_rc));
 	rc = s3_url_parse(url, &c->url);
+	c->rule.base_s = c->url.timeout_s;
 	if (rc == 0)
 		rc = s3_creds_load(&c->creds);
 	if (rc < 0) {

@@ -1,6 +1,7 @@
 /* s3_url.c - parses s3://BUCKET[/PREFIX]?endpoint=...&region=... */
 #include "backends/s3/s3.h"
 
+#include "common/deadline.h"
 #include "common/err.h"
 
 #include <ctype.h>
@@ -9,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FORM "s3://BUCKET[/PREFIX]?endpoint=http://HOST:PORT&region=REGION"
+#define FORM "s3://BUCKET[/PREFIX]?endpoint=http://HOST:PORT&region=REGION[&timeout=SECONDS]"
 
 /* What any S3 server may call a bucket: 1-255 of [A-Za-z0-9._-] (AWS's
  * legacy rules; today's AWS buckets are the 3-63 lowercase subset, and
@@ -91,6 +92,25 @@ static int set_endpoint(struct s3_url *u, const char *e)
 	return u->endpoint && u->host ? 0 : -ENOMEM;
 }
 
+/* timeout=SECONDS: the base deadline of every request (docs/limits.md),
+ * 1 to DEADLINE_BASE_S_MAX. */
+static int set_timeout(struct s3_url *u, const char *v, size_t n)
+{
+	unsigned long s = 0;
+
+	if (u->timeout_s)
+		return sf_err(-EINVAL, "parameter 'timeout' given twice in an s3:// URL");
+	for (size_t i = 0; i < n && s <= DEADLINE_BASE_S_MAX; i++)
+		s = isdigit((unsigned char)v[i]) ? s * 10 + (unsigned long)(v[i] - '0')
+						 : DEADLINE_BASE_S_MAX + 1ul;
+	if (s == 0 || s > DEADLINE_BASE_S_MAX)
+		return sf_err(-EINVAL,
+			      "timeout in an s3:// URL must be 1 to %d seconds, not '%.*s'",
+			      DEADLINE_BASE_S_MAX, (int)n, v);
+	u->timeout_s = (unsigned)s;
+	return 0;
+}
+
 static int set_param(struct s3_url *u, const char *p, size_t n, char **endpoint)
 {
 	const char *eq = memchr(p, '=', n);
@@ -100,6 +120,8 @@ static int set_param(struct s3_url *u, const char *p, size_t n, char **endpoint)
 		dst = endpoint;
 	else if (eq && (size_t)(eq - p) == 6 && !strncmp(p, "region", 6))
 		dst = &u->region;
+	else if (eq && (size_t)(eq - p) == 7 && !strncmp(p, "timeout", 7))
+		return set_timeout(u, eq + 1, n - 8);
 	if (!dst)
 		return sf_err(-EINVAL, "unknown parameter '%.*s' in an s3:// URL (use " FORM ")",
 			      (int)(eq ? (size_t)(eq - p) : n), p);

@@ -1,9 +1,14 @@
-# ceph.sh - a throwaway Ceph (1 mon, 1 memstore OSD, radosgw, no mgr) on
+# ceph.sh - a throwaway Ceph (1 mon, memstore OSDs: 1 unless CEPH_OSDS, radosgw, no mgr) on
 # loopback for the S3 tests, from Debian's packages (scripts/install-deps).
 # Sourced after lib.sh:
 #	ceph_up		starts it under $TMP/ceph on free ports, creates an S3
 #			user and exports S3_ENDPOINT, AWS_ACCESS_KEY_ID,
 #			AWS_SECRET_ACCESS_KEY; call once per script (~3 s)
+#			Knobs: CEPH_OSDS=N memstore OSDs (default 1; pools keep
+#			min(N,3) copies), CEPH_RGW_ADDR the address radosgw
+#			listens on (default 127.0.0.1; t26 gives one that its
+#			network namespaces reach), CEPH_CONF_EXTRA lines added
+#			to [global]
 #	ceph_down	kills its daemons (by their pid files) and waits for them
 #	s3curl ARGS...	curl with SigV4 as that user (for the test's own
 #			bucket operations and tampering)
@@ -11,6 +16,8 @@
 # The settings are explained in ../shared/reference/backends.md §1.4.
 # CEPH_MEMSTORE_BYTES: the OSD's capacity (default 1 GiB; bench/s3pg wants more).
 CEPH_DIR=$TMP/ceph
+CEPH_OSDS=${CEPH_OSDS:-1}
+CEPH_RGW_ADDR=${CEPH_RGW_ADDR:-127.0.0.1}
 
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -32,7 +39,7 @@ admin socket = $CEPH_DIR/run/\$name.asok
 pid file = $CEPH_DIR/run/\$name.pid
 log file = $CEPH_DIR/log/\$name.log
 log to stderr = false
-osd pool default size = 1
+osd pool default size = $((CEPH_OSDS < 3 ? CEPH_OSDS : 3))
 osd pool default min size = 1
 osd pool default pg num = 8
 osd pool default pgp num = 8
@@ -46,6 +53,7 @@ mon data avail crit = 0
 auth allow insecure global id reclaim = false
 paxos propose interval = 0.05
 paxos min wait = 0.01
+${CEPH_CONF_EXTRA:-}
 [client.admin]
 keyring = $CEPH_DIR/admin.keyring
 [mon]
@@ -58,7 +66,7 @@ memstore device bytes = ${CEPH_MEMSTORE_BYTES:-1073741824}
 [client.rgw.gw]
 keyring = $CEPH_DIR/rgw.keyring
 rgw data = $CEPH_DIR/rgw
-rgw frontends = beast endpoint=127.0.0.1:$3 tcp_nodelay=1
+rgw frontends = beast endpoint=$CEPH_RGW_ADDR:$3 tcp_nodelay=1
 EOF2
 }
 
@@ -89,17 +97,22 @@ ceph_mon_up() {
 	ceph_wait 60 cephc mon stat || fail "ceph-mon did not answer"
 }
 
-ceph_osd_up() {
+ceph_osd_new() { # ID
 	local c=$CEPH_DIR/ceph.conf uuid secret
 	uuid=$(cat /proc/sys/kernel/random/uuid)
 	secret=$(ceph-authtool --gen-print-key)
-	mkdir -p "$CEPH_DIR/osd.0"
-	ceph-authtool --create-keyring "$CEPH_DIR/osd.0/keyring" --name osd.0 --add-key "$secret" >/dev/null
-	printf '{"cephx_secret": "%s"}' "$secret" >"$CEPH_DIR/osd.secrets.json"
-	cephc osd new "$uuid" -i "$CEPH_DIR/osd.secrets.json" >/dev/null
-	ceph-osd -c "$c" -i 0 --mkfs --osd-uuid "$uuid" 2>"$CEPH_DIR/log/osd-mkfs.err"
-	ceph-osd -c "$c" -i 0 2>/dev/null
-	ceph_wait 60 sh -c "ceph -c '$c' osd stat -f json | grep -q '\"num_up_osds\":1,'" ||
+	mkdir -p "$CEPH_DIR/osd.$1"
+	ceph-authtool --create-keyring "$CEPH_DIR/osd.$1/keyring" --name "osd.$1" --add-key "$secret" >/dev/null
+	printf '{"cephx_secret": "%s"}' "$secret" >"$CEPH_DIR/osd.$1.secrets.json"
+	cephc osd new "$uuid" -i "$CEPH_DIR/osd.$1.secrets.json" >/dev/null
+	ceph-osd -c "$c" -i "$1" --mkfs --osd-uuid "$uuid" 2>"$CEPH_DIR/log/osd-mkfs.$1.err"
+	ceph-osd -c "$c" -i "$1" 2>/dev/null
+}
+
+ceph_osd_up() {
+	local i
+	for i in $(seq 0 $((CEPH_OSDS - 1))); do ceph_osd_new "$i"; done
+	ceph_wait 60 sh -c "ceph -c '$CEPH_DIR/ceph.conf' osd stat -f json | grep -q '\"num_up_osds\":$CEPH_OSDS,'" ||
 		fail "ceph-osd did not come up"
 }
 
@@ -108,12 +121,12 @@ ceph_rgw_up() {
 	cephc auth get-or-create client.rgw.gw mon 'allow rw' osd 'allow rwx' \
 		-o "$CEPH_DIR/rgw.keyring" >/dev/null 2>&1
 	radosgw -c "$c" -n client.rgw.gw
-	ceph_wait 60 curl -sf "http://127.0.0.1:$port/" || fail "radosgw did not answer"
+	ceph_wait 60 curl -sf "http://$CEPH_RGW_ADDR:$port/" || fail "radosgw did not answer"
 	export AWS_ACCESS_KEY_ID=STOREFSTESTKEY000000
 	export AWS_SECRET_ACCESS_KEY="test${RANDOM}x${RANDOM}x${RANDOM}secret"
 	radosgw-admin -c "$c" user create --uid=ci --display-name=ci --access-key="$AWS_ACCESS_KEY_ID" \
 		--secret-key="$AWS_SECRET_ACCESS_KEY" >/dev/null 2>"$CEPH_DIR/log/user.err"
-	export S3_ENDPOINT=http://127.0.0.1:$port
+	export S3_ENDPOINT=http://$CEPH_RGW_ADDR:$port
 }
 
 ceph_up() {
@@ -138,7 +151,7 @@ ceph_down() {
 		[ -f "$p" ] || continue
 		pid=$(cat "$p")
 		# only a daemon of this cluster (its command line names our conf)
-		if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$CEPH_DIR/ceph.conf"; then
+		if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$CEPH_DIR/ceph.conf"; then
 			kill -KILL "$pid" && pids+=("$pid")
 		fi
 	done

@@ -12,6 +12,9 @@
 #	pg_sql SQL		runs SQL as the superuser over the socket
 #	pg_stop / pg_start	stops and starts it again (same data and port)
 #	pg_down			stops it for good and removes its directory
+# Knob: PG_LISTEN, the addresses it listens on (default 127.0.0.1); the
+# subnets of those addresses may connect with the password too (t26's
+# network namespaces).
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PG_PASSWORD=pw-$RANDOM$RANDOM-secret
 
@@ -49,7 +52,7 @@ pg_up() {
 		{ tail -n 20 "$PG_DIR/initdb.log" >&2; return 1; }
 	PG_PORT=$(pg_free_port)
 	cat >>"$PG_DIR/data/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
+listen_addresses = '${PG_LISTEN:-127.0.0.1}'
 port = $PG_PORT
 unix_socket_directories = '$PG_DIR'
 max_connections = 100
@@ -58,6 +61,9 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 CONF
+	if [ -n "${PG_LISTEN:-}" ]; then
+		echo "host all all samenet scram-sha-256" >>"$PG_DIR/data/pg_hba.conf"
+	fi
 	# The free port may be taken before the server binds it: try others.
 	for _ in 1 2; do
 		pg_start 2>/dev/null && break

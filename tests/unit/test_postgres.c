@@ -267,6 +267,23 @@ TEST(postgres_secret_not_in_messages)
 	CHECK_ERR(store_open("postgres://who:hunter2-secret@127.0.0.1:1/db?nonsense=%zz", 0, &st),
 		  -EINVAL);
 	CHECK_MSG(!strstr(sf_errmsg(-EINVAL), "hunter2"), "message: %s", sf_errmsg(-EINVAL));
+	/* timeout= is storefs's, taken out before libpq sees the URL */
+	rc = store_open("postgres://who:hunter2-secret@127.0.0.1:1/db?timeout=3&connect_timeout=2",
+			0, &st);
+	CHECK_ERR(rc, -EIO);
+	CHECK_MSG(strstr(sf_errmsg(rc), "cannot connect"), "message: %s", sf_errmsg(rc));
+	static const char *const bad[] = {"timeout=0", "timeout=", "timeout=2s", "timeout=86401",
+					  "timeout=1&timeout=2"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char url[128];
+
+		snprintf(url, sizeof(url), "postgres://who:hunter2-secret@127.0.0.1:1/db?%s",
+			 bad[i]);
+		CHECK_ERR(store_open(url, 0, &st), -EINVAL);
+		CHECK_MSG(strstr(sf_errmsg(-EINVAL), "timeout") &&
+			      !strstr(sf_errmsg(-EINVAL), "hunter2"),
+			  "%s: %s", bad[i], sf_errmsg(-EINVAL));
+	}
 }
 
 struct seen {

@@ -138,7 +138,10 @@ TEST(s3_url_forms)
 	    s3_url_parse("s3://b-1.x/p/q?endpoint=http://127.0.0.1:7480&region=eu-west-1", &u));
 	CHECK(!strcmp(u.bucket, "b-1.x") && !strcmp(u.prefix, "p/q"));
 	CHECK(!strcmp(u.endpoint, "http://127.0.0.1:7480") && !strcmp(u.host, "127.0.0.1:7480"));
-	CHECK(!strcmp(u.region, "eu-west-1"));
+	CHECK(!strcmp(u.region, "eu-west-1") && u.timeout_s == 0);
+	s3_url_release(&u);
+	CHECK_OK(s3_url_parse("s3://bkt?endpoint=http://h:1&timeout=7", &u));
+	CHECK(u.timeout_s == 7);
 	s3_url_release(&u);
 	/* encoded parameter values, a trailing '/' on the endpoint */
 	CHECK_OK(s3_url_parse("s3://bkt?region=us-east-1&endpoint=http%3A%2F%2Fh%3A1%2F", &u));

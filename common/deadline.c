@@ -1,6 +1,8 @@
 /* deadline.c - see deadline.h. */
 #include "common/deadline.h"
 
+#include <errno.h>
+
 uint64_t deadline_ms(const struct deadline_rule *r, uint64_t bytes)
 {
 	uint64_t base = r && r->base_s ? r->base_s : DEADLINE_BASE_S_DEFAULT;
@@ -9,6 +11,19 @@ uint64_t deadline_ms(const struct deadline_rule *r, uint64_t bytes)
 	uint64_t body = bytes / rate * 1000 + bytes % rate * 1000 / rate;
 
 	return base * 1000 + body;
+}
+
+int deadline_parse_s(const char *v, size_t n, unsigned *out)
+{
+	unsigned long s = 0;
+
+	for (size_t i = 0; i < n && s <= DEADLINE_BASE_S_MAX; i++)
+		s = v[i] >= '0' && v[i] <= '9' ? s * 10 + (unsigned long)(v[i] - '0')
+					       : DEADLINE_BASE_S_MAX + 1ul;
+	if (s == 0 || s > DEADLINE_BASE_S_MAX)
+		return -EINVAL;
+	*out = (unsigned)s;
+	return 0;
 }
 
 uint64_t deadline_now_ms(void)

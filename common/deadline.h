@@ -10,6 +10,7 @@
 #ifndef STOREFS_DEADLINE_H
 #define STOREFS_DEADLINE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -27,6 +28,11 @@ struct deadline_rule {
 /* Milliseconds allowed for an operation moving `bytes` of body (0 for a
  * small request). `r` may be NULL (the defaults). */
 uint64_t deadline_ms(const struct deadline_rule *r, uint64_t bytes);
+
+/* A base deadline written in a URL (`timeout=SECONDS`): the `n` bytes at
+ * `v` must be decimal digits worth 1 to DEADLINE_BASE_S_MAX. -EINVAL
+ * otherwise, with no message (the caller names where it was written). */
+int deadline_parse_s(const char *v, size_t n, unsigned *out);
 
 /* CLOCK_MONOTONIC now, in milliseconds. */
 uint64_t deadline_now_ms(void);

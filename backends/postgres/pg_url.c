@@ -7,24 +7,8 @@
 
 #include "common/err.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int parse_seconds(const char *v, size_t n, unsigned *out)
-{
-	unsigned long s = 0;
-
-	for (size_t i = 0; i < n && s <= DEADLINE_BASE_S_MAX; i++)
-		s = isdigit((unsigned char)v[i]) ? s * 10 + (unsigned long)(v[i] - '0')
-						 : DEADLINE_BASE_S_MAX + 1ul;
-	if (s == 0 || s > DEADLINE_BASE_S_MAX)
-		return sf_err(-EINVAL,
-			      "timeout in a PostgreSQL URL must be 1 to %d seconds, not '%.*s'",
-			      DEADLINE_BASE_S_MAX, (int)n, v);
-	*out = (unsigned)s;
-	return 0;
-}
 
 /* Copies the query's parameters but `timeout=` into `o` (which has room
  * for all of it), '?' and '&' as needed. */
@@ -37,10 +21,14 @@ static int copy_params(const char *q, char *o, unsigned *timeout_s)
 
 		if (n >= 8 && !strncmp(q, "timeout=", 8)) {
 			if (*timeout_s)
-				return sf_err(-EINVAL,
-					      "parameter 'timeout' given twice in a PostgreSQL URL");
-			if (parse_seconds(q + 8, n - 8, timeout_s) < 0)
-				return -EINVAL;
+				return sf_err(
+				    -EINVAL, "parameter 'timeout' given twice in a PostgreSQL URL");
+			if (deadline_parse_s(q + 8, n - 8, timeout_s) < 0)
+				return sf_err(
+				    -EINVAL,
+				    "timeout in a PostgreSQL URL must be 1 to %d seconds, "
+				    "not '%.*s'",
+				    DEADLINE_BASE_S_MAX, (int)n - 8, q + 8);
 		} else if (n) {
 			*o++ = sep;
 			memcpy(o, q, n);

@@ -92,22 +92,15 @@ static int set_endpoint(struct s3_url *u, const char *e)
 	return u->endpoint && u->host ? 0 : -ENOMEM;
 }
 
-/* timeout=SECONDS: the base deadline of every request (docs/limits.md),
- * 1 to DEADLINE_BASE_S_MAX. */
+/* timeout=SECONDS: the base deadline of every request (docs/limits.md). */
 static int set_timeout(struct s3_url *u, const char *v, size_t n)
 {
-	unsigned long s = 0;
-
 	if (u->timeout_s)
 		return sf_err(-EINVAL, "parameter 'timeout' given twice in an s3:// URL");
-	for (size_t i = 0; i < n && s <= DEADLINE_BASE_S_MAX; i++)
-		s = isdigit((unsigned char)v[i]) ? s * 10 + (unsigned long)(v[i] - '0')
-						 : DEADLINE_BASE_S_MAX + 1ul;
-	if (s == 0 || s > DEADLINE_BASE_S_MAX)
+	if (deadline_parse_s(v, n, &u->timeout_s) < 0)
 		return sf_err(-EINVAL,
 			      "timeout in an s3:// URL must be 1 to %d seconds, not '%.*s'",
 			      DEADLINE_BASE_S_MAX, (int)n, v);
-	u->timeout_s = (unsigned)s;
 	return 0;
 }
 

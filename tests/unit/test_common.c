@@ -1,7 +1,9 @@
 /* test_common.c - common/: the error convention's errno mapping, the
- * whole-read/whole-write helpers and secret files. */
+ * whole-read/whole-write helpers, secret files, the deadline written in a
+ * URL. */
 #include "harness.h"
 
+#include "common/deadline.h"
 #include "common/err.h"
 #include "common/io.h"
 #include "common/secret_file.h"
@@ -121,4 +123,21 @@ TEST(secret_file_rule)
 		unlink(path);
 	}
 	rmdir(dir);
+}
+
+TEST(deadline_parse_seconds)
+{
+	static const char *const bad[] = {
+	    "", "0", "00", "-1", "+5", "5s", " 5", "86401", "99999999999999999999999"};
+	unsigned s = 0;
+
+	CHECK_OK(deadline_parse_s("7", 1, &s));
+	CHECK_EQ(s, 7u);
+	CHECK_OK(deadline_parse_s("86400&x", 5, &s));
+	CHECK_EQ(s, 86400u);
+	CHECK_OK(deadline_parse_s("0012", 4, &s));
+	CHECK_EQ(s, 12u);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_MSG(deadline_parse_s(bad[i], strlen(bad[i]), &s) == -EINVAL, "accepted '%s'",
+			  bad[i]);
 }

@@ -4,17 +4,16 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "store/path_info_watch.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -27,8 +26,7 @@
 struct local_watcher {
 	int dirfd; /* notify/, O_PATH */
 	int sock;
-	int stopfd; /* eventfd: written to stop the thread */
-	pthread_t thread;
+	struct watch_thread th;
 	char name[SOCK_NAME_MAX];
 	path_info_watch_fn cb;
 	void *ctx;
@@ -72,7 +70,7 @@ static void *watcher_main(void *arg)
 {
 	struct local_watcher *w = arg;
 	struct pollfd p[2] = {{.fd = w->sock, .events = POLLIN},
-			      {.fd = w->stopfd, .events = POLLIN}};
+			      {.fd = w->th.stopfd, .events = POLLIN}};
 
 	for (;;) {
 		if (poll(p, 2, -1) < 0) {
@@ -109,19 +107,6 @@ static int watcher_bind(struct local_watcher *w, const char *root)
 	return 0;
 }
 
-/* The thread ignores signals: they belong to the application's threads. */
-static int watcher_spawn(struct local_watcher *w)
-{
-	sigset_t all, old;
-	int rc;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&w->thread, NULL, watcher_main, w);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return rc ? sf_err_errno(-EAGAIN, rc, "cannot start a watch thread") : 0;
-}
-
 static void watcher_release(struct local_watcher *w)
 {
 	if (w->sock >= 0) {
@@ -129,8 +114,6 @@ static void watcher_release(struct local_watcher *w)
 		/* Ignored: notifiers delete sockets nobody listens on. */
 		unlinkat(w->dirfd, w->name, 0);
 	}
-	if (w->stopfd >= 0)
-		close(w->stopfd);
 	if (w->dirfd >= 0)
 		close(w->dirfd);
 	free(w);
@@ -144,18 +127,15 @@ int local_watch_start(int rootfd, const char *root, path_info_watch_fn cb, void 
 
 	if (!w)
 		return -ENOMEM;
-	w->sock = w->stopfd = -1;
+	w->sock = -1;
 	w->cb = cb, w->ctx = ctx;
 	w->dirfd = openat(rootfd, LOCAL_NOTIFY_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (w->dirfd < 0)
 		rc = sf_err_sys(errno, "cannot open '%s/%s'", root, LOCAL_NOTIFY_DIR);
 	else
 		rc = watcher_bind(w, root);
-	if (rc == 0) {
-		w->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		rc = w->stopfd < 0 ? sf_err_sys(errno, "cannot create an eventfd")
-				   : watcher_spawn(w);
-	}
+	if (rc == 0)
+		rc = watch_thread_start(&w->th, watcher_main, w);
 	if (rc < 0) {
 		watcher_release(w);
 		return rc;
@@ -166,14 +146,9 @@ int local_watch_start(int rootfd, const char *root, path_info_watch_fn cb, void 
 
 void local_watch_stop(struct local_watcher *w)
 {
-	uint64_t one = 1;
-
 	if (!w)
 		return;
-	if (write(w->stopfd, &one, sizeof(one)) != sizeof(one))
-		log_warn("cannot stop a watch thread: %s", strerror(errno));
-	else
-		pthread_join(w->thread, NULL);
+	watch_thread_stop(&w->th);
 	watcher_release(w);
 }
 

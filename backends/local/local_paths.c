@@ -3,6 +3,7 @@
 #include "backends/local/local_internal.h"
 
 #include "common/err.h"
+#include "store/path_info_watch.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -20,9 +21,7 @@ struct local_paths {
 	int rootfd;
 	char *root;
 	bool readonly;
-	pthread_mutex_t lock;
-	struct local_watcher **watchers; /* protected by lock */
-	size_t n_watchers;
+	struct watch_list watches;
 };
 
 static void be64_put(uint8_t *p, uint64_t v)
@@ -328,36 +327,30 @@ static int local_paths_list(struct path_info_service *ps, uint64_t after, path_i
 
 /* --- watch and lifetime --- */
 
+static void watch_stop(void *w)
+{
+	local_watch_stop(w);
+}
+
 static int local_paths_watch(struct path_info_service *ps, path_info_watch_fn cb, void *ctx)
 {
 	struct local_paths *s = (struct local_paths *)ps;
-	struct local_watcher *w, **v;
+	struct local_watcher *w;
 	int rc = local_watch_start(s->rootfd, s->root, cb, ctx, &w);
 
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&s->lock);
-	v = realloc(s->watchers, (s->n_watchers + 1) * sizeof(*v));
-	if (v) {
-		v[s->n_watchers++] = w;
-		s->watchers = v;
-	}
-	pthread_mutex_unlock(&s->lock);
-	if (!v) {
+	rc = watch_list_add(&s->watches, w);
+	if (rc < 0)
 		local_watch_stop(w);
-		return -ENOMEM;
-	}
-	return 0;
+	return rc;
 }
 
 static void local_paths_free(struct path_info_service *ps)
 {
 	struct local_paths *s = (struct local_paths *)ps;
 
-	for (size_t i = 0; i < s->n_watchers; i++)
-		local_watch_stop(s->watchers[i]);
-	free(s->watchers);
-	pthread_mutex_destroy(&s->lock);
+	watch_list_release(&s->watches);
 	local_env_unref(s->env);
 	close(s->rootfd);
 	free(s->root);
@@ -415,7 +408,7 @@ int local_paths_new(struct local_env *env, int rootfd, const char *root, bool re
 	local_env_ref(env);
 	s->env = env;
 	s->readonly = readonly;
-	pthread_mutex_init(&s->lock, NULL);
+	watch_list_init(&s->watches, watch_stop);
 	*out = &s->base;
 	return 0;
 }

@@ -6,6 +6,7 @@
 #include "backends/postgres/pg_internal.h"
 
 #include "common/err.h"
+#include "store/path_info_watch.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -18,9 +19,7 @@ struct pg_paths {
 	struct path_info_service base;
 	struct pg_pool *pool;
 	bool readonly;
-	pthread_mutex_t lock;
-	struct pg_watcher **watchers; /* protected by lock */
-	size_t n_watchers;
+	struct watch_list watches;
 };
 
 static int row_corrupt(struct pg_pool *p, const uint8_t digest[STORE_PATH_DIGEST_LEN],
@@ -355,36 +354,30 @@ static int pg_paths_last_cursor(struct path_info_service *ps, uint64_t *out)
 
 /* --- watch and lifetime --- */
 
+static void watch_stop(void *w)
+{
+	pg_watch_stop(w);
+}
+
 static int pg_paths_watch(struct path_info_service *ps, path_info_watch_fn cb, void *ctx)
 {
 	struct pg_paths *s = (struct pg_paths *)ps;
-	struct pg_watcher *w, **v;
+	struct pg_watcher *w;
 	int rc = pg_watch_start(s->pool, ps, cb, ctx, &w);
 
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&s->lock);
-	v = realloc(s->watchers, (s->n_watchers + 1) * sizeof(*v));
-	if (v) {
-		v[s->n_watchers++] = w;
-		s->watchers = v;
-	}
-	pthread_mutex_unlock(&s->lock);
-	if (!v) {
+	rc = watch_list_add(&s->watches, w);
+	if (rc < 0)
 		pg_watch_stop(w);
-		return -ENOMEM;
-	}
-	return 0;
+	return rc;
 }
 
 static void pg_paths_free(struct path_info_service *ps)
 {
 	struct pg_paths *s = (struct pg_paths *)ps;
 
-	for (size_t i = 0; i < s->n_watchers; i++)
-		pg_watch_stop(s->watchers[i]);
-	free(s->watchers);
-	pthread_mutex_destroy(&s->lock);
+	watch_list_release(&s->watches);
 	pg_pool_unref(s->pool);
 	free(s);
 }
@@ -407,7 +400,7 @@ int pg_paths_new(struct pg_pool *p, bool readonly, struct path_info_service **ou
 	s->base.ops = &pg_paths_ops;
 	s->pool = pg_pool_ref(p);
 	s->readonly = readonly;
-	pthread_mutex_init(&s->lock, NULL);
+	watch_list_init(&s->watches, watch_stop);
 	*out = &s->base;
 	return 0;
 }

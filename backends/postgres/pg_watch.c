@@ -8,13 +8,11 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "store/path_info_watch.h"
 
 #include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
@@ -25,8 +23,7 @@ struct pg_watcher {
 	path_info_watch_fn cb;
 	void *ctx;
 	PGconn *conn; /* NULL while disconnected; the thread's alone */
-	int stopfd;
-	pthread_t thread;
+	struct watch_thread th;
 	uint64_t last; /* the largest cursor announced */
 };
 
@@ -78,7 +75,7 @@ static int catch_up_cb(void *ctx, const struct path_info *pi, uint64_t cursor)
 
 static bool stop_wait(struct pg_watcher *w, int ms)
 {
-	struct pollfd p = {.fd = w->stopfd, .events = POLLIN};
+	struct pollfd p = {.fd = w->th.stopfd, .events = POLLIN};
 
 	return poll(&p, 1, ms) > 0;
 }
@@ -104,7 +101,7 @@ static bool reconnect(struct pg_watcher *w)
 static bool listen_once(struct pg_watcher *w, bool *stop)
 {
 	struct pollfd p[2] = {{.fd = PQsocket(w->conn), .events = POLLIN},
-			      {.fd = w->stopfd, .events = POLLIN}};
+			      {.fd = w->th.stopfd, .events = POLLIN}};
 	PGnotify *n;
 
 	if (poll(p, 2, -1) < 0)
@@ -150,24 +147,9 @@ static void *watch_main(void *arg)
 	return NULL;
 }
 
-/* The thread ignores signals: they belong to the application's threads. */
-static int spawn(struct pg_watcher *w)
-{
-	sigset_t all, old;
-	int rc;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&w->thread, NULL, watch_main, w);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return rc ? sf_err_errno(-EAGAIN, rc, "cannot start a watch thread") : 0;
-}
-
 static void watcher_release(struct pg_watcher *w)
 {
 	PQfinish(w->conn);
-	if (w->stopfd >= 0)
-		close(w->stopfd);
 	pg_pool_unref(w->pool);
 	free(w);
 }
@@ -183,12 +165,11 @@ int pg_watch_start(struct pg_pool *p, struct path_info_service *paths, path_info
 	if (!w)
 		return -ENOMEM;
 	*w = (struct pg_watcher){.pool = pg_pool_ref(p), .paths = paths, .cb = cb, .ctx = ctx};
-	w->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	rc = w->stopfd < 0 ? sf_err_sys(errno, "cannot create an eventfd") : listen_on(w);
+	rc = listen_on(w);
 	if (rc == 0)
 		rc = path_info_service_last_cursor(paths, &w->last);
 	if (rc == 0)
-		rc = spawn(w);
+		rc = watch_thread_start(&w->th, watch_main, w);
 	if (rc < 0) {
 		watcher_release(w);
 		return rc;
@@ -199,13 +180,8 @@ int pg_watch_start(struct pg_pool *p, struct path_info_service *paths, path_info
 
 void pg_watch_stop(struct pg_watcher *w)
 {
-	uint64_t one = 1;
-
 	if (!w)
 		return;
-	if (write(w->stopfd, &one, sizeof(one)) != sizeof(one))
-		log_warn("cannot stop a watch thread: %s", strerror(errno));
-	else
-		pthread_join(w->thread, NULL);
+	watch_thread_stop(&w->th);
 	watcher_release(w);
 }

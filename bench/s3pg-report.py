@@ -96,12 +96,12 @@ if v1 and v2:
               f"**{logical / stored:.2f}** (2.0 would be ideal).", ""]
 
 # Reads through the mounts.
-variants = ["local", "s3_empty", "s3_cached"]
+variants = ["local", "s3_empty", "s3_cached", "s3_nocache"]
 sizes = {"tar": meta.get("small_bytes", 0), "dd": meta.get("big_bytes", 0)}
 res["reads"] = {}
 lines += ["## Reads through the mount", "",
           "`local` = the local store; `s3_empty` = S3 + PostgreSQL with `--cache` emptied before "
-          "each cold run; `s3_cached` = with a `--cache` filled beforehand. Cold = unmount, "
+          "each cold run; `s3_cached` = with a `--cache` filled beforehand; `s3_nocache` = without `--cache`. Cold = unmount, "
           "`drop_caches`, mount. Median (ratio to local) and MiB/s.", "",
           "| test | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
 for test, mode in (("tar", "cold"), ("dd", "cold"), ("tar", "warm")):

@@ -86,9 +86,9 @@ net_up() {
 		ip netns add "$NS-$h"
 		ip link add "$VETH$h" type veth peer name eth0 netns "$NS-$h"
 		ip link set "$VETH$h" master "$BR" up
-		ip -n "$NS-$h" addr add "$NET.$n/24" dev eth0
-		ip -n "$NS-$h" link set eth0 up
-		ip -n "$NS-$h" link set lo up
+		on "$h" ip addr add "$NET.$n/24" dev eth0
+		on "$h" ip link set eth0 up
+		on "$h" ip link set lo up
 		n=$((n + 1))
 	done
 }

@@ -651,11 +651,11 @@ static int file_open(struct fs *fs, uint64_t ino, const struct inode *r, struct 
 	return 0;
 }
 
-int fs_file_get(struct fs *fs, uint64_t ino, struct fs_file **out)
+/* The inode of a regular file, or the errno a file operation on ino
+ * answers: the kernel may still name an inode we forgot (ESTALE). */
+static int file_inode(struct fs *fs, uint64_t ino, const struct inode **out)
 {
 	const struct inode *r = fs_inode(fs, ino);
-	struct fs_file *f;
-	int rc;
 
 	if (!r)
 		return -ESTALE;
@@ -663,9 +663,31 @@ int fs_file_get(struct fs *fs, uint64_t ino, struct fs_file **out)
 		return -EISDIR;
 	if (r->kind == NODE_SYMLINK)
 		return -ELOOP;
+	*out = r;
+	return 0;
+}
+
+/* A cached open file of ino with a reference taken, or NULL. */
+static struct fs_file *cache_get(struct fs *fs, uint64_t ino)
+{
+	struct fs_file *f;
+
 	pthread_mutex_lock(&fs->files_mu);
 	f = cache_find(fs, ino);
 	pthread_mutex_unlock(&fs->files_mu);
+	return f;
+}
+
+int fs_file_get(struct fs *fs, uint64_t ino, struct fs_file **out)
+{
+	const struct inode *r;
+	struct fs_file *f;
+	int rc;
+
+	rc = file_inode(fs, ino, &r);
+	if (rc)
+		return rc;
+	f = cache_get(fs, ino);
 	if (f) {
 		*out = f;
 		return 0;
@@ -711,25 +733,20 @@ int fs_file_read(struct fs_file *f, void *buf, size_t size, uint64_t off, size_t
 
 int fs_file_fetch(struct fs *fs, uint64_t ino, void *buf, size_t cap, size_t *n)
 {
-	const struct inode *r = fs_inode(fs, ino);
+	const struct inode *r;
 	struct fs_file *f;
 	int rc;
 
-	if (!r)
-		return -ESTALE;
-	if (ino == INODE_ROOT || r->kind == NODE_DIRECTORY)
-		return -EISDIR;
-	if (r->kind == NODE_SYMLINK)
-		return -ELOOP;
+	rc = file_inode(fs, ino, &r);
+	if (rc)
+		return rc;
 	if (atomic_load_explicit(&r->size, memory_order_relaxed) > cap)
 		return -EFBIG;
 	if (atomic_load_explicit(&r->nlookup, memory_order_relaxed) == 0)
 		return -ENOENT;
 	if (atomic_load_explicit(&r->pushed, memory_order_relaxed))
 		return -EALREADY;
-	pthread_mutex_lock(&fs->files_mu);
-	f = cache_find(fs, ino);
-	pthread_mutex_unlock(&fs->files_mu);
+	f = cache_get(fs, ino);
 	if (f) {
 		fs_file_unref(fs, f);
 		return -EALREADY;
@@ -751,14 +768,11 @@ void fs_file_pushed(struct fs *fs, uint64_t ino)
 
 int fs_file_length(struct fs *fs, uint64_t ino, uint64_t *size)
 {
-	const struct inode *r = fs_inode(fs, ino);
+	const struct inode *r;
+	int rc = file_inode(fs, ino, &r);
 
-	if (!r)
-		return -ESTALE;
-	if (ino == INODE_ROOT || r->kind == NODE_DIRECTORY)
-		return -EISDIR;
-	if (r->kind == NODE_SYMLINK)
-		return -ELOOP;
+	if (rc)
+		return rc;
 	*size = atomic_load_explicit(&r->size, memory_order_relaxed);
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include "store/store_write.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,10 @@
 #define FETCH_CHUNK (256 * 1024)
 /* A Directory closure deeper than this is refused (the fill recurses). */
 #define FILL_DEPTH_MAX 1024
+/* Blob fills between two syncs of the cache (docs/services.md "The
+ * cache"): a fill needs no durability, the sync only lets the cache's
+ * verified records be written, so a later process need not hash again. */
+#define FILLS_PER_SYNC 1024
 
 struct cached;
 
@@ -54,7 +59,9 @@ struct cached {
 	struct cache_dirs dirs;
 	struct cache_paths paths;
 	struct inflight fetching;
-	uint64_t bound; /* cache-size=: blob bytes kept at most; 0: no bound */
+	uint64_t bound;		       /* cache-size=: blob bytes kept at most; 0: no bound */
+	atomic_uint fills;	       /* blob fills since the cache was last synced */
+	atomic_uint_fast64_t unsynced; /* their bytes (not in the cache's usage yet) */
 	pthread_mutex_t lru_lock;
 	struct digest_map used; /* digest -> last use (a tick); lru_lock */
 	uint64_t tick;		/* lru_lock */
@@ -164,6 +171,20 @@ static int blob_copy(struct blob_reader *r, struct blob_writer *w)
 	return rc;
 }
 
+/* Makes the cache's fills durable and records them as verified. A failure
+ * is logged: the blobs were served, and a later open hashes them. */
+static void cache_sync(struct cached *c)
+{
+	int rc;
+
+	atomic_store(&c->fills, 0);
+	atomic_store(&c->unsynced, 0);
+	rc = blob_service_flush(c->cache->blobs);
+	if (rc < 0)
+		log_msg(LOG_WARN, "cannot sync the cache '%s': %s",
+			c->cache->location ? c->cache->location : "?", sf_errmsg(rc));
+}
+
 /* The remote's bytes go to the cache only if they hash to `d`. */
 static int blob_store(struct cached *c, struct blob_reader *r, const struct b3_digest *d)
 {
@@ -182,9 +203,15 @@ static int blob_store(struct cached *c, struct blob_reader *r, const struct b3_d
 		else
 			blob_writer_abort(w);
 	}
-	/* Durable and recorded as verified, so later opens need not hash it. */
+	/* Not made durable one by one: every read of the cache verifies (a
+	 * file whose identity is not recorded as verified is hashed, a small
+	 * blob is hashed), and records are written only by a sync, after the
+	 * bytes they vouch for are durable. A crash can leave a torn or
+	 * missing blob, which is then fetched again, never served. */
 	if (rc == 0)
-		rc = blob_service_flush(c->cache->blobs);
+		atomic_fetch_add(&c->unsynced, r->size);
+	if (rc == 0 && atomic_fetch_add(&c->fills, 1) + 1 >= FILLS_PER_SYNC)
+		cache_sync(c);
 	store_write_finish(sw, rc, "a cache fill");
 	return rc;
 }
@@ -273,18 +300,26 @@ static int evict(struct cached *c, uint64_t held)
 static void cache_trim(struct cached *c)
 {
 	struct store_usage u;
+	uint64_t held;
 	bool mine;
 	int rc;
 
-	if (!c->bound || store_usage(c->cache, &u) < 0 || u.blob_bytes <= c->bound)
+	if (!c->bound || store_usage(c->cache, &u) < 0)
 		return;
+	/* The usage counts synced blobs only (their records): the fills since
+	 * are added, and synced before evicting so that they can be listed. */
+	held = u.blob_bytes + atomic_load(&c->unsynced);
+	if (held <= c->bound)
+		return;
+	if (atomic_load(&c->fills))
+		cache_sync(c);
 	pthread_mutex_lock(&c->lru_lock);
 	mine = !c->trimming;
 	c->trimming = true;
 	pthread_mutex_unlock(&c->lru_lock);
 	if (!mine)
 		return;
-	rc = evict(c, u.blob_bytes);
+	rc = evict(c, held);
 	if (rc < 0)
 		log_msg(LOG_WARN, "cannot evict blobs from the cache '%s': %s",
 			c->cache->location ? c->cache->location : "?", sf_errmsg(rc));
@@ -778,6 +813,8 @@ static void cs_close(struct store *st)
 {
 	struct cached *c = (struct cached *)st;
 
+	if (atomic_load(&c->fills))
+		cache_sync(c);
 	store_free(c->remote);
 	store_free(c->cache);
 	free(c->fetching.v);

@@ -116,6 +116,19 @@ static const struct blob_reader_ops local_reader_ops = {
     .close = local_reader_close,
 };
 
+/* Records a file just hashed as holding `d`. Its bytes may not be durable
+ * yet (another process published it and has not flushed: a cache fill
+ * never does, docs/services.md "The cache"), and a record must never
+ * vouch for bytes a crash can still tear: the file is synced first (cheap
+ * when it is clean), and kept unrecorded if that fails. */
+static void remember_hashed(struct local_blobs *s, const struct b3_digest *digest, int fd,
+			    const struct local_ident *id, bool defer)
+{
+	/* read-only: the record is kept in memory only (this process) */
+	if (s->readonly || fdatasync(fd) == 0)
+		local_verifier_remember(s->verifier, digest, id, defer);
+}
+
 /* Trusts the file if its identity is the recorded one; otherwise hashes it
  * once: a match is recorded, a mismatch quarantines the file. */
 static int blob_verify(struct local_blobs *s, const struct b3_digest *digest, const char *rel,
@@ -135,7 +148,7 @@ static int blob_verify(struct local_blobs *s, const struct b3_digest *digest, co
 		return rc;
 	if (!b3_digest_eq(&got, digest))
 		return local_quarantine(s->rootfd, s->root, digest, rel, sb);
-	local_verifier_remember(s->verifier, digest, &id, false);
+	remember_hashed(s, digest, fd, &id, false);
 	return 0;
 }
 
@@ -201,7 +214,7 @@ static int blobs_check(struct local_blobs *s, const struct b3_digest *digest, ui
 		rc = local_quarantine(s->rootfd, s->root, digest, rel, &sb);
 	if (rc == 0) {
 		local_ident_of(&sb, &id);
-		local_verifier_remember(s->verifier, digest, &id, true);
+		remember_hashed(s, digest, fd, &id, true);
 		*size = (uint64_t)sb.st_size;
 	}
 	close(fd);
@@ -500,6 +513,13 @@ static int local_open_write(struct blob_service *bs, struct blob_writer **out)
 	return 0;
 }
 
+static int files_sync(void *ctx)
+{
+	struct local_blobs *s = ctx;
+
+	return local_publish_sync(s->pub, s->root);
+}
+
 static int local_flush(struct blob_service *bs)
 {
 	struct local_blobs *s = (struct local_blobs *)bs;
@@ -511,14 +531,10 @@ static int local_flush(struct blob_service *bs)
 	rc = local_inline_flush(s->inl);
 	if (rc < 0)
 		return rc;
-	rc = local_publish_sync(s->pub, s->root);
-	if (rc < 0)
-		return rc;
-	/* After the sync: a record never vouches for bytes not yet durable.
-	 * A record that cannot be written only costs a hash at a later open. */
-	if (local_verifier_sync(s->verifier) < 0)
-		sf_err_clear();
-	return 0;
+	/* The records taken before the sync, written after it: a record never
+	 * vouches for bytes not yet durable, even with writers publishing
+	 * meanwhile (cache fills from several threads). */
+	return local_verifier_sync(s->verifier, files_sync, s);
 }
 
 static void local_blobs_free(struct blob_service *bs)

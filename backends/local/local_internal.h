@@ -138,18 +138,21 @@ void local_ident_of(const struct stat *sb, struct local_ident *out);
  * functions are thread-safe. */
 struct local_verifier;
 int local_verifier_new(struct local_env *env, bool readonly, struct local_verifier **out);
-/* Writes pending records, then frees. NULL is a no-op. */
+/* Frees; pending records are dropped (not synced). NULL is a no-op. */
 void local_verifier_free(struct local_verifier *v);
 /* True if `id` is the recorded identity of blob `digest`. */
 bool local_verifier_known(struct local_verifier *v, const struct b3_digest *digest,
 			  const struct local_ident *id);
 /* Records `id` for `digest`: in the cache at once, in LMDB now (`defer` false) or
- * at the next local_verifier_sync() (`defer` true, for commits in bulk).
+ * by the next local_verifier_sync() (`defer` true, for commits in bulk).
  * Failures to record are not errors: the blob is just hashed again later. */
 void local_verifier_remember(struct local_verifier *v, const struct b3_digest *digest,
 			     const struct local_ident *id, bool defer);
-/* Writes the deferred records in one LMDB transaction. */
-int local_verifier_sync(struct local_verifier *v);
+/* Takes the deferred records, runs `sync(ctx)` (which makes their files
+ * durable), and only if it succeeds writes them in one LMDB transaction.
+ * Records deferred while `sync` runs wait for the next call: their files
+ * may have been published after it looked. Returns sync's result. */
+int local_verifier_sync(struct local_verifier *v, int (*sync)(void *ctx), void *ctx);
 
 /* Hashes all of `fd` (`size` bytes, pread in 1 MiB chunks). -EIO with a
  * message naming `what` on a read error or if the file is not `size` long. */

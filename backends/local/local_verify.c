@@ -16,8 +16,9 @@
 #define HASH_CHUNK (1u << 20)
 /* Direct-mapped cache: 16384 x 80 bytes, 1.3 MiB per open store. */
 #define CACHE_SLOTS (1u << 14)
-/* Deferred records are written at least this often. */
-#define PENDING_MAX	 4096
+/* Deferred records kept at most until a flush (80 bytes each); more are
+ * dropped. */
+#define PENDING_MAX	 65536
 #define QUARANTINE_TRIES 100
 
 struct cache_slot {
@@ -102,7 +103,8 @@ void local_verifier_free(struct local_verifier *v)
 {
 	if (!v)
 		return;
-	local_verifier_sync(v);
+	/* Pending records are dropped: a record is written only by a flush,
+	 * after the bytes it vouches for are durable (local_flush()). */
 	pthread_mutex_destroy(&v->lock);
 	local_env_unref(v->env);
 	free(v->pending);
@@ -183,46 +185,44 @@ static int db_write(struct local_verifier *v, const struct pending *p, size_t n)
 	return local_mdb_err(mdb_txn_commit(txn), "cannot record verified blobs");
 }
 
-/* Appends to the deferred records; false if that failed (no memory). */
-static bool pending_add(struct local_verifier *v, const struct b3_digest *digest,
-			const struct local_ident *id, bool *full)
+/* Appends to the deferred records unless PENDING_MAX are held already or
+ * memory is short: then the record is dropped. */
+static void pending_add(struct local_verifier *v, const struct b3_digest *digest,
+			const struct local_ident *id)
 {
 	pthread_mutex_lock(&v->lock);
-	if (v->n_pending == v->cap_pending) {
+	if (v->n_pending == v->cap_pending && v->cap_pending < PENDING_MAX) {
 		size_t cap = v->cap_pending ? 2 * v->cap_pending : 64;
 		struct pending *p = reallocarray(v->pending, cap, sizeof(*p));
 
-		if (!p) {
-			pthread_mutex_unlock(&v->lock);
-			return false;
-		}
-		v->pending = p, v->cap_pending = cap;
+		if (p)
+			v->pending = p, v->cap_pending = cap;
 	}
-	v->pending[v->n_pending++] = (struct pending){.d = *digest, .id = *id};
-	*full = v->n_pending >= PENDING_MAX;
+	if (v->n_pending < v->cap_pending)
+		v->pending[v->n_pending++] = (struct pending){.d = *digest, .id = *id};
 	pthread_mutex_unlock(&v->lock);
-	return true;
 }
 
 void local_verifier_remember(struct local_verifier *v, const struct b3_digest *digest,
 			     const struct local_ident *id, bool defer)
 {
 	struct pending one = {.d = *digest, .id = *id};
-	bool full = false;
 
 	cache_put(v, digest, id);
 	if (!v->writable)
 		return;
-	if (defer && pending_add(v, digest, id, &full)) {
-		if (full) /* a record not written costs a hash later, nothing else */
-			local_verifier_sync(v);
+	/* Past PENDING_MAX a deferred record is dropped, not written early:
+	 * it may vouch for bytes not durable yet (the caller's flush syncs
+	 * them first). A record not written costs a hash later, nothing else. */
+	if (defer) {
+		pending_add(v, digest, id);
 		return;
 	}
 	if (db_write(v, &one, 1) < 0) /* as above */
 		sf_err_clear();
 }
 
-int local_verifier_sync(struct local_verifier *v)
+int local_verifier_sync(struct local_verifier *v, int (*sync)(void *ctx), void *ctx)
 {
 	struct pending *p;
 	size_t n;
@@ -232,7 +232,10 @@ int local_verifier_sync(struct local_verifier *v)
 	p = v->pending, n = v->n_pending;
 	v->pending = NULL, v->n_pending = v->cap_pending = 0;
 	pthread_mutex_unlock(&v->lock);
-	rc = n ? db_write(v, p, n) : 0;
+	rc = sync(ctx);
+	/* A record that cannot be written only costs a hash at a later open. */
+	if (rc == 0 && n && db_write(v, p, n) < 0)
+		sf_err_clear();
 	free(p);
 	return rc;
 }

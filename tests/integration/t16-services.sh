@@ -131,6 +131,32 @@ test_cache() {
 	assert_eq "$(count_blobs "$ra")" 0 "blobs the remote got back"
 }
 
+# A cold read through an empty --cache does not sync each fill on its own
+# (docs/services.md "A crash and the cache"): the mount's fsync and
+# fdatasync calls while 80 files are read (strace) are a few, not one or
+# more per file as when every fill was flushed.
+test_cache_fill_syncs() {
+	local t=$TMP/many ra=$TMP/sync-a rb=$TMP/sync-b c=$TMP/sync-cache p i n st
+	mkdir -p "$t"
+	for i in $(seq 40); do
+		head -c 40000 /dev/urandom >"$t/big$i" # above the inline limit: a file
+		printf 'small %s\n' "$i" >"$t/small$i"
+	done
+	p=$(sf import --blob-service-addr "$ra" --directory-service-addr "$rb" \
+		--path-info-service-addr "$rb" "$t")
+	start_mount "$rb" "$M" --blob-service-addr "$ra" --cache "$c"
+	strace -f -qq -e trace=fsync,fdatasync -o "$TMP/syncs" -p "$MOUNT_PID" &
+	st=$!
+	sleep 1 # attached to every thread
+	diff -r "$t" "$M/$(base "$p")"
+	kill "$st"
+	wait "$st" || true
+	n=$(grep -c 'sync(' "$TMP/syncs" || true)
+	stop_mount "$M"
+	assert_eq "$(count_blobs "$c")" 80 "blobs in the cache"
+	[ "$n" -lt 20 ] || fail "$n syncs while 80 blobs filled the cache"
+}
+
 setup
 check "import puts blobs and metadata in their own stores" test_import_split
 check "nar through the composite is nix-store --dump's; flags before and after the command" \
@@ -139,3 +165,8 @@ check "a mount reads through the composite" test_mount_composite
 check "errors: missing store, bad URL, gc refused, flags without a store" test_errors
 check "GC roots go to the PathInfo store" test_roots_in_metadata_store
 check "--cache: a second mount reads everything from the cache" test_cache
+if strace -o /dev/null true 2>/dev/null; then
+	check "--cache: a cold read syncs the cache a few times, not once per file" test_cache_fill_syncs
+else
+	skip "--cache: a cold read syncs the cache a few times, not once per file" "strace cannot trace here"
+fi

@@ -809,6 +809,15 @@ static int cs_usage(struct store *st, struct store_usage *out)
 	return store_usage(remote_of(st), out);
 }
 
+/* The remote fetches (a binary cache): the cache itself fetches no NAR.
+ * No import index: its root check would be answered by the cache's
+ * PathInfos, which outlive a path the remote has collected
+ * (docs/services.md "The cache"). */
+static void cs_set_fetch_progress(struct store *st, store_fetch_progress_fn fn, void *ctx)
+{
+	store_set_fetch_progress(remote_of(st), fn, ctx);
+}
+
 static void cs_close(struct store *st)
 {
 	struct cached *c = (struct cached *)st;
@@ -840,6 +849,7 @@ static void cs_set_ops(struct store *st, const struct store *r)
 	st->temp_root_add = r->temp_root_add ? cs_temp_root_add : NULL;
 	st->roots_each = r->roots_each ? cs_roots_each : NULL;
 	st->usage = r->usage ? cs_usage : NULL;
+	st->set_fetch_progress = r->set_fetch_progress ? cs_set_fetch_progress : NULL;
 }
 
 /* "N", "NK", "NM", "NG", "NT" (powers of 1024), N > 0. */

@@ -200,6 +200,31 @@ static void composite_writer_leave(struct store *st, int token)
 	slot_put(c, (size_t)token);
 }
 
+/* --- the import index and fetch progress --- */
+
+/* The index lives with the PathInfos: --trust-stat takes a tree unread
+ * only when the PathInfo store has it registered with that very root, so
+ * the records never vouch for objects by themselves (docs/services.md). */
+static int composite_index_get(struct store *st, const void *key, size_t klen, void *val,
+			       size_t cap, size_t *len)
+{
+	return store_index_get(sub_of(st, STORE_ROLE_PATHS), key, klen, val, cap, len);
+}
+
+static int composite_index_put(struct store *st, const struct store_kv *kv, size_t n)
+{
+	return store_index_put(sub_of(st, STORE_ROLE_PATHS), kv, n);
+}
+
+/* Whichever sub-store fetches NARs (a binary cache) reports its fetches. */
+static void composite_set_fetch_progress(struct store *st, store_fetch_progress_fn fn, void *ctx)
+{
+	struct composite *c = composite_of(st);
+
+	for (size_t i = 0; i < c->n; i++)
+		store_set_fetch_progress(c->subs[i], fn, ctx);
+}
+
 /* --- statfs --- */
 
 static int composite_usage(struct store *st, struct store_usage *out)
@@ -263,6 +288,13 @@ static void composite_set_ops(struct composite *c)
 	st->writer_enter = composite_writer_enter;
 	st->writer_leave = composite_writer_leave;
 	st->usage = composite_usage;
+	if (c->of[STORE_ROLE_PATHS]->index_get) {
+		st->index_get = composite_index_get;
+		st->index_put = composite_index_put;
+	}
+	for (size_t i = 0; i < c->n; i++)
+		if (c->subs[i]->set_fetch_progress)
+			st->set_fetch_progress = composite_set_fetch_progress;
 }
 
 int store_composite_new(struct store *const *subs, size_t n, const size_t from[STORE_ROLES],

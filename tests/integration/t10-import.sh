@@ -552,6 +552,27 @@ t_trust_stat() {
 	grep -q "'$f/a' has no record" "$TMP/err" || fail "a failed import left records: $(cat "$TMP/err")"
 }
 
+# --trust-stat with service addresses (docs/services.md): the import index is the PathInfo
+# store's, so blobs elsewhere do not stop it; a PathInfo store without an index, or one behind
+# --cache (whose PathInfos may outlive the remote's), is a clear error.
+t_trust_stat_services() {
+	local meta=$TMP/tss-meta blobs=$TMP/tss-blobs src=$T/tss/src p q
+	mkdir -p "$src/d"
+	printf 'one\n' >"$src/a"
+	printf 'two\n' >"$src/d/b"
+	sleep 2.2 # past the racy window of every file
+	p=$(sf import --store "$meta" --blob-service-addr "$blobs" --trust-stat -v "$src" 2>"$TMP/err")
+	assert_eq "$p" "$(nix_store --add "$src")" "first import"
+	q=$(sf import --store "$meta" --blob-service-addr "$blobs" --trust-stat -v "$src" 2>"$TMP/err")
+	assert_eq "$q" "$p" "second import"
+	grep -q "known by its files' stat: nothing read" "$TMP/err" || fail "not trusted: $(cat "$TMP/err")"
+	assert_eq "$(blob_count "$meta")" 0 "blobs in the metadata store"
+	expect_status 1 sf import --store "$blobs" --path-info-service-addr memory:// --trust-stat "$src"
+	grep -q "PathInfo store must be a local one" "$TMP/err" || fail "memory://: $(cat "$TMP/err")"
+	expect_status 1 sf import --store "$meta" --cache "$TMP/tss-cache" --trust-stat "$src"
+	grep -q "not behind --cache" "$TMP/err" || fail "--cache: $(cat "$TMP/err")"
+}
+
 check "vector tree path and NAR" t_vector_tree
 check "empty directory" t_empty_dir
 check "single file as root" t_single_file
@@ -570,6 +591,8 @@ check "identical files stored once" t_dedup
 check "re-import is idempotent" t_reimport
 check "re-import of a registered tree writes nothing" t_reimport_writes_nothing
 check "--trust-stat: stat records, ctime, racily clean" t_trust_stat
+check "--trust-stat through services: the PathInfo store's index; refused behind --cache" \
+	t_trust_stat_services
 check "path-info text and JSON" t_path_info
 check "ls and cat of sub paths" t_ls_cat
 check "FIFO refused, nothing registered" t_fifo

@@ -451,8 +451,20 @@ test_progress() {
 	tty_check none "$TMP/mount.log" "fetching /nix/store/"
 }
 
+# A binary cache behind --cache (docs/services.md "The cache") fetches a NAR on a miss: that
+# fetch shows its progress line too.
+test_progress_cached() {
+	local url="nix+http://127.0.0.1:$PORT/cache-xz?trusted-public-keys=$PK&cache=$TMP/cs-pc"
+	on_tty "$STOREFS" cat --store "$url" --cache "$TMP/cc-pc" "$P1/lib/data.txt" ||
+		fail "cat: $(cat "$TMP/tty")"
+	tty_check tty "$TMP/tty" "fetching /nix/store/" >"$TMP/plain"
+	grep -aq $'\rfetching '"$P1"': .* of .* MiB' "$TMP/tty" || fail "no line for $P1"
+	grep -q "^some data" "$TMP/plain" || fail "no contents: $(cat "$TMP/plain")"
+}
+
 check "file:// xz cache: a read fetches only that path; contents, modes, links match" test_lazy_file
 check "a progress line per NAR fetch on a terminal only" test_progress
+check "a progress line for a NAR fetched behind --cache" test_progress_cached
 check "zstd, bzip2 and uncompressed caches" test_compressions
 check "http:// cache from a static server" test_http
 check "--store nix+http://...?trusted-public-keys=...&cache=DIR" test_nix_url

@@ -208,6 +208,10 @@ int local_publish_note(struct local_publish *p, const struct b3_digest *d);
 /* fsyncs every file noted since the last call and the directories that
  * gained their names. */
 int local_publish_sync(struct local_publish *p, const char *root);
+/* Threads fsyncing at once in local_publish_sync() (STOREFS_SYNC_THREADS
+ * overrides, up to the _MAX): measured in bench/README.md "Import". */
+#define LOCAL_SYNC_THREADS     8
+#define LOCAL_SYNC_THREADS_MAX 64
 
 /* Removes tmp/ files whose writer process is gone. */
 void local_blobs_clean_tmp(int rootfd);

@@ -8,12 +8,14 @@
  * published (sync_file_range), so by the flush the disk has mostly caught
  * up; the flush then fsyncs exactly the files and directories this
  * process published into, instead of syncing the whole filesystem (other
- * processes' dirty pages included). */
+ * processes' dirty pages included), from several threads at once. */
 #include "backends/local/local_internal.h"
 
 #include "common/err.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,42 +202,114 @@ static int fsync_at(int rootfd, const char *rel, int flags)
 	return rc;
 }
 
-static int sync_files(struct local_publish *p, const char *root)
+/* One batch of fsyncs: names relative to the store root, all files or all
+ * directories. Done by several threads at once because each fsync mostly
+ * waits for the disk: concurrent ones share journal commits and cache
+ * flushes instead of paying one each (docs/store-format.md "Durability"). */
+struct sync_batch {
+	int rootfd, flags;
+	char (*rel)[LOCAL_BLOB_REL_MAX];
+	size_t n;
+	atomic_size_t next;
+	atomic_int err;	      /* the first error, negative errno */
+	atomic_size_t failed; /* its index */
+};
+
+static void *sync_worker(void *arg)
 {
-	char rel[LOCAL_BLOB_REL_MAX];
+	struct sync_batch *b = arg;
+	size_t i;
 
-	for (size_t i = 0; i < p->n; i++) {
-		int rc;
+	while ((i = atomic_fetch_add(&b->next, 1)) < b->n) {
+		int rc = fsync_at(b->rootfd, b->rel[i], b->flags);
+		int none = 0;
 
-		local_blob_relpath(&p->files[i], rel);
-		rc = fsync_at(p->rootfd, rel, 0);
-		/* Gone: a collection deleted it since; nothing refers to it. */
-		if (rc < 0 && rc != -ENOENT)
-			return sf_err_sys(-rc, "cannot sync blob '%s/%s'", root, rel);
+		/* A blob gone: a collection deleted it since; nothing refers to it. */
+		if (rc < 0 && !(rc == -ENOENT && !b->flags) &&
+		    atomic_compare_exchange_strong(&b->err, &none, rc))
+			atomic_store(&b->failed, i);
 	}
+	return NULL;
+}
+
+static unsigned sync_threads(size_t n)
+{
+	const char *e = getenv("STOREFS_SYNC_THREADS");
+	unsigned t = e && *e ? (unsigned)strtoul(e, NULL, 10) : LOCAL_SYNC_THREADS;
+
+	if (t < 1)
+		t = 1;
+	return n < t ? (unsigned)n : t;
+}
+
+static int sync_batch_run(struct sync_batch *b, const char *root)
+{
+	pthread_t tid[LOCAL_SYNC_THREADS_MAX];
+	unsigned want = sync_threads(b->n), started = 0;
+
+	if (want > LOCAL_SYNC_THREADS_MAX)
+		want = LOCAL_SYNC_THREADS_MAX;
+	/* This thread works too; a thread that cannot start leaves its
+	 * share to the others. */
+	while (started + 1 < want && pthread_create(&tid[started], NULL, sync_worker, b) == 0)
+		started++;
+	sync_worker(b);
+	while (started)
+		pthread_join(tid[--started], NULL);
+	if (atomic_load(&b->err) == 0)
+		return 0;
+	return sf_err_sys(-atomic_load(&b->err), "cannot sync '%s/%s'", root,
+			  b->rel[atomic_load(&b->failed)]);
+}
+
+/* The names to sync: the files, then the directories that gained a name
+ * (blobs/ab/cd, blobs/ab, blobs). */
+static int sync_names(struct local_publish *p, char (**out)[LOCAL_BLOB_REL_MAX], size_t *nf,
+		      size_t *nd)
+{
+	size_t cap = p->n + 1, k = 0;
+	char(*rel)[LOCAL_BLOB_REL_MAX];
+
+	for (unsigned i = 0; i < SHARDS; i++)
+		cap += bit_get(p->dirty_shard, i);
+	for (unsigned i = 0; i < 256; i++)
+		cap += bit_get(p->dirty_top, i);
+	rel = calloc(cap, sizeof(*rel));
+	if (!rel)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->n; i++)
+		local_blob_relpath(&p->files[i], rel[k++]);
+	*nf = k;
+	for (unsigned i = 0; i < SHARDS; i++)
+		if (bit_get(p->dirty_shard, i))
+			snprintf(rel[k++], sizeof(*rel), LOCAL_BLOBS_DIR "/%02x/%02x", i >> 8,
+				 i & 0xff);
+	for (unsigned i = 0; i < 256; i++)
+		if (bit_get(p->dirty_top, i))
+			snprintf(rel[k++], sizeof(*rel), LOCAL_BLOBS_DIR "/%02x", i);
+	if (p->dirty_blobs)
+		snprintf(rel[k++], sizeof(*rel), "%s", LOCAL_BLOBS_DIR);
+	*nd = k - *nf;
+	*out = rel;
 	return 0;
 }
 
-static int sync_dirs(struct local_publish *p, const char *root)
+/* Nothing refers to these blobs until this returns, so the order among the
+ * fsyncs does not matter, only that all of them succeeded. */
+static int sync_all(struct local_publish *p, const char *root)
 {
-	char dir[sizeof(LOCAL_BLOBS_DIR) + 8];
-	int rc = 0;
+	struct sync_batch files = {.rootfd = p->rootfd}, dirs = {.rootfd = p->rootfd};
+	int rc = sync_names(p, &files.rel, &files.n, &dirs.n);
 
-	for (unsigned i = 0; i < SHARDS && rc == 0; i++) {
-		if (!bit_get(p->dirty_shard, i))
-			continue;
-		snprintf(dir, sizeof(dir), LOCAL_BLOBS_DIR "/%02x/%02x", i >> 8, i & 0xff);
-		rc = fsync_at(p->rootfd, dir, O_DIRECTORY);
-	}
-	for (unsigned i = 0; i < 256 && rc == 0; i++) {
-		if (!bit_get(p->dirty_top, i))
-			continue;
-		snprintf(dir, sizeof(dir), LOCAL_BLOBS_DIR "/%02x", i);
-		rc = fsync_at(p->rootfd, dir, O_DIRECTORY);
-	}
-	if (rc == 0 && p->dirty_blobs)
-		rc = fsync_at(p->rootfd, LOCAL_BLOBS_DIR, O_DIRECTORY);
-	return rc < 0 ? sf_err_sys(-rc, "cannot sync '%s/%s'", root, dir) : 0;
+	if (rc < 0)
+		return rc;
+	dirs.flags = O_DIRECTORY;
+	dirs.rel = files.rel + files.n;
+	rc = sync_batch_run(&files, root);
+	if (rc == 0)
+		rc = sync_batch_run(&dirs, root);
+	free(files.rel);
+	return rc;
 }
 
 int local_publish_sync(struct local_publish *p, const char *root)
@@ -243,9 +317,7 @@ int local_publish_sync(struct local_publish *p, const char *root)
 	int rc;
 
 	pthread_mutex_lock(&p->lock);
-	rc = sync_files(p, root);
-	if (rc == 0)
-		rc = sync_dirs(p, root);
+	rc = sync_all(p, root);
 	if (rc == 0) {
 		p->n = 0;
 		memset(p->dirty_shard, 0, sizeof(p->dirty_shard));

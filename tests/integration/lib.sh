@@ -139,24 +139,34 @@ via_daemon_url() { # STORE
 		{ fail "STOREFS_TEST_VIA=$STOREFS_TEST_VIA: not grpc+unix or grpc+http" || return 1; }
 }
 
+# mount_wait MOUNTPOINT LOG CMD...: starts CMD, a mount daemon for MOUNTPOINT
+# (with a prefix if need be: nsenter --net=... storefs mount ...), in the
+# background with its output in LOG, and waits until the mount is live
+# ($MOUNT_PID: its pid, also when it fails).
+mount_wait() {
+	local mnt=$1 log=$2
+	shift 2
+	mkdir -p "$mnt"
+	"$@" >"$log" 2>&1 &
+	MOUNT_PID=$!
+	DAEMON_PIDS+=("$MOUNT_PID")
+	for _ in $(seq 200); do
+		grep -q " $mnt fuse" /proc/mounts && return 0
+		kill -0 "$MOUNT_PID" 2>/dev/null || { cat "$log" >&2; fail "mount exited: $*"; return 1; }
+		sleep 0.05
+	done
+	cat "$log" >&2
+	fail "mount did not come up: $*"
+}
+
+# start_mount STORE MOUNTPOINT [OPTION...]: storefs mount, log in $TMP/mount.log.
 start_mount() {
 	local store=$1 mnt=$2
 	shift 2
 	if [ -n "${STOREFS_TEST_VIA:-}" ] && [ -d "$store" ]; then
 		store=$(via_daemon_url "$store") || return 1
 	fi
-	mkdir -p "$mnt"
-	"$STOREFS" mount --store "$store" "$@" "$mnt" >"$TMP/mount.log" 2>&1 &
-	local pid=$!
-	DAEMON_PIDS+=("$pid")
-	MOUNT_PID=$pid
-	for _ in $(seq 100); do
-		grep -q " $mnt fuse" /proc/mounts && return 0
-		kill -0 "$pid" 2>/dev/null || { cat "$TMP/mount.log" >&2; fail "mount exited"; return 1; }
-		sleep 0.05
-	done
-	cat "$TMP/mount.log" >&2
-	fail "mount did not come up"
+	mount_wait "$mnt" "$TMP/mount.log" "$STOREFS" mount --store "$store" "$@" "$mnt"
 }
 
 # stop_mount MOUNTPOINT: unmounts and waits for the daemon to exit 0.

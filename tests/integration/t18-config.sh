@@ -46,19 +46,12 @@ test_command_options() {
 	local p
 	p=$(sf import --store "$TMP/s2" "$SRC")
 	printf 'store = %s\nmount.list-root = true\nmount.threads = 2\n' "$TMP/s2" >"$CONF"
-	mkdir -p "$M"
-	"$STOREFS" --config "$CONF" mount "$M" >"$TMP/mount.log" 2>&1 &
-	MOUNT_PID=$!
-	DAEMON_PIDS+=("$MOUNT_PID")
-	for _ in $(seq 100); do grep -q " $M fuse" /proc/mounts && break; sleep 0.05; done
+	mount_wait "$M" "$TMP/mount.log" "$STOREFS" --config "$CONF" mount "$M"
 	assert_eq "$(ls "$M")" "$(base "$p")" "root listed (mount.list-root from the file)"
 	stop_mount "$M"
 	# Without the key the root cannot be listed.
 	printf 'store = %s\n' "$TMP/s2" >"$CONF"
-	"$STOREFS" --config "$CONF" mount "$M" >"$TMP/mount.log" 2>&1 &
-	MOUNT_PID=$!
-	DAEMON_PIDS+=("$MOUNT_PID")
-	for _ in $(seq 100); do grep -q " $M fuse" /proc/mounts && break; sleep 0.05; done
+	mount_wait "$M" "$TMP/mount.log" "$STOREFS" --config "$CONF" mount "$M"
 	if ls "$M" >/dev/null 2>&1; then fail "root listed without list-root"; fi
 	stop_mount "$M"
 }

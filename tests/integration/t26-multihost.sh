@@ -157,21 +157,12 @@ seeded_bytes() {
 # mount_on HOST MOUNTPOINT CACHE SERVICES...: mounts in HOST's network
 # namespace and waits until the mount is live ($TMP/mpid-HOST: its daemon).
 mount_on() {
-	local h=$1 mnt=$2 cache=$3 pid
+	local h=$1 mnt=$2 cache=$3 rc=0
 	shift 3
-	mkdir -p "$mnt"
-	nsenter --net="/run/netns/$NS-$h" "$STOREFS" mount "$@" --cache "$cache" "$mnt" \
-		>"$TMP/mount-$h.log" 2>&1 &
-	pid=$!
-	DAEMON_PIDS+=("$pid")
-	echo "$pid" >"$TMP/mpid-$h"
-	for _ in $(seq 200); do
-		grep -q " $mnt fuse" /proc/mounts && return 0
-		kill -0 "$pid" 2>/dev/null || { cat "$TMP/mount-$h.log" >&2; fail "mount on $h exited"; return 1; }
-		sleep 0.05
-	done
-	cat "$TMP/mount-$h.log" >&2
-	fail "mount on $h did not come up"
+	mount_wait "$mnt" "$TMP/mount-$h.log" nsenter --net="/run/netns/$NS-$h" \
+		"$STOREFS" mount "$@" --cache "$cache" "$mnt" || rc=$?
+	echo "$MOUNT_PID" >"$TMP/mpid-$h"
+	return $rc
 }
 
 # unmount_on HOST MOUNTPOINT: unmounts, waits for the daemon (started by

@@ -56,6 +56,37 @@ test_command_options() {
 	stop_mount "$M"
 }
 
+# unit_mount [KEY=VALUE...]: mounts at $M with the command line systemd would run for
+# dist/systemd/storefs-mount@.service, KEY=VALUE being what an environment file sets (in the
+# daemon's environment too).
+unit_mount() {
+	local argv
+	mapfile -d '' argv < <(python3 "$HERE/unit_argv.py" "$ROOT/dist/systemd/storefs-mount@.service" \
+		"$(dirname "$STOREFS")" "$M" "$@")
+	[ "${#argv[@]}" -gt 2 ] || fail "no command line from the unit"
+	mount_wait "$M" "$TMP/mount.log" env "$@" "${argv[@]}"
+}
+
+# The mount unit names no store unless told to: the file's service addresses serve it,
+# $STOREFS_STORE (from an environment file) only where the file names none, and
+# STOREFS_MOUNT_OPTIONS="--store ..." wins over both.
+test_mount_unit() {
+	local p q
+	printf 'blob-service-addr = %s\nstore = %s\n' "$TMP/u-blobs" "$TMP/u-meta" >"$CONF"
+	p=$(sf --config "$CONF" import "$SRC")
+	mkdir -p "$TMP/u-src" && echo "default" >"$TMP/u-src/f"
+	q=$(sf import --store "$TMP/u-default" "$TMP/u-src")
+	STOREFS_CONFIG=$CONF unit_mount STOREFS_STORE="$TMP/u-default"
+	assert_eq "$(cat "$M/$(base "$p")/sub/f")" "configured" "through the file's services"
+	stop_mount "$M"
+	STOREFS_CONFIG=/dev/null unit_mount STOREFS_STORE="$TMP/u-default"
+	assert_eq "$(cat "$M/$(base "$q")/f")" "default" "\$STOREFS_STORE without a file"
+	stop_mount "$M"
+	STOREFS_CONFIG=$CONF unit_mount STOREFS_MOUNT_OPTIONS="--store $TMP/u-default"
+	assert_eq "$(cat "$M/$(base "$q")/f")" "default" "--store in STOREFS_MOUNT_OPTIONS"
+	stop_mount "$M"
+}
+
 bad() { # EXPECTED-MESSAGE LINES...
 	local want=$1
 	shift
@@ -86,3 +117,5 @@ setup
 check "store keys: store, blob-service-addr, cache; flags win" test_store_keys
 check "command options: mount.list-root, mount.threads" test_command_options
 check "bad files are errors naming FILE:LINE" test_bad_files
+check "the mount unit: the file's services, else \$STOREFS_STORE; --store in the options wins" \
+	test_mount_unit

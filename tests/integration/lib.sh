@@ -169,6 +169,22 @@ start_mount() {
 	mount_wait "$mnt" "$TMP/mount.log" "$STOREFS" mount --store "$store" "$@" "$mnt"
 }
 
+# page_cache_retry CMD...: CMD checks what the mount pushed into the kernel's
+# page cache (docs/fuse.md "Pushing small files"); a drop_caches elsewhere on
+# the machine (benchmarks) takes the kernel's inodes and their pages away, so
+# CMD gets up to 3 rounds. CMD returns 0 (passed), 1 (what may be a drop:
+# again) or anything else (failed whatever the cache did: no retry).
+page_cache_retry() {
+	local rc round
+	for round in 1 2 3; do
+		rc=0
+		"$@" || rc=$?
+		[ $rc = 1 ] || break
+		echo "# round $round of $1 failed: the pages may have been dropped" >&2
+	done
+	[ $rc = 0 ] || fail "$1 failed (status $rc)"
+}
+
 # stop_mount MOUNTPOINT: unmounts and waits for the daemon to exit 0.
 stop_mount() {
 	fusermount3 -u "$1"

@@ -8,25 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse_timeout(const char *v, size_t len, struct deadline_rule *r)
-{
-	char buf[16];
-	char *end;
-	unsigned long s;
-
-	if (len == 0 || len >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, v, len);
-	buf[len] = '\0';
-	if (buf[0] < '0' || buf[0] > '9')
-		return -EINVAL;
-	s = strtoul(buf, &end, 10);
-	if (*end || s == 0 || s > DEADLINE_BASE_S_MAX)
-		return -EINVAL;
-	r->base_s = (unsigned)s;
-	return 0;
-}
-
 /* One "key=value" of the query. */
 static int parse_option(const char *opt, size_t len, struct grpc_store_url *u)
 {
@@ -36,7 +17,7 @@ static int parse_option(const char *opt, size_t len, struct grpc_store_url *u)
 	size_t vlen = eq ? len - klen - 1 : 0;
 
 	if (klen == 7 && !memcmp(opt, "timeout", 7)) {
-		if (parse_timeout(v, vlen, &u->rule) < 0)
+		if (deadline_parse_s(v, vlen, &u->rule.base_s) < 0)
 			return sf_err(-EINVAL, "timeout must be 1 to %d seconds, not '%.*s'",
 				      DEADLINE_BASE_S_MAX, (int)vlen, v);
 		return 0;

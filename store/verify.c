@@ -802,6 +802,13 @@ int store_verify_remove_unreferenced(struct store *st, const struct verify_resul
 	*out = (struct verify_removed){0};
 	if (!res->unref_blob_set.count && !res->unref_dir_set.count)
 		return 0;
+	/* Services elsewhere (a composite, gRPC, S3) cannot be held still and
+	 * may be shared: their orphans stay (docs/services.md "Orphans"). */
+	if (!st->exclusive_enter || !st->blob_delete)
+		return sf_err(-ENOTSUP,
+			      "store '%s' cannot take back unreferenced objects: its services may "
+			      "be shared with other stores (docs/services.md \"Orphans\")",
+			      st->location);
 	rc = store_exclusive_enter(st, STORE_WAIT_FOREVER, token);
 	if (rc < 0)
 		return rc;

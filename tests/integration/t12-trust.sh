@@ -339,6 +339,25 @@ t_orphans_killed_import() {
 	sf nar --store "$st" "$p" | cmp - <(nix-store --dump "$T/kill")
 }
 
+# A failed import through services (docs/services.md "Orphans") leaves its new blobs: verify
+# counts them, and --repair refuses with one line saying why instead of removing them.
+t_orphans_services() {
+	local svc=(--store "$TMP/os-meta" --blob-service-addr "$TMP/os-blobs")
+	mkdir -p "$T/os"
+	head -c 100000 /dev/urandom >"$T/os/a"
+	mkfifo "$T/os/z"
+	expect_status 1 sf import "${svc[@]}" "$T/os"
+	grep -q "'$T/os/z'" "$TMP/err" || fail "the FIFO was not named: $(cat "$TMP/err")"
+	sf verify "${svc[@]}" >"$TMP/out"
+	grep -q "unreferenced: 1 blobs" "$TMP/out" || fail "not counted: $(cat "$TMP/out")"
+	expect_status 1 sf verify "${svc[@]}" --repair
+	assert_eq "$(wc -l <"$TMP/err")" 1 "error lines"
+	grep -q "cannot take back unreferenced objects: .*docs/services.md" "$TMP/err" ||
+		fail "no reason: $(cat "$TMP/err")"
+	sf verify "${svc[@]}" >"$TMP/out"
+	grep -q "unreferenced: 1 blobs" "$TMP/out" || fail "--repair changed something: $(cat "$TMP/out")"
+}
+
 # --repair waits for writers: it never runs while a writer holds its lock.
 t_orphans_repair_waits() {
 	local st=$TMP/s-wait p
@@ -378,6 +397,8 @@ check "statfs on a mount: blocks = blob bytes, files = objects, nothing free" t_
 check "orphans: a refused NAR or registration takes back the blobs it wrote" t_orphans_refused_nar
 check "orphans: verify counts what a killed import left, --repair removes it" t_orphans_killed_import
 check "orphans: verify --repair waits for writers" t_orphans_repair_waits
+check "orphans of a failed import through services: counted; --repair refused, saying why" \
+	t_orphans_services
 check "verify names a flat CA path whose root blob was swapped" t_verify_flat_swapped
 check "verify --check-contents names a source path whose tree was swapped" t_verify_source_swapped
 check "verify: unresolved references and unreferenced objects are named, as notes" t_verify_refs_and_unreferenced

@@ -56,15 +56,43 @@ test_command_options() {
 	stop_mount "$M"
 }
 
-# unit_mount [KEY=VALUE...]: mounts at $M with the command line systemd would run for
-# dist/systemd/storefs-mount@.service, KEY=VALUE being what an environment file sets (in the
-# daemon's environment too).
-unit_mount() {
-	local argv
-	mapfile -d '' argv < <(python3 "$HERE/unit_argv.py" "$ROOT/dist/systemd/storefs-mount@.service" \
+# unit_cmd UNIT [KEY=VALUE...]: into UNIT_ARGV, the command line systemd would run for
+# dist/systemd/UNIT (%f: $M), KEY=VALUE being what an environment file sets (in the
+# process's environment too).
+unit_cmd() {
+	local unit=$1 argv
+	shift
+	mapfile -d '' argv < <(python3 "$HERE/unit_argv.py" "$ROOT/dist/systemd/$unit" \
 		"$(dirname "$STOREFS")" "$M" "$@")
-	[ "${#argv[@]}" -gt 2 ] || fail "no command line from the unit"
-	mount_wait "$M" "$TMP/mount.log" env "$@" "${argv[@]}"
+	[ "${#argv[@]}" -gt 2 ] || fail "no command line from $unit"
+	UNIT_ARGV=(env "$@" "${argv[@]}")
+}
+
+unit_mount() {
+	unit_cmd storefs-mount@.service "$@"
+	mount_wait "$M" "$TMP/mount.log" "${UNIT_ARGV[@]}"
+}
+
+# unit_server UNIT [KEY=VALUE...]: starts UNIT's server (stopped when the check ends) and
+# waits for the URL it prints, into UNIT_URL.
+unit_server() {
+	unit_cmd "$@"
+	"${UNIT_ARGV[@]}" >"$TMP/unit.url" 2>"$TMP/unit.log" &
+	UNIT_PID=$!
+	trap 'kill "$UNIT_PID" 2>/dev/null; wait "$UNIT_PID" 2>/dev/null' EXIT # a check's subshell
+	for _ in $(seq 200); do
+		UNIT_URL=$(head -n 1 "$TMP/unit.url")
+		[ -z "$UNIT_URL" ] || return 0
+		kill -0 "$UNIT_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	fail "$1 did not come up: $(cat "$TMP/unit.log")"
+}
+
+unit_server_stop() {
+	kill "$UNIT_PID"
+	wait "$UNIT_PID" || true # the status of a server stopped by SIGTERM
+	trap - EXIT
 }
 
 # The mount unit names no store unless told to: the file's service addresses serve it,
@@ -85,6 +113,27 @@ test_mount_unit() {
 	STOREFS_CONFIG=$CONF unit_mount STOREFS_MOUNT_OPTIONS="--store $TMP/u-default"
 	assert_eq "$(cat "$M/$(base "$q")/f")" "default" "--store in STOREFS_MOUNT_OPTIONS"
 	stop_mount "$M"
+}
+
+# The daemon and serve units likewise: the file's services, unless STOREFS_*_OPTIONS names a store.
+test_server_units() {
+	local p q
+	printf 'blob-service-addr = %s\nstore = %s\n' "$TMP/v-blobs" "$TMP/v-meta" >"$CONF"
+	p=$(sf --config "$CONF" import "$SRC")
+	mkdir -p "$TMP/v-src" && echo "default" >"$TMP/v-src/f"
+	q=$(sf import --store "$TMP/v-default" "$TMP/v-src")
+	STOREFS_CONFIG=$CONF unit_server storefs-daemon.service STOREFS_STORE="$TMP/v-default" \
+		STOREFS_LISTEN="unix:$TMP/unit.sock"
+	assert_eq "$(sf cat --store "$UNIT_URL" "$p/sub/f")" "configured" "daemon: the file's services"
+	unit_server_stop
+	STOREFS_CONFIG=$CONF unit_server storefs-daemon.service STOREFS_LISTEN="unix:$TMP/unit.sock" \
+		STOREFS_DAEMON_OPTIONS="--store $TMP/v-default"
+	assert_eq "$(sf cat --store "$UNIT_URL" "$q/f")" "default" "daemon: --store in the options"
+	unit_server_stop
+	STOREFS_CONFIG=$CONF unit_server storefs-serve.service STOREFS_STORE="$TMP/v-default" \
+		STOREFS_LISTEN=127.0.0.1:0
+	curl -sf "$UNIT_URL/$(base "$p" | cut -c1-32).narinfo" >/dev/null || fail "serve: not the file's"
+	unit_server_stop
 }
 
 bad() { # EXPECTED-MESSAGE LINES...
@@ -119,3 +168,5 @@ check "command options: mount.list-root, mount.threads" test_command_options
 check "bad files are errors naming FILE:LINE" test_bad_files
 check "the mount unit: the file's services, else \$STOREFS_STORE; --store in the options wins" \
 	test_mount_unit
+check "the daemon and serve units: the file's services; --store in the options wins" \
+	test_server_units

@@ -95,15 +95,21 @@ unit_server_stop() {
 	trap - EXIT
 }
 
+# unit_stores X: $CONF names services ($TMP/X-blobs, $TMP/X-meta) holding $SRC as path p, and
+# $TMP/X-default is another store, holding path q (the caller's locals p and q).
+unit_stores() {
+	printf 'blob-service-addr = %s\nstore = %s\n' "$TMP/$1-blobs" "$TMP/$1-meta" >"$CONF"
+	p=$(sf --config "$CONF" import "$SRC")
+	mkdir -p "$TMP/$1-src" && echo "default" >"$TMP/$1-src/f"
+	q=$(sf import --store "$TMP/$1-default" "$TMP/$1-src")
+}
+
 # The mount unit names no store unless told to: the file's service addresses serve it,
 # $STOREFS_STORE (from an environment file) only where the file names none, and
 # STOREFS_MOUNT_OPTIONS="--store ..." wins over both.
 test_mount_unit() {
 	local p q
-	printf 'blob-service-addr = %s\nstore = %s\n' "$TMP/u-blobs" "$TMP/u-meta" >"$CONF"
-	p=$(sf --config "$CONF" import "$SRC")
-	mkdir -p "$TMP/u-src" && echo "default" >"$TMP/u-src/f"
-	q=$(sf import --store "$TMP/u-default" "$TMP/u-src")
+	unit_stores u
 	STOREFS_CONFIG=$CONF unit_mount STOREFS_STORE="$TMP/u-default"
 	assert_eq "$(cat "$M/$(base "$p")/sub/f")" "configured" "through the file's services"
 	stop_mount "$M"
@@ -118,10 +124,7 @@ test_mount_unit() {
 # The daemon and serve units likewise: the file's services, unless STOREFS_*_OPTIONS names a store.
 test_server_units() {
 	local p q
-	printf 'blob-service-addr = %s\nstore = %s\n' "$TMP/v-blobs" "$TMP/v-meta" >"$CONF"
-	p=$(sf --config "$CONF" import "$SRC")
-	mkdir -p "$TMP/v-src" && echo "default" >"$TMP/v-src/f"
-	q=$(sf import --store "$TMP/v-default" "$TMP/v-src")
+	unit_stores v
 	STOREFS_CONFIG=$CONF unit_server storefs-daemon.service STOREFS_STORE="$TMP/v-default" \
 		STOREFS_LISTEN="unix:$TMP/unit.sock"
 	assert_eq "$(sf cat --store "$UNIT_URL" "$p/sub/f")" "configured" "daemon: the file's services"

@@ -427,20 +427,12 @@ fi
 # A mount on a terminal shows each NAR fetch as a progress line, erased when
 # the fetch ends; with its stderr in a file, nothing of it.
 test_progress() {
-	local cs=$TMP/cs-tty m=$TMP/mnt-tty pid
+	local m=$TMP/mnt-tty
 	export STOREFS_PROGRESS_INTERVAL_MS=0 # for the mount with stderr in a file too
-	mkdir -p "$m"
-	on_tty "$STOREFS" mount --store "$cs" --substituter "file://$TMP/cache-xz" \
-		--trusted-public-keys "$PK" "$m" &
-	pid=$!
-	DAEMON_PIDS+=("$pid")
-	for _ in $(seq 100); do
-		grep -q " $m fuse" /proc/mounts && break
-		sleep 0.05
-	done
+	mount_wait "$m" /dev/null on_tty "$STOREFS" mount --store "$TMP/cs-tty" \
+		--substituter "file://$TMP/cache-xz" --trusted-public-keys "$PK" "$m"
 	assert_eq "$(cat "$m/$(base "$P1")/lib/data.txt")" "some data" "data.txt"
-	fusermount3 -u "$m"
-	wait "$pid"
+	stop_mount "$m"
 	tty_check tty "$TMP/tty" "fetching /nix/store/" >"$TMP/plain"
 	grep -aq $'\rfetching '"$P1"': .* of .* MiB' "$TMP/tty" || fail "no line for $P1"
 	grep -q "^mounted .* at $m" "$TMP/plain" || fail "no mounted line"

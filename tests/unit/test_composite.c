@@ -184,3 +184,67 @@ TEST(composite_not_built_for_one_store)
 	    -EINVAL);
 	cfx_release(&fx);
 }
+
+static int progress_calls;
+static void *progress_ctx;
+
+static void fake_set_progress(struct store *st, store_fetch_progress_fn fn, void *ctx)
+{
+	(void)st, (void)fn;
+	progress_calls++;
+	progress_ctx = ctx;
+}
+
+/* A sub-store that fetches NARs (a binary cache) hears of the composite's
+ * progress listener; without one the composite has none either. */
+TEST(composite_passes_fetch_progress)
+{
+	struct store *m1, *m2, *st;
+	int ctx;
+
+	CHECK_OK(memory_store_new(DIR_SIZE_SPEC, &m1));
+	CHECK_OK(memory_store_new(DIR_SIZE_SPEC, &m2));
+	CHECK_OK(store_composite_new((struct store *[]){m1, m2}, 2, (size_t[]){0, 1, 1}, &st));
+	CHECK_ERR(store_set_fetch_progress(st, NULL, &ctx), -ENOTSUP);
+	store_free(st);
+
+	CHECK_OK(memory_store_new(DIR_SIZE_SPEC, &m1));
+	CHECK_OK(memory_store_new(DIR_SIZE_SPEC, &m2));
+	m2->set_fetch_progress = fake_set_progress;
+	CHECK_OK(store_composite_new((struct store *[]){m1, m2}, 2, (size_t[]){0, 1, 1}, &st));
+	progress_calls = 0;
+	CHECK_OK(store_set_fetch_progress(st, NULL, &ctx));
+	CHECK_EQ(progress_calls, 1);
+	CHECK(progress_ctx == &ctx);
+	store_free(st);
+}
+
+/* The import index of --trust-stat is the PathInfo store's (docs/services.md):
+ * records written through the composite are in it; a PathInfo store
+ * without one (memory://) gives the composite none. */
+TEST(composite_index_is_the_path_info_stores)
+{
+	struct cfx fx;
+	struct store *st, *b;
+	const struct store_kv kv = {.key = "k", .klen = 1, .val = "value", .vlen = 5};
+	char val[8];
+	size_t len;
+
+	cfx_init(&fx);
+	CHECK_OK(
+	    store_open_services(&(struct store_addrs){.blobs = fx.a, .dirs = fx.b, .paths = fx.b},
+				STORE_OPEN_CREATE, &st));
+	CHECK_OK(store_index_put(st, &kv, 1));
+	store_free(st);
+	CHECK_OK(store_open(fx.b, STORE_OPEN_READONLY, &b));
+	CHECK_OK(store_index_get(b, "k", 1, val, sizeof(val), &len));
+	CHECK_EQ(len, 5);
+	CHECK_MEM(val, "value", 5);
+	store_free(b);
+	CHECK_OK(store_open_services(
+	    &(struct store_addrs){.blobs = fx.a, .dirs = "memory://", .paths = "memory://"},
+	    STORE_OPEN_CREATE, &st));
+	CHECK(!st->index_get && !st->index_put);
+	store_free(st);
+	cfx_release(&fx);
+}

@@ -33,6 +33,8 @@ cleanup() {
 	done
 	# The daemons start_mount started for STOREFS_TEST_VIA, in check subshells too.
 	[ ! -f "$TMP/via.pids" ] || mapfile -t -O "${#DAEMON_PIDS[@]}" DAEMON_PIDS <"$TMP/via.pids"
+	# The servers start_serve started, in check subshells too.
+	[ ! -f "$TMP/serve.pids" ] || mapfile -t -O "${#DAEMON_PIDS[@]}" DAEMON_PIDS <"$TMP/serve.pids"
 	for pid in "${DAEMON_PIDS[@]}"; do
 		kill "$pid" 2>/dev/null
 	done
@@ -167,6 +169,29 @@ start_mount() {
 		store=$(via_daemon_url "$store") || return 1
 	fi
 	mount_wait "$mnt" "$TMP/mount.log" "$STOREFS" mount --store "$store" "$@" "$mnt"
+}
+
+# start_serve VAR ARGS...: starts `storefs serve` on a free port, sets VAR to
+# its URL and VAR_PID to its pid, and waits until it answers.
+start_serve() {
+	local var=$1 pid url
+	shift
+	"$STOREFS" serve --listen 127.0.0.1:0 -v "$@" >"$TMP/$var.url" 2>"$TMP/$var.log" &
+	pid=$!
+	DAEMON_PIDS+=("$pid")
+	echo "$pid" >>"$TMP/serve.pids" # cleanup() stops it, also if started in a check's subshell
+	printf -v "${var}_PID" %s "$pid"
+	for _ in $(seq 200); do
+		url=$(cat "$TMP/$var.url" 2>/dev/null || true) # not created yet?
+		if [ -n "$url" ] && curl -sf "$url/nix-cache-info" >/dev/null; then
+			printf -v "$var" %s "$url"
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	cat "$TMP/$var.log" >&2
+	fail "storefs serve $* did not come up"
 }
 
 # page_cache_retry CMD...: CMD checks what the mount pushed into the kernel's

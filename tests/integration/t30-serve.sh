@@ -107,29 +107,6 @@ t_import_nix_errors() {
 
 # --- serving ---
 
-# start_serve VAR ARGS...: starts `storefs serve` on a free port, sets VAR to
-# its URL and VAR_PID to its pid, and waits until it answers.
-start_serve() {
-	local var=$1 pid url
-	shift
-	"$STOREFS" serve --listen 127.0.0.1:0 -v "$@" >"$TMP/$var.url" 2>"$TMP/$var.log" &
-	pid=$!
-	DAEMON_PIDS+=("$pid")
-	echo "$pid" >>"$TMP/stray.pids" # for servers started inside a check's subshell
-	printf -v "${var}_PID" %s "$pid"
-	for _ in $(seq 200); do
-		url=$(cat "$TMP/$var.url" 2>/dev/null || true) # not created yet?
-		if [ -n "$url" ] && curl -sf "$url/nix-cache-info" >/dev/null; then
-			printf -v "$var" %s "$url"
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	cat "$TMP/$var.log" >&2
-	fail "storefs serve $* did not come up"
-}
-
 t_cache_info() {
 	curl -sf "$SIGNED/nix-cache-info" >"$TMP/ci"
 	printf 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 30\n' | cmp - "$TMP/ci"
@@ -496,7 +473,3 @@ done
 check "servers exit 0 and report no sanitizer errors" t_logs_clean
 [ "$SERVER_RC" = 0 ] || echo "not ok - a server exited with status $SERVER_RC"
 
-# A server started inside a failed check would outlive the script otherwise.
-for pid in $(cat "$TMP/stray.pids" 2>/dev/null); do
-	kill "$pid" 2>/dev/null || true
-done

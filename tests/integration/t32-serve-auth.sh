@@ -13,27 +13,6 @@ K=$TMP/keys
 mkdir -p "$T" "$K"
 nar32() { nix-hash --type sha256 --base32 "$1"; }
 
-# start_serve VAR ARGS...: `storefs serve` on a free port; VAR gets its URL.
-start_serve() {
-	local var=$1 pid url
-	shift
-	"$STOREFS" serve --listen 127.0.0.1:0 -v "$@" >"$TMP/$var.url" 2>"$TMP/$var.log" &
-	pid=$!
-	DAEMON_PIDS+=("$pid")
-	printf -v "${var}_PID" %s "$pid"
-	for _ in $(seq 200); do
-		url=$(cat "$TMP/$var.url" 2>/dev/null || true)
-		if [ -n "$url" ] && curl -sf "$url/nix-cache-info" >/dev/null; then
-			printf -v "$var" %s "$url"
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	cat "$TMP/$var.log" >&2
-	fail "storefs serve $* did not come up"
-}
-
 # put URL FILE [curl options...]: PUTs FILE, prints the status code.
 put() {
 	local url=$1 file=$2

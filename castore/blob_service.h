@@ -67,6 +67,13 @@ struct blob_service_ops {
 	int (*open_write)(struct blob_service *s, struct blob_writer **out);
 	/* Optional: makes every committed blob durable (NULL: always durable). */
 	int (*flush)(struct blob_service *s);
+	/* Optional: stores `len` bytes that the caller hashed to `d` itself, in
+	 * this process, from this very buffer (an import), without hashing
+	 * them again. A blob of `d` already stored is "have it" where the
+	 * backend's stat would say so to a writer's caller, or on a stricter
+	 * check (the local store compares a small one byte for byte). */
+	int (*put_hashed)(struct blob_service *s, const void *buf, size_t len,
+			  const struct b3_digest *d, bool *created);
 	void (*free)(struct blob_service *s);
 };
 
@@ -109,6 +116,18 @@ static inline int blob_service_open_write(struct blob_service *s, struct blob_wr
 static inline int blob_service_flush(struct blob_service *s)
 {
 	return s->ops->flush ? s->ops->flush(s) : 0;
+}
+
+/* -EOPNOTSUPP (no message) where the backend has no put_hashed: the caller
+ * stores through a writer, which hashes. `created` may be NULL. */
+static inline int blob_service_put_hashed(struct blob_service *s, const void *buf, size_t len,
+					  const struct b3_digest *d, bool *created)
+{
+	bool isnew;
+
+	if (!s->ops->put_hashed)
+		return -EOPNOTSUPP;
+	return s->ops->put_hashed(s, buf, len, d, created ? created : &isnew);
 }
 
 static inline void blob_service_free(struct blob_service *s)

@@ -71,6 +71,16 @@ static int bt_open_write(struct blob_service *bs, struct blob_writer **out)
 	return 0;
 }
 
+static int bt_put_hashed(struct blob_service *bs, const void *buf, size_t len,
+			 const struct b3_digest *d, bool *created)
+{
+	struct blob_tracker *t = (struct blob_tracker *)bs;
+	int rc = blob_service_put_hashed(t->inner, buf, len, d, created);
+
+	/* As in tw_commit: a blob created and not listed fails the put. */
+	return rc == 0 && *created ? digest_list_add(&t->created, d) : rc;
+}
+
 static int bt_stat(struct blob_service *bs, const struct b3_digest *d, uint64_t *size)
 {
 	return blob_service_stat(((struct blob_tracker *)bs)->inner, d, size);
@@ -100,6 +110,7 @@ static const struct blob_service_ops bt_ops = {
     .open_read = bt_open_read,
     .open_write = bt_open_write,
     .flush = bt_flush,
+    .put_hashed = bt_put_hashed,
     .free = bt_free,
 };
 

@@ -144,7 +144,9 @@ static int file_small(struct importer *im, int fd, bool exec, size_t size, struc
 		return file_changed(im);
 	b3_digest_of(im->buf, size, d);
 	rc = nar_file(im, exec, im->buf, size);
-	return rc ? rc : blob_store_dedup(im, im->buf, size, d);
+	if (rc == 0)
+		rc = blob_service_put_hashed(im->blobs, im->buf, size, d, NULL);
+	return rc == -EOPNOTSUPP ? blob_store_dedup(im, im->buf, size, d) : rc;
 }
 
 static int stream_chunks(struct importer *im, int fd, uint64_t size, struct blob_writer *w,

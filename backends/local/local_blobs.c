@@ -50,6 +50,9 @@ struct local_writer {
 	 * (O_TMPFILE), which a crash cannot leave behind. */
 	char tmp[sizeof(LOCAL_TMP_DIR) + TMP_NAME_MAX];
 	struct b3_hasher hasher;
+	/* put_hashed(): the caller's digest of the bytes, not hashed here. */
+	bool hashed;
+	struct b3_digest known;
 	uint64_t size;
 	size_t buffered;
 	uint8_t buf[WRITE_BUF_SIZE];
@@ -245,7 +248,8 @@ static int local_writer_write(struct blob_writer *bw, const void *buf, size_t le
 	const uint8_t *p = buf;
 	int rc;
 
-	b3_hasher_update(&w->hasher, buf, len);
+	if (!w->hashed)
+		b3_hasher_update(&w->hasher, buf, len);
 	w->size += len;
 	while (len) {
 		size_t n = WRITE_BUF_SIZE - w->buffered;
@@ -273,16 +277,21 @@ static void local_writer_abort(struct blob_writer *bw)
 }
 
 /* True if the file at `rel` is recorded as holding `d`. */
-static bool present_is_verified(struct local_writer *w, const char *rel,
-				const struct b3_digest *digest)
+static bool file_is_verified(struct local_blobs *s, const char *rel, const struct b3_digest *digest)
 {
 	struct local_ident id;
 	struct stat sb;
 
-	if (fstatat(w->service->rootfd, rel, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
+	if (fstatat(s->rootfd, rel, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
 		return false;
 	local_ident_of(&sb, &id);
-	return local_verifier_known(w->service->verifier, digest, &id);
+	return local_verifier_known(s->verifier, digest, &id);
+}
+
+static bool present_is_verified(struct local_writer *w, const char *rel,
+				const struct b3_digest *digest)
+{
+	return file_is_verified(w->service, rel, digest);
 }
 
 /* Records the identity of the file now at `rel`, known to hold `d`. */
@@ -404,7 +413,10 @@ static int local_writer_commit(struct blob_writer *bw, const struct b3_digest *e
 	bool small = w->fd < 0 && w->size <= w->service->inline_max;
 	int rc = small ? 0 : writer_finish_fd(w);
 
-	b3_hasher_final(&w->hasher, &digest);
+	if (w->hashed)
+		digest = w->known;
+	else
+		b3_hasher_final(&w->hasher, &digest);
 	if (rc == 0 && expect && !b3_digest_eq(expect, &digest)) {
 		b3_digest_to_text(expect, e);
 		b3_digest_to_text(&digest, g);
@@ -501,6 +513,7 @@ static int local_open_write(struct blob_service *bs, struct blob_writer **out)
 	w->tmp[0] = '\0';
 	w->size = 0;
 	w->buffered = 0;
+	w->hashed = false;
 	b3_hasher_init(&w->hasher);
 	/* Without the inline layout, fail here (no tmp/) rather than at the
 	 * first drain. */
@@ -511,6 +524,46 @@ static int local_open_write(struct blob_service *bs, struct blob_writer **out)
 	}
 	*out = &w->base;
 	return 0;
+}
+
+/* An import's blob, hashed by the caller (blob_service.h): a small one is
+ * compared with the stored value instead of hashed (local_inline_add), a
+ * file of its size is "have it" as blob_service_stat() says for any
+ * writer's caller, and a new file is written without hashing. */
+static int local_put_hashed(struct blob_service *bs, const void *buf, size_t len,
+			    const struct b3_digest *d, bool *created)
+{
+	struct local_blobs *s = (struct local_blobs *)bs;
+	char rel[LOCAL_BLOB_REL_MAX];
+	struct blob_writer *bw;
+	struct local_writer *w;
+	uint64_t have;
+	int rc;
+
+	if (s->readonly)
+		return sf_err(-EROFS, "store '%s' is open read-only", s->root);
+	*created = false;
+	local_blob_relpath(d, rel);
+	if (len <= s->inline_max)
+		return file_is_verified(s, rel, d) ? 0
+						   : local_inline_add(s->inl, d, buf, len, created);
+	rc = local_stat(bs, d, &have);
+	if (rc == 0 && have == len)
+		return 0;
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	rc = local_open_write(bs, &bw);
+	if (rc < 0)
+		return rc;
+	w = (struct local_writer *)bw;
+	w->hashed = true;
+	w->known = *d;
+	rc = local_writer_write(bw, buf, len);
+	if (rc < 0) {
+		local_writer_abort(bw);
+		return rc;
+	}
+	return local_writer_commit(bw, NULL, NULL, created);
 }
 
 static int files_sync(void *ctx)
@@ -554,6 +607,7 @@ static const struct blob_service_ops local_blobs_ops = {
     .open_read = local_open_read,
     .open_write = local_open_write,
     .flush = local_flush,
+    .put_hashed = local_put_hashed,
     .free = local_blobs_free,
 };
 

@@ -7,6 +7,7 @@
 #include "backends/local/local.h"
 #include "backends/memory/memory.h"
 #include "backends/registry.h"
+#include "castore/blob_tracker.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -1089,6 +1090,74 @@ TEST(local_replaces_torn_blob)
 	CHECK_OK(blob_service_put(fx.st->blobs, "Hello World!", 12, &d));
 	CHECK_OK(read_file(path, text, sizeof(text)));
 	CHECK_STR(text, "Hello World!");
+	fx_close(&fx);
+}
+
+/* Reads blob `d` whole and compares it with `want`. */
+static void blob_is(struct blob_service *bs, const struct b3_digest *d, const uint8_t *want,
+		    size_t len, const char *file, int line)
+{
+	struct blob_reader *r;
+	uint8_t *got = malloc(len + 1);
+	size_t n = 0;
+
+	if (!got || blob_service_open_read(bs, d, &r) < 0) {
+		free(got);
+		test_fail(file, line, "blob cannot be opened");
+		return;
+	}
+	if (blob_reader_pread(r, got, len + 1, 0, &n) < 0 || n != len || memcmp(got, want, len))
+		test_fail(file, line, "blob holds other bytes (%zu of %zu)", n, len);
+	blob_reader_close(r);
+	free(got);
+}
+
+/* An import's put of bytes it hashed itself: stored as inline value or
+ * file, "have it" the second time, a torn file replaced, created blobs
+ * listed by a tracker; a backend without it says -EOPNOTSUPP. */
+TEST(local_put_hashed)
+{
+	static uint8_t big[40000];
+	const uint8_t small[] = "put_hashed small blob";
+	struct b3_digest ds, db, dt;
+	struct blob_tracker *t;
+	const struct b3_digest *listed;
+	char path[256];
+	bool created;
+	struct fx fx;
+
+	fill_pattern(big, sizeof(big), 5);
+	b3_digest_of(small, sizeof(small), &ds);
+	b3_digest_of(big, sizeof(big), &db);
+	CHECK_OK(fx_open(&fx, true, DIR_SIZE_SPEC));
+	CHECK_OK(blob_service_put_hashed(fx.st->blobs, small, sizeof(small), &ds, &created));
+	CHECK(created);
+	CHECK_OK(blob_service_put_hashed(fx.st->blobs, small, sizeof(small), &ds, &created));
+	CHECK(!created);
+	blob_is(fx.st->blobs, &ds, small, sizeof(small), __FILE__, __LINE__);
+	CHECK_OK(blob_service_put_hashed(fx.st->blobs, big, sizeof(big), &db, &created));
+	CHECK(created);
+	CHECK_OK(local_blob_path(fx.dir, &db, path, sizeof(path)));
+	CHECK(access(path, F_OK) == 0); /* above the inline limit: a file */
+	CHECK_OK(blob_service_put_hashed(fx.st->blobs, big, sizeof(big), &db, &created));
+	CHECK(!created);
+	CHECK_OK(blob_service_flush(fx.st->blobs));
+	CHECK(chmod(path, 0644) == 0);
+	CHECK_OK(write_file(path, "torn"));
+	CHECK_OK(blob_service_put_hashed(fx.st->blobs, big, sizeof(big), &db, NULL));
+	blob_is(fx.st->blobs, &db, big, sizeof(big), __FILE__, __LINE__);
+	CHECK_OK(blob_tracker_new(fx.st->blobs, &t));
+	big[0] ^= 1;
+	b3_digest_of(big, sizeof(big), &dt);
+	CHECK_OK(blob_service_put_hashed(blob_tracker_service(t), big, sizeof(big), &dt, NULL));
+	CHECK_OK(blob_service_put_hashed(blob_tracker_service(t), small, sizeof(small), &ds, NULL));
+	CHECK_EQ(blob_tracker_created(t, &listed), 1);
+	CHECK(b3_digest_eq(&listed[0], &dt));
+	blob_tracker_free(t);
+	fx_close(&fx);
+	CHECK_OK(fx_open(&fx, false, DIR_SIZE_SPEC));
+	CHECK_ERR(blob_service_put_hashed(fx.st->blobs, small, sizeof(small), &ds, NULL),
+		  -EOPNOTSUPP);
 	fx_close(&fx);
 }
 

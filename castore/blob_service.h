@@ -65,7 +65,11 @@ struct blob_service_ops {
 	int (*open_read)(struct blob_service *s, const struct b3_digest *d,
 			 struct blob_reader **out);
 	int (*open_write)(struct blob_service *s, struct blob_writer **out);
-	/* Optional: makes every committed blob durable (NULL: always durable). */
+	/* Optional: makes every committed blob durable (NULL: always durable).
+	 * A commit that was not asked `created` may finish in the background
+	 * (S3 uploads: docs/s3.md "Uploads"): such a blob is durable once a
+	 * flush on the thread that committed it returned 0, and a failure of
+	 * its upload is that flush's error. */
 	int (*flush)(struct blob_service *s);
 	/* Optional: stores `len` bytes that the caller hashed to `d` itself, in
 	 * this process, from this very buffer (an import), without hashing
@@ -75,6 +79,12 @@ struct blob_service_ops {
 	int (*put_hashed)(struct blob_service *s, const void *buf, size_t len,
 			  const struct b3_digest *d, bool *created);
 	void (*free)(struct blob_service *s);
+	/* Optional: true if a caller need not stat a blob of `size` bytes
+	 * before committing it to avoid a write: the backend creates it only
+	 * if absent (S3's PUT with If-None-Match: *) and itself asks first
+	 * when that saves bytes (docs/s3.md "Uploads"), so the caller's stat
+	 * would be one request more per blob. NULL: false. */
+	bool (*creates_if_absent)(struct blob_service *s, uint64_t size);
 };
 
 struct blob_service {
@@ -100,6 +110,11 @@ static inline int blob_service_has(struct blob_service *s, const struct b3_diges
 	if (rc == 0)
 		*found = true;
 	return rc;
+}
+
+static inline bool blob_service_creates_if_absent(struct blob_service *s, uint64_t size)
+{
+	return s->ops->creates_if_absent && s->ops->creates_if_absent(s, size);
 }
 
 static inline int blob_service_open_read(struct blob_service *s, const struct b3_digest *d,

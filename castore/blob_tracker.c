@@ -97,6 +97,11 @@ static int bt_flush(struct blob_service *bs)
 	return blob_service_flush(((struct blob_tracker *)bs)->inner);
 }
 
+static bool bt_creates_if_absent(struct blob_service *bs, uint64_t size)
+{
+	return blob_service_creates_if_absent(((struct blob_tracker *)bs)->inner, size);
+}
+
 static void bt_free(struct blob_service *bs)
 {
 	struct blob_tracker *t = (struct blob_tracker *)bs;
@@ -112,6 +117,7 @@ static const struct blob_service_ops bt_ops = {
     .flush = bt_flush,
     .put_hashed = bt_put_hashed,
     .free = bt_free,
+    .creates_if_absent = bt_creates_if_absent,
 };
 
 int blob_tracker_new(struct blob_service *inner, struct blob_tracker **out)

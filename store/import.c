@@ -110,13 +110,17 @@ static int nar_file(struct importer *im, bool exec, const uint8_t *data, size_t 
 	return rc ? rc : nar_writer_file_end(&im->nar, len);
 }
 
-/* Stores `data` unless a blob of that digest and size is already there. */
+/* Stores `data` unless a blob of that digest and size is already there.
+ * A service that creates only if absent and asks first itself when that
+ * saves bytes (S3) is not stat'ed: it would be a second request per blob. */
 static int blob_store_dedup(struct importer *im, const uint8_t *data, size_t len,
 			    const struct b3_digest *d)
 {
 	struct b3_digest put;
 	uint64_t have;
-	int rc = blob_service_stat(im->blobs, d, &have);
+	int rc = blob_service_creates_if_absent(im->blobs, len)
+		     ? -ENOENT
+		     : blob_service_stat(im->blobs, d, &have);
 
 	if (rc == 0 && have == len)
 		return 0;

@@ -36,8 +36,14 @@ void store_orphans_release(struct store_orphans *o)
 int store_write_begin(struct store *st, struct store_write **out)
 {
 	struct store_write *w = calloc(1, sizeof(*w));
-	int rc = w ? blob_tracker_new(st->blobs, &w->tracker) : -ENOMEM;
+	int rc = w ? 0 : -ENOMEM;
 
+	/* A store that cannot delete blobs has no use for the list of those
+	 * the session created; not asking lets a commit return before its
+	 * blob is durable (S3 uploads in the background until the flush:
+	 * docs/s3.md "Uploads"). */
+	if (rc == 0 && st->blob_delete)
+		rc = blob_tracker_new(st->blobs, &w->tracker);
 	if (rc == 0 && st->dirs_delete)
 		rc = dir_tracker_new(st->dirs, &w->dirs);
 	if (rc == 0) {
@@ -65,7 +71,7 @@ int store_write_begin(struct store *st, struct store_write **out)
 
 struct blob_service *store_write_blobs(struct store_write *w)
 {
-	return blob_tracker_service(w->tracker);
+	return w->tracker ? blob_tracker_service(w->tracker) : w->st->blobs;
 }
 
 struct dir_service *store_write_dirs(struct store_write *w)
@@ -91,7 +97,9 @@ void store_write_end(struct store_write *w)
 void store_write_detach(struct store_write *w, struct store_orphans *out)
 {
 	out->since = w->since;
-	blob_tracker_take(w->tracker, &out->v, &out->n);
+	out->v = NULL, out->n = 0;
+	if (w->tracker)
+		blob_tracker_take(w->tracker, &out->v, &out->n);
 	out->dirs = NULL, out->n_dirs = 0;
 	if (w->dirs)
 		dir_tracker_take(w->dirs, &out->dirs, &out->n_dirs);
@@ -101,6 +109,7 @@ void store_write_detach(struct store_write *w, struct store_orphans *out)
 int store_write_fail(struct store_write *w, uint64_t *removed)
 {
 	struct store *st = w->st;
+	bool untracked = !w->tracker; /* the store cannot delete blobs */
 	struct store_orphans o;
 	int rc;
 
@@ -108,7 +117,7 @@ int store_write_fail(struct store_write *w, uint64_t *removed)
 	store_write_detach(w, &o);
 	rc = store_reclaim(st, &o, STORE_RECLAIM_WAIT_MS, removed);
 	store_orphans_release(&o);
-	return rc;
+	return rc == 0 && untracked ? -ENOTSUP : rc;
 }
 
 void store_write_finish(struct store_write *w, int failure, const char *what)

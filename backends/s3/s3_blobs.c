@@ -21,6 +21,7 @@
 struct s3_blobs {
 	struct blob_service base;
 	struct s3_client client;
+	struct s3_uploads *uploads;
 	bool readonly;
 };
 
@@ -61,8 +62,7 @@ static int tmpfile_open(int *out)
 static int status_error(struct s3_blobs *s, const char *op, const char *key,
 			const struct s3_response *r)
 {
-	return sf_err(r->status == 403 ? -EACCES : -EIO, "S3 %s of '%s' at '%s': HTTP %ld%s%s", op,
-		      key, s->client.url.endpoint, r->status, r->code[0] ? " " : "", r->code);
+	return s3_status_error(&s->client, op, key, r);
 }
 
 static int s3_stat(struct blob_service *bs, const struct b3_digest *d, uint64_t *size)
@@ -246,7 +246,8 @@ static void s3_writer_abort(struct blob_writer *bw)
 {
 	struct s3_writer *w = (struct s3_writer *)bw;
 
-	close(w->fd);
+	if (w->fd >= 0)
+		close(w->fd);
 	EVP_MD_CTX_free(w->sha);
 	free(w);
 }
@@ -261,32 +262,24 @@ static int object_present(struct s3_blobs *s, const struct b3_digest *d, bool *p
 	return rc == -ENOENT ? 0 : rc;
 }
 
-/* PUT if absent: 412 means another writer stored the same bytes. */
-static int put_object(struct s3_writer *w, const struct b3_digest *d, bool *created)
+/* A blob below S3_CHUNKED_MIN: one object. A caller that does not ask
+ * whether its commit created the blob gets it uploaded in the background,
+ * made durable by the service's flush (docs/s3.md "Uploads"); the queue
+ * then owns the temporary file. */
+static int put_whole(struct s3_writer *w, const struct b3_digest *d, bool *created)
 {
-	struct s3_blobs *s = w->s;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	char key[512], sha[65];
-	struct s3_response r;
+	char sha[65];
 	int rc;
 
 	if (!EVP_DigestFinal_ex(w->sha, md, &mdlen) || mdlen != 32)
 		return sf_err(-EIO, "SHA-256 failed");
 	hex_encode(md, 32, sha);
-	s3_blob_key(&s->client, d, key, sizeof(key));
-	rc = s3_send(&s->client,
-		     &(struct s3_request){.method = "PUT",
-					  .key = key,
-					  .if_none_match = true,
-					  .body_fd = w->fd,
-					  .body_len = w->len,
-					  .body_sha256 = sha},
-		     &r);
-	if (rc == 0 && r.status != 200 && r.status != 412)
-		rc = status_error(s, "PUT", key, &r);
-	if (rc == 0)
-		*created = r.status == 200;
+	if (created)
+		return s3_uploads_put_now(w->s->uploads, w->fd, w->len, d, sha, created);
+	rc = s3_uploads_add(w->s->uploads, w->fd, w->len, d, sha);
+	w->fd = -1;
 	return rc;
 }
 
@@ -304,12 +297,12 @@ static int s3_writer_commit(struct blob_writer *bw, const struct b3_digest *expe
 	else if (w->len > S3_BLOB_MAX)
 		rc = sf_err(-EFBIG, "blob of %llu bytes is larger than S3 blobs can be (64 GiB)",
 			    (unsigned long long)w->len);
-	else if (w->len >= S3_CHUNKED_MIN)
+	else if (w->len < S3_CHUNKED_MIN)
+		rc = put_whole(w, &d, created ? &made : NULL);
+	else
 		rc = object_present(w->s, &d, &present);
-	if (rc == 0 && !present)
-		rc = w->len >= S3_CHUNKED_MIN
-			 ? s3_put_chunked(&w->s->client, w->fd, w->len, &d, &made)
-			 : put_object(w, &d, &made);
+	if (rc == 0 && !present && w->len >= S3_CHUNKED_MIN)
+		rc = s3_put_chunked(&w->s->client, w->fd, w->len, &d, &made);
 	if (rc == 0) {
 		*out = d;
 		if (created)
@@ -355,19 +348,38 @@ static int s3_open_write(struct blob_service *bs, struct blob_writer **out)
 	return 0;
 }
 
+static int s3_flush(struct blob_service *bs)
+{
+	return s3_uploads_wait(((struct s3_blobs *)bs)->uploads);
+}
+
 static void s3_free(struct blob_service *bs)
 {
 	struct s3_blobs *s = (struct s3_blobs *)bs;
 
+	s3_uploads_free(s->uploads);
 	s3_client_release(&s->client);
 	free(s);
+}
+
+/* A blob below S3_CHUNKED_MIN is one PUT with If-None-Match: *, whose
+ * commit asks the bucket first only when recent blobs were there already
+ * (s3_uploads.c): a stat by the caller would be a request more per blob.
+ * A chunked blob is not: its commit uploads chunks before it could learn
+ * the list exists (hence its own HEAD first). */
+static bool s3_creates_if_absent(struct blob_service *bs, uint64_t size)
+{
+	(void)bs;
+	return size < S3_CHUNKED_MIN;
 }
 
 static const struct blob_service_ops s3_blob_ops = {
     .stat = s3_stat,
     .open_read = s3_open_read,
     .open_write = s3_open_write,
+    .flush = s3_flush,
     .free = s3_free,
+    .creates_if_absent = s3_creates_if_absent,
 };
 
 int s3_blobs_new(const char *url, bool readonly, struct blob_service **out)
@@ -382,7 +394,10 @@ int s3_blobs_new(const char *url, bool readonly, struct blob_service **out)
 		free(s);
 		return rc;
 	}
+	s->uploads = NULL;
 	rc = s3_check_bucket(&s->client);
+	if (rc == 0)
+		rc = s3_uploads_new(&s->client, &s->uploads);
 	if (rc < 0) {
 		s3_free(&s->base);
 		return rc;

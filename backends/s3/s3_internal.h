@@ -97,6 +97,31 @@ size_t s3_cdc_cut(const uint8_t *buf, size_t len);
  * the lowest index is returned, its message recorded on this thread. */
 int s3_parallel(size_t n, int (*job)(void *ctx, size_t i), void *ctx);
 
+/* One error for an unexpected answer `r` to `op` on `key`: -EACCES for
+ * 403, else -EIO, with a message naming the key and the S3 error code. */
+int s3_status_error(struct s3_client *c, const char *op, const char *key,
+		    const struct s3_response *r);
+
+/* Whole-blob PUTs (s3_uploads.c, docs/s3.md "Uploads"): a queue of
+ * uploads in the background, S3_PARALLEL at a time, holding at most
+ * S3_UPLOADS_HELD temporary files (each below S3_CHUNKED_MIN). */
+#define S3_UPLOADS_HELD 24
+struct s3_uploads;
+int s3_uploads_new(struct s3_client *c, struct s3_uploads **out);
+/* Stops the workers; uploads still queued are dropped (never flushed, so
+ * never relied on). NULL is a no-op. */
+void s3_uploads_free(struct s3_uploads *u);
+/* Stores blob `d` (`len` bytes of `fd`, `sha` their hex SHA-256) if the
+ * bucket lacks it, now; *created tells whether this PUT made it. */
+int s3_uploads_put_now(struct s3_uploads *u, int fd, uint64_t len, const struct b3_digest *d,
+		       const char *sha, bool *created);
+/* Queues the same (taking `fd`), waiting while the queue is full. */
+int s3_uploads_add(struct s3_uploads *u, int fd, uint64_t len, const struct b3_digest *d,
+		   const char *sha);
+/* Waits until every upload this thread queued is done: 0, or the error of
+ * the first that failed (its message recorded here). */
+int s3_uploads_wait(struct s3_uploads *u);
+
 /* The object key of a chunk: "[PREFIX/]chunks/b3/<4 hex>/<64 hex>". */
 void s3_chunk_key(const struct s3_client *c, const struct b3_digest *d, char *out, size_t len);
 

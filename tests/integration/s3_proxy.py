@@ -6,7 +6,14 @@ Listens on a free loopback port (written to PORTFILE once listening) and
 forwards every request to UPSTREAM (http://HOST:PORT) as it came, Host
 header included (SigV4 signs it, so the server checks the signature against
 the proxy's address, which is what storefs signed). Appends one line per
-request to LOG: "METHOD PATH STATUS REQUEST-BODY-BYTES RESPONSE-BODY-BYTES".
+request to LOG: "METHOD PATH STATUS REQUEST-BODY-BYTES RESPONSE-BODY-BYTES
+IN-FLIGHT", IN-FLIGHT being how many requests of that method the proxy was
+serving when this one came in, itself included.
+
+Faults: while the file LOG.fail holds a line "METHOD STATUS SKIP", the
+requests of METHOD after the first SKIP since the file appeared are
+answered STATUS (no body, nothing forwarded); "METHOD drop SKIP" closes
+their connections instead.
 """
 import http.client
 import os
@@ -22,6 +29,26 @@ HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te"
        "expect"}  # the proxy answers 100-continue itself
 
 
+IN_FLIGHT = {}  # method -> requests being served; LOG_LOCK
+SEEN = {}  # (LOG.fail version, method) -> requests; LOG_LOCK
+
+
+def fault(method):
+    """The fault LOG.fail asks for on this request: None, a status, or "drop"."""
+    try:
+        with open(sys.argv[3] + ".fail") as f:
+            st = os.fstat(f.fileno())
+            m, what, skip = f.read().split()
+    except (OSError, ValueError):
+        return None
+    if m != method:
+        return None
+    # counted per version of the file, so a new one starts over
+    key = (st.st_ino, st.st_mtime_ns, m)
+    SEEN[key] = SEEN.get(key, 0) + 1
+    return None if SEEN[key] <= int(skip) else what
+
+
 class Proxy(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -29,8 +56,30 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         pass
 
     def forward(self):
+        with LOG_LOCK:
+            IN_FLIGHT[self.command] = IN_FLIGHT.get(self.command, 0) + 1
+            flight = IN_FLIGHT[self.command]
+            what = fault(self.command)
+        try:
+            self.serve(flight, what)
+        finally:
+            with LOG_LOCK:
+                IN_FLIGHT[self.command] -= 1
+
+    def serve(self, flight, what):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else None
+        if what is not None:
+            with LOG_LOCK:
+                LOG.write(f"{self.command} {self.path} {what} {n} 0 {flight}\n")
+            if what == "drop":
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            self.send_response(int(what))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
         up = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=120)
         try:
@@ -50,7 +99,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
         with LOG_LOCK:
-            LOG.write(f"{self.command} {self.path} {res.status} {n} {len(data)}\n")
+            LOG.write(f"{self.command} {self.path} {res.status} {n} {len(data)} {flight}\n")
 
     do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = forward
 

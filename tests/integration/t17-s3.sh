@@ -157,6 +157,51 @@ test_import_mount() {
 	stop_mount "$m"
 }
 
+# issue 16's parallel conditional creates, counted by the proxy: a fresh
+# import keeps several small-blob PUTs in flight and asks first (HEAD) only
+# for its first blobs; a re-import of the unchanged tree sends no blob
+# bytes (HEADs only); a PUT failing mid-import (500s, then dropped
+# connections) fails the import, and no path is registered.
+test_upload_parallel() {
+	local t=$TMP/par meta=$TMP/pmeta n i j p
+	local svc=(--blob-service-addr "s3://ubkt?endpoint=$PROXY&region=us-east-1"
+		--directory-service-addr "$meta" --path-info-service-addr "$meta")
+	s3curl -f -X PUT "$S3_ENDPOINT/ubkt" >/dev/null
+	mkdir -p "$t"
+	n=48
+	for i in $(seq "$n"); do head -c 20000 /dev/urandom >"$t/f$i"; done
+	: >"$PROXY_LOG"
+	sf import "${svc[@]}" "$t" >/dev/null
+	awk '{ print $1, $3 }' "$PROXY_LOG" | sort | uniq -c
+	assert_eq "$(awk '$1 == "PUT" && $3 == 200' "$PROXY_LOG" | wc -l)" "$n" "PUTs stored"
+	i=$(awk '$1 == "PUT" && $6 > m { m = $6 } END { print m + 0 }' "$PROXY_LOG")
+	[ "$i" -gt 1 ] || fail "at most $i PUT in flight during an import"
+	i=$(awk '$1 == "HEAD"' "$PROXY_LOG" | wc -l)
+	[ "$i" -le 8 ] || fail "$i HEADs in a fresh import of $n blobs"
+	: >"$PROXY_LOG"
+	sf import "${svc[@]}" "$t" >/dev/null
+	awk '{ print $1, $3 }' "$PROXY_LOG" | sort | uniq -c
+	assert_eq "$(awk '$1 == "PUT" { s += $4 } END { print s + 0 }' "$PROXY_LOG")" 0 \
+		"blob bytes sent by a re-import"
+	[ "$(awk '$1 == "HEAD"' "$PROXY_LOG" | wc -l)" -le "$n" ] || fail "more than a HEAD a blob"
+	# 500s from the 6th PUT on (the import stops early), and the last 3
+	# PUTs dropped (only the flush before the registration sees them)
+	for i in "500 5" "drop 37"; do
+		rm -rf "$t" "$meta"
+		mkdir -p "$t"
+		for j in $(seq 40); do head -c 20000 /dev/urandom >"$t/f$j"; done
+		p=$(nix_store --add "$t")
+		echo "PUT $i" >"$PROXY_LOG.fail"
+		: >"$PROXY_LOG"
+		expect_status 1 sf import "${svc[@]}" "$t"
+		rm "$PROXY_LOG.fail"
+		grep -q "S3 PUT of 'blobs/b3/" "$TMP/err" || fail "the failed PUT is not named ($i)"
+		[ "$(awk -v i="${i% *}" '$1 == "PUT" && $3 == i' "$PROXY_LOG" | wc -l)" -ge 1 ] || fail "no PUT $i"
+		assert_eq "$(sf list "${svc[@]}")" "" "paths registered after PUT $i"
+		expect_status 1 sf path-info "${svc[@]}" "$p"
+	done
+}
+
 # Blobs of 1 MiB and more are FastCDC chunks plus a chunk list: a change
 # in the middle stores a chunk or two; each chunk is verified.
 # N pseudo-random bytes from SEED, the same on every run.
@@ -359,6 +404,7 @@ check "credentials from a shared credentials file profile" test_credentials_file
 check "a flipped object in the bucket is EIO, nothing served" test_flipped_object
 check "an unreachable endpoint fails after retries" test_unreachable
 check "import --blob-service-addr s3://, mount, read; each content uploaded once; a flipped object is EIO" test_import_mount
+check "an import keeps PUTs in flight, asks first only at its start, re-sends no bytes; a failed PUT registers nothing" test_upload_parallel
 check "large blobs are content-defined chunks: a change stores a chunk or two; a flipped chunk is EIO" test_chunks
 exec 3> >(sed 's/^/# /')
 check "1 MiB changed in the middle of a large file uploads <= 2 MiB of new chunks" test_chunk_change

@@ -2,17 +2,13 @@
  * DIR; docs/services.md "The cache"): reads go to the cache first, a miss
  * is fetched from the remote, verified, stored in the cache and served
  * from there; writes and listings go to the remote. */
-#include "backends/cache.h"
+#include "backends/cache_internal.h"
 
-#include "castore/digest_map.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "store/store_gc.h"
 #include "store/store_write.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,47 +22,6 @@
  * cache"): a fill needs no durability, the sync only lets the cache's
  * verified records be written, so a later process need not hash again. */
 #define FILLS_PER_SYNC 1024
-
-struct cached;
-
-struct cache_blobs {
-	struct blob_service base;
-	struct cached *c;
-};
-
-struct cache_dirs {
-	struct dir_service base;
-	struct cached *c;
-};
-
-struct cache_paths {
-	struct path_info_service base;
-	struct cached *c;
-};
-
-/* The digests being fetched: a second miss of one waits for the first. */
-struct inflight {
-	pthread_mutex_t lock;
-	pthread_cond_t done;
-	struct b3_digest *v;
-	size_t n, cap;
-};
-
-struct cached {
-	struct store base;
-	struct store *remote, *cache; /* owned */
-	struct cache_blobs blobs;
-	struct cache_dirs dirs;
-	struct cache_paths paths;
-	struct inflight fetching;
-	uint64_t bound;		       /* cache-size=: blob bytes kept at most; 0: no bound */
-	atomic_uint fills;	       /* blob fills since the cache was last synced */
-	atomic_uint_fast64_t unsynced; /* their bytes (not in the cache's usage yet) */
-	pthread_mutex_t lru_lock;
-	struct digest_map used; /* digest -> last use (a tick); lru_lock */
-	uint64_t tick;		/* lru_lock */
-	bool trimming;		/* lru_lock */
-};
 
 /* --- one fetch per digest --- */
 
@@ -123,6 +78,27 @@ static void fetch_done(struct inflight *f, const struct b3_digest *d)
 	}
 	pthread_cond_broadcast(&f->done);
 	pthread_mutex_unlock(&f->lock);
+}
+
+int cache_fetch_claim(struct cached *c, const struct b3_digest *d, bool *mine)
+{
+	return fetch_claim(&c->fetching, d, mine);
+}
+
+bool cache_fetch_try_claim(struct cached *c, const struct b3_digest *d)
+{
+	struct inflight *f = &c->fetching;
+	bool mine;
+
+	pthread_mutex_lock(&f->lock);
+	mine = !inflight_has(f, d) && inflight_add(f, d) == 0;
+	pthread_mutex_unlock(&f->lock);
+	return mine;
+}
+
+void cache_fetch_done(struct cached *c, const struct b3_digest *d)
+{
+	fetch_done(&c->fetching, d);
 }
 
 /* Looks `d` up in the cache with `lookup`; on a miss fills the cache with
@@ -185,8 +161,8 @@ static void cache_sync(struct cached *c)
 			c->cache->location ? c->cache->location : "?", sf_errmsg(rc));
 }
 
-/* The remote's bytes go to the cache only if they hash to `d`. */
-static int blob_store(struct cached *c, struct blob_reader *r, const struct b3_digest *d)
+int cache_blob_keep(struct cached *c, const struct b3_digest *d, uint64_t len,
+		    int (*copy)(void *ctx, struct blob_writer *w), void *ctx)
 {
 	struct store_write *sw;
 	struct blob_writer *w;
@@ -197,7 +173,7 @@ static int blob_store(struct cached *c, struct blob_reader *r, const struct b3_d
 		return rc;
 	rc = blob_service_open_write(store_write_blobs(sw), &w);
 	if (rc == 0) {
-		rc = blob_copy(r, w);
+		rc = copy(ctx, w);
 		if (rc == 0)
 			rc = blob_writer_commit(w, d, &got);
 		else
@@ -209,11 +185,22 @@ static int blob_store(struct cached *c, struct blob_reader *r, const struct b3_d
 	 * bytes they vouch for are durable. A crash can leave a torn or
 	 * missing blob, which is then fetched again, never served. */
 	if (rc == 0)
-		atomic_fetch_add(&c->unsynced, r->size);
+		atomic_fetch_add(&c->unsynced, len);
 	if (rc == 0 && atomic_fetch_add(&c->fills, 1) + 1 >= FILLS_PER_SYNC)
 		cache_sync(c);
 	store_write_finish(sw, rc, "a cache fill");
 	return rc;
+}
+
+static int copy_reader(void *ctx, struct blob_writer *w)
+{
+	return blob_copy(ctx, w);
+}
+
+/* The remote's bytes go to the cache only if they hash to `d`. */
+static int blob_store(struct cached *c, struct blob_reader *r, const struct b3_digest *d)
+{
+	return cache_blob_keep(c, d, r->size, copy_reader, r);
 }
 
 /* --- the size bound (cache-size=, docs/services.md "The cache") --- */
@@ -328,13 +315,19 @@ static void cache_trim(struct cached *c)
 	pthread_mutex_unlock(&c->lru_lock);
 }
 
-static int blob_lookup(struct cached *c, const struct b3_digest *d, void *out)
+int cache_blob_lookup(struct cached *c, const struct b3_digest *d, struct blob_reader **out)
 {
 	int rc = blob_service_open_read(c->cache->blobs, d, out);
 
 	if (rc == 0)
 		lru_touch(c, d);
 	return rc;
+}
+
+void cache_filled(struct cached *c, const struct b3_digest *d)
+{
+	lru_touch(c, d);
+	cache_trim(c);
 }
 
 static struct cached *blobs_of(struct blob_service *s)
@@ -460,8 +453,10 @@ static int through_new(struct cached *c, const struct b3_digest *d, struct blob_
 	return 0;
 }
 
-/* The remote's reader of `d`: a lazy one is served through the cache
- * (above); any other is copied into the cache whole (blob_store()). */
+/* The remote's reader of `d`: a lazy one that reads chunks is served
+ * chunk by chunk from the cache (cache_chunks.c), another lazy one
+ * through the cache (above); any other is copied into the cache whole
+ * (blob_store()). */
 static int blob_fill_or_through(struct cached *c, const struct b3_digest *d,
 				struct blob_reader **through)
 {
@@ -471,8 +466,10 @@ static int blob_fill_or_through(struct cached *c, const struct b3_digest *d,
 
 	if (rc < 0)
 		return rc;
-	if (r->lazy)
-		return through_new(c, d, r, through);
+	if (r->lazy) {
+		rc = cache_chunked_new(c, d, r, through);
+		return rc == -ENOTSUP ? through_new(c, d, r, through) : rc;
+	}
 	rc = blob_store(c, r, d);
 	blob_reader_close(r);
 	if (rc == 0) {
@@ -491,7 +488,7 @@ static int blob_fill_or_through(struct cached *c, const struct b3_digest *d,
 static int cb_open_read(struct blob_service *s, const struct b3_digest *d, struct blob_reader **out)
 {
 	struct cached *c = blobs_of(s);
-	int rc = blob_lookup(c, d, out);
+	int rc = cache_blob_lookup(c, d, out);
 	bool mine;
 
 	while (rc == -ENOENT) {
@@ -502,9 +499,10 @@ static int cb_open_read(struct blob_service *s, const struct b3_digest *d, struc
 			fetch_done(&c->fetching, d);
 			if (rc < 0 || *out)
 				return rc;
-			rc = blob_lookup(c, d, out); /* -ENOENT: evicted meanwhile, again */
+			rc = cache_blob_lookup(c, d, out); /* -ENOENT: evicted meanwhile, again */
 		} else if (rc == 0) {
-			rc = blob_lookup(c, d, out); /* -ENOENT: that fetch failed, try ours */
+			rc =
+			    cache_blob_lookup(c, d, out); /* -ENOENT: that fetch failed, try ours */
 		}
 	}
 	return rc;

@@ -11,7 +11,12 @@
  * so the FUSE layer can splice or pass it through to the kernel. A `lazy`
  * reader fetches its bytes piece by piece as they are read, each piece
  * verified on its own, the whole blob once all of it was fetched (so only
- * a read that covered the whole blob proves it: docs/s3.md "Reads"). */
+ * a read that covered the whole blob proves it: docs/s3.md "Reads").
+ *
+ * A lazy reader of a blob stored as chunks may lend its chunk list and
+ * fetch chunks by index (both optional), so that a cache can keep chunks
+ * one by one under their own digests, each a blob of its own
+ * (docs/services.md "Chunks in the cache"). */
 #ifndef STOREFS_BLOB_SERVICE_H
 #define STOREFS_BLOB_SERVICE_H
 
@@ -26,11 +31,33 @@ struct blob_reader;
 struct blob_writer;
 struct blob_service;
 
+/* One chunk of a blob stored as chunks: its own digest, where it starts in
+ * the blob, its length. */
+struct blob_chunk {
+	struct b3_digest digest;
+	uint64_t off;
+	uint32_t len;
+};
+
 struct blob_reader_ops {
 	/* Reads up to `len` bytes at `off` into `buf`; *n < len only at EOF. */
 	int (*pread)(struct blob_reader *r, void *buf, size_t len, uint64_t off, size_t *n);
 	void (*close)(struct blob_reader *r);
+	/* Optional (NULL otherwise; use the wrappers). `chunks` lends the
+	 * blob's chunks in order (valid until close): their offsets and
+	 * lengths add up to the blob, but that they make the blob is known
+	 * only once all of them were hashed in order. `chunks_fetch` fetches
+	 * chunks idx[0..k) (at most BLOB_CHUNKS_FETCH_MAX) into bufs[0..k),
+	 * each its chunk's len bytes and verified by its own digest, at once
+	 * where the service can; rc[x] is chunk idx[x]'s result, the return
+	 * value 0 or one of the failures (its message recorded). The reader
+	 * keeps nothing of them. Thread-safe. */
+	int (*chunks)(struct blob_reader *r, const struct blob_chunk **v, size_t *n);
+	int (*chunks_fetch)(struct blob_reader *r, const size_t *idx, size_t k,
+			    uint8_t *const *bufs, int *rc);
 };
+
+#define BLOB_CHUNKS_FETCH_MAX 8
 
 struct blob_reader {
 	const struct blob_reader_ops *ops;
@@ -161,6 +188,18 @@ static inline void blob_reader_close(struct blob_reader *r)
 {
 	if (r)
 		r->ops->close(r);
+}
+
+/* -ENOTSUP if `r` does not read its blob as chunks. */
+static inline int blob_reader_chunks(struct blob_reader *r, const struct blob_chunk **v, size_t *n)
+{
+	return r->ops->chunks ? r->ops->chunks(r, v, n) : -ENOTSUP;
+}
+
+static inline int blob_reader_chunks_fetch(struct blob_reader *r, const size_t *idx, size_t k,
+					   uint8_t *const *bufs, int *rc)
+{
+	return r->ops->chunks_fetch ? r->ops->chunks_fetch(r, idx, k, bufs, rc) : -ENOTSUP;
 }
 
 static inline int blob_writer_write(struct blob_writer *w, const void *buf, size_t len)

@@ -185,18 +185,18 @@ int s3_put_chunked(struct s3_client *c, int fd, uint64_t len, const struct b3_di
 
 /* --- reading --- */
 
+/* Where a fetched chunk goes: `fd` at `base`, or `mem` (cap bytes). */
 struct chunk_sink {
 	int fd;
+	uint8_t *mem;
 	uint64_t base, len; /* where this chunk starts in fd, bytes so far */
+	size_t cap;	    /* the chunk's listed length: no more is kept */
+	bool too_long;	    /* the object is longer: not the chunk named */
 	struct b3_hasher chunk;
 };
 
-static int chunk_write(void *ctx, const void *buf, size_t len)
+static int chunk_write_fd(struct chunk_sink *s, const void *buf, size_t len)
 {
-	struct chunk_sink *s = ctx;
-
-	if (s->len + len > S3_CDC_MAX)
-		return sf_err(-EIO, "S3 chunk is longer than a chunk can be");
 	for (size_t done = 0; done < len;) {
 		ssize_t n = pwrite(s->fd, (const char *)buf + done, len - done,
 				   (off_t)(s->base + s->len + done));
@@ -206,6 +206,25 @@ static int chunk_write(void *ctx, const void *buf, size_t len)
 					  "cannot write a fetched chunk to a temporary file");
 		done += n > 0 ? (size_t)n : 0;
 	}
+	return 0;
+}
+
+static int chunk_write(void *ctx, const void *buf, size_t len)
+{
+	struct chunk_sink *s = ctx;
+	int rc = 0;
+
+	/* A longer object is not the chunk named (fetch_chunk() says so);
+	 * taken in up to a chunk's bound, so the connection stays usable. */
+	if (s->len + len > S3_CDC_MAX)
+		return sf_err(-EIO, "S3 chunk is longer than a chunk can be");
+	s->too_long |= s->len + len > s->cap;
+	if (!s->too_long && s->mem)
+		memcpy(s->mem + s->len, buf, len);
+	else if (!s->too_long)
+		rc = chunk_write_fd(s, buf, len);
+	if (rc < 0)
+		return rc;
 	b3_hasher_update(&s->chunk, buf, len);
 	s->len += len;
 	return 0;
@@ -216,6 +235,7 @@ static int chunk_reset(void *ctx)
 	struct chunk_sink *s = ctx;
 
 	s->len = 0;
+	s->too_long = false;
 	b3_hasher_init(&s->chunk);
 	return 0;
 }
@@ -226,33 +246,49 @@ static int damaged(struct s3_client *c, const char *key, const char *why)
 		      c->url.bucket, why);
 }
 
-/* GETs chunk `d` of `len` bytes to offset `base` of `fd`, verified. */
-int s3_fetch_chunk(struct s3_client *c, const struct b3_digest *d, size_t len, int fd,
-		   uint64_t base)
+/* GETs chunk `d` into the sink, verified by its digest and length. */
+static int fetch_chunk(struct s3_client *c, const struct b3_digest *d, struct chunk_sink *cs)
 {
-	struct chunk_sink cs = {.fd = fd, .base = base};
-	struct s3_sink sink = {chunk_write, chunk_reset, &cs};
+	struct s3_sink sink = {chunk_write, chunk_reset, cs};
 	struct s3_response r;
 	struct b3_digest got;
 	char key[512];
 	int rc;
 
 	s3_chunk_key(c, d, key, sizeof(key));
-	b3_hasher_init(&cs.chunk);
-	rc = s3_send(c, &(struct s3_request){.method = "GET", .key = key, .sink = &sink}, &r);
+	b3_hasher_init(&cs->chunk);
+	rc = s3_send(c,
+		     &(struct s3_request){
+			 .method = "GET", .key = key, .sink = &sink, .expect_bytes = cs->cap},
+		     &r);
 	if (rc < 0)
 		return rc;
 	if (r.status != 200)
 		return sf_err(r.status == 403 ? -EACCES : -EIO,
 			      "S3 GET of chunk '%s' at '%s': HTTP %ld%s%s", key, c->url.endpoint,
 			      r.status, r.code[0] ? " " : "", r.code);
-	b3_hasher_final(&cs.chunk, &got);
-	if (!b3_digest_eq(&got, d) || cs.len != len)
+	b3_hasher_final(&cs->chunk, &got);
+	if (cs->too_long || !b3_digest_eq(&got, d) || cs->len != cs->cap)
 		return sf_err(-EIO,
 			      "S3 chunk '%s' in bucket '%s' does not hash to its name (damaged or "
 			      "replaced in the bucket): not served",
 			      key, c->url.bucket);
 	return 0;
+}
+
+int s3_fetch_chunk(struct s3_client *c, const struct b3_digest *d, size_t len, int fd,
+		   uint64_t base)
+{
+	struct chunk_sink cs = {.fd = fd, .base = base, .cap = len};
+
+	return fetch_chunk(c, d, &cs);
+}
+
+int s3_fetch_chunk_mem(struct s3_client *c, const struct b3_digest *d, size_t len, uint8_t *buf)
+{
+	struct chunk_sink cs = {.fd = -1, .mem = buf, .cap = len};
+
+	return fetch_chunk(c, d, &cs);
 }
 
 /* One "<64 hex> <len>" line of the list. */

@@ -147,6 +147,8 @@ int s3_chunk_list_parse(struct s3_client *c, const char *key, const char *rec, s
  * message unless it hashes to `d` and has `len` bytes. */
 int s3_fetch_chunk(struct s3_client *c, const struct b3_digest *d, size_t len, int fd,
 		   uint64_t base);
+/* The same into the `len` bytes of `buf`. */
+int s3_fetch_chunk_mem(struct s3_client *c, const struct b3_digest *d, size_t len, uint8_t *buf);
 
 /* A reader of the chunked blob `d` of `size` bytes (docs/s3.md "Reads"):
  * takes `chunks` (n of them); fetches a chunk when a read first needs it;

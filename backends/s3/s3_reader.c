@@ -20,6 +20,7 @@ struct s3_lazy {
 	pthread_mutex_t lock; /* one fetch at a time; guards what follows */
 	int tmp;	      /* fetched chunks at their offsets in the blob */
 	struct s3_chunk *chunks;
+	struct blob_chunk *lent; /* the same list, as blob_reader_chunks() lends it */
 	size_t n;
 	bool *have;		/* chunk i fetched and verified */
 	size_t hashed;		/* chunks [0, hashed) fed to `whole` */
@@ -150,6 +151,49 @@ static int lazy_pread(struct blob_reader *br, void *buf, size_t len, uint64_t of
 	return rc;
 }
 
+static int lazy_chunks(struct blob_reader *br, const struct blob_chunk **v, size_t *n)
+{
+	struct s3_lazy *r = (struct s3_lazy *)br;
+
+	*v = r->lent;
+	*n = r->n;
+	return 0;
+}
+
+struct mem_job {
+	struct s3_lazy *r;
+	const size_t *idx;
+	uint8_t *const *bufs;
+	int *rc;
+};
+
+/* Job i of s3_parallel(): chunk idx[i] into bufs[i]. */
+static int fetch_mem_one(void *ctx, size_t i)
+{
+	struct mem_job *j = ctx;
+	const struct s3_chunk *ch = &j->r->chunks[j->idx[i]];
+
+	j->rc[i] = s3_fetch_chunk_mem(j->r->c, &ch->d, ch->len, j->bufs[i]);
+	return j->rc[i];
+}
+
+/* Not through the temporary file: the caller keeps the chunks. */
+static int lazy_chunks_fetch(struct blob_reader *br, const size_t *idx, size_t k,
+			     uint8_t *const *bufs, int *rc)
+{
+	struct s3_lazy *r = (struct s3_lazy *)br;
+	struct mem_job j = {r, idx, bufs, rc};
+
+	if (k > BLOB_CHUNKS_FETCH_MAX)
+		return sf_err(-EINVAL, "%zu chunks asked for at once", k);
+	for (size_t x = 0; x < k; x++) {
+		if (idx[x] >= r->n)
+			return sf_err(-EINVAL, "no chunk %zu in a list of %zu", idx[x], r->n);
+		rc[x] = -EAGAIN; /* not fetched unless its job ran */
+	}
+	return s3_parallel(k, fetch_mem_one, &j);
+}
+
 static void lazy_close(struct blob_reader *br)
 {
 	struct s3_lazy *r = (struct s3_lazy *)br;
@@ -157,6 +201,7 @@ static void lazy_close(struct blob_reader *br)
 	close(r->tmp);
 	pthread_mutex_destroy(&r->lock);
 	free(r->chunks);
+	free(r->lent);
 	free(r->have);
 	free(r);
 }
@@ -164,6 +209,8 @@ static void lazy_close(struct blob_reader *br)
 static const struct blob_reader_ops lazy_ops = {
     .pread = lazy_pread,
     .close = lazy_close,
+    .chunks = lazy_chunks,
+    .chunks_fetch = lazy_chunks_fetch,
 };
 
 int s3_lazy_reader_new(struct s3_client *c, const struct b3_digest *d, const char *key,
@@ -172,13 +219,16 @@ int s3_lazy_reader_new(struct s3_client *c, const struct b3_digest *d, const cha
 {
 	struct s3_lazy *r = calloc(1, sizeof(*r));
 	bool *have = calloc(n ? n : 1, sizeof(*have));
+	struct blob_chunk *lent = calloc(n ? n : 1, sizeof(*lent));
 
 	/* sized now, so a read past the fetched chunks cannot end early */
-	if (!r || !have || ftruncate(tmp_fd, (off_t)size) < 0) {
-		int rc = r && have ? sf_err_sys(errno, "cannot size a temporary file") : -ENOMEM;
+	if (!r || !have || !lent || ftruncate(tmp_fd, (off_t)size) < 0) {
+		int rc =
+		    r && have && lent ? sf_err_sys(errno, "cannot size a temporary file") : -ENOMEM;
 
 		free(r);
 		free(have);
+		free(lent);
 		free(chunks);
 		close(tmp_fd);
 		return rc;
@@ -192,6 +242,9 @@ int s3_lazy_reader_new(struct s3_client *c, const struct b3_digest *d, const cha
 	r->chunks = chunks;
 	r->n = n;
 	r->have = have;
+	for (size_t i = 0; i < n; i++)
+		lent[i] = (struct blob_chunk){chunks[i].d, chunks[i].off, chunks[i].len};
+	r->lent = lent;
 	b3_hasher_init(&r->whole);
 	*out = &r->base;
 	return 0;

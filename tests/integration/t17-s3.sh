@@ -35,6 +35,15 @@ for _ in $(seq 100); do [ -s "$TMP/proxy.port" ] && break; sleep 0.05; done
 PROXY=http://127.0.0.1:$(cat "$TMP/proxy.port")
 # gets PATTERN: the GETs since the log was emptied whose path matches
 gets() { awk -v p="$1" '$1 == "GET" && $2 ~ p' "$PROXY_LOG" | wc -l; }
+# py_pread FILE REFERENCE OFFSET: 4 KiB at OFFSET of FILE are REFERENCE's
+py_pread() {
+	python3 - "$@" <<'PY'
+import os, sys
+a, b = os.open(sys.argv[1], os.O_RDONLY), os.open(sys.argv[2], os.O_RDONLY)
+off = int(sys.argv[3])
+assert os.pread(a, 4096, off) == os.pread(b, 4096, off), "bytes differ"
+PY
+}
 
 test_round_trip() {
 	local f=$TMP/rt d
@@ -376,7 +385,7 @@ PY
 }
 
 # A chunk replaced in the bucket: a read through the mount is EIO, and
-# the cache keeps nothing of that blob.
+# the cache keeps neither that chunk nor the blob.
 test_lazy_flipped_chunk() {
 	local t=$TMP/lflip m=$TMP/fmnt meta=$TMP/fmeta cache=$TMP/fcache p d c
 	local svc=(--blob-service-addr "s3://fbkt?endpoint=$PROXY&region=us-east-1"
@@ -392,9 +401,89 @@ test_lazy_flipped_chunk() {
 	start_mount "$meta" "$m" "${svc[@]}" --cache "$cache"
 	py errno EIO open_read "$m/$(base "$p")/big"
 	stop_mount "$m"
-	assert_eq "$(sf info --store "$cache" | awk '$1 == "blobs:" { print $2 }')" 0 "blobs in the cache"
+	# chunks verified by their digests may be kept, not the bad one nor the blob
+	expect_status 1 bt "$cache" stat "$d"
+	expect_status 1 bt "$cache" stat "$c"
 	grep -q "chunk '.*' in bucket 'fbkt' does not hash to its name" "$TMP/mount.log" ||
 		fail "damage not named in the mount's log"
+}
+
+# most_gets: the most GETs of any one chunk key since the log was emptied
+most_gets() {
+	awk '$1 == "GET" && $2 ~ /\/chunks\// { c[$2]++ }
+		END { m = 0; for (k in c) if (c[k] > m) m = c[k]; print m }' "$PROXY_LOG"
+}
+
+# issue 16: the cache keeps chunks by digest (docs/services.md "Chunks in
+# the cache"). A 4 KiB pread of a large file through a mount with --cache,
+# then the same pread after a remount with that cache: the second fetches
+# the chunk list only, no chunk. Two versions of a file that share most
+# chunks, read at once through one mount: each chunk is fetched once.
+# Read whole, both are kept whole: a remount fetches nothing.
+test_chunk_cache() {
+	local t=$TMP/kc m=$TMP/kmnt meta=$TMP/kmeta cache=$TMP/kcache p f pids
+	local svc=(--blob-service-addr "s3://kbkt?endpoint=$PROXY&region=us-east-1"
+		--directory-service-addr "$meta" --path-info-service-addr "$meta")
+	s3curl -f -X PUT "$S3_ENDPOINT/kbkt" >/dev/null
+	mkdir -p "$t"
+	seeded_bytes 11 8000000 >"$t/v1"
+	cp "$t/v1" "$t/v2"
+	seeded_bytes 12 100000 | dd of="$t/v2" bs=1 seek=4000000 conv=notrunc status=none
+	p=$(sf import "${svc[@]}" "$t")
+	f=$m/$(base "$p")
+	start_mount "$meta" "$m" "${svc[@]}" --cache "$cache"
+	: >"$PROXY_LOG"
+	py_pread "$f/v1" "$t/v1" 6000000
+	[ "$(gets /chunks/)" -ge 1 ] || fail "no chunk fetched for a 4 KiB read"
+	stop_mount "$m"
+	start_mount "$meta" "$m" "${svc[@]}" --cache "$cache"
+	: >"$PROXY_LOG"
+	py_pread "$f/v1" "$t/v1" 6000000
+	assert_eq "$(gets /chunks/)" 0 "chunks fetched again after a remount with the same cache"
+	: >"$PROXY_LOG"
+	cat "$f/v1" >"$TMP/k1" &
+	pids=("$!")
+	cat "$f/v2" >"$TMP/k2" &
+	pids+=("$!")
+	cat "$f/v1" >"$TMP/k3" &
+	wait "${pids[@]}" "$!"
+	cmp "$TMP/k1" "$t/v1"
+	cmp "$TMP/k2" "$t/v2"
+	cmp "$TMP/k3" "$t/v1"
+	assert_eq "$(most_gets)" 1 "GETs of one chunk key by concurrent readers"
+	stop_mount "$m"
+	start_mount "$meta" "$m" "${svc[@]}" --cache "$cache"
+	: >"$PROXY_LOG"
+	cmp "$f/v1" "$t/v1"
+	cmp "$f/v2" "$t/v2"
+	assert_eq "$(gets /)" 0 "GETs when the cache holds both blobs"
+	stop_mount "$m"
+}
+
+# A chunk list that lies (real chunks, adding up to the size, that make
+# another blob): partial reads cannot tell, a whole read is EIO, and the
+# cache does not keep the blob.
+test_chunk_list_lie() {
+	local t=$TMP/klie m=$TMP/lmnt2 meta=$TMP/liemeta cache=$TMP/liecache p d1 d2
+	local svc=(--blob-service-addr "s3://xbkt?endpoint=$PROXY&region=us-east-1"
+		--directory-service-addr "$meta" --path-info-service-addr "$meta")
+	s3curl -f -X PUT "$S3_ENDPOINT/xbkt" >/dev/null
+	mkdir -p "$t"
+	seeded_bytes 13 3000000 >"$t/a"
+	seeded_bytes 14 3000000 >"$t/b"
+	p=$(sf import "${svc[@]}" "$t")
+	d1=$(b3hex "$t/a")
+	d2=$(b3hex "$t/b")
+	s3curl -f "$S3_ENDPOINT/xbkt/blobs/b3/${d1:0:4}/$d1" >"$TMP/list"
+	s3curl -f -H "x-amz-meta-blob-size: 3000000" -T "$TMP/list" \
+		"$S3_ENDPOINT/xbkt/blobs/b3/${d2:0:4}/$d2" >/dev/null
+	start_mount "$meta" "$m" "${svc[@]}" --cache "$cache"
+	py errno EIO open_read "$m/$(base "$p")/b"
+	cmp "$m/$(base "$p")/a" "$t/a"
+	stop_mount "$m"
+	grep -q "chunks that do not make the blob" "$TMP/mount.log" || fail "the lie not named"
+	expect_status 1 bt "$cache" stat "$d2"
+	bt "$cache" stat "$d1" >/dev/null || fail "the true blob was not kept"
 }
 
 check "blobs go in once, come out whole, named by their digest" test_round_trip
@@ -411,4 +500,6 @@ check "1 MiB changed in the middle of a large file uploads <= 2 MiB of new chunk
 check "a 4 KiB pread through a mount with an empty cache fetches <= 2 chunks; read whole, it is cached" test_lazy_read
 check "a flipped chunk read through a mount is EIO and not cached" test_lazy_flipped_chunk
 check "--cache DIR?cache-size= evicts the least recently used blobs; an open reader survives" test_cache_bound
+check "the cache keeps chunks: a remount reads them from it; concurrent readers fetch each chunk once" test_chunk_cache
+check "a chunk list naming chunks that do not make the blob is EIO and not kept" test_chunk_list_lie
 check "verify lists the bucket and names a replaced object and a replaced chunk; the mount says EIO and caches nothing" test_verify

@@ -74,7 +74,7 @@ static void treader_close(struct blob_reader *r)
 	free(r);
 }
 
-static const struct blob_reader_ops treader_ops = {treader_pread, treader_close};
+static const struct blob_reader_ops treader_ops = {.pread = treader_pread, .close = treader_close};
 
 static int tblobs_open_read(struct blob_service *svc, const struct b3_digest *d,
 			    struct blob_reader **out)

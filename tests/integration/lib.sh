@@ -194,6 +194,14 @@ start_serve() {
 	fail "storefs serve $* did not come up"
 }
 
+# nix_closure DIR: in the chroot Nix store, the closure src <- g2 <- g3 of the tree DIR/src
+# (filled by the caller); prints g3's store path.
+nix_closure() {
+	(cd "$1" && nix eval --store "$NIX_STORE_DIR" --impure --raw --expr \
+		'let g2 = builtins.toFile "g2" "hi ${./src}\n"; in builtins.toFile "g3" "top ${g2}\n"' \
+		2>/dev/null)
+}
+
 # page_cache_retry CMD...: CMD checks what the mount pushed into the kernel's
 # page cache (docs/fuse.md "Pushing small files"); a drop_caches elsewhere on
 # the machine (benchmarks) takes the kernel's inodes and their pages away, so

@@ -15,11 +15,8 @@ mkdir -p "$TMP/w/src/sub"
 printf 'hello\n' >"$TMP/w/src/a"
 printf 'x' >"$TMP/w/src/sub/b"
 (cd "$TMP/w" && nix eval --store "$NIX_STORE_DIR" --impure --raw --expr \
-	'let g2 = builtins.toFile "g2" "hi ${./src}\n"; in builtins.toFile "g3" "top ${g2}\n"' \
-	>"$TMP/top" 2>/dev/null)
-(cd "$TMP/w" && nix eval --store "$NIX_STORE_DIR" --impure --raw --expr \
 	'builtins.toFile "g4" "alone\n"' >"$TMP/g4" 2>/dev/null)
-TOP=$(cat "$TMP/top")
+TOP=$(nix_closure "$TMP/w")
 G4=$(cat "$TMP/g4")
 
 # mk_tree DIR N SEED: N small files, contents depending on SEED.

@@ -15,11 +15,8 @@ printf 'hello\n' >"$TMP/w/src/a"
 printf 'x' >"$TMP/w/src/sub/b"
 ln -s a "$TMP/w/src/l"
 (cd "$TMP/w" && nix eval --store "$NIX_STORE_DIR" --impure --raw --expr \
-	'let g2 = builtins.toFile "g2" "hi ${./src}\n"; in builtins.toFile "g3" "top ${g2}\n"' \
-	>"$TMP/top" 2>/dev/null)
-(cd "$TMP/w" && nix eval --store "$NIX_STORE_DIR" --impure --raw --expr \
 	'builtins.toFile "g4" "alone\n"' >"$TMP/g4" 2>/dev/null)
-TOP=$(cat "$TMP/top")
+TOP=$(nix_closure "$TMP/w")
 G4=$(cat "$TMP/g4")
 
 # Nix 2.8's JSON without what storefs does not record (registrationTime),

@@ -13,10 +13,7 @@ mkdir -p "$TMP/w/src/sub"
 printf 'hello\n' >"$TMP/w/src/a"
 head -c 100000 /dev/urandom >"$TMP/w/src/sub/big"
 ln -s a "$TMP/w/src/l"
-(cd "$TMP/w" && nix eval --store "$NIX_STORE_DIR" --impure --raw --expr \
-	'let g2 = builtins.toFile "g2" "hi ${./src}\n"; in builtins.toFile "g3" "top ${g2}\n"' \
-	>"$TMP/top" 2>/dev/null)
-TOP=$(cat "$TMP/top")
+TOP=$(nix_closure "$TMP/w")
 S1=$TMP/s1
 sf import-nix --store "$S1" --nix-store "$NIX_STORE_DIR" -r "$TOP" >/dev/null
 

@@ -33,18 +33,35 @@ struct fusedev_pt {
 	struct fusedev_pt_backing *backing[FUSEDEV_PT_BUCKETS]; /* protected by mu */
 };
 
-/* Pushing threads: their blocking reads of the store give the disk a
- * queue deeper than the one READ the reader waits for. */
-#define FUSEDEV_PUSH_THREADS 4
+/* Pushing threads: their blocking reads of the store keep a queue deeper
+ * than the one READ the reader waits for: the disk's for a local store,
+ * requests in flight for a remote one (docs/fuse.md "Pushing small
+ * files" says what 16 bought over S3). */
+#define FUSEDEV_PUSH_THREADS 16
+
+struct fusedev_push;
+
+/* What one pushing thread is fetching; protected by the pusher's mu. */
+struct fusedev_push_slot {
+	struct fusedev_push *owner;
+	uint64_t ino;	  /* 0: none */
+	bool fetching;	  /* its bytes are not in buf yet */
+	int rc;		  /* the fetch's result, once !fetching */
+	size_t n;	  /* bytes in buf, once !fetching */
+	unsigned readers; /* READs copying buf: it stays until they are done */
+	uint8_t *buf;
+};
 
 /* The pusher of small files (push.c); inactive unless running. */
 struct fusedev_push {
 	struct fusedev *dev;
 	pthread_t threads[FUSEDEV_PUSH_THREADS];
+	struct fusedev_push_slot slots[FUSEDEV_PUSH_THREADS];
 	unsigned nthreads;
 	bool running;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_cond_t cv;   /* work for the threads */
+	pthread_cond_t done; /* a slot's fetch ended, or its readers left */
 	/* protected by mu: the window [lo, hi) last asked for; the inodes
 	 * [next, end) are still to push */
 	bool stop;
@@ -86,6 +103,14 @@ void fusedev_push_stop(struct fusedev *dev);
 void fusedev_push_join(struct fusedev *dev);
 /* A READ at offset 0 of file `ino` arrived. */
 void fusedev_push_hint(struct fusedev *dev, uint64_t ino);
+/* A READ of up to `size` bytes at `off` of `ino`: if a pushing thread is
+ * fetching that file or holds its bytes, waits for them and replies with
+ * them (true), so that a file is fetched once even when the reader caught
+ * up with the pusher, or the kernel asks for it in several READs while it
+ * is being pushed; false if no thread has it, or its fetch failed (the
+ * caller serves the READ and meets the failure itself). */
+bool fusedev_push_reply(struct fusedev *dev, fuse_req_t req, uint64_t ino, uint64_t off,
+			size_t size);
 
 /* --- passthrough.c --- */
 

@@ -213,6 +213,8 @@ static void dev_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (off == 0)
 		fusedev_push_hint(dev, ino);
+	if (!f && fusedev_push_reply(dev, req, ino, (uint64_t)off, size))
+		return; /* a pushing thread had fetched it: not fetched twice */
 	if (f) {
 		read_reply(req, f, size, off);
 		return;

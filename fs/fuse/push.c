@@ -24,38 +24,69 @@
 #define PUSH_WINDOW   64
 #define PUSH_FILE_MAX ((size_t)64 << 10)
 
-static void push_one(struct fusedev_push *p, uint8_t *buf, uint64_t ino)
+/* The slot of the thread that has `ino` in hand, or NULL; p->mu held. */
+static struct fusedev_push_slot *slot_of(struct fusedev_push *p, uint64_t ino)
+{
+	for (unsigned i = 0; i < FUSEDEV_PUSH_THREADS; i++)
+		if (p->slots[i].ino == ino)
+			return &p->slots[i];
+	return NULL;
+}
+
+/* Stores the fetched bytes of slot `s` in the kernel's cache of its inode. */
+static void push_store(struct fusedev_push *p, struct fusedev_push_slot *s)
 {
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
-	size_t n = 0;
-	int rc = fs_file_fetch(p->dev->fs, ino, buf, PUSH_FILE_MAX, &n);
+	int rc;
 
-	if (rc == -EIO || rc == -ENOMEM) {
+	if (s->rc == -EIO || s->rc == -ENOMEM) {
 		/* The READ that follows, if any, fails the same way and says so. */
-		log_debug("push of inode %llu: %s", (unsigned long long)ino, sf_errmsg(rc));
+		log_debug("push of inode %llu: %s", (unsigned long long)s->ino, sf_errmsg(s->rc));
 		sf_err_clear();
 	}
-	if (rc || n == 0)
+	if (s->rc || s->n == 0)
 		return;
-	bv.buf[0].size = n;
-	bv.buf[0].mem = buf;
+	bv.buf[0].size = s->n;
+	bv.buf[0].mem = s->buf;
 	/* -ENOENT: the kernel holds no inode of that number (never looked
 	 * up, or forgotten); then it reads the file if it ever opens it. */
-	rc = fuse_lowlevel_notify_store(p->dev->se, ino, 0, &bv, FUSE_BUF_NO_SPLICE);
+	rc = fuse_lowlevel_notify_store(p->dev->se, s->ino, 0, &bv, FUSE_BUF_NO_SPLICE);
 	if (rc == 0) {
-		fs_file_pushed(p->dev->fs, ino);
+		fs_file_pushed(p->dev->fs, s->ino);
 		fs_count(p->dev->fs, FS_COUNT_PUSH);
 	}
 }
 
+/* Fetches s->ino into s->buf and pushes it; p->mu held, dropped meanwhile.
+ * While the bytes are in buf a READ of that file may take them
+ * (fusedev_push_reply()), so buf is reused only once those READs left. */
+static void push_one(struct fusedev_push *p, struct fusedev_push_slot *s)
+{
+	size_t n = 0;
+	int rc;
+
+	s->fetching = true;
+	pthread_mutex_unlock(&p->mu);
+	rc = fs_file_fetch(p->dev->fs, s->ino, s->buf, PUSH_FILE_MAX, &n);
+	pthread_mutex_lock(&p->mu);
+	s->rc = rc;
+	s->n = n;
+	s->fetching = false;
+	pthread_cond_broadcast(&p->done);
+	pthread_mutex_unlock(&p->mu);
+	push_store(p, s);
+	pthread_mutex_lock(&p->mu);
+	while (s->readers)
+		pthread_cond_wait(&p->done, &p->mu);
+	s->ino = 0;
+}
+
 static void *push_main(void *arg)
 {
-	struct fusedev_push *p = arg;
-	uint8_t *buf = malloc(PUSH_FILE_MAX);
+	struct fusedev_push_slot *s = arg;
+	struct fusedev_push *p = s->owner;
 	uint64_t ino;
 
-	if (!buf)
-		return NULL; /* the other threads push */
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		while (!p->stop && p->next >= p->end)
@@ -63,13 +94,22 @@ static void *push_main(void *arg)
 		if (p->stop)
 			break;
 		ino = p->next++;
-		pthread_mutex_unlock(&p->mu);
-		push_one(p, buf, ino);
-		pthread_mutex_lock(&p->mu);
+		if (slot_of(p, ino))
+			continue; /* another thread is fetching it: one request per file */
+		s->ino = ino;
+		push_one(p, s);
 	}
 	pthread_mutex_unlock(&p->mu);
-	free(buf);
 	return NULL;
+}
+
+static void push_free(struct fusedev_push *p)
+{
+	for (unsigned i = 0; i < FUSEDEV_PUSH_THREADS; i++)
+		free(p->slots[i].buf);
+	pthread_cond_destroy(&p->done);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
 }
 
 int fusedev_push_start(struct fusedev *dev)
@@ -77,18 +117,21 @@ int fusedev_push_start(struct fusedev *dev)
 	struct fusedev_push *p = &dev->push;
 	int rc = 0;
 
-	p->dev = dev;
+	*p = (struct fusedev_push){.dev = dev};
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
-	for (p->nthreads = 0; p->nthreads < FUSEDEV_PUSH_THREADS && rc == 0; p->nthreads++)
-		rc = pthread_create(&p->threads[p->nthreads], NULL, push_main, p);
-	if (rc)
-		p->nthreads--;
-	p->running = p->nthreads > 0;
-	if (!p->running) {
-		pthread_cond_destroy(&p->cv);
-		pthread_mutex_destroy(&p->mu);
+	pthread_cond_init(&p->done, NULL);
+	for (p->nthreads = 0; p->nthreads < FUSEDEV_PUSH_THREADS && rc == 0; p->nthreads++) {
+		struct fusedev_push_slot *s = &p->slots[p->nthreads];
+
+		*s = (struct fusedev_push_slot){.owner = p, .buf = malloc(PUSH_FILE_MAX)};
+		rc = s->buf ? pthread_create(&p->threads[p->nthreads], NULL, push_main, s) : ENOMEM;
 	}
+	if (rc)
+		p->nthreads--; /* the others push */
+	p->running = p->nthreads > 0;
+	if (!p->running)
+		push_free(p);
 	return p->running ? 0 : -rc;
 }
 
@@ -113,8 +156,38 @@ void fusedev_push_join(struct fusedev *dev)
 	for (unsigned i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
 	p->running = false;
-	pthread_cond_destroy(&p->cv);
-	pthread_mutex_destroy(&p->mu);
+	push_free(p);
+}
+
+bool fusedev_push_reply(struct fusedev *dev, fuse_req_t req, uint64_t ino, uint64_t off,
+			size_t size)
+{
+	struct fusedev_push *p = &dev->push;
+	struct fusedev_push_slot *s;
+	bool have;
+
+	if (!p->running)
+		return false;
+	pthread_mutex_lock(&p->mu);
+	while ((s = slot_of(p, ino)) && s->fetching)
+		pthread_cond_wait(&p->done, &p->mu);
+	have = s && s->rc == 0;
+	if (have)
+		s->readers++;
+	pthread_mutex_unlock(&p->mu);
+	if (!have)
+		return false;
+	/* buf holds the whole file (at most PUSH_FILE_MAX bytes) */
+	if (off >= s->n)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, (const char *)s->buf + off,
+			       size < s->n - off ? size : s->n - off);
+	pthread_mutex_lock(&p->mu);
+	s->readers--;
+	pthread_cond_broadcast(&p->done);
+	pthread_mutex_unlock(&p->mu);
+	return true;
 }
 
 /* A READ at offset 0 of `ino`. A small file read by the daemon was not

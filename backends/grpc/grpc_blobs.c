@@ -101,7 +101,10 @@ static int fill_add(struct fill *f, const uint8_t *p, size_t n)
 		return 0;
 	}
 	if (f->len + n > f->cap) {
-		cap = f->cap ? f->cap : 64 * 1024;
+		/* The first message exactly (a small blob is one message);
+		 * then doubling. The mount keeps many readers, so what they
+		 * hold is what decides when blobs go to a file (fill_trim). */
+		cap = f->cap ? f->cap : n;
 		while (cap < f->len + n)
 			cap *= 2;
 		m = realloc(f->mem, cap);
@@ -114,6 +117,22 @@ static int fill_add(struct fill *f, const uint8_t *p, size_t n)
 	memcpy(f->mem + f->len, p, n);
 	f->len += n;
 	return 0;
+}
+
+/* A whole blob in memory gives back what the doubling left unused, so
+ * the readers the mount keeps count their bytes, not their growth. */
+static void fill_trim(struct fill *f)
+{
+	uint8_t *m;
+
+	if (f->fd >= 0 || f->cap == f->len || f->len == 0)
+		return;
+	m = realloc(f->mem, f->len);
+	if (!m)
+		return; /* the larger buffer stays, and counted */
+	atomic_fetch_sub(&f->s->mem_held, f->cap - f->len);
+	f->mem = m;
+	f->cap = f->len;
 }
 
 static int chunk_add(struct fill *f, const uint8_t *msg, size_t len)
@@ -151,8 +170,10 @@ static int fetch(struct gblob_service *s, const struct b3_digest *d, struct fill
 	if (rc < 0)
 		return rc;
 	b3_hasher_final(&f->hs, &have);
-	if (b3_digest_eq(&have, d))
+	if (b3_digest_eq(&have, d)) {
+		fill_trim(f);
 		return 0;
+	}
 	b3_digest_to_text(d, want);
 	b3_digest_to_text(&have, got);
 	/* An empty stream with OK is how a server might say "absent" too, but

@@ -6,8 +6,9 @@
  * HTTP/2 connection and, when the peer goes away, reconnects on its own
  * (with the short backoff set in grpc_conn.c), so a restarted daemon is
  * used again without reopening the store. Each call has its own completion
- * queue and at most one batch in flight, so a call is a plain sequence of
- * waits that any thread may run. */
+ * queue, with at most one batch in flight besides the one that receives
+ * its status, so a call is a plain sequence of waits that any thread may
+ * run. */
 #ifndef STOREFS_BACKENDS_GRPC_INTERNAL_H
 #define STOREFS_BACKENDS_GRPC_INTERNAL_H
 
@@ -36,6 +37,14 @@ struct grpc_rpc {
 	uint64_t start_ms;
 	uint64_t moved; /* message bytes sent and received: they extend the deadline */
 	bool ended;	/* the server closed the stream (status read) */
+	/* The status is asked for as soon as the call starts, in a batch of
+	 * its own (tag: &status), so it is there when the last message is
+	 * read instead of costing one more wait; `first` is the first
+	 * response message, received by grpc_rpc_start's batch. */
+	grpc_status_code status;
+	grpc_slice status_details;
+	bool status_posted, status_done, have_first;
+	grpc_byte_buffer *first;
 };
 
 int grpc_conn_open(const struct grpc_store_url *u, struct grpc_conn **out);

@@ -49,27 +49,65 @@ static gpr_timespec mono_in(uint64_t ms)
 			    gpr_time_from_millis((int64_t)ms, GPR_TIMESPAN));
 }
 
-/* Runs one batch and waits for it within the call's deadline. 1 if the
- * batch succeeded, 0 if it failed (the status says why), -EIO if the
- * deadline passed (the call is cancelled then). */
-static int run_batch(struct grpc_rpc *r, const grpc_op *ops, size_t n)
+/* Waits for the event of `tag` (the call's batch: r; its status:
+ * &r->status) within the call's deadline, noting the status's event if
+ * it comes first. 1 if the batch succeeded, 0 if it failed (the status
+ * says why), -EIO if the deadline passed (the call is cancelled then). */
+static int wait_for(struct grpc_rpc *r, void *tag)
 {
 	uint64_t limit = r->start_ms + deadline_ms(&r->conn->rule, r->moved);
-	uint64_t now = deadline_now_ms();
+	uint64_t now;
 	grpc_event ev;
 
-	if (grpc_call_start_batch(r->call, ops, n, r, NULL) != GRPC_CALL_OK)
-		return sf_err(-EIO, "%s: %s: cannot start a call", r->conn->location, r->method);
-	ev = grpc_completion_queue_next(r->cq, mono_in(limit > now ? limit - now : 0), NULL);
-	if (ev.type == GRPC_OP_COMPLETE)
-		return ev.success ? 1 : 0;
+	for (;;) {
+		now = deadline_now_ms();
+		ev =
+		    grpc_completion_queue_next(r->cq, mono_in(limit > now ? limit - now : 0), NULL);
+		if (ev.type != GRPC_OP_COMPLETE)
+			break;
+		if (ev.tag == &r->status)
+			r->status_done = true;
+		if (ev.tag == tag)
+			return ev.success ? 1 : 0;
+	}
 	/* Cancelling completes the batch at once; its event must still be
-	 * taken before the queue can be destroyed. */
+	 * taken before the queue can be destroyed (the status's, if any,
+	 * is taken by grpc_rpc_finish). */
 	grpc_call_cancel(r->call, NULL);
-	grpc_completion_queue_next(r->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+	for (;;) {
+		ev = grpc_completion_queue_next(r->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		if (ev.type != GRPC_OP_COMPLETE || ev.tag == tag)
+			break;
+		if (ev.tag == &r->status)
+			r->status_done = true;
+	}
 	r->ended = true;
 	return sf_err(-EIO, "%s: %s: no answer within the deadline of %llu ms", r->conn->location,
 		      r->method, (unsigned long long)(limit - r->start_ms));
+}
+
+/* Runs one batch and waits for it (wait_for). */
+static int run_batch(struct grpc_rpc *r, const grpc_op *ops, size_t n)
+{
+	if (grpc_call_start_batch(r->call, ops, n, r, NULL) != GRPC_CALL_OK)
+		return sf_err(-EIO, "%s: %s: cannot start a call", r->conn->location, r->method);
+	return wait_for(r, r);
+}
+
+/* Asks for the call's status now, once the call has started. */
+static int post_status(struct grpc_rpc *r)
+{
+	grpc_op op;
+
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	op.data.recv_status_on_client.trailing_metadata = &r->trailing;
+	op.data.recv_status_on_client.status = &r->status;
+	op.data.recv_status_on_client.status_details = &r->status_details;
+	if (grpc_call_start_batch(r->call, &op, 1, &r->status, NULL) != GRPC_CALL_OK)
+		return sf_err(-EIO, "%s: %s: cannot start a call", r->conn->location, r->method);
+	r->status_posted = true;
+	return 0;
 }
 
 static int read_status(struct grpc_rpc *r);
@@ -82,6 +120,8 @@ static int rpc_create(struct grpc_conn *c, const char *pkg, const char *service,
 
 	memset(out, 0, sizeof(*out));
 	out->conn = c;
+	out->status = GRPC_STATUS_UNKNOWN;
+	out->status_details = grpc_empty_slice();
 	snprintf(out->method, sizeof(out->method), "/%s.%s/%s", pkg, service, method);
 	grpc_metadata_array_init(&out->initial);
 	grpc_metadata_array_init(&out->trailing);
@@ -99,13 +139,14 @@ static int rpc_create(struct grpc_conn *c, const char *pkg, const char *service,
 	return out->call ? 0 : -ENOMEM;
 }
 
-/* A batch that sends one message (and maybe more ops) and counts it. */
+/* A batch that sends one message (and maybe more ops) and counts it;
+ * with `status`, the status is asked for once it has started. */
 static int send_message(struct grpc_rpc *r, const void *msg, size_t len, grpc_op *more,
-			size_t n_more)
+			size_t n_more, bool status)
 {
 	grpc_slice body = grpc_slice_from_copied_buffer(msg, len);
 	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&body, 1);
-	grpc_op ops[4];
+	grpc_op ops[5];
 	int rc;
 
 	grpc_slice_unref(body);
@@ -114,16 +155,24 @@ static int send_message(struct grpc_rpc *r, const void *msg, size_t len, grpc_op
 	ops[0].data.send_message.send_message = bb;
 	if (n_more)
 		memcpy(ops + 1, more, n_more * sizeof(*more));
-	rc = run_batch(r, ops, 1 + n_more);
+	if (grpc_call_start_batch(r->call, ops, 1 + n_more, r, NULL) != GRPC_CALL_OK)
+		rc = sf_err(-EIO, "%s: %s: cannot start a call", r->conn->location, r->method);
+	else if (status && (rc = post_status(r)) < 0)
+		(void)wait_for(r, r); /* the batch's event, before the queue goes */
+	else
+		rc = wait_for(r, r);
 	grpc_byte_buffer_destroy(bb);
 	r->moved += len;
 	return rc;
 }
 
+/* One batch sends the request and receives the first message, and the
+ * status is asked for alongside: a small blob's Read (one message, then
+ * the status, usually in the same packet) costs one wait, not four. */
 int grpc_rpc_start(struct grpc_conn *c, const char *pkg, const char *service, const char *method,
 		   const void *req, size_t len, struct grpc_rpc *out)
 {
-	grpc_op ops[3];
+	grpc_op ops[4];
 	int rc = rpc_create(c, pkg, service, method, out);
 
 	if (rc < 0)
@@ -133,8 +182,11 @@ int grpc_rpc_start(struct grpc_conn *c, const char *pkg, const char *service, co
 	ops[1].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
 	ops[2].op = GRPC_OP_RECV_INITIAL_METADATA;
 	ops[2].data.recv_initial_metadata.recv_initial_metadata = &out->initial;
-	rc = send_message(out, req, len, ops, 3);
-	/* A failed send (peer unreachable) shows in the status. */
+	ops[3].op = GRPC_OP_RECV_MESSAGE;
+	ops[3].data.recv_message.recv_message = &out->first;
+	rc = send_message(out, req, len, ops, 4, true);
+	/* A failed batch (peer unreachable) shows in the status. */
+	out->have_first = rc >= 0;
 	return rc < 0 ? rc : 0;
 }
 
@@ -149,6 +201,8 @@ int grpc_rpc_open_upload(struct grpc_conn *c, const char *pkg, const char *servi
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_SEND_INITIAL_METADATA;
 	rc = run_batch(out, &op, 1);
+	if (rc >= 0)
+		rc = post_status(out);
 	return rc < 0 ? rc : 0;
 }
 
@@ -158,7 +212,7 @@ int grpc_rpc_send(struct grpc_rpc *r, const void *msg, size_t len)
 
 	if (r->ended)
 		return sf_err(-EIO, "%s: %s: the upload is over", r->conn->location, r->method);
-	rc = send_message(r, msg, len, NULL, 0);
+	rc = send_message(r, msg, len, NULL, 0, false);
 	/* A refused send: the stream is over, and the status says why. */
 	if (rc == 0 && (rc = read_status(r)) == 0)
 		rc = sf_err(-EIO, "%s: %s: the server ended the upload early", r->conn->location,
@@ -182,32 +236,26 @@ int grpc_rpc_close_send(struct grpc_rpc *r)
 /* The call's final status as an errno with one message. */
 static int read_status(struct grpc_rpc *r)
 {
-	grpc_status_code status = GRPC_STATUS_UNKNOWN;
-	grpc_slice details = grpc_empty_slice();
+	grpc_status_code status = r->status;
 	char *text;
-	grpc_op op;
-	int rc;
+	int rc = 0;
 
-	memset(&op, 0, sizeof(op));
-	op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	op.data.recv_status_on_client.trailing_metadata = &r->trailing;
-	op.data.recv_status_on_client.status = &status;
-	op.data.recv_status_on_client.status_details = &details;
-	rc = run_batch(r, &op, 1);
+	if (!r->status_posted)
+		rc = post_status(r);
+	if (rc == 0 && !r->status_done)
+		rc = wait_for(r, &r->status);
 	r->ended = true;
 	if (rc < 0)
 		return rc;
+	status = r->status;
 	if (status == GRPC_STATUS_OK)
-		rc = 0;
-	else if (status == GRPC_STATUS_NOT_FOUND)
-		rc = -ENOENT;
-	else {
-		text = grpc_slice_to_c_string(details);
-		rc = sf_err(-EIO, "%s: %s: %s%s%s", r->conn->location, r->method,
-			    status_name(status), text && *text ? ": " : "", text ? text : "");
-		gpr_free(text);
-	}
-	grpc_slice_unref(details);
+		return 0;
+	if (status == GRPC_STATUS_NOT_FOUND)
+		return -ENOENT;
+	text = grpc_slice_to_c_string(r->status_details);
+	rc = sf_err(-EIO, "%s: %s: %s%s%s", r->conn->location, r->method, status_name(status),
+		    text && *text ? ": " : "", text ? text : "");
+	gpr_free(text);
 	return rc;
 }
 
@@ -243,12 +291,18 @@ int grpc_rpc_next(struct grpc_rpc *r, uint8_t **msg, size_t *len)
 	*len = 0;
 	if (r->ended)
 		return sf_err(-EIO, "%s: %s: read past the end", r->conn->location, r->method);
-	memset(&op, 0, sizeof(op));
-	op.op = GRPC_OP_RECV_MESSAGE;
-	op.data.recv_message.recv_message = &bb;
-	rc = run_batch(r, &op, 1);
-	if (rc < 0)
-		return rc;
+	if (r->have_first) {
+		r->have_first = false;
+		bb = r->first;
+		r->first = NULL;
+	} else {
+		memset(&op, 0, sizeof(op));
+		op.op = GRPC_OP_RECV_MESSAGE;
+		op.data.recv_message.recv_message = &bb;
+		rc = run_batch(r, &op, 1);
+		if (rc < 0)
+			return rc;
+	}
 	if (!bb)
 		return read_status(r);
 	rc = copy_message(bb, msg, len);
@@ -260,9 +314,10 @@ int grpc_rpc_next(struct grpc_rpc *r, uint8_t **msg, size_t *len)
 
 void grpc_rpc_finish(struct grpc_rpc *r)
 {
-	/* No batch is in flight here, so a cancelled call leaves no event to
-	 * wait for; its status is not read, so the caller's message (why it
-	 * gave up on the call) stays the recorded one. */
+	/* Only the status's batch may be in flight here: cancelling ends it,
+	 * and its event is taken with the queue's shutdown; its status is not
+	 * read, so the caller's message (why it gave up on the call) stays
+	 * the recorded one. */
 	if (r->call && !r->ended)
 		grpc_call_cancel(r->call, NULL);
 	if (r->call)
@@ -274,10 +329,15 @@ void grpc_rpc_finish(struct grpc_rpc *r)
 			;
 		grpc_completion_queue_destroy(r->cq);
 	}
+	if (r->first)
+		grpc_byte_buffer_destroy(r->first);
+	grpc_slice_unref(r->status_details);
 	grpc_metadata_array_destroy(&r->initial);
 	grpc_metadata_array_destroy(&r->trailing);
 	r->call = NULL;
 	r->cq = NULL;
+	r->first = NULL;
+	r->status_details = grpc_empty_slice();
 }
 
 int grpc_unary(struct grpc_conn *c, const char *pkg, const char *service, const char *method,

@@ -1,8 +1,10 @@
-/* grpc_dirs.c - DirectoryService client: Get of one Directory, validated
- * (castore's directory_decode) and checked against the asked-for digest. */
+/* grpc_dirs.c - DirectoryService client: Get of a Directory (its subtree
+ * kept ahead, grpc_dirahead.c), validated (castore's directory_decode) and
+ * checked against the asked-for digest. */
 #include "backends/grpc/grpc_internal.h"
 
 #include "common/err.h"
+#include "common/log.h"
 #include "rpc_directory.pb-c.h"
 
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 struct gdir_service {
 	struct dir_service base;
 	struct grpc_conn *conn;
+	struct grpc_dirahead ahead;
 };
 
 /* One received Directory: decoded, validated, and its digest `want`. */
@@ -38,34 +41,66 @@ static int accept_dir(struct gdir_service *s, const struct b3_digest *want, cons
 	return 0;
 }
 
-static int gdir_get(struct dir_service *ds, const struct b3_digest *dg, struct directory **out)
+/* A recursive Get of `dg`: the root is *out, the Directories below it
+ * are kept ahead of their own Gets (grpc_dirahead.c) until this stream's
+ * share is reached, where the stream is cancelled. Once the root has come,
+ * a failure later in the stream only ends it: what was kept was checked,
+ * and a Directory it did not bring is asked for when it is needed. */
+static int get_ahead(struct gdir_service *s, const struct b3_digest *dg, struct directory **out)
 {
-	struct gdir_service *s = (struct gdir_service *)ds;
 	Snix__Castore__V1__GetDirectoryRequest req = SNIX__CASTORE__V1__GET_DIRECTORY_REQUEST__INIT;
-	uint8_t buf[64], *msg = NULL, *extra = NULL;
+	uint8_t buf[64], *msg = NULL;
+	struct directory *root = NULL, *d;
+	struct b3_digest digest;
+	struct dir_recv *v = NULL;
 	struct grpc_rpc r;
-	size_t len, n;
+	size_t len, kept = 0;
 	int rc;
 
 	req.by_what_case = SNIX__CASTORE__V1__GET_DIRECTORY_REQUEST__BY_WHAT_DIGEST;
 	req.digest.data = (uint8_t *)dg->bytes;
 	req.digest.len = B3_LEN;
+	req.recursive = 1;
 	len = snix__castore__v1__get_directory_request__pack(&req, buf);
+	grpc_dirahead_make_room(&s->ahead);
+	rc = dir_recv_new(dg, &v);
+	if (rc < 0)
+		return rc;
 	rc = grpc_rpc_start(s->conn, s->conn->pkg_castore, "DirectoryService", "Get", buf, len, &r);
-	if (rc == 0)
-		rc = grpc_rpc_next(&r, &msg, &len);
-	/* An empty stream is "not found" (castore.md §2.5). */
-	if (rc == 0 && !msg)
-		rc = -ENOENT;
-	if (rc == 0 && (rc = grpc_rpc_next(&r, &extra, &n)) == 0 && extra)
-		rc = sf_err(-EIO, "%s: %s: more than one Directory for a non-recursive Get",
-			    s->conn->location, r.method);
+	while (rc == 0 && (rc = grpc_rpc_next(&r, &msg, &len)) == 0 && msg) {
+		rc = root ? directory_decode(msg, len, &d) : accept_dir(s, dg, msg, len, &d);
+		free(msg);
+		if (rc == 0 && (rc = dir_recv_accept(v, d, &digest)) < 0)
+			directory_free(d);
+		if (rc < 0)
+			break;
+		if (!root)
+			root = d;
+		else if (!grpc_dirahead_keep(&s->ahead, &digest, d, len, &kept))
+			break;
+	}
 	grpc_rpc_finish(&r);
-	free(extra);
-	if (rc == 0)
-		rc = accept_dir(s, dg, msg, len, out);
-	free(msg);
-	return rc;
+	dir_recv_free(v);
+	if (root) {
+		if (rc < 0) {
+			log_debug("%s: a recursive Get ended early: %s", s->conn->location,
+				  sf_errmsg(rc));
+			sf_err_clear();
+		}
+		*out = root;
+		return 0;
+	}
+	/* An empty stream is "not found" (castore.md §2.5). */
+	return rc < 0 ? rc : -ENOENT;
+}
+
+static int gdir_get(struct dir_service *ds, const struct b3_digest *dg, struct directory **out)
+{
+	struct gdir_service *s = (struct gdir_service *)ds;
+
+	if (grpc_dirahead_take(&s->ahead, dg, out))
+		return 0;
+	return get_ahead(s, dg, out);
 }
 
 /* One call for a whole closure: a recursive Get, its stream checked root
@@ -177,7 +212,10 @@ static int gdir_put_batch(struct dir_service *ds, struct directory *const *dirs,
 
 static void gdir_free(struct dir_service *ds)
 {
-	free(ds);
+	struct gdir_service *s = (struct gdir_service *)ds;
+
+	grpc_dirahead_release(&s->ahead);
+	free(s);
 }
 
 static const struct dir_service_ops gdir_ops = {
@@ -195,6 +233,7 @@ int grpc_dir_service_new(struct grpc_conn *c, struct dir_service **out)
 		return -ENOMEM;
 	s->base.ops = &gdir_ops;
 	s->conn = c;
+	grpc_dirahead_init(&s->ahead);
 	*out = &s->base;
 	return 0;
 }

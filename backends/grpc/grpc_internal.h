@@ -14,7 +14,11 @@
 
 #include "backends/grpc/grpc_store.h"
 
+#include "castore/digest_map.h"
+#include "castore/directory.h"
+
 #include <grpc/grpc.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -76,6 +80,26 @@ void grpc_rpc_finish(struct grpc_rpc *r);
 /* A unary call: exactly one response message (a second is -EIO). */
 int grpc_unary(struct grpc_conn *c, const char *pkg, const char *service, const char *method,
 	       const void *req, size_t len, uint8_t **resp, size_t *resp_len);
+
+/* Directories received ahead of their Get (grpc_dirahead.c). */
+struct grpc_dirahead {
+	pthread_mutex_t mu;
+	struct digest_map map; /* digest -> struct directory *, or a mark once taken */
+	size_t held;	       /* Directories kept, not yet taken */
+	size_t bytes;	       /* their message bytes (and those taken since the last drop) */
+};
+
+void grpc_dirahead_init(struct grpc_dirahead *a);
+void grpc_dirahead_release(struct grpc_dirahead *a);
+/* The Directory `dg` if it is kept: handed over (the caller frees it). */
+bool grpc_dirahead_take(struct grpc_dirahead *a, const struct b3_digest *dg,
+			struct directory **out);
+/* Before a recursive Get whose Directories will be kept. */
+void grpc_dirahead_make_room(struct grpc_dirahead *a);
+/* Keeps `d` (taking it over); false once this stream (`*kept` so far)
+ * has kept its share or the bound is reached: then d is freed. */
+bool grpc_dirahead_keep(struct grpc_dirahead *a, const struct b3_digest *dg, struct directory *d,
+			size_t len, size_t *kept);
 
 int grpc_blob_service_new(struct grpc_conn *c, struct blob_service **out);
 int grpc_dir_service_new(struct grpc_conn *c, struct dir_service **out);

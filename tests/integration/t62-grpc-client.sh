@@ -282,6 +282,32 @@ t_small_in_memory() {
 	stop_peer
 }
 
+# A walk of a mount asks for every Directory below where it starts: the
+# first Get asks recursively and the client keeps the subtree, so walking
+# 46 directories costs one DirectoryService Get, not 46 (counted by the
+# daemon's log of its calls). A stream that ends in a Directory nothing
+# referred to (the peer's "extra" mode) keeps nothing of the lie: the
+# mount shows the right tree.
+t_dirs_ahead() {
+	trap_check
+	local d=$TMP/dirs i q n
+	for i in $(seq 40); do mkdir -p "$d/d$((i % 5))/e$i" && echo "$i" >"$d/d$((i % 5))/e$i/f"; done
+	q=$(basename "$(sf --store "$TMP/dstore40" import "$d")")
+	start_daemon "$TMP/dstore40" -v
+	start_mount "$DAEMON_UNIX" "$M"
+	assert_eq "$(find "$M/$q" -type f | wc -l)" 40
+	assert_eq "$(cat "$M/$q/d3/e8/f")" 8
+	n=$(grep -c 'DirectoryService/Get: 0' "$TMP/daemon.log") || true
+	[ "$n" = 1 ] || fail "$n Directory Gets for a walk of 46 directories"
+	stop_mount "$M"
+	stop_peer
+	start_peer 127.0.0.1:0 --mode extra
+	start_mount "grpc+http://127.0.0.1:$PEER_PORT" "$M"
+	same_tree "$M/$B"
+	stop_mount "$M"
+	stop_peer
+}
+
 # One flipped byte in every blob: EIO, the mount lives on, and nothing of
 # the lie is kept: the same mount reads the right bytes once the server
 # tells the truth.
@@ -424,6 +450,7 @@ check "serve a binary cache from a grpc+http:// store (recursive Get, checked)" 
 check "storefs daemon: mounts over grpc+unix:// and grpc+http://, writes" t_storefs_daemon
 check "malformed grpc URLs are refused with a reason" t_bad_urls
 check "small blobs are read into memory by their size, never spooled" t_small_in_memory
+check "a walk of a mount gets its Directories in one recursive Get" t_dirs_ahead
 check "a blob with one flipped byte is EIO and nothing is kept" t_flipped_byte
 check "a blob with one flipped byte through --cache: EIO, no blob cached" t_flipped_byte_cache
 check "storefs daemon SIGKILLed under a grpc+unix:// mount, restarted: reads recover" \

@@ -14,22 +14,22 @@
  * grows to 120 s, which would keep a restarted daemon unused for minutes.
  * Capped at 1 s, a restart is noticed within a second or so. Calls made
  * while the channel is down fail at once (they are not wait-for-ready),
- * so an outage is EIO, never a wait. */
-#define GRPC_BACKOFF_MIN_MS 100
-#define GRPC_BACKOFF_MAX_MS 1000
+ * so an outage is EIO, never a wait. GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is
+ * left alone: gRPC core takes it as the time a connection attempt gets to
+ * finish its HTTP/2 handshake (20 s by default), and at 100 ms a daemon
+ * slow to answer on a loaded machine was "failed to connect" (t62). */
+#define GRPC_BACKOFF_INITIAL_MS 100
+#define GRPC_BACKOFF_MAX_MS	1000
 
 int grpc_conn_open(const struct grpc_store_url *u, struct grpc_conn **out)
 {
-	grpc_arg args[5] = {
+	grpc_arg args[4] = {
 	    {.type = GRPC_ARG_INTEGER,
 	     .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
 	     .value.integer = GRPC_MAX_MESSAGE},
 	    {.type = GRPC_ARG_INTEGER,
 	     .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-	     .value.integer = GRPC_BACKOFF_MIN_MS},
-	    {.type = GRPC_ARG_INTEGER,
-	     .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
-	     .value.integer = GRPC_BACKOFF_MIN_MS},
+	     .value.integer = GRPC_BACKOFF_INITIAL_MS},
 	    {.type = GRPC_ARG_INTEGER,
 	     .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
 	     .value.integer = GRPC_BACKOFF_MAX_MS},
@@ -37,7 +37,7 @@ int grpc_conn_open(const struct grpc_store_url *u, struct grpc_conn **out)
 	     * the caller (a later lookup or read) tries again. */
 	    {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_RETRIES, .value.integer = 0},
 	};
-	grpc_channel_args cargs = {.num_args = 5, .args = args};
+	grpc_channel_args cargs = {.num_args = 4, .args = args};
 	grpc_channel_credentials *creds;
 	struct grpc_conn *c = calloc(1, sizeof(*c));
 

@@ -308,6 +308,22 @@ t_dirs_ahead() {
 	stop_peer
 }
 
+# A daemon slow to finish the HTTP/2 handshake (its first bytes held back
+# 0.5 s by a proxy, as on a loaded machine) is waited for: gRPC core took
+# GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, which was 100 ms, as the time a
+# connection attempt gets, and the call failed ("failed to connect").
+t_slow_handshake() {
+	local pf=$TMP/slow.port
+	trap_check
+	start_daemon "$S"
+	python3 "$HERE/slow_start_proxy.py" "$TMP/daemon.sock" "$pf" 0.5 &
+	PROXY_PID=$!
+	trap 'end_check; kill $PROXY_PID 2>/dev/null' EXIT
+	for _ in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
+	assert_eq "$(sf --store "grpc+http://127.0.0.1:$(cat "$pf")" list)" "$P"
+	stop_peer
+}
+
 # One flipped byte in every blob: EIO, the mount lives on, and nothing of
 # the lie is kept: the same mount reads the right bytes once the server
 # tells the truth.
@@ -451,6 +467,7 @@ check "storefs daemon: mounts over grpc+unix:// and grpc+http://, writes" t_stor
 check "malformed grpc URLs are refused with a reason" t_bad_urls
 check "small blobs are read into memory by their size, never spooled" t_small_in_memory
 check "a walk of a mount gets its Directories in one recursive Get" t_dirs_ahead
+check "a daemon slow to finish the HTTP/2 handshake is waited for" t_slow_handshake
 check "a blob with one flipped byte is EIO and nothing is kept" t_flipped_byte
 check "a blob with one flipped byte through --cache: EIO, no blob cached" t_flipped_byte_cache
 check "storefs daemon SIGKILLed under a grpc+unix:// mount, restarted: reads recover" \

@@ -337,8 +337,8 @@ int cache_chunked_new(struct cached *c, const struct b3_digest *d, struct blob_r
 		blob_reader_close(remote);
 		return -ENOMEM;
 	}
-	k->base = (struct blob_reader){
-	    .ops = &chunked_ops, .size = remote->size, .fd = -1, .lazy = true};
+	k->base =
+	    (struct blob_reader){.ops = &chunked_ops, .size = remote->size, .fd = -1, .lazy = true};
 	k->c = c;
 	k->remote = remote;
 	k->v = v;

@@ -36,8 +36,8 @@ struct s3_uploads {
 	struct upload *head, **tail; /* lock */
 	unsigned held;		     /* queued and running: each holds a temporary file; lock */
 	pthread_t threads[S3_PARALLEL];
-	unsigned n_threads; /* lock */
-	bool stop;	    /* lock */
+	unsigned n_threads;   /* lock */
+	bool stop;	      /* lock */
 	struct owner *owners; /* lock */
 	unsigned absent_run;  /* blobs found absent in a row (below); lock */
 	unsigned asking;      /* HEADs asked first, not answered yet; lock */

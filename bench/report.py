@@ -342,12 +342,13 @@ def main():
     imp = import_summary(jdir, tree)
     st, rs, b3 = statlat(jdir, variants), rss(jdir, variants), blake3(jdir, meta)
     png = plot(med, variants, out_prefix)
-    md = header(meta, tree) + ["", "## Tree tests: median (ratio to native ext4)", ""]
-    md += tree_table(med, variants)
-    if PEER in variants:
-        md += ["", "## Ratio to squashfuse_ll", ""] + peer_table(med, variants)
-    md += ["", "## Goals of issue 6 (storefs vs native)", ""]
-    md += goals_table(med, variants, imp, rs)
+    md = header(meta, tree)
+    if med:  # none with bench/run --import
+        md += ["", "## Tree tests: median (ratio to native ext4)", ""] + tree_table(med, variants)
+        if PEER in variants:
+            md += ["", "## Ratio to squashfuse_ll", ""] + peer_table(med, variants)
+        md += ["", "## Goals of issue 6 (storefs vs native)", ""]
+        md += goals_table(med, variants, imp, rs)
     md += [""] + extra_lines(imp, st, rs, b3, meta)
     irows, imp["rows"] = import_rows(jdir)
     if irows:

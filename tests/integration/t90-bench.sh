@@ -127,6 +127,22 @@ report_tables() {
 assert d["medians_s"]["find-warm-storefs"] == 0.2' "$TMP/r.json"
 }
 
+# bench/run --import leaves only the import results: the report has their tables and no
+# empty tree-test tables (it had them before the --import mode).
+report_import_only() {
+	local j=$TMP/imp-json
+	mkdir -p "$j"
+	echo '{"date": "2000-01-01", "quick": true, "variants": ["native"],
+	  "runs": {"import": 2}, "b3_mib": 1024, "storefs_note": ""}' >"$j/meta.json"
+	echo '{"files": 10, "dirs": 2, "symlinks": 1, "bytes": 104857600,
+	  "small_bytes": 1000, "median_file": 100}' >"$j/tree.json"
+	echo '{"results": [{"command": "storefs", "median": 0.5},
+	  {"command": "nix-store", "median": 2.0}]}' >"$j/import.json"
+	python3 "$ROOT/bench/report.py" "$j" "$TMP/imp"
+	grep -F '| fresh store | 0.500 s | 4.0x met |' "$TMP/imp.md"
+	! grep -q 'Tree tests\|Goals of issue 6' "$TMP/imp.md" || fail "empty tree-test tables"
+}
+
 # bench/grpc_report.py: ratios to the local mount, issue 15's goals, the extra lines.
 report_grpc() {
 	local j=$TMP/json
@@ -190,5 +206,6 @@ check "statlat prints counts and timings, cold and warm" statlat_output
 check "statlat rejects bad arguments and missing paths" statlat_rejects
 check "report.py builds the ratio and goal tables" report_tables
 check "report.py without gnuplot: tables, no plot, exit 0" report_without_gnuplot
+check "report.py of bench/run --import: the import tables only" report_import_only
 check "lookup-par looks every name up once and counts failures" lookup_par_counts
 check "report.py's gRPC section: ratios to the local mount, goals, extra lines" report_grpc

@@ -3,6 +3,7 @@
  * them in flight during an import (docs/s3.md "Uploads"). */
 #include "backends/s3/s3_internal.h"
 
+#include "castore/digest_map.h"
 #include "common/err.h"
 
 #include <stdio.h>
@@ -36,12 +37,48 @@ struct s3_uploads {
 	struct upload *head, **tail; /* lock */
 	unsigned held;		     /* queued and running: each holds a temporary file; lock */
 	pthread_t threads[S3_PARALLEL];
-	unsigned n_threads;   /* lock */
-	bool stop;	      /* lock */
-	struct owner *owners; /* lock */
-	unsigned absent_run;  /* blobs found absent in a row (below); lock */
-	unsigned asking;      /* HEADs asked first, not answered yet; lock */
+	unsigned n_threads;	/* lock */
+	bool stop;		/* lock */
+	struct owner *owners;	/* lock */
+	unsigned absent_run;	/* blobs found absent in a row (below); lock */
+	unsigned asking;	/* HEADs asked first, not answered yet; lock */
+	struct digest_map seen; /* blob digest -> what we know of it (below); lock */
 };
+
+/* A tree often holds one content several times: once the bucket said it
+ * has a blob (200 to a PUT or HEAD, 412), a later commit of it in this
+ * process sends nothing; while a thread's upload of it is queued or
+ * running, that thread's later commits of it rely on the same upload
+ * (its flush reports it). The values of `seen`: &seen_have (the bucket
+ * has it), &seen_unknown (an upload failed), or the struct owner whose
+ * upload of it is queued or running. At most S3_SEEN_MAX digests are
+ * kept (about 10 MiB). */
+static char seen_have, seen_unknown;
+#define S3_SEEN_MAX (1u << 17)
+
+/* Called locked. A cache: a digest that cannot be kept costs a request. */
+static void seen_set(struct s3_uploads *u, const struct b3_digest *d, void *what)
+{
+	if (u->seen.count < S3_SEEN_MAX || digest_map_get(&u->seen, d))
+		(void)digest_map_put(&u->seen, d, what, NULL);
+}
+
+static bool known(struct s3_uploads *u, const struct b3_digest *d)
+{
+	bool have;
+
+	pthread_mutex_lock(&u->lock);
+	have = digest_map_get(&u->seen, d) == &seen_have;
+	pthread_mutex_unlock(&u->lock);
+	return have;
+}
+
+static void remember(struct s3_uploads *u, const struct b3_digest *d)
+{
+	pthread_mutex_lock(&u->lock);
+	seen_set(u, d, &seen_have);
+	pthread_mutex_unlock(&u->lock);
+}
 
 /* --- one PUT, asked first or not --- */
 
@@ -125,8 +162,10 @@ int s3_uploads_put_now(struct s3_uploads *u, int fd, uint64_t len, const struct 
 	bool asked, present = false;
 	int rc = 0;
 
-	s3_blob_key(u->c, d, key, sizeof(key));
 	*created = false;
+	if (known(u, d))
+		return 0;
+	s3_blob_key(u->c, d, key, sizeof(key));
 	asked = ask_first(u);
 	if (asked)
 		rc = head(u->c, key, &present);
@@ -139,6 +178,8 @@ int s3_uploads_put_now(struct s3_uploads *u, int fd, uint64_t len, const struct 
 	/* a 412 after a HEAD said absent: another writer, not a reason */
 	if (rc == 0 && !asked)
 		learn(u, false, !*created);
+	if (rc == 0)
+		remember(u, d);
 	return rc;
 }
 
@@ -158,6 +199,8 @@ static void done(struct s3_uploads *u, struct upload *up, int rc)
 
 	close(up->fd);
 	pthread_mutex_lock(&u->lock);
+	if (digest_map_get(&u->seen, &up->d) == o) /* not uploaded: we do not know */
+		seen_set(u, &up->d, &seen_unknown);
 	if (rc < 0 && o->err == 0) {
 		o->err = rc;
 		snprintf(o->msg, sizeof(o->msg), "%s", sf_errmsg(rc));
@@ -238,12 +281,20 @@ static int owner_get(struct s3_uploads *u, struct owner **out)
  * the caller uploads it itself). */
 static bool enqueue(struct s3_uploads *u, struct owner *o, struct upload *up)
 {
+	void *what = digest_map_get(&u->seen, &up->d);
+
+	if (what == &seen_have || what == o) { /* sent, or being sent for this thread */
+		close(up->fd);
+		free(up);
+		return true;
+	}
 	if (u->n_threads < S3_PARALLEL && u->n_threads <= u->held &&
 	    pthread_create(&u->threads[u->n_threads], NULL, worker, u) == 0)
 		u->n_threads++;
 	if (u->n_threads == 0)
 		return false;
 	up->owner = o;
+	seen_set(u, &up->d, o);
 	o->pending++;
 	u->held++;
 	*u->tail = up;
@@ -313,6 +364,7 @@ int s3_uploads_new(struct s3_client *c, struct s3_uploads **out)
 		return -ENOMEM;
 	u->c = c;
 	u->tail = &u->head;
+	digest_map_init(&u->seen);
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cond, NULL);
 	*out = u;
@@ -342,6 +394,7 @@ void s3_uploads_free(struct s3_uploads *u)
 		u->owners = o->next;
 		free(o);
 	}
+	digest_map_release(&u->seen);
 	pthread_cond_destroy(&u->cond);
 	pthread_mutex_destroy(&u->lock);
 	free(u);

@@ -167,8 +167,8 @@ test_import_mount() {
 }
 
 # issue 16's parallel conditional creates, counted by the proxy: a fresh
-# import keeps several small-blob PUTs in flight and asks first (HEAD) only
-# for its first blobs; a re-import of the unchanged tree sends no blob
+# import keeps several small-blob PUTs in flight, asks first (HEAD) only
+# for its first blobs and sends a content it holds twice once; a re-import of the unchanged tree sends no blob
 # bytes (HEADs only); a PUT failing mid-import (500s, then dropped
 # connections) fails the import, and no path is registered.
 test_upload_parallel() {
@@ -179,10 +179,13 @@ test_upload_parallel() {
 	mkdir -p "$t"
 	n=48
 	for i in $(seq "$n"); do head -c 20000 /dev/urandom >"$t/f$i"; done
+	# contents seen twice in one import: asked for and sent once
+	for i in 10 20 30 40; do cp "$t/f$i" "$t/copy$i"; done
 	: >"$PROXY_LOG"
 	sf import "${svc[@]}" "$t" >/dev/null
 	awk '{ print $1, $3 }' "$PROXY_LOG" | sort | uniq -c
 	assert_eq "$(awk '$1 == "PUT" && $3 == 200' "$PROXY_LOG" | wc -l)" "$n" "PUTs stored"
+	assert_eq "$(awk '$1 == "PUT" && $3 != 200' "$PROXY_LOG" | wc -l)" 0 "PUTs refused (copies)"
 	i=$(awk '$1 == "PUT" && $6 > m { m = $6 } END { print m + 0 }' "$PROXY_LOG")
 	[ "$i" -gt 1 ] || fail "at most $i PUT in flight during an import"
 	i=$(awk '$1 == "HEAD"' "$PROXY_LOG" | wc -l)

@@ -23,83 +23,7 @@
  * verified records be written, so a later process need not hash again. */
 #define FILLS_PER_SYNC 1024
 
-/* --- one fetch per digest --- */
-
-static bool inflight_has(const struct inflight *f, const struct b3_digest *d)
-{
-	for (size_t i = 0; i < f->n; i++)
-		if (b3_digest_eq(&f->v[i], d))
-			return true;
-	return false;
-}
-
-static int inflight_add(struct inflight *f, const struct b3_digest *d)
-{
-	if (f->n == f->cap) {
-		size_t cap = f->cap ? f->cap * 2 : 8;
-		struct b3_digest *v = realloc(f->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		f->v = v;
-		f->cap = cap;
-	}
-	f->v[f->n++] = *d;
-	return 0;
-}
-
-/* *mine is true if this caller is to fetch `d` (then fetch_done()), false
- * if it waited for another fetch of `d` (then it looks again). */
-static int fetch_claim(struct inflight *f, const struct b3_digest *d, bool *mine)
-{
-	bool waited = false;
-	int rc = 0;
-
-	pthread_mutex_lock(&f->lock);
-	while (inflight_has(f, d)) {
-		pthread_cond_wait(&f->done, &f->lock);
-		waited = true;
-	}
-	if (!waited)
-		rc = inflight_add(f, d);
-	pthread_mutex_unlock(&f->lock);
-	*mine = !waited;
-	return rc;
-}
-
-static void fetch_done(struct inflight *f, const struct b3_digest *d)
-{
-	pthread_mutex_lock(&f->lock);
-	for (size_t i = 0; i < f->n; i++) {
-		if (b3_digest_eq(&f->v[i], d)) {
-			f->v[i] = f->v[--f->n];
-			break;
-		}
-	}
-	pthread_cond_broadcast(&f->done);
-	pthread_mutex_unlock(&f->lock);
-}
-
-int cache_fetch_claim(struct cached *c, const struct b3_digest *d, bool *mine)
-{
-	return fetch_claim(&c->fetching, d, mine);
-}
-
-bool cache_fetch_try_claim(struct cached *c, const struct b3_digest *d)
-{
-	struct inflight *f = &c->fetching;
-	bool mine;
-
-	pthread_mutex_lock(&f->lock);
-	mine = !inflight_has(f, d) && inflight_add(f, d) == 0;
-	pthread_mutex_unlock(&f->lock);
-	return mine;
-}
-
-void cache_fetch_done(struct cached *c, const struct b3_digest *d)
-{
-	fetch_done(&c->fetching, d);
-}
+/* --- one fetch per digest (cache_claim.c) --- */
 
 /* Looks `d` up in the cache with `lookup`; on a miss fills the cache with
  * `fill` (once, however many threads miss it) and looks again. */
@@ -111,11 +35,16 @@ static int through_cache(struct cached *c, const struct b3_digest *d,
 	bool mine;
 
 	while (rc == -ENOENT) {
-		rc = fetch_claim(&c->fetching, d, &mine);
+		rc = cache_fetch_claim(c, d, &mine);
 		if (rc == 0 && mine) {
-			rc = fill(c, d);
-			fetch_done(&c->fetching, d);
-			return rc < 0 ? rc : lookup(c, d, out);
+			/* another process may have filled it before our claim */
+			rc = lookup(c, d, out);
+			if (rc == -ENOENT)
+				rc = fill(c, d);
+			else
+				mine = false;
+			cache_fetch_done(c, d);
+			return rc < 0 || !mine ? rc : lookup(c, d, out);
 		}
 		if (rc == 0)
 			rc = lookup(c, d, out); /* -ENOENT: that fetch failed, try ours */
@@ -492,11 +421,17 @@ static int cb_open_read(struct blob_service *s, const struct b3_digest *d, struc
 	bool mine;
 
 	while (rc == -ENOENT) {
-		rc = fetch_claim(&c->fetching, d, &mine);
+		rc = cache_fetch_claim(c, d, &mine);
 		if (rc == 0 && mine) {
+			/* another process may have filled it before our claim */
+			rc = cache_blob_lookup(c, d, out);
+			if (rc != -ENOENT) {
+				cache_fetch_done(c, d);
+				return rc;
+			}
 			*out = NULL;
 			rc = blob_fill_or_through(c, d, out);
-			fetch_done(&c->fetching, d);
+			cache_fetch_done(c, d);
 			if (rc < 0 || *out)
 				return rc;
 			rc = cache_blob_lookup(c, d, out); /* -ENOENT: evicted meanwhile, again */
@@ -824,11 +759,9 @@ static void cs_close(struct store *st)
 		cache_sync(c);
 	store_free(c->remote);
 	store_free(c->cache);
-	free(c->fetching.v);
-	pthread_mutex_destroy(&c->fetching.lock);
+	cache_claims_release(c);
 	pthread_mutex_destroy(&c->lru_lock);
 	digest_map_release(&c->used);
-	pthread_cond_destroy(&c->fetching.done);
 }
 
 /* Each operation only where the remote has it, so the fallbacks stay. */
@@ -912,8 +845,7 @@ int store_cached_new(struct store *remote, struct store *cache, struct store **o
 	c->blobs = (struct cache_blobs){{&cache_blob_ops}, c};
 	c->dirs = (struct cache_dirs){{&cache_dir_ops}, c};
 	c->paths = (struct cache_paths){{&cache_path_ops}, c};
-	pthread_mutex_init(&c->fetching.lock, NULL);
-	pthread_cond_init(&c->fetching.done, NULL);
+	cache_claims_init(c);
 	pthread_mutex_init(&c->lru_lock, NULL);
 	digest_map_init(&c->used);
 	c->base.blobs = &c->blobs.base;

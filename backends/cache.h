@@ -21,6 +21,12 @@ int store_cached_new(struct store *remote, struct store *cache, struct store **o
  * past `bytes`, least recently used blobs are evicted (0: no bound). */
 void store_cached_set_bound(struct store *st, uint64_t bytes);
 
+/* Makes the fetches of `st` (from store_cached_new) one per digest across
+ * the processes that share the cache directory `dir` too, through
+ * `dir`/fetch.lock (docs/services.md "The cache"). A failure is logged:
+ * it only costs that collapse. */
+void store_cached_share(struct store *st, const char *dir);
+
 /* Splits `--cache DIR[?cache-size=SIZE]` (SIZE: N, NK, NM, NG or NT, in
  * powers of 1024) into a malloc'd DIR and the bound (0 without one).
  * -EINVAL with a message for another parameter or a bad size. */

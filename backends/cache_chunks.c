@@ -99,10 +99,18 @@ static int fetch_from(struct chunked *k, size_t i)
 	uint64_t size;
 
 	idx[m++] = i;
-	for (size_t j = i + 1; sequential(k, i) && j < k->n && m < BLOB_CHUNKS_FETCH_MAX; j++)
-		if (blob_service_stat(k->c->cache->blobs, &k->v[j].digest, &size) == -ENOENT &&
-		    cache_fetch_try_claim(k->c, &k->v[j].digest))
+	for (size_t j = i + 1; sequential(k, i) && j < k->n && m < BLOB_CHUNKS_FETCH_MAX; j++) {
+		const struct b3_digest *d = &k->v[j].digest;
+
+		/* claimed, then looked for: a fetch that ended before the claim
+		 * is seen */
+		if (!cache_fetch_try_claim(k->c, d))
+			continue;
+		if (blob_service_stat(k->c->cache->blobs, d, &size) == -ENOENT)
 			idx[m++] = j;
+		else
+			cache_fetch_done(k->c, d);
+	}
 	sf_err_clear(); /* a stat's miss */
 	for (size_t x = 0; x < m; x++) {
 		rcs[x] = -EAGAIN; /* not fetched */

@@ -44,6 +44,7 @@ struct cached {
 	struct cache_dirs dirs;
 	struct cache_paths paths;
 	struct inflight fetching;
+	int lock_fd;		       /* DIR/fetch.lock (store_cached_share), or -1 */
 	uint64_t bound;		       /* cache-size=: blob bytes kept at most; 0: no bound */
 	atomic_uint fills;	       /* blob fills since the cache was last synced */
 	atomic_uint_fast64_t unsynced; /* their bytes (not in the cache's usage yet) */
@@ -54,13 +55,15 @@ struct cached {
 };
 
 /* One fetch per digest, whole blob or chunk (a chunk is a blob by its
- * digest). cache_fetch_claim(): *mine is true if this caller is to fetch
- * `d` (then cache_fetch_done()), false if it waited for another fetch of
- * `d` (then it looks again). cache_fetch_try_claim() never waits: true if
- * the caller now fetches `d`, false if another fetch of it runs. */
+ * digest), across the processes sharing the cache too (cache_claim.c). cache_fetch_claim(): *mine
+ * is true if this caller is to fetch `d` (then cache_fetch_done()), false if it waited for another
+ * fetch of `d` (then it looks again). cache_fetch_try_claim() never waits: true if the caller now
+ * fetches `d`, false if another fetch of it runs. */
 int cache_fetch_claim(struct cached *c, const struct b3_digest *d, bool *mine);
 bool cache_fetch_try_claim(struct cached *c, const struct b3_digest *d);
 void cache_fetch_done(struct cached *c, const struct b3_digest *d);
+void cache_claims_init(struct cached *c);
+void cache_claims_release(struct cached *c);
 
 /* Opens the cache's copy of `d` (-ENOENT: none), as recently used. */
 int cache_blob_lookup(struct cached *c, const struct b3_digest *d, struct blob_reader **out);

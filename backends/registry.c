@@ -201,6 +201,8 @@ static int open_cached(const char *arg, unsigned flags, struct store *remote, st
 		rc = store_cached_new(remote, cache, out);
 	if (rc == 0)
 		store_cached_set_bound(*out, bound);
+	if (rc == 0)
+		store_cached_share(*out, dir);
 	if (rc < 0)
 		store_free(cache);
 	free(dir);

@@ -463,6 +463,32 @@ test_chunk_cache() {
 	stop_mount "$m"
 }
 
+# Two mounts sharing one cache directory (two processes) read one large
+# file at once: each chunk is fetched once (DIR/fetch.lock).
+test_chunk_cache_two_mounts() {
+	local t=$TMP/kw m1=$TMP/kwm1 m2=$TMP/kwm2 meta=$TMP/kwmeta cache=$TMP/kwcache p pid1 pids
+	local svc=(--blob-service-addr "s3://wbkt?endpoint=$PROXY&region=us-east-1"
+		--directory-service-addr "$meta" --path-info-service-addr "$meta")
+	s3curl -f -X PUT "$S3_ENDPOINT/wbkt" >/dev/null
+	mkdir -p "$t"
+	seeded_bytes 15 8000000 >"$t/big"
+	p=$(sf import "${svc[@]}" "$t")
+	start_mount "$meta" "$m1" "${svc[@]}" --cache "$cache"
+	pid1=$MOUNT_PID
+	start_mount "$meta" "$m2" "${svc[@]}" --cache "$cache"
+	: >"$PROXY_LOG"
+	cat "$m1/$(base "$p")/big" >"$TMP/kwa" &
+	pids=("$!")
+	cat "$m2/$(base "$p")/big" >"$TMP/kwb" &
+	wait "${pids[@]}" "$!"
+	cmp "$TMP/kwa" "$t/big"
+	cmp "$TMP/kwb" "$t/big"
+	assert_eq "$(most_gets)" 1 "GETs of one chunk key by two mounts sharing the cache"
+	stop_mount "$m2"
+	fusermount3 -u "$m1"
+	wait "$pid1"
+}
+
 # A chunk list that lies (real chunks, adding up to the size, that make
 # another blob): partial reads cannot tell, a whole read is EIO, and the
 # cache does not keep the blob.
@@ -504,5 +530,6 @@ check "a 4 KiB pread through a mount with an empty cache fetches <= 2 chunks; re
 check "a flipped chunk read through a mount is EIO and not cached" test_lazy_flipped_chunk
 check "--cache DIR?cache-size= evicts the least recently used blobs; an open reader survives" test_cache_bound
 check "the cache keeps chunks: a remount reads them from it; concurrent readers fetch each chunk once" test_chunk_cache
+check "two mounts sharing a cache directory fetch each chunk once" test_chunk_cache_two_mounts
 check "a chunk list naming chunks that do not make the blob is EIO and not kept" test_chunk_list_lie
 check "verify lists the bucket and names a replaced object and a replaced chunk; the mount says EIO and caches nothing" test_verify

@@ -103,12 +103,18 @@ static int fetch_one(void *ctx, size_t i)
  * it needs. */
 static int fetch_range(struct s3_lazy *r, uint64_t off, uint64_t len)
 {
-	size_t first = chunk_at(r, off), last = chunk_at(r, off + len - 1), i = first;
+	size_t first = chunk_at(r, off), last = chunk_at(r, off + len - 1), i = first, miss = first;
 	bool fetched = false;
 	int rc = 0;
 
-	if (first > 0 && r->have[first - 1] && !r->have[first] && last < first + S3_PARALLEL - 1)
-		last = first + S3_PARALLEL - 1 < r->n ? first + S3_PARALLEL - 1 : r->n - 1;
+	/* Sequential: the first chunk missing comes right after one fetched.
+	 * Not `first` itself: reads seldom start at a cut, so a sequential
+	 * read mostly starts in the chunk it had (each chunk was fetched alone
+	 * while this looked at `first`: a 64 MiB dd had 1 GET in flight). */
+	while (miss <= last && r->have[miss])
+		miss++;
+	if (miss <= last && miss > 0 && r->have[miss - 1] && last < miss + S3_PARALLEL - 1)
+		last = miss + S3_PARALLEL - 1 < r->n ? miss + S3_PARALLEL - 1 : r->n - 1;
 	while (rc == 0 && i <= last) {
 		struct fetch_job j = {.r = r};
 		size_t k = 0;

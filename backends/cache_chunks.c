@@ -15,7 +15,7 @@
 
 /* Chunk readers of the cache a reader keeps open: a read crossing a
  * chunk boundary and a sequential reader's next reads find theirs. */
-#define HELD_CHUNKS 4
+#define HELD_CHUNKS 2
 /* A chunk longer than this is refused (each is fetched into memory). */
 #define CHUNK_LEN_MAX (16u << 20)
 /* The piece in which a blob is copied from its chunks. */

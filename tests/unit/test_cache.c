@@ -203,3 +203,236 @@ TEST(cache_checks_directory_closures)
 	directory_free(parent);
 	store_free(st);
 }
+
+/* --- a remote that keeps one blob as chunks (docs/services.md "Chunks in
+ * the cache"): its reader lends the list and fetches chunks from the
+ * memory service beneath, counting fetches per chunk --- */
+
+#define NCHUNKS	 4
+#define CHUNK_SZ 1000
+
+struct chunker {
+	struct blob_service base;
+	struct blob_service *inner;
+	struct b3_digest blob; /* the blob the list claims to make */
+	struct blob_chunk list[NCHUNKS];
+	atomic_int fetches[NCHUNKS];
+};
+
+struct chunker_reader {
+	struct blob_reader base;
+	struct chunker *k;
+};
+
+static int ck_pread(struct blob_reader *r, void *buf, size_t len, uint64_t off, size_t *n)
+{
+	(void)r, (void)buf, (void)len, (void)off, (void)n;
+	return -ENOTSUP; /* the cache reads chunks, never this */
+}
+
+static void ck_close(struct blob_reader *r)
+{
+	free(r);
+}
+
+static int ck_chunks(struct blob_reader *r, const struct blob_chunk **v, size_t *n)
+{
+	*v = ((struct chunker_reader *)r)->k->list;
+	*n = NCHUNKS;
+	return 0;
+}
+
+static int ck_fetch(struct blob_reader *r, const size_t *idx, size_t k, uint8_t *const *bufs,
+		    int *rc)
+{
+	struct chunker *c = ((struct chunker_reader *)r)->k;
+
+	usleep(20 * 1000); /* a slow remote: other readers miss meanwhile */
+	for (size_t x = 0; x < k; x++) {
+		struct blob_reader *in;
+
+		atomic_fetch_add(&c->fetches[idx[x]], 1);
+		rc[x] = blob_service_open_read(c->inner, &c->list[idx[x]].digest, &in);
+		if (rc[x] == 0) {
+			rc[x] = blob_reader_pread_full(in, bufs[x], c->list[idx[x]].len, 0);
+			blob_reader_close(in);
+		}
+	}
+	return 0;
+}
+
+static const struct blob_reader_ops ck_reader_ops = {
+    .pread = ck_pread, .close = ck_close, .chunks = ck_chunks, .chunks_fetch = ck_fetch};
+
+static int ck_stat(struct blob_service *s, const struct b3_digest *d, uint64_t *size)
+{
+	struct chunker *c = (struct chunker *)s;
+
+	if (b3_digest_eq(d, &c->blob)) {
+		*size = NCHUNKS * CHUNK_SZ;
+		return 0;
+	}
+	return blob_service_stat(c->inner, d, size);
+}
+
+static int ck_open_read(struct blob_service *s, const struct b3_digest *d, struct blob_reader **out)
+{
+	struct chunker *c = (struct chunker *)s;
+	struct chunker_reader *r;
+
+	if (!b3_digest_eq(d, &c->blob))
+		return -ENOENT;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->base = (struct blob_reader){
+	    .ops = &ck_reader_ops, .size = NCHUNKS * CHUNK_SZ, .fd = -1, .lazy = true};
+	r->k = c;
+	*out = &r->base;
+	return 0;
+}
+
+static int ck_open_write(struct blob_service *s, struct blob_writer **out)
+{
+	return blob_service_open_write(((struct chunker *)s)->inner, out);
+}
+
+static void ck_free(struct blob_service *s)
+{
+	blob_service_free(((struct chunker *)s)->inner);
+	free(s);
+}
+
+static const struct blob_service_ops chunker_ops = {
+    .stat = ck_stat, .open_read = ck_open_read, .open_write = ck_open_write, .free = ck_free};
+
+/* Chunk i's bytes: CHUNK_SZ bytes of 'a' + i. The blob is their
+ * concatenation, or with `lie`, something else. */
+static void chunker_fixture(bool lie, struct chunker **out, uint8_t *whole, struct store **cache,
+			    struct store **st)
+{
+	struct store *remote;
+	struct chunker *c = calloc(1, sizeof(*c));
+
+	CHECK(c != NULL);
+	CHECK_OK(memory_store_new(DIR_SIZE_SPEC, &remote));
+	CHECK_OK(memory_store_new(DIR_SIZE_SPEC, cache));
+	c->base.ops = &chunker_ops;
+	c->inner = remote->blobs;
+	for (int i = 0; i < NCHUNKS; i++) {
+		memset(whole + i * CHUNK_SZ, 'a' + i, CHUNK_SZ);
+		CHECK_OK(
+		    blob_service_put(c->inner, whole + i * CHUNK_SZ, CHUNK_SZ, &c->list[i].digest));
+		c->list[i].off = (uint64_t)i * CHUNK_SZ;
+		c->list[i].len = CHUNK_SZ;
+	}
+	b3_digest_of(whole, NCHUNKS * CHUNK_SZ, &c->blob);
+	if (lie)
+		b3_digest_of("another blob", 12, &c->blob);
+	remote->blobs = &c->base;
+	*out = c;
+	CHECK_OK(store_cached_new(remote, *cache, st));
+}
+
+static int read_at(struct store *st, const struct b3_digest *d, void *buf, size_t len, uint64_t off)
+{
+	struct blob_reader *r;
+	int rc = blob_service_open_read(st->blobs, d, &r);
+
+	if (rc == 0) {
+		rc = blob_reader_pread_full(r, buf, len, off);
+		blob_reader_close(r);
+	}
+	return rc;
+}
+
+/* Whether the cache holds `d` (false on an error: the CHECK that uses it
+ * fails then). */
+static bool cached(struct store *cache, const struct b3_digest *d)
+{
+	bool has = false;
+
+	return blob_service_has(cache->blobs, d, &has) == 0 && has;
+}
+
+/* A read in part keeps the chunks it needed; a new reader finds them in
+ * the cache; read whole, the blob is kept whole. */
+TEST(cache_keeps_chunks)
+{
+	static uint8_t whole[NCHUNKS * CHUNK_SZ], buf[NCHUNKS * CHUNK_SZ];
+	struct store *cache, *st;
+	struct chunker *c;
+
+	chunker_fixture(false, &c, whole, &cache, &st);
+	CHECK_OK(read_at(st, &c->blob, buf, 10, 2 * CHUNK_SZ + 995)); /* chunks 2 and 3 */
+	CHECK_MEM(buf, whole + 2 * CHUNK_SZ + 995, 10);
+	CHECK(!cached(cache, &c->list[0].digest));
+	CHECK(cached(cache, &c->list[2].digest));
+	CHECK(cached(cache, &c->list[3].digest));
+	CHECK(!cached(cache, &c->blob));
+	CHECK_OK(read_at(st, &c->blob, buf, 10, 2 * CHUNK_SZ + 995));
+	CHECK_EQ(atomic_load(&c->fetches[2]), 1);
+	CHECK_OK(read_at(st, &c->blob, buf, sizeof(buf), 0));
+	CHECK_MEM(buf, whole, sizeof(buf));
+	CHECK(cached(cache, &c->blob));
+	for (int i = 0; i < NCHUNKS; i++)
+		CHECK_EQ(atomic_load(&c->fetches[i]), 1);
+	store_free(st);
+}
+
+/* Genuine chunks that do not make the blob named: a whole read is EIO,
+ * the blob is not kept (the chunks, each what its digest names, are). */
+TEST(cache_refuses_a_lying_chunk_list)
+{
+	static uint8_t whole[NCHUNKS * CHUNK_SZ], buf[NCHUNKS * CHUNK_SZ];
+	struct store *cache, *st;
+	struct chunker *c;
+
+	chunker_fixture(true, &c, whole, &cache, &st);
+	CHECK_ERR(read_at(st, &c->blob, buf, sizeof(buf), 0), -EIO);
+	CHECK(!cached(cache, &c->blob));
+	CHECK(cached(cache, &c->list[0].digest));
+	/* a list that does not tile the blob is refused at open */
+	c->list[1].len = CHUNK_SZ - 1;
+	CHECK_ERR(read_at(st, &c->blob, buf, 1, 0), -EIO);
+	store_free(st);
+}
+
+struct whole_arg {
+	struct store *st;
+	struct b3_digest d;
+	int rc;
+};
+
+static void *whole_reader(void *p)
+{
+	static _Thread_local uint8_t buf[NCHUNKS * CHUNK_SZ];
+	struct whole_arg *a = p;
+
+	a->rc = read_at(a->st, &a->d, buf, sizeof(buf), 0);
+	return NULL;
+}
+
+/* Readers of one chunked blob, each with its reader, at once: each chunk
+ * fetched once. */
+TEST(cache_collapses_concurrent_chunk_misses)
+{
+	static uint8_t whole[NCHUNKS * CHUNK_SZ];
+	struct store *cache, *st;
+	struct whole_arg a[6];
+	struct chunker *c;
+	pthread_t t[6];
+
+	chunker_fixture(false, &c, whole, &cache, &st);
+	for (int i = 0; i < 6; i++) {
+		a[i] = (struct whole_arg){st, c->blob, 1};
+		CHECK(pthread_create(&t[i], NULL, whole_reader, &a[i]) == 0);
+	}
+	for (int i = 0; i < 6; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_OK(a[i].rc);
+	}
+	for (int i = 0; i < NCHUNKS; i++)
+		CHECK_EQ(atomic_load(&c->fetches[i]), 1);
+	store_free(st);
+}

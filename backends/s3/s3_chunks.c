@@ -58,20 +58,29 @@ static int put_object(struct s3_client *c, const char *key, const void *buf, siz
 	return rc;
 }
 
-/* One chunk, unless the bucket has it (a HEAD costs no body upload). */
-static int put_chunk(struct s3_client *c, const uint8_t *buf, size_t len, struct b3_digest *d)
+/* One chunk, unless the bucket has it: asked first with HEAD (no body
+ * sent) while the blob's chunks were recently there (a changed version of
+ * a stored blob), PUT blind after 8 absent in a row (a new one). */
+static int put_chunk(struct s3_client *c, struct s3_ask *ask, const uint8_t *buf, size_t len,
+		     struct b3_digest *d)
 {
 	struct s3_response r;
 	char key[512];
-	bool created;
-	int rc;
+	bool asked = s3_ask_first(ask), created;
+	int rc = 0;
 
 	b3_digest_of(buf, len, d);
 	s3_chunk_key(c, d, key, sizeof(key));
-	rc = s3_send(c, &(struct s3_request){.method = "HEAD", .key = key}, &r);
-	if (rc < 0 || r.status == 200)
+	if (asked)
+		rc = s3_send(c, &(struct s3_request){.method = "HEAD", .key = key}, &r);
+	if (asked)
+		s3_ask_learn(ask, true, rc < 0 || r.status == 200);
+	if (rc < 0 || (asked && r.status == 200))
 		return rc;
-	return put_object(c, key, buf, len, NULL, &created);
+	rc = put_object(c, key, buf, len, NULL, &created);
+	if (rc == 0 && !asked)
+		s3_ask_learn(ask, false, !created);
+	return rc;
 }
 
 /* Appends a chunk to a list (cut or parsed). */
@@ -120,6 +129,7 @@ struct put_job {
 	struct s3_client *c;
 	int fd;
 	struct s3_chunk *chunks;
+	struct s3_ask ask; /* per blob: its chunks are new or known together */
 };
 
 /* Job i of s3_parallel(): chunk i hashed and stored unless present. */
@@ -136,7 +146,7 @@ static int put_one(void *ctx, size_t i)
 	else if (rc == 0 && got != ch->len)
 		rc = sf_err(-EIO, "a buffered blob is shorter than written");
 	if (rc == 0)
-		rc = put_chunk(j->c, buf, ch->len, &ch->d);
+		rc = put_chunk(j->c, &j->ask, buf, ch->len, &ch->d);
 	free(buf);
 	return rc;
 }
@@ -150,8 +160,10 @@ static int put_chunks(struct s3_client *c, int fd, uint64_t len, FILE *rec)
 	size_t n;
 	int rc = cut_all(fd, len, &j.chunks, &n);
 
+	s3_ask_init(&j.ask);
 	if (rc == 0)
 		rc = s3_parallel(n, put_one, &j);
+	s3_ask_release(&j.ask);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		b3_digest_to_hex(&j.chunks[i].d, hex);
 		fprintf(rec, "%s %" PRIu32 "\n", hex, j.chunks[i].len);

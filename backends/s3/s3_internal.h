@@ -102,6 +102,21 @@ int s3_parallel(size_t n, int (*job)(void *ctx, size_t i), void *ctx);
 int s3_status_error(struct s3_client *c, const char *op, const char *key,
 		    const struct s3_response *r);
 
+/* Whether a PUT is preceded by a HEAD (s3_uploads.c, docs/s3.md
+ * "Uploads"): yes while the bucket recently had what we upload, no after
+ * 8 absent in a row. Thread-safe. */
+struct s3_ask {
+	pthread_mutex_t lock;
+	unsigned absent_run; /* objects found absent in a row; lock */
+	unsigned asking;     /* HEADs asked, not answered yet; lock */
+};
+void s3_ask_init(struct s3_ask *a);
+void s3_ask_release(struct s3_ask *a);
+bool s3_ask_first(struct s3_ask *a);
+/* The answer about an object: `asked` as s3_ask_first() said; `present`
+ * if the bucket had it (a HEAD's 200, or a 412 to a blind PUT). */
+void s3_ask_learn(struct s3_ask *a, bool asked, bool present);
+
 /* Whole-blob PUTs (s3_uploads.c, docs/s3.md "Uploads"): a queue of
  * uploads in the background, S3_PARALLEL at a time, holding at most
  * S3_UPLOADS_HELD temporary files (each below S3_CHUNKED_MIN). */

@@ -40,8 +40,7 @@ struct s3_uploads {
 	unsigned n_threads;	/* lock */
 	bool stop;		/* lock */
 	struct owner *owners;	/* lock */
-	unsigned absent_run;	/* blobs found absent in a row (below); lock */
-	unsigned asking;	/* HEADs asked first, not answered yet; lock */
+	struct s3_ask ask;	/* whole blobs: whether to HEAD first */
 	struct digest_map seen; /* blob digest -> what we know of it (below); lock */
 };
 
@@ -84,31 +83,42 @@ static void remember(struct s3_uploads *u, const struct b3_digest *d)
 
 /* A re-import of a tree the bucket has would send every blob's bytes again
  * only to be refused (radosgw reads the body before answering 412, even
- * with Expect: 100-continue: docs/s3.md). So a blob is asked for with HEAD
- * first, until this many in a row were absent (a new tree): from then on
- * it is PUT blind, one request per blob, until a 412 says the bucket has
- * what we upload again. */
+ * with Expect: 100-continue: docs/s3.md). So an object is asked for with
+ * HEAD first, until this many in a row were absent (new contents): from
+ * then on it is PUT blind, one request each, until a 412 says the bucket
+ * has what we upload again. */
 #define S3_BLIND_AFTER 8
 
-static bool ask_first(struct s3_uploads *u)
+void s3_ask_init(struct s3_ask *a)
+{
+	*a = (struct s3_ask){.absent_run = 0};
+	pthread_mutex_init(&a->lock, NULL);
+}
+
+void s3_ask_release(struct s3_ask *a)
+{
+	pthread_mutex_destroy(&a->lock);
+}
+
+bool s3_ask_first(struct s3_ask *a)
 {
 	bool ask;
 
 	/* HEADs in flight count as answers to come: S3_PARALLEL workers
 	 * starting together do not all ask */
-	pthread_mutex_lock(&u->lock);
-	ask = u->absent_run + u->asking < S3_BLIND_AFTER;
-	u->asking += ask;
-	pthread_mutex_unlock(&u->lock);
+	pthread_mutex_lock(&a->lock);
+	ask = a->absent_run + a->asking < S3_BLIND_AFTER;
+	a->asking += ask;
+	pthread_mutex_unlock(&a->lock);
 	return ask;
 }
 
-static void learn(struct s3_uploads *u, bool asked, bool present)
+void s3_ask_learn(struct s3_ask *a, bool asked, bool present)
 {
-	pthread_mutex_lock(&u->lock);
-	u->asking -= asked;
-	u->absent_run = present ? 0 : u->absent_run + 1;
-	pthread_mutex_unlock(&u->lock);
+	pthread_mutex_lock(&a->lock);
+	a->asking -= asked;
+	a->absent_run = present ? 0 : a->absent_run + 1;
+	pthread_mutex_unlock(&a->lock);
 }
 
 int s3_status_error(struct s3_client *c, const char *op, const char *key,
@@ -166,18 +176,16 @@ int s3_uploads_put_now(struct s3_uploads *u, int fd, uint64_t len, const struct 
 	if (known(u, d))
 		return 0;
 	s3_blob_key(u->c, d, key, sizeof(key));
-	asked = ask_first(u);
+	asked = s3_ask_first(&u->ask);
 	if (asked)
 		rc = head(u->c, key, &present);
-	if (asked && rc < 0)
-		learn(u, true, true); /* no answer: keep asking */
-	else if (asked)
-		learn(u, true, present);
+	if (asked) /* no answer: keep asking */
+		s3_ask_learn(&u->ask, true, rc < 0 || present);
 	if (rc == 0 && !present)
 		rc = put(u->c, key, fd, len, sha, created);
 	/* a 412 after a HEAD said absent: another writer, not a reason */
 	if (rc == 0 && !asked)
-		learn(u, false, !*created);
+		s3_ask_learn(&u->ask, false, !*created);
 	if (rc == 0)
 		remember(u, d);
 	return rc;
@@ -365,6 +373,7 @@ int s3_uploads_new(struct s3_client *c, struct s3_uploads **out)
 	u->c = c;
 	u->tail = &u->head;
 	digest_map_init(&u->seen);
+	s3_ask_init(&u->ask);
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cond, NULL);
 	*out = u;
@@ -395,6 +404,7 @@ void s3_uploads_free(struct s3_uploads *u)
 		free(o);
 	}
 	digest_map_release(&u->seen);
+	s3_ask_release(&u->ask);
 	pthread_cond_destroy(&u->cond);
 	pthread_mutex_destroy(&u->lock);
 	free(u);

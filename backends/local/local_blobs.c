@@ -527,7 +527,7 @@ static int local_open_write(struct blob_service *bs, struct blob_writer **out)
 }
 
 /* An import's blob, hashed by the caller (blob_service.h): a small one is
- * compared with the stored value instead of hashed (local_inline_add), a
+ * compared with the stored value instead of hashed (local_inline_holds), a
  * file of its size is "have it" as blob_service_stat() says for any
  * writer's caller, and a new file is written without hashing. */
 static int local_put_hashed(struct blob_service *bs, const void *buf, size_t len,
@@ -544,9 +544,12 @@ static int local_put_hashed(struct blob_service *bs, const void *buf, size_t len
 		return sf_err(-EROFS, "store '%s' is open read-only", s->root);
 	*created = false;
 	local_blob_relpath(d, rel);
+	/* The stored value first: a re-import finds most blobs there, and
+	 * then needs no lookup of a blob file. */
 	if (len <= s->inline_max)
-		return file_is_verified(s, rel, d) ? 0
-						   : local_inline_add(s->inl, d, buf, len, created);
+		return local_inline_holds(s->inl, d, buf, len) || file_is_verified(s, rel, d)
+			   ? 0
+			   : local_inline_keep(s->inl, d, buf, len, created);
 	rc = local_stat(bs, d, &have);
 	if (rc == 0 && have == len)
 		return 0;

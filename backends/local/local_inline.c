@@ -295,15 +295,41 @@ static int kept_append(struct local_inline *in, const struct b3_digest *d, const
 	return 0;
 }
 
+bool local_inline_holds(struct local_inline *in, const struct b3_digest *d, const void *buf,
+			size_t len)
+{
+	bool kept;
+
+	pthread_mutex_lock(&in->lock);
+	kept = kept_find(in, d) != NULL;
+	pthread_mutex_unlock(&in->lock);
+	return kept || stored_same(in, d, buf, len);
+}
+
+static int inline_keep(struct local_inline *in, const struct b3_digest *d, const void *buf,
+		       size_t len, bool was_stored, bool *created);
+
 int local_inline_add(struct local_inline *in, const struct b3_digest *d, const void *buf,
 		     size_t len, bool *created)
 {
-	bool was_stored;
-	int rc = 0;
-
 	if (!in->env->has_inline)
 		return sf_err(-EROFS, "store '%s' cannot hold small blobs (read-only)", in->root);
-	was_stored = stored_same(in, d, buf, len);
+	return inline_keep(in, d, buf, len, stored_same(in, d, buf, len), created);
+}
+
+int local_inline_keep(struct local_inline *in, const struct b3_digest *d, const void *buf,
+		      size_t len, bool *created)
+{
+	if (!in->env->has_inline)
+		return sf_err(-EROFS, "store '%s' cannot hold small blobs (read-only)", in->root);
+	return inline_keep(in, d, buf, len, false, created);
+}
+
+static int inline_keep(struct local_inline *in, const struct b3_digest *d, const void *buf,
+		       size_t len, bool was_stored, bool *created)
+{
+	int rc = 0;
+
 	*created = false;
 	pthread_mutex_lock(&in->lock);
 	if (!was_stored && !kept_find(in, d)) {

@@ -238,6 +238,12 @@ int local_inline_stat(struct local_inline *in, const struct b3_digest *d, bool r
  * store holds it already; `*created` tells which. */
 int local_inline_add(struct local_inline *in, const struct b3_digest *d, const void *buf,
 		     size_t len, bool *created);
+/* True if `d` is kept, or stored as exactly the `len` bytes of `buf`. */
+bool local_inline_holds(struct local_inline *in, const struct b3_digest *d, const void *buf,
+			size_t len);
+/* local_inline_add() for a caller that found !local_inline_holds(). */
+int local_inline_keep(struct local_inline *in, const struct b3_digest *d, const void *buf,
+		      size_t len, bool *created);
 /* Stores every kept blob in one durable transaction. */
 int local_inline_flush(struct local_inline *in);
 /* A reader (fd -1) after hashing the value; -ENOENT if there is none, -EIO

@@ -213,6 +213,22 @@ t_synced_before_registered() {
 	python3 "$HERE/sync_order.py" "$s" "$TMP/sync.log"
 }
 
+# A re-import finds small blobs by their stored value, with no lookup of a
+# blob file per blob (docs/import.md): none of its stat calls names blobs/.
+t_reimport_no_file_lookups() {
+	local s=$TMP/lookup-store src=$T/lookup i n p
+	mkdir -p "$src"
+	for i in $(seq 50); do
+		printf 'small blob %s\n' "$i" >"$src/f$i"
+	done
+	p=$(sf import --store "$s" "$src")
+	assert_eq "$(ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+		strace -f -qq -e trace=newfstatat,statx -o "$TMP/lookup.log" \
+		"$STOREFS" import --store "$s" "$src")" "$p" "re-import"
+	n=$(grep -c '"blobs/' "$TMP/lookup.log" || true)
+	assert_eq "$n" 0 "stat calls on blob files"
+}
+
 # Issue 14: a tree already registered with the same NAR hash costs reads and
 # hashes only: no blob file, no temp file, no LMDB commit (the lock files
 # aside: import.lock records the importer, lock.mdb LMDB's readers).
@@ -614,6 +630,11 @@ if strace -o /dev/null true 2>/dev/null; then
 		t_synced_before_registered
 else
 	skip "blob files and shard dirs fsynced before the path is registered" "strace cannot trace here"
+fi
+if strace -o /dev/null true 2>/dev/null; then
+	check "re-import of small blobs looks up no blob file" t_reimport_no_file_lookups
+else
+	skip "re-import of small blobs looks up no blob file" "strace cannot trace here"
 fi
 check "re-import of a registered tree writes nothing" t_reimport_writes_nothing
 check "--trust-stat: stat records, ctime, racily clean" t_trust_stat

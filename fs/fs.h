@@ -129,8 +129,8 @@ uint64_t fs_file_size(const struct fs_file *f);
 int fs_file_read(struct fs_file *f, void *buf, size_t size, uint64_t off, size_t *n);
 
 /* The whole content of file `ino` into `buf` if it is at most `cap` bytes,
- * through a reader opened (and verified) for this call only: what a
- * transport pushes into the kernel's page cache ahead of reads. -ENOENT
+ * through a reader opened (and verified) and kept in the reader cache:
+ * what a transport pushes into the kernel's page cache ahead of reads. -ENOENT
  * if the kernel holds no reference to it (it has no inode to put the
  * pages in); -EALREADY if it was pushed before (fs_file_pushed()) or a
  * cached reader exists (a READ of it came, so the kernel has it); -EFBIG if it is larger; otherwise

@@ -67,20 +67,17 @@ blob_gets() { awk '$1 == "GET" && $2 ~ "/blobs/" { print $2 }' "$TMP/walk.log" |
 # A READ that came while a pushing thread was fetching the same file used to
 # fetch it again, and a READ restarting the push window made the threads
 # fetch again what was still in flight (bench quick tree: 8 807 GETs for
-# 5 287 files; here 313 of 400 blobs twice or more). Not all of them once:
-# now and then the kernel reads a file again after it was pushed, all of it
-# or from a page on (seen 0 to 3 of 400 files, with gigabytes free), and
-# that READ fetches it again.
+# 5 287 files; here 310 of 400 blobs twice or more). And the kernel now and
+# then reads a file again after its push (seen 0.5-7% of the files): the
+# pushed reader stays in the mount's reader cache for that READ.
 test_each_blob_once() {
-	local out=$TMP/out twice
+	local out=$TMP/out
 	mkdir -p "$out"
 	tar xf "$TMP/walk.tar" -C "$out"
 	diff -r --exclude big "$T" "$out"
 	assert_eq "$(blob_gets | wc -l)" "$NSMALL" "blobs fetched"
 	blob_gets | awk '$1 > 1 { print "# fetched " $1 " times: " $2 }'
-	twice=$(blob_gets | awk '$1 > 1' | wc -l)
-	[ "$twice" -le $((NSMALL / 50)) ] || fail "$twice of $NSMALL blobs fetched more than once"
-	assert_eq "$(blob_gets | awk '$1 > 2' | wc -l)" 0 "blobs fetched more than twice"
+	assert_eq "$(blob_gets | awk '$1 > 1' | wc -l)" 0 "blobs fetched more than once"
 }
 
 # The proxy's 6th column: the GETs it was serving when one came in, itself
@@ -107,6 +104,6 @@ test_large_read_ahead() {
 		"" "chunks fetched twice"
 }
 
-check "a cold tar through a mount without --cache GETs a blob once (2% twice at most), and reads right" test_each_blob_once
+check "a cold tar through a mount without --cache GETs each blob once, and reads right" test_each_blob_once
 check "a cold tar has 8 or more GETs in flight at once" test_gets_in_flight
 check "a cold sequential read of a large file has 4 or more chunk GETs in flight" test_large_read_ahead

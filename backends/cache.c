@@ -267,7 +267,7 @@ static struct cached *blobs_of(struct blob_service *s)
 static int cb_stat(struct blob_service *s, const struct b3_digest *d, uint64_t *size)
 {
 	struct cached *c = blobs_of(s);
-	int rc = blob_service_stat(c->cache->blobs, d, size);
+	int rc = c->writer ? -ENOENT : blob_service_stat(c->cache->blobs, d, size);
 
 	return rc == -ENOENT ? blob_service_stat(c->remote->blobs, d, size) : rc;
 }
@@ -619,7 +619,7 @@ static int cp_get(struct path_info_service *s, const uint8_t digest[STORE_PATH_D
 		  struct path_info **out)
 {
 	struct cached *c = paths_of(s);
-	int rc = path_info_service_get(c->cache->paths, digest, out);
+	int rc = c->writer ? -ENOENT : path_info_service_get(c->cache->paths, digest, out);
 
 	if (rc != -ENOENT)
 		return rc;
@@ -630,7 +630,7 @@ static int cp_get_path(struct path_info_service *s, const struct store_path *p,
 		       struct path_info **out)
 {
 	struct cached *c = paths_of(s);
-	int rc = path_info_service_get_path(c->cache->paths, p, out);
+	int rc = c->writer ? -ENOENT : path_info_service_get_path(c->cache->paths, p, out);
 
 	if (rc != -ENOENT)
 		return rc;
@@ -742,13 +742,23 @@ static int cs_usage(struct store *st, struct store_usage *out)
 	return store_usage(remote_of(st), out);
 }
 
-/* The remote fetches (a binary cache): the cache itself fetches no NAR.
- * No import index: its root check would be answered by the cache's
- * PathInfos, which outlive a path the remote has collected
- * (docs/services.md "The cache"). */
+/* The remote fetches (a binary cache): the cache itself fetches no NAR. */
 static void cs_set_fetch_progress(struct store *st, store_fetch_progress_fn fn, void *ctx)
 {
 	store_set_fetch_progress(remote_of(st), fn, ctx);
+}
+
+/* The import index (--trust-stat) is this host's: the cache's. Its root
+ * check asks the remote, as a writer does (store_cached_set_writer). */
+static int cs_index_get(struct store *st, const void *key, size_t klen, void *val, size_t cap,
+			size_t *len)
+{
+	return store_index_get(((struct cached *)st)->cache, key, klen, val, cap, len);
+}
+
+static int cs_index_put(struct store *st, const struct store_kv *kv, size_t n)
+{
+	return store_index_put(((struct cached *)st)->cache, kv, n);
 }
 
 static void cs_close(struct store *st)
@@ -821,6 +831,18 @@ int store_cache_arg_parse(const char *arg, char **dir, uint64_t *bound)
 			      arg);
 	*dir = q ? strndup(arg, (size_t)(q - arg)) : strdup(arg);
 	return *dir ? 0 : -ENOMEM;
+}
+
+void store_cached_set_writer(struct store *st)
+{
+	struct cached *c = (struct cached *)st;
+
+	c->writer = true;
+	/* Only a writer's root check is the remote's: only it has the index. */
+	if (c->cache->index_get) {
+		st->index_get = cs_index_get;
+		st->index_put = cs_index_put;
+	}
 }
 
 void store_cached_set_bound(struct store *st, uint64_t bytes)

@@ -27,6 +27,14 @@ void store_cached_set_bound(struct store *st, uint64_t bytes);
  * it only costs that collapse. */
 void store_cached_share(struct store *st, const char *dir);
 
+/* Makes the PathInfo lookups and blob stats of `st` (from
+ * store_cached_new) ask the remote only, for a writer: what it uploads
+ * and registers is decided by what the remote has, and what the cache
+ * keeps may be what the remote has collected since. It also gives `st`
+ * the cache's import index (--trust-stat), whose root check then asks the
+ * remote. */
+void store_cached_set_writer(struct store *st);
+
 /* Splits `--cache DIR[?cache-size=SIZE]` (SIZE: N, NK, NM, NG or NT, in
  * powers of 1024) into a malloc'd DIR and the bound (0 without one).
  * -EINVAL with a message for another parameter or a bad size. */

@@ -45,6 +45,7 @@ struct cached {
 	struct cache_paths paths;
 	struct inflight fetching;
 	int lock_fd;		       /* DIR/fetch.lock (store_cached_share), or -1 */
+	bool writer;		       /* stats and PathInfos from the remote only */
 	uint64_t bound;		       /* cache-size=: blob bytes kept at most; 0: no bound */
 	atomic_uint fills;	       /* blob fills since the cache was last synced */
 	atomic_uint_fast64_t unsynced; /* their bytes (not in the cache's usage yet) */

@@ -203,6 +203,8 @@ static int open_cached(const char *arg, unsigned flags, struct store *remote, st
 		store_cached_set_bound(*out, bound);
 	if (rc == 0)
 		store_cached_share(*out, dir);
+	if (rc == 0 && (flags & STORE_OPEN_IMPORT))
+		store_cached_set_writer(*out);
 	if (rc < 0)
 		store_free(cache);
 	free(dir);

@@ -86,12 +86,12 @@ static int import_run(struct cli_ctx *c)
 	int rc = 0;
 
 	/* Said here, where the flags are known: which store holds the index
-	 * of a composite, and why not the cache, is in docs/services.md. */
+	 * of a composite or a cache is in docs/services.md. */
 	if (o->trust_stat && !c->store->index_get)
 		return sf_err(-ENOTSUP,
 			      "--trust-stat needs an import index, which only a local store "
 			      "keeps: with service addresses, the PathInfo store must be a "
-			      "local one, and not behind --cache (docs/services.md)");
+			      "local one, or give --cache DIR (docs/services.md)");
 
 	for (int i = 0; rc == 0 && i < c->argc; i++)
 		rc = import_one(c, c->argv[i]);

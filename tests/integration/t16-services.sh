@@ -131,6 +131,20 @@ test_cache() {
 	assert_eq "$(count_blobs "$ra")" 0 "blobs the remote got back"
 }
 
+# An import through --cache decides what to upload and register by what the remote has
+# (docs/services.md "The cache"): after the remote deleted a path the cache still holds, the
+# import puts it all back, and the remote alone serves it whole.
+test_cache_import_after_delete() {
+	local r=$TMP/del-remote c=$TMP/del-cache p
+	p=$(sf import --store "$r" --cache "$c" "$SRC")
+	sf nar --store "$r" --cache "$c" "$p" >/dev/null # the cache now holds it all
+	sf delete --store "$r" "$p" >/dev/null 2>&1
+	expect_fail sf path-info --store "$r" "$p"
+	assert_eq "$(sf import --store "$r" --cache "$c" "$SRC")" "$p" "the import again"
+	sf verify --store "$r" >"$TMP/out" || fail "remote incomplete: $(cat "$TMP/out")"
+	nix-store --dump "$SRC" | cmp - <(sf nar --store "$r" "$p")
+}
+
 # A cold read through an empty --cache does not sync each fill on its own
 # (docs/services.md "A crash and the cache"): the mount's fsync and
 # fdatasync calls while 80 files are read (strace) are a few, not one or
@@ -165,6 +179,8 @@ check "a mount reads through the composite" test_mount_composite
 check "errors: missing store, bad URL, gc refused, flags without a store" test_errors
 check "GC roots go to the PathInfo store" test_roots_in_metadata_store
 check "--cache: a second mount reads everything from the cache" test_cache
+check "--cache: an import after the remote deleted the path uploads and registers it again" \
+	test_cache_import_after_delete
 if strace -o /dev/null true 2>/dev/null; then
 	check "--cache: a cold read syncs the cache a few times, not once per file" test_cache_fill_syncs
 else

@@ -495,6 +495,42 @@ test_chunk_cache_two_mounts() {
 	wait "$pid1"
 }
 
+# Chunks under the size bound: a blob read whole leaves its chunks and
+# itself in the cache; filled more than 5 s before, all of them are evicted
+# when another large file fills the cache past the bound, and an open file
+# keeps reading right.
+test_chunk_cache_bound() {
+	local t=$TMP/kb m=$TMP/kbmnt meta=$TMP/kbmeta cache=$TMP/kbcache p
+	local svc=(--blob-service-addr "s3://ybkt?endpoint=$PROXY&region=us-east-1"
+		--directory-service-addr "$meta" --path-info-service-addr "$meta")
+	s3curl -f -X PUT "$S3_ENDPOINT/ybkt" >/dev/null
+	mkdir -p "$t"
+	seeded_bytes 16 4000000 >"$t/a"
+	seeded_bytes 17 4000000 >"$t/b"
+	p=$(sf import "${svc[@]}" "$t")
+	start_mount "$meta" "$m" "${svc[@]}" --cache "$cache?cache-size=3M"
+	cmp "$m/$(base "$p")/a" "$t/a"
+	stop_mount "$m"
+	bt "$cache" stat "$(b3hex "$t/a")" >/dev/null || fail "a was not kept whole"
+	sleep 6
+	start_mount "$meta" "$m" "${svc[@]}" --cache "$cache?cache-size=3M"
+	python3 - "$m/$(base "$p")" "$t" <<'PY'
+import os, sys
+m, t = sys.argv[1], sys.argv[2]
+a = os.open(m + "/a", os.O_RDONLY)
+assert os.pread(a, 4096, 0) == open(t + "/a", "rb").read(4096)
+assert open(m + "/b", "rb").read() == open(t + "/b", "rb").read()
+assert os.pread(a, 4000000, 0) == open(t + "/a", "rb").read(), "a read after eviction"
+PY
+	stop_mount "$m"
+	expect_status 1 bt "$cache" stat "$(b3hex "$t/a")"
+	start_mount "$meta" "$m" "${svc[@]}" --cache "$cache?cache-size=3M"
+	: >"$PROXY_LOG"
+	cmp "$m/$(base "$p")/a" "$t/a"
+	[ "$(gets /chunks/)" -ge 1 ] || fail "a's chunks were not evicted"
+	stop_mount "$m"
+}
+
 # A chunk list that lies (real chunks, adding up to the size, that make
 # another blob): partial reads cannot tell, a whole read is EIO, and the
 # cache does not keep the blob.
@@ -537,5 +573,6 @@ check "a flipped chunk read through a mount is EIO and not cached" test_lazy_fli
 check "--cache DIR?cache-size= evicts the least recently used blobs; an open reader survives" test_cache_bound
 check "the cache keeps chunks: a remount reads them from it; concurrent readers fetch each chunk once" test_chunk_cache
 check "two mounts sharing a cache directory fetch each chunk once" test_chunk_cache_two_mounts
+check "chunks are evicted past cache-size= like blobs; an open file keeps reading" test_chunk_cache_bound
 check "a chunk list naming chunks that do not make the blob is EIO and not kept" test_chunk_list_lie
 check "verify lists the bucket and names a replaced object and a replaced chunk; the mount says EIO and caches nothing" test_verify

@@ -41,12 +41,13 @@ static int accept_dir(struct gdir_service *s, const struct b3_digest *want, cons
 	return 0;
 }
 
-/* A recursive Get of `dg`: the root is *out, the Directories below it
- * are kept ahead of their own Gets (grpc_dirahead.c) until this stream's
- * share is reached, where the stream is cancelled. Once the root has come,
+/* A Get of `dg`, the root, into *out; if `recursive`, the Directories
+ * below it are kept ahead of their own Gets (grpc_dirahead.c) until this
+ * stream's share is reached, where the stream is cancelled. Once the root has come,
  * a failure later in the stream only ends it: what was kept was checked,
  * and a Directory it did not bring is asked for when it is needed. */
-static int get_ahead(struct gdir_service *s, const struct b3_digest *dg, struct directory **out)
+static int get_ahead(struct gdir_service *s, const struct b3_digest *dg, bool recursive,
+		     struct directory **out)
 {
 	Snix__Castore__V1__GetDirectoryRequest req = SNIX__CASTORE__V1__GET_DIRECTORY_REQUEST__INIT;
 	uint8_t buf[64], *msg = NULL;
@@ -60,9 +61,10 @@ static int get_ahead(struct gdir_service *s, const struct b3_digest *dg, struct 
 	req.by_what_case = SNIX__CASTORE__V1__GET_DIRECTORY_REQUEST__BY_WHAT_DIGEST;
 	req.digest.data = (uint8_t *)dg->bytes;
 	req.digest.len = B3_LEN;
-	req.recursive = 1;
+	req.recursive = recursive;
 	len = snix__castore__v1__get_directory_request__pack(&req, buf);
-	grpc_dirahead_make_room(&s->ahead);
+	if (recursive)
+		grpc_dirahead_make_room(&s->ahead);
 	rc = dir_recv_new(dg, &v);
 	if (rc < 0)
 		return rc;
@@ -98,9 +100,20 @@ static int gdir_get(struct dir_service *ds, const struct b3_digest *dg, struct d
 {
 	struct gdir_service *s = (struct gdir_service *)ds;
 
-	if (grpc_dirahead_take(&s->ahead, dg, out))
+	int rc;
+
+	switch (grpc_dirahead_take(&s->ahead, dg, out)) {
+	case GRPC_AHEAD_TAKEN:
 		return 0;
-	return get_ahead(s, dg, out);
+	case GRPC_AHEAD_DOWN:
+		return get_ahead(s, dg, true, out);
+	case GRPC_AHEAD_MISS:
+		break;
+	}
+	rc = get_ahead(s, dg, false, out);
+	if (rc == 0)
+		grpc_dirahead_want_children(&s->ahead, *out);
+	return rc;
 }
 
 /* One call for a whole closure: a recursive Get, its stream checked root

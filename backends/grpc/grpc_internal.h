@@ -91,9 +91,15 @@ struct grpc_dirahead {
 
 void grpc_dirahead_init(struct grpc_dirahead *a);
 void grpc_dirahead_release(struct grpc_dirahead *a);
-/* The Directory `dg` if it is kept: handed over (the caller frees it). */
-bool grpc_dirahead_take(struct grpc_dirahead *a, const struct b3_digest *dg,
-			struct directory **out);
+enum grpc_ahead {
+	GRPC_AHEAD_MISS,  /* nothing known: get it alone */
+	GRPC_AHEAD_TAKEN, /* kept: *out handed over (the caller frees it) */
+	GRPC_AHEAD_DOWN,  /* a child of one got alone: get it recursively */
+};
+enum grpc_ahead grpc_dirahead_take(struct grpc_dirahead *a, const struct b3_digest *dg,
+				   struct directory **out);
+/* Marks the child Directories of `d` (got alone) for a recursive Get. */
+void grpc_dirahead_want_children(struct grpc_dirahead *a, const struct directory *d);
 /* Before a recursive Get whose Directories will be kept. */
 void grpc_dirahead_make_room(struct grpc_dirahead *a);
 /* Keeps `d` (taking it over); false once this stream (`*kept` so far)

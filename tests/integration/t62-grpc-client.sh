@@ -283,9 +283,10 @@ t_small_in_memory() {
 }
 
 # A walk of a mount asks for every Directory below where it starts: the
-# first Get asks recursively and the client keeps the subtree, so walking
-# 46 directories costs one DirectoryService Get, not 46 (counted by the
-# daemon's log of its calls). A stream that ends in a Directory nothing
+# store path's root is got alone (its lookup stays one small answer), and
+# the Get of one of its children asks recursively and the client keeps
+# the subtree, so walking 46 directories (5 at the top) costs 6
+# DirectoryService Gets, not 46 (counted by the daemon's log of its calls). A stream that ends in a Directory nothing
 # referred to (the peer's "extra" mode) keeps nothing of the lie: the
 # mount shows the right tree.
 t_dirs_ahead() {
@@ -298,7 +299,7 @@ t_dirs_ahead() {
 	assert_eq "$(find "$M/$q" -type f | wc -l)" 40
 	assert_eq "$(cat "$M/$q/d3/e8/f")" 8
 	n=$(grep -c 'DirectoryService/Get: 0' "$TMP/daemon.log") || true
-	[ "$n" = 1 ] || fail "$n Directory Gets for a walk of 46 directories"
+	[ "$n" -le 6 ] || fail "$n Directory Gets for a walk of 46 directories"
 	stop_mount "$M"
 	stop_peer
 	start_peer 127.0.0.1:0 --mode extra
@@ -466,7 +467,7 @@ check "serve a binary cache from a grpc+http:// store (recursive Get, checked)" 
 check "storefs daemon: mounts over grpc+unix:// and grpc+http://, writes" t_storefs_daemon
 check "malformed grpc URLs are refused with a reason" t_bad_urls
 check "small blobs are read into memory by their size, never spooled" t_small_in_memory
-check "a walk of a mount gets its Directories in one recursive Get" t_dirs_ahead
+check "a walk of a mount gets its Directories by subtrees, not one by one" t_dirs_ahead
 check "a daemon slow to finish the HTTP/2 handshake is waited for" t_slow_handshake
 check "a blob with one flipped byte is EIO and nothing is kept" t_flipped_byte
 check "a blob with one flipped byte through --cache: EIO, no blob cached" t_flipped_byte_cache

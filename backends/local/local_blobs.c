@@ -545,8 +545,9 @@ static int local_put_hashed(struct blob_service *bs, const void *buf, size_t len
 	*created = false;
 	local_blob_relpath(d, rel);
 	/* The stored value first: a re-import finds most blobs there, and
-	 * then needs no lookup of a blob file. */
-	if (len <= s->inline_max)
+	 * then needs no lookup of a blob file. An inline_max of 0 keeps even
+	 * the empty blob a file, as the writer does. */
+	if (s->inline_max && len <= s->inline_max)
 		return local_inline_holds(s->inl, d, buf, len) || file_is_verified(s, rel, d)
 			   ? 0
 			   : local_inline_keep(s->inl, d, buf, len, created);

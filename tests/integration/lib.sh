@@ -76,9 +76,9 @@ fail() {
 	return 1
 }
 
-# assert_eq ACTUAL EXPECTED [what]
+# assert_eq GOT WANT [WHAT [DETAIL]]: DETAIL is added to the failure message.
 assert_eq() {
-	[ "$1" = "$2" ] || fail "${3:-value}: got '$1', expected '$2'"
+	[ "$1" = "$2" ] || fail "${3:-value}: got '$1', expected '$2'${4:+ $4}"
 }
 
 # expect_status N CMD...: CMD must exit with status N (stdout in $TMP/out,

@@ -678,16 +678,15 @@ static struct fs_file *cache_get(struct fs *fs, uint64_t ino)
 	return f;
 }
 
-int fs_file_get(struct fs *fs, uint64_t ino, struct fs_file **out)
+/* The cached reader of `ino`, else a new one, cached (the cache is
+ * bounded); *cached says which. */
+static int file_cached_or_open(struct fs *fs, uint64_t ino, const struct inode *r,
+			       struct fs_file **out, bool *cached)
 {
-	const struct inode *r;
-	struct fs_file *f;
+	struct fs_file *f = cache_get(fs, ino);
 	int rc;
 
-	rc = file_inode(fs, ino, &r);
-	if (rc)
-		return rc;
-	f = cache_get(fs, ino);
+	*cached = f != NULL;
 	if (f) {
 		*out = f;
 		return 0;
@@ -697,6 +696,18 @@ int fs_file_get(struct fs *fs, uint64_t ino, struct fs_file **out)
 		return rc;
 	*out = cache_insert(fs, f);
 	return 0;
+}
+
+int fs_file_get(struct fs *fs, uint64_t ino, struct fs_file **out)
+{
+	const struct inode *r;
+	bool cached;
+	int rc;
+
+	rc = file_inode(fs, ino, &r);
+	if (rc)
+		return rc;
+	return file_cached_or_open(fs, ino, r, out, &cached);
 }
 
 void fs_file_unref(struct fs *fs, struct fs_file *f)
@@ -735,6 +746,7 @@ int fs_file_fetch(struct fs *fs, uint64_t ino, void *buf, size_t cap, size_t *n)
 {
 	const struct inode *r;
 	struct fs_file *f;
+	bool cached;
 	int rc;
 
 	rc = file_inode(fs, ino, &r);
@@ -746,21 +758,16 @@ int fs_file_fetch(struct fs *fs, uint64_t ino, void *buf, size_t cap, size_t *n)
 		return -ENOENT;
 	if (atomic_load_explicit(&r->pushed, memory_order_relaxed))
 		return -EALREADY;
-	f = cache_get(fs, ino);
-	if (f) {
-		fs_file_unref(fs, f);
-		return -EALREADY;
-	}
-	/* Cached like a READ's reader (the cache is bounded): the kernel
-	 * may not keep what is pushed (no inode yet: -ENOENT; or its pages
-	 * dropped later: over S3, 0.5-7% of a cold tar's files were read
-	 * again after a successful push, t19), and a READ then finds the
-	 * bytes here rather than fetching them again. */
-	rc = file_open(fs, ino, r, &f);
+	/* Cached like a READ's reader: the kernel may not keep what is
+	 * pushed (no inode yet: -ENOENT; or its pages dropped later: over
+	 * S3, 0.5-7% of a cold tar's files were read again after a
+	 * successful push, t19), and a READ then finds the bytes here rather
+	 * than fetching them again. A reader already cached means a READ
+	 * came first: nothing to push. */
+	rc = file_cached_or_open(fs, ino, r, &f, &cached);
 	if (rc)
 		return rc;
-	f = cache_insert(fs, f);
-	rc = fs_file_read(f, buf, cap, 0, n);
+	rc = cached ? -EALREADY : fs_file_read(f, buf, cap, 0, n);
 	fs_file_unref(fs, f);
 	return rc;
 }

@@ -9,6 +9,9 @@
 #			listens on (default 127.0.0.1; t26 gives one that its
 #			network namespaces reach), CEPH_CONF_EXTRA lines added
 #			to [global]
+#	ceph_up_or_end	ceph_up for a test script: its '#' lines shown; if
+#			it fails, one "not ok - ceph comes up" with the logs'
+#			tails, and the script ends
 #	ceph_down	kills its daemons (by their pid files) and waits for them
 #	s3curl ARGS...	curl with SigV4 as that user (for the test's own
 #			bucket operations and tampering)
@@ -164,4 +167,13 @@ ceph_down() {
 s3curl() {
 	curl -s -K "$CEPH_DIR/curl.conf" --aws-sigv4 "aws:amz:us-east-1:s3" \
 		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
+}
+
+ceph_up_or_end() {
+	if ! ceph_up >"$TMP/ceph-up.log" 2>&1; then
+		echo "not ok - ceph comes up"
+		sed 's/^/#   /' "$TMP/ceph-up.log" "$CEPH_DIR"/log/*.log 2>/dev/null | tail -n 40
+		exit 0
+	fi
+	grep '^#' "$TMP/ceph-up.log"
 }

@@ -107,12 +107,7 @@ export CEPH_OSDS=3 CEPH_RGW_ADDR=$NET.1
 export CEPH_CONF_EXTRA="osd heartbeat interval = 1
 osd heartbeat grace = 4
 mon osd min down reporters = 1"
-if ! ceph_up >"$TMP/ceph-up.log" 2>&1; then
-	echo "not ok - ceph comes up"
-	sed 's/^/#   /' "$TMP/ceph-up.log" "$CEPH_DIR"/log/*.log 2>/dev/null | tail -n 40
-	exit 0
-fi
-grep '^#' "$TMP/ceph-up.log"
+ceph_up_or_end
 export PG_LISTEN="127.0.0.1,$NET.1"
 pg_up >"$TMP/pg-up.log" 2>&1 || { echo "not ok - start PostgreSQL"; exit 0; }
 echo "$NET.1:$PG_PORT:*:ci:$PG_PASSWORD" >>"$PGPASSFILE"
